@@ -1,0 +1,105 @@
+"""Plain data types shared by the pipeline, the node, replay and training (no rclpy, no torch).
+
+The integer constants mirror ``msg/Lane.msg`` one for one; ``test/test_messages.py`` checks
+that they agree, so the ROS-free core can use them without importing the generated messages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+
+class Position(IntEnum):
+    """Position of a lane boundary relative to the ego vehicle (Lane.POSITION_*)."""
+
+    UNKNOWN = 0
+    EGO_LEFT = 1
+    EGO_RIGHT = 2
+    SECOND_LEFT = 3
+    SECOND_RIGHT = 4
+    THIRD_LEFT = 5
+    THIRD_RIGHT = 6
+    FOURTH_LEFT = 7
+    FOURTH_RIGHT = 8
+
+
+class MarkingType(IntEnum):
+    """Painted marking type (Lane.TYPE_*)."""
+
+    UNKNOWN = 0
+    SOLID = 1
+    DASHED = 2
+    DOUBLE_SOLID = 3
+    SOLID_DASHED = 4
+    DASHED_SOLID = 5
+    DOUBLE_DASHED = 6
+    BOTTS_DOTS = 7
+    ROAD_EDGE = 8
+
+
+class MarkingColor(IntEnum):
+    """Painted marking colour (Lane.COLOR_*)."""
+
+    UNKNOWN = 0
+    WHITE = 1
+    YELLOW = 2
+    BLUE = 3
+    RED = 4
+
+
+@dataclass
+class DetectedLane:
+    """One lane boundary found in one image, in the camera image's pixel coordinates.
+
+    Attributes:
+        image_coeffs: polynomial x(y), lowest order first (``np.polynomial`` order).
+        y_min: first image row the polynomial is valid for (pixels).
+        y_max: last image row the polynomial is valid for (pixels).
+        points: (N, 2) float32 samples (x, y) of the polynomial, near (bottom) to far (top).
+        confidence: in [0, 1].
+        ground_coeffs: (c0, c1, c2, c3) of y(x) in metres in the vehicle frame, or None.
+        ground_x_range: (x_min, x_max) in metres for which ``ground_coeffs`` hold, or None.
+        ground_points: (M, 2) float32 samples (x forward, y left) in metres, or None.
+    """
+
+    image_coeffs: np.ndarray
+    y_min: float
+    y_max: float
+    points: np.ndarray
+    confidence: float = 1.0
+    position: Position = Position.UNKNOWN
+    marking_type: MarkingType = MarkingType.UNKNOWN
+    color: MarkingColor = MarkingColor.UNKNOWN
+    track_id: int = 0
+    ground_coeffs: np.ndarray | None = None
+    ground_x_range: tuple[float, float] | None = None
+    ground_points: np.ndarray | None = None
+
+    def x_at(self, y: np.ndarray | float) -> np.ndarray:
+        """Evaluate x(y) of the image polynomial (no range check)."""
+        return np.polynomial.polynomial.polyval(np.asarray(y, dtype=np.float64), self.image_coeffs)
+
+
+@dataclass
+class LaneFrame:
+    """Everything the pipeline found in one camera image.
+
+    Attributes:
+        width: camera image width in pixels (the frame of all image coordinates).
+        height: camera image height in pixels.
+        class_mask: (height, width) uint8 class ids at camera resolution.
+        lanes: lane boundaries ordered left to right at the bottom of the image.
+        ego_left_index: index into ``lanes`` of the ego lane's left boundary, or -1.
+        ego_right_index: index into ``lanes`` of the ego lane's right boundary, or -1.
+        timings: seconds spent per pipeline stage (``preprocess``, ``infer``, ``decode``, ...).
+    """
+
+    width: int
+    height: int
+    class_mask: np.ndarray
+    lanes: list[DetectedLane] = field(default_factory=list)
+    ego_left_index: int = -1
+    ego_right_index: int = -1
+    timings: dict[str, float] = field(default_factory=dict)

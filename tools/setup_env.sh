@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Make .venv a working ROS 2 Kilted environment with lanenet installed in it.
+#
+#   1. a virtual environment with torch (CPU build, pinned), the ros-kilted-* wheels and
+#      the project's dependencies (pip install -e .[train,dev]);
+#   2. the wheels' exported CMake files pointed at this venv's Python and numpy headers
+#      (they name the directories of the machine the wheels were built on);
+#   3. msg/*.msg generated and built with rosidl/ament_cmake and installed into the venv,
+#      so that `from lanenet_ros.msg import LaneArray` works.
+#
+# Each step runs only when its inputs changed (stamps in .venv/.lanenet-*), so a second
+# run takes about a second. Environment: PYTHON (default python3) picks the interpreter.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PYTHON="${PYTHON:-python3}"
+cd "$ROOT"
+
+say() { printf '[setup] %s\n' "$*"; }
+digest() { cat "$@" | sha256sum | cut -c1-16; }
+stamp_ok() { [ -f "$VENV/.lanenet-$1" ] && [ "$(cat "$VENV/.lanenet-$1")" = "$2" ]; }
+# pip prints one warning per missing local index directory; keep real messages only.
+pip_quiet() { "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), "lanenet needs Python 3.11 (the ROS 2 Kilted wheels are built for it), found " + sys.version.split()[0]' \
+    || { echo "[setup] error: set PYTHON to a Python 3.11 interpreter" >&2; exit 1; }
+  say "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+deps="$(digest requirements-ros.txt setup.py)"
+if ! stamp_ok deps "$deps"; then
+  # torch first and pinned: anything that asks for an unpinned torch later is then satisfied
+  # by this CPU build instead of downloading a CUDA build.
+  say "installing torch==2.13.0, ROS 2 Kilted wheels and lanenet's dependencies"
+  pip_quiet torch==2.13.0
+  pip_quiet -r requirements-ros.txt
+  pip_quiet -e ".[train,dev]" --config-settings editable_mode=compat
+  echo "$deps" > "$VENV/.lanenet-deps"
+  rm -f "$VENV/.lanenet-cmakefix"
+fi
+
+site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+pyinc="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+npinc="$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')"
+fix="$(digest "$VENV/.lanenet-deps")-$pyinc-$npinc"
+if ! stamp_ok cmakefix "$fix"; then
+  say "pointing the wheels' CMake exports at $pyinc and $npinc"
+  { grep -rlF --include="*.cmake" "/opt/python/cp311-cp311" "$VENV/share" || true; } | while read -r f; do
+    sed -i -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$npinc#g" \
+           -e "s#/opt/python/cp311-cp311/include/python3.11#$pyinc#g" "$f"
+  done
+  echo "$fix" > "$VENV/.lanenet-cmakefix"
+fi
+
+msgs="$(digest msg/*.msg CMakeLists.txt package.xml)-$fix"
+if ! stamp_ok msgs "$msgs" || ! "$VENV/bin/python" -c 'from lanenet_ros.msg import LaneArray' 2>/dev/null; then
+  say "building lanenet_ros messages into $VENV"
+  build="$VENV/build/lanenet_ros"
+  rm -rf "$build"; mkdir -p "$build"
+  export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+  export PATH="$VENV/bin:$PATH" LD_LIBRARY_PATH="$VENV/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  cmake -S "$ROOT" -B "$build" -DCMAKE_INSTALL_PREFIX="$VENV" -DLANENET_INSTALL_PYTHON=OFF \
+    -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release >"$build.log" 2>&1 \
+    && cmake --build "$build" -j "$(nproc)" >>"$build.log" 2>&1 \
+    && cmake --install "$build" >>"$build.log" 2>&1 \
+    || { tail -n 40 "$build.log" >&2; echo "[setup] error: message build failed, full log: $build.log" >&2; exit 1; }
+  # The generated package must not shadow the source package: lanenet_ros/__init__.py
+  # extends its __path__ to the generated msg/ and type-support modules instead.
+  rm -f "$site/lanenet_ros/__init__.py"
+  "$VENV/bin/python" -c 'from lanenet_ros.msg import Lane, LaneArray' \
+    || { echo "[setup] error: messages built but 'from lanenet_ros.msg import LaneArray' fails" >&2; exit 1; }
+  echo "$msgs" > "$VENV/.lanenet-msgs"
+fi
+say "ready: $VENV (activate with: source .venv/bin/activate)"

@@ -3,13 +3,15 @@
 ROS 2 users build this repository with colcon (package.xml / CMakeLists.txt); this file
 serves machines without ROS, such as a training server: `pip install .[train]`.
 """
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
     name="lanenet",
     version="0.1.0",
     description="Lane detection for ROS 2 and its training toolkit",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",

@@ -1,0 +1,121 @@
+"""LaneNet (Neven et al., 2018) on an ENet-style encoder.
+
+Stages 1 and 2 of the encoder are shared; stage 3 and the decoder are repeated once for the binary
+lane-segmentation branch and once for the instance-embedding branch. Max-unpooling of the original ENet
+is replaced by transposed convolutions so that the model exports to plain ONNX / TensorRT layers.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lanenet_train.models.layers import ConvBNReLU, scaled
+
+
+class InitialBlock(nn.Module):
+    """ENet's stem: a strided 3x3 convolution concatenated with a max-pooled copy of the input."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch - in_ch, 3, 2, 1, bias=False)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.bn = nn.BatchNorm2d(out_ch)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(torch.cat([self.conv(x), self.pool(x)], dim=1)))
+
+
+class Bottleneck(nn.Module):
+    """ENet bottleneck: 1x1 reduce, a regular / dilated / asymmetric / strided conv, 1x1 expand, residual."""
+
+    def __init__(self, in_ch: int, out_ch: int, kind: str = "regular", dilation: int = 1,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        mid = max(4, out_ch // 4)
+        stride = 2 if kind == "down" else 1
+        if kind == "asymmetric":
+            middle: nn.Module = nn.Sequential(
+                nn.Conv2d(mid, mid, (5, 1), padding=(2, 0), bias=False),
+                ConvBNReLU(mid, mid, kernel=1), nn.Conv2d(mid, mid, (1, 5), padding=(0, 2), bias=False))
+        else:
+            middle = nn.Conv2d(mid, mid, 3, 1, dilation, dilation=dilation, bias=False)
+        self.branch = nn.Sequential(
+            ConvBNReLU(in_ch, mid, kernel=2 if stride == 2 else 1, stride=stride),
+            middle, nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+            nn.Conv2d(mid, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch), nn.Dropout2d(dropout))
+        self.main: nn.Module = nn.Identity()
+        if stride == 2 or in_ch != out_ch:
+            pool = nn.MaxPool2d(2, 2) if stride == 2 else nn.Identity()
+            self.main = nn.Sequential(pool, nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.main(x) + self.branch(x))
+
+
+class UpBlock(nn.Module):
+    """Decoder step: 2x transposed convolution fused with the encoder skip of the same size, then refine."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.up = nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 2, 2, bias=False), nn.BatchNorm2d(out_ch))
+        self.refine = Bottleneck(out_ch, out_ch)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.refine(torch.relu(self.up(x) + skip))
+
+
+def stage3(ch: int, dropout: float) -> nn.Sequential:
+    """ENet stage 3: dilated and asymmetric bottlenecks at stride 8 (one per branch in LaneNet)."""
+    kinds = [("regular", 1), ("regular", 2), ("asymmetric", 1), ("regular", 4),
+             ("regular", 1), ("regular", 8), ("asymmetric", 1), ("regular", 16)]
+    return nn.Sequential(*[Bottleneck(ch, ch, k, d, dropout) for k, d in kinds])
+
+
+class Decoder(nn.Module):
+    """Branch decoder: stride 8 -> 4 -> 2 with skips, then a transposed conv to full size and the head."""
+
+    def __init__(self, chans: tuple[int, int, int], out_ch: int) -> None:
+        super().__init__()
+        c1, c2, c3 = chans
+        self.up4 = UpBlock(c3, c2)
+        self.up2 = UpBlock(c2, c1)
+        self.head = nn.ConvTranspose2d(c1, out_ch, 2, 2)
+
+    def forward(self, x: torch.Tensor, skip4: torch.Tensor, skip2: torch.Tensor) -> torch.Tensor:
+        return self.head(self.up2(self.up4(x, skip4), skip2))
+
+
+class LaneNet(nn.Module):
+    """LaneNet: ``forward(x)`` returns ``binary_logits`` (N,2,H,W) and ``embedding`` (N,E,H,W).
+
+    Args:
+        in_channels: image channels (3).
+        embedding_dim: E, the instance-embedding dimension.
+        width_multiplier: scales ENet's 16/64/128 channels (0.5 gives 8/32/64).
+        dropout: spatial dropout in the bottlenecks while training.
+    """
+
+    def __init__(self, in_channels: int = 3, embedding_dim: int = 4, width_multiplier: float = 1.0,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        c1, c2, c3 = (scaled(16, width_multiplier), scaled(64, width_multiplier), scaled(128, width_multiplier))
+        c1 = max(c1, in_channels + 4)
+        self.initial = InitialBlock(in_channels, c1)
+        self.stage1 = nn.Sequential(Bottleneck(c1, c2, "down", dropout=dropout / 10),
+                                    *[Bottleneck(c2, c2, dropout=dropout / 10) for _ in range(3)])
+        self.stage2 = nn.Sequential(Bottleneck(c2, c3, "down", dropout=dropout), *stage3(c3, dropout))
+        self.binary_stage3 = stage3(c3, dropout)
+        self.embedding_stage3 = stage3(c3, dropout)
+        self.binary_decoder = Decoder((c1, c2, c3), 2)
+        self.embedding_decoder = Decoder((c1, c2, c3), embedding_dim)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        skip2 = self.initial(x)
+        skip4 = self.stage1(skip2)
+        shared = self.stage2(skip4)
+        return {
+            "binary_logits": self.binary_decoder(self.binary_stage3(shared), skip4, skip2),
+            "embedding": self.embedding_decoder(self.embedding_stage3(shared), skip4, skip2),
+        }

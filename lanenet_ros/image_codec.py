@@ -118,10 +118,12 @@ def image_view(encoding: str, width: int, height: int, step: int, data: object,
     item = np.dtype((">" if is_bigendian else "<") + layout.dtype)
     row_bytes = width * layout.channels * item.itemsize
     if step < row_bytes:
-        raise ImageError(f"step {step} is shorter than one row of {width} {encoding} pixels ({row_bytes} bytes)")
+        raise ImageError(f"step {step} is shorter than one row of {width} {encoding} pixels "
+                         f"({row_bytes} bytes)")
     buf = _buffer(data)
     if buf.size == 0:
-        raise ImageError(f"image data is empty, expected {step * height} bytes ({height} rows of step {step})")
+        raise ImageError(f"image data is empty, expected {step * height} bytes "
+                         f"({height} rows of step {step})")
     if buf.size != step * height:
         what = "truncated" if buf.size < step * height else "longer than its header says"
         raise ImageError(f"image data is {what}: {buf.size} bytes, but step {step} x height {height} "

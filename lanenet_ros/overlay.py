@@ -65,7 +65,7 @@ def default_class_colors(num_classes: int = 256) -> list[tuple[int, int, int]]:
 
 
 def lane_label(lane: DetectedLane) -> str:
-    """Short text for a lane: position, track id, type, colour and confidence (e.g. ``L1 #3 dashed white 0.91``).
+    """Short text for a lane: position, track id, type, colour, confidence (``L1 #3 dashed white 0.91``).
 
     Args:
         lane: the lane.
@@ -142,7 +142,8 @@ def draw_lanes(canvas: np.ndarray, lanes: Sequence[DetectedLane], labels: bool =
         cv2.polylines(canvas, [np.round(points).astype(np.int32)], False, bgr, thickness, cv2.LINE_AA)
         if labels:
             x, y = np.round(points[-1]).astype(int)
-            origin = (int(np.clip(x - 20, 0, canvas.shape[1] - 60)), int(np.clip(y - 8, 15, canvas.shape[0] - 4)))
+            origin = (int(np.clip(x - 20, 0, canvas.shape[1] - 60)),
+                      int(np.clip(y - 8, 15, canvas.shape[0] - 4)))
             cv2.putText(canvas, lane_label(lane), origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0),
                         thickness + 2, cv2.LINE_AA)
             cv2.putText(canvas, lane_label(lane), origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, bgr,

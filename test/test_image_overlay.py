@@ -22,8 +22,8 @@ def scene():
     mask = np.zeros((120, 160), np.uint8)
     mask[60:, 10:14] = 1
     mask[60:, 100:104] = 2
-    frame = LaneFrame(width=160, height=120, class_mask=mask,
-                      lanes=[vertical_lane(40.0, Position.EGO_LEFT), vertical_lane(120.0, Position.EGO_RIGHT)])
+    lanes = [vertical_lane(40.0, Position.EGO_LEFT), vertical_lane(120.0, Position.EGO_RIGHT)]
+    frame = LaneFrame(width=160, height=120, class_mask=mask, lanes=lanes)
     return image, frame
 
 

@@ -1,0 +1,134 @@
+"""`lanenet-replay`: run a bag's camera images through lanenet and report what it found.
+
+Offline (default): every image through the same LanePipeline the node uses, as fast as the machine
+allows. Live (``--live``): the images are published over ROS at the recorded rate into a running
+lanenet node, and its LaneArray outputs are collected to measure true end-to-end latency and drops.
+Either way: ``report.json``, plots, an overlay video and a printed summary in ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from lanenet_ros.bag import count_images, labels_path, pick_topic, read_images
+from lanenet_ros.replay_report import ReplayLog, format_summary
+
+
+class VideoSink:
+    """Overlay frames into an mp4 file (written to a temporary name, renamed when closed)."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps = path, fps
+        self.tmp = path.with_name(path.stem + ".partial" + path.suffix)
+        self.writer: cv2.VideoWriter | None = None
+
+    def add(self, image) -> None:
+        if self.writer is None:
+            h, w = image.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self.writer.isOpened():
+                raise OSError(f"{self.tmp}: OpenCV cannot write an mp4 video here")
+        self.writer.write(image)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.tmp.replace(self.path)
+
+
+def load_labels(path: Path | None, bag: Path) -> list[dict] | None:
+    """TuSimple-format label rows: ``path``, else the synthetic ground truth beside the bag, else None."""
+    path = path or (labels_path(bag) if labels_path(bag).exists() else None)
+    if path is None:
+        return None
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+            missing = {"lanes", "h_samples"} - row.keys()
+            if missing:
+                raise ValueError(f"{path}:{number}: label lacks {sorted(missing)}")
+            rows.append(row)
+    return rows
+
+
+def replay_offline(args: argparse.Namespace, log: ReplayLog, video: VideoSink) -> int:
+    """Every image of the bag through one LanePipeline; returns the number of images."""
+    from lanenet_ros.overlay import draw_overlay
+    from lanenet_ros.pipeline import LanePipeline
+
+    pipeline = LanePipeline(model_path=args.model, backend=args.backend)
+    print(f"model: {pipeline.info.architecture} {pipeline.info.input_width}x{pipeline.info.input_height}, "
+          f"backend: {pipeline.backend_name}")
+    topic = pick_topic(args.bag, args.topic)
+    total = count_images(args.bag, topic)
+    for index, item in enumerate(tqdm(read_images(args.bag, topic), total=total, desc="replay", unit="frame")):
+        start = time.perf_counter()
+        frame = pipeline.process(item.image, stamp=item.stamp_ns)
+        log.add(index, item.stamp_ns, frame, (time.perf_counter() - start) * 1000.0)
+        video.add(draw_overlay(item.image, frame, pipeline.info.class_colors))
+    return total
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `lanenet-replay`."""
+    parser.add_argument("bag", type=Path, help="rosbag2 directory (sqlite3 or mcap)")
+    parser.add_argument("--model", type=Path, default=None, help="ONNX model or TensorRT engine (default: embedded)")
+    parser.add_argument("--backend", default="auto", help="auto, tensorrt, onnxruntime-cpu, ... (default auto)")
+    parser.add_argument("--labels", type=Path, default=None,
+                        help="TuSimple-format labels keyed by timestamp_ns or raw_file (default: BAG.labels.json)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--topic", default=None, help="image topic in the bag (default: its only image topic)")
+    parser.add_argument("--live", action="store_true", help="publish into a running lanenet node instead")
+    parser.add_argument("--node-namespace", default="", help="live: namespace of the lanenet node's topics")
+    parser.add_argument("--image-topic", default="image", help="live: topic the node subscribes to (relative)")
+    parser.add_argument("--rate-scale", type=float, default=1.0, help="live: play faster (>1) or slower (<1)")
+    parser.add_argument("--wait", type=float, default=30.0, help="live: seconds to wait for the node to appear")
+    parser.add_argument("--fps", type=float, default=10.0, help="overlay video frame rate")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Replay the bag and write the report; returns an exit code."""
+    if not args.bag.is_dir():
+        raise ValueError(f"{args.bag}: not a rosbag2 directory")
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = ReplayLog(load_labels(args.labels, args.bag))
+    video = VideoSink(args.out / "overlay.mp4", args.fps)
+    if args.live:
+        from lanenet_ros.replay_live import replay_live
+
+        published = replay_live(args, log, video)
+    else:
+        published = replay_offline(args, log, video)
+    video.close()
+    summary = log.write(args.out, published if args.live else None)
+    print(format_summary(summary))
+    print(f"report: {args.out / 'report.json'}; video: {args.out / 'overlay.mp4'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`lanenet-replay`."""
+    parser = argparse.ArgumentParser(prog="lanenet-replay", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, OSError) as exc:
+        print(f"lanenet-replay: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lanenet_ros.lanes import LaneFrame
-from lanenet_ros.metrics import TuSimpleAccumulator, lanes_to_tusimple, tusimple_frame
+from lanenet_ros.metrics import TuSimpleAccumulator, lanes_to_tusimple
 
 
 @dataclass
@@ -65,8 +65,7 @@ class ReplayLog:
         if label is not None:
             h_samples = label["h_samples"]
             pred = lanes_to_tusimple(frame.lanes, h_samples)
-            record.accuracy, record.fp, record.fn = tusimple_frame(pred, label["lanes"], h_samples)
-            self.tusimple.add(pred, label["lanes"], h_samples)
+            record.accuracy, record.fp, record.fn = self.tusimple.add(pred, label["lanes"], h_samples)
         self.records.append(record)
         return record
 
@@ -88,7 +87,7 @@ class ReplayLog:
         if published is not None:
             out["published"] = published
             out["dropped"] = max(0, published - len(recs))
-        if self.tusimple is not None and self.tusimple.count:
+        if self.tusimple is not None and self.tusimple.per_frame:
             out["tusimple"] = self.tusimple.result()
         return out
 

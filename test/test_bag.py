@@ -1,0 +1,72 @@
+"""lanenet-bag: bags of camera images from folders and videos, in both storages, read back exactly."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lanenet_ros.bag import image_topics, main, read_images
+
+
+def numbered_images(folder: Path, count: int = 6) -> list[np.ndarray]:
+    folder.mkdir(parents=True, exist_ok=True)
+    images = []
+    rng = np.random.default_rng(3)
+    for i in range(count):
+        image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), image)
+        images.append(image)
+    return images
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_images_folder_round_trips_losslessly(tmp_path, storage):
+    images = numbered_images(tmp_path / "imgs")
+    bag = tmp_path / "bag"
+    assert main(["--images", str(tmp_path / "imgs"), "--out", str(bag), "--storage", storage, "--rate", "4",
+                 "--topic", "/cam/front/image_raw", "--frame-id", "front_cam", "--start", "100"]) == 0
+    assert image_topics(bag) == {"/cam/front/image_raw": "sensor_msgs/msg/Image"}
+    read = list(read_images(bag))
+    assert len(read) == len(images)
+    for i, (item, image) in enumerate(zip(read, images, strict=True)):
+        assert np.array_equal(item.image, image)
+        assert item.stamp_ns == item.timestamp_ns == 100 * 10**9 + i * 250_000_000
+        assert item.frame_id == "front_cam"
+
+
+def test_compressed_bag_from_a_video(tmp_path):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(7):
+        writer.write(np.full((48, 64, 3), 30 * i, np.uint8))
+    writer.release()
+    bag = tmp_path / "bag"
+    assert main(["--video", str(video), "--out", str(bag), "--compressed", "--limit", "5"]) == 0
+    assert image_topics(bag) == {"/camera/image_raw": "sensor_msgs/msg/CompressedImage"}
+    read = list(read_images(bag))
+    assert len(read) == 5
+    assert [int(item.image.mean() / 30 + 0.5) for item in read] == [0, 1, 2, 3, 4]
+
+
+def test_errors_name_the_problem_and_leave_nothing_behind(tmp_path, capsys):
+    numbered_images(tmp_path / "imgs", 2)
+    (tmp_path / "imgs" / "frame_999.png").write_bytes(b"not a png")
+    bag = tmp_path / "bag"
+    assert main(["--images", str(tmp_path / "imgs"), "--out", str(bag)]) == 2
+    assert "frame_999.png: not a readable image" in capsys.readouterr().err
+    assert not bag.exists() and not (tmp_path / "bag.partial").exists()
+    (tmp_path / "empty").mkdir()
+    assert main(["--images", str(tmp_path / "empty"), "--out", str(bag)]) == 2
+    assert "no images" in capsys.readouterr().err
+    bag.mkdir()
+    assert main(["--images", str(tmp_path / "imgs"), "--out", str(bag)]) == 2
+    assert "exists already" in capsys.readouterr().err
+
+
+def test_reading_a_missing_topic_lists_the_topics_there(tmp_path):
+    numbered_images(tmp_path / "imgs", 1)
+    main(["--images", str(tmp_path / "imgs"), "--out", str(tmp_path / "bag")])
+    with pytest.raises(ValueError, match=r"no image topic '/other'.*'/camera/image_raw'"):
+        list(read_images(tmp_path / "bag", "/other"))

@@ -1,0 +1,295 @@
+"""The lanenet node's parameters: one table, frozen into a dataclass, validated in one place (no ROS).
+
+Each field of :class:`NodeParams` is one ROS parameter: its default, type, description, range or choices
+and whether a change applies at once (``live``) or at the next configure. The node declares every entry
+with a ``ParameterDescriptor`` built from this table (:mod:`lanenet_ros.node`), ``config/lanenet.yaml``
+lists the same keys (a test checks it), and :func:`check` is the single place a value is judged, used at
+start-up and by the node's set-parameters callback alike.
+
+Topics are not parameters: the node subscribes to the relative names ``image`` (or ``image/compressed``)
+and ``camera_info`` and publishes ``lanes``, ``mask``, ``overlay``, ``markers``; remap them with ``-r``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import textwrap
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from lanenet_ros.backends import KINDS as BACKENDS
+from lanenet_ros.backends import PRECISIONS
+
+
+class ParamError(ValueError):
+    """A parameter value the node cannot use; the message names the parameter and what would fix it."""
+
+
+def _p(default: Any, description: str, *, name: str | None = None, choices: tuple = (),
+       low: float | None = None, high: float | None = None, live: bool = False,
+       kind: str | None = None) -> Any:
+    """A dataclass field carrying one parameter's description (see :class:`ParamSpec`)."""
+    kind = kind or {bool: "bool", int: "int", float: "float", str: "str"}[type(default)]
+    meta = {"name": name, "description": description, "choices": choices, "low": low, "high": high,
+            "live": live, "kind": kind}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """Every parameter of the lanenet node, with its default (the table itself; see each field's metadata)."""
+
+    model: str = _p("", "Model file: a .onnx exported by `lanenet-train export` or a TensorRT engine "
+                        "(.engine/.plan with its .json); empty = the model shipped in the package")
+    backend: str = _p("auto", "Inference backend; auto takes the first that works (TensorRT engine, ONNX "
+                              "Runtime TensorRT, CUDA, CPU) and reports which one runs", choices=BACKENDS)
+    precision: str = _p("fp16", "Reduced precision allowed on GPU backends (ignored on the CPU)",
+                        choices=PRECISIONS)
+    threads: int = _p(0, "CPU threads for one inference (ONNX Runtime); 0 = all cores", low=0, high=256)
+    input: str = _p("image", "Subscribe to `image` (sensor_msgs/Image) or `image/compressed` "
+                             "(sensor_msgs/CompressedImage, JPEG or PNG)", choices=("image", "compressed"))
+    qos_reliability: str = _p("best_effort", "Reliability of the image and camera_info subscriptions; "
+                                             "best_effort takes both kinds of publisher",
+                              name="qos.reliability", choices=("best_effort", "reliable"))
+    qos_depth: int = _p(1, "Queue depth of the image subscription (1 = always the newest frame)",
+                        name="qos.depth", low=1, high=100)
+    roi_top: float = _p(-1.0, "Fraction of image rows cut from the top (sky) before inference; -1 = the "
+                              "model's own value", low=-1.0, high=0.9)
+    tracking: bool = _p(True, "Stable track ids and smoothing across frames (false: each frame alone)")
+    ground_frame_id: str = _p("base_link", "Vehicle frame of ground-plane lanes (x forward, y left, z up) "
+                                           "and of ground markers", name="ground.frame_id")
+    ground_camera_height: float = _p(0.0, "Camera height above the road in metres; with camera_info it "
+                                          "turns on ground-plane lanes (0 = off)",
+                                     name="ground.camera_height", low=0.0, high=20.0)
+    ground_camera_pitch: float = _p(0.0, "Camera pitch in radians, positive looking down at the road",
+                                    name="ground.camera_pitch", low=-0.8, high=0.8)
+    ground_homography: tuple = _p((), "Image-to-ground homography, 9 numbers row by row (pixels to metres in "
+                                     "ground.frame_id); overrides camera height and pitch; empty = not used",
+                                 name="ground.homography", kind="float_array")
+    publish_mask: bool = _p(True, "Publish `mask` (mono8 class ids at camera resolution)",
+                            name="publish.mask", live=True)
+    publish_overlay: bool = _p(True, "Publish `overlay` (bgr8 picture; drawn only while someone subscribes)",
+                               name="publish.overlay", live=True)
+    publish_markers: bool = _p(True, "Publish `markers` (RViz MarkerArray)", name="publish.markers",
+                               live=True)
+    markers_lifetime: float = _p(0.5, "Seconds a lane marker stays in RViz without an update (0 = forever)",
+                                 name="markers.lifetime", low=0.0, high=60.0, live=True)
+    markers_image_depth: float = _p(2.0, "Uncalibrated camera: distance in metres in front of the camera "
+                                         "at which image-plane lane markers are drawn",
+                                    name="markers.image_depth", low=0.1, high=100.0, live=True)
+    autostart: bool = _p(True, "Configure and activate at start-up (false: wait for a lifecycle manager)")
+    diagnostics_period: float = _p(1.0, "Seconds between /diagnostics messages", low=0.1, high=60.0)
+    warn_period: float = _p(5.0, "Shortest interval in seconds between two warnings about bad input frames",
+                            low=0.1, high=3600.0, live=True)
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> NodeParams:
+        """Build from ROS parameter names and values (missing ones keep their defaults), checking all.
+
+        Args:
+            values: parameter name (``qos.depth``) to value.
+
+        Returns:
+            The frozen parameters.
+
+        Raises:
+            ParamError: an unknown name or a value :func:`check` refuses.
+        """
+        specs = {s.name: s for s in TABLE}
+        unknown = sorted(set(values) - set(specs))
+        if unknown:
+            raise ParamError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(specs)}")
+        for name, value in values.items():
+            check(name, value)
+        return cls(**{specs[n].field: _normalise(specs[n], v) for n, v in values.items()})
+
+    def value(self, name: str) -> Any:
+        """The value of the parameter with this ROS name (``qos.depth``)."""
+        return getattr(self, _BY_NAME[name].field)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One row of the parameter table.
+
+    Attributes:
+        name: ROS parameter name (dotted for grouped ones, e.g. ``qos.depth``).
+        field: the :class:`NodeParams` attribute.
+        default: default value.
+        kind: ``bool``, ``int``, ``float``, ``str`` or ``float_array``.
+        description: what it does, for ``ros2 param describe`` and the YAML file.
+        choices: allowed values (strings), or empty.
+        low: smallest allowed number, or None.
+        high: largest allowed number, or None.
+        live: True when a change applies at once; otherwise at the next configure.
+    """
+
+    name: str
+    field: str
+    default: Any
+    kind: str
+    description: str
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    live: bool = False
+
+
+def _table() -> tuple[ParamSpec, ...]:
+    rows = []
+    for f in fields(NodeParams):
+        m = f.metadata
+        rows.append(ParamSpec(m["name"] or f.name, f.name, f.default, m["kind"], m["description"],
+                              m["choices"], m["low"], m["high"], m["live"]))
+    return tuple(rows)
+
+
+TABLE: tuple[ParamSpec, ...] = _table()
+"""Every parameter, in declaration order."""
+_BY_NAME = {s.name: s for s in TABLE}
+
+
+def spec(name: str) -> ParamSpec:
+    """The table row of a parameter.
+
+    Raises:
+        ParamError: when no parameter has this name.
+    """
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ParamError(f"unknown parameter {name!r}; known: {', '.join(_BY_NAME)}") from None
+
+
+def _normalise(row: ParamSpec, value: Any) -> Any:
+    if row.kind == "float":
+        return float(value)
+    if row.kind == "float_array":
+        return tuple(float(v) for v in value)
+    return value
+
+
+_KIND_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string",
+               "float_array": "a list of numbers"}
+
+
+def _check_type(row: ParamSpec, value: Any) -> None:
+    ok = {
+        "bool": lambda v: isinstance(v, bool),
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "float_array": lambda v: isinstance(v, (list, tuple)) and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in v),
+    }[row.kind](value)
+    if not ok:
+        raise ParamError(f"parameter {row.name!r} needs {_KIND_WORDS[row.kind]}, got {value!r}")
+
+
+def check(name: str, value: Any) -> None:
+    """Judge one parameter value: type, range, choices and the rules particular to it.
+
+    Args:
+        name: ROS parameter name.
+        value: proposed value.
+
+    Raises:
+        ParamError: naming the parameter, the value and what is allowed.
+    """
+    row = spec(name)
+    _check_type(row, value)
+    if row.choices and value not in row.choices:
+        raise ParamError(f"parameter {name!r} is {value!r}; choose one of {', '.join(row.choices)}")
+    if row.kind in ("int", "float"):
+        if not math.isfinite(value):
+            raise ParamError(f"parameter {name!r} must be a finite number, got {value!r}")
+        if (row.low is not None and value < row.low) or (row.high is not None and value > row.high):
+            raise ParamError(f"parameter {name!r} is {value!r}, outside its range [{row.low}, {row.high}]")
+    rule = _RULES.get(name)
+    if rule:
+        rule(value)
+
+
+def _check_roi_top(value: float) -> None:
+    if value < 0.0 and value != -1.0:
+        raise ParamError(f"parameter 'roi_top' is {value!r}: use -1 for the model's own value or 0..0.9")
+
+
+def _check_homography(value: tuple) -> None:
+    if len(value) == 0:
+        return
+    if len(value) != 9 or not all(math.isfinite(v) for v in value):
+        raise ParamError(f"parameter 'ground.homography' needs 9 finite numbers (3x3 row by row) or none, "
+                         f"got {len(value)} values")
+    a, b, c, d, e, f, g, h, i = value
+    det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+    if abs(det) < 1e-12:
+        raise ParamError("parameter 'ground.homography' is singular (determinant 0): it cannot map the image "
+                         "to the ground")
+
+
+def _check_model(value: str) -> None:
+    if value and not value.lower().endswith((".onnx", ".engine", ".plan", ".trt")):
+        raise ParamError(f"parameter 'model' is {value!r}: give a .onnx model or a TensorRT .engine/.plan, "
+                         "or leave it empty for the packaged model")
+
+
+_RULES = {"roi_top": _check_roi_top, "ground.homography": _check_homography, "model": _check_model}
+
+
+def _yaml_value(row: ParamSpec, value: Any) -> str:
+    if row.kind == "bool":
+        return "true" if value else "false"
+    if row.kind == "str":
+        return json.dumps(value)
+    if row.kind == "float_array":
+        return "[" + ", ".join(repr(float(v)) for v in value) + "]"
+    return repr(float(value)) if row.kind == "float" else str(value)
+
+
+def _yaml_comment(row: ParamSpec, indent: str) -> list[str]:
+    text = row.description + "."
+    if row.choices:
+        text += f" One of: {', '.join(row.choices)}."
+    if row.low is not None:
+        text += f" Range {row.low}..{row.high}."
+    text += " Applies at once." if row.live else " Applies at the next configure."
+    return [f"{indent}# {line}" for line in textwrap.wrap(text, 104 - len(indent), break_on_hyphens=False)]
+
+
+def render_yaml() -> str:
+    """The node's parameter file: every parameter with its default and a comment (config/lanenet.yaml).
+
+    Returns:
+        YAML text for ``--params-file`` (the ``/**`` key applies it to the node in any namespace).
+    """
+    lines = ["# lanenet node parameters: every key, its default and what it does. Generated from",
+             "# lanenet_ros/params.py (`python -m lanenet_ros.params > config/lanenet.yaml`); the node",
+             "# checks every value at start-up and on `ros2 param set`, refusing a bad one with the reason.",
+             "# Topics are not parameters: remap image, image/compressed, camera_info, lanes, mask, overlay",
+             "# and markers with -r (or the launch file's image_topic argument).",
+             "/**:", "  ros__parameters:"]
+    group = None
+    for row in TABLE:
+        head, _, key = row.name.rpartition(".")
+        if head != group:
+            if head:
+                lines.append(f"    {head}:")
+            group = head
+        indent = "      " if head else "    "
+        lines += [*_yaml_comment(row, indent), f"{indent}{key}: {_yaml_value(row, row.default)}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the parameter file (``python -m lanenet_ros.params``)."""
+    parser = argparse.ArgumentParser(description="Print the lanenet node's parameter YAML with its defaults.")
+    parser.parse_args(argv)
+    sys.stdout.write(render_yaml())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The node's parameter table: defaults, one validation for every value, config/lanenet.yaml in step."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lanenet_ros.params import TABLE, NodeParams, ParamError, check, spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def yaml_parameters() -> dict:
+    doc = yaml.safe_load((ROOT / "config" / "lanenet.yaml").read_text(encoding="utf-8"))
+    return flatten(doc["/**"]["ros__parameters"])
+
+
+def test_defaults_build_without_arguments_and_pass_their_own_checks():
+    params = NodeParams()
+    for row in TABLE:
+        check(row.name, row.default)
+        assert params.value(row.name) == row.default
+    assert params.input == "image" and params.qos_reliability == "best_effort" and params.qos_depth == 1
+    assert params.autostart is True
+
+
+def test_every_row_is_described():
+    names = [row.name for row in TABLE]
+    assert len(names) == len(set(names))
+    for row in TABLE:
+        assert len(row.description) > 20, row.name
+        assert row.kind in ("bool", "int", "float", "str", "float_array")
+
+
+@pytest.mark.parametrize("name, value, reason", [
+    ("backend", "cuda", "choose one of auto, tensorrt"),
+    ("input", "video", "choose one of image, compressed"),
+    ("qos.depth", 0, r"outside its range \[1, 100\]"),
+    ("qos.depth", 1.5, "needs a whole number"),
+    ("qos.reliability", "sometimes", "choose one of best_effort, reliable"),
+    ("roi_top", 0.95, "outside its range"),
+    ("roi_top", -0.5, "use -1 for the model's own value"),
+    ("ground.camera_height", float("nan"), "finite"),
+    ("ground.camera_pitch", 2.0, "outside its range"),
+    ("ground.homography", [1.0, 2.0, 3.0], "needs 9 finite numbers"),
+    ("ground.homography", [1, 2, 3, 2, 4, 6, 0, 0, 1], "singular"),
+    ("model", "weights.pth", "give a .onnx model"),
+    ("tracking", "yes", "needs true or false"),
+    ("diagnostics_period", 0.0, "outside its range"),
+    ("no_such_parameter", 1, "unknown parameter 'no_such_parameter'"),
+])
+def test_invalid_values_are_refused_with_the_reason(name, value, reason):
+    with pytest.raises(ParamError, match=reason):
+        check(name, value)
+
+
+def test_from_values_normalises_and_freezes():
+    values = {"ground.camera_height": 1, "input": "compressed", "publish.overlay": False,
+              "ground.homography": [1, 0, 0, 0, 1, 0, 0, 0, 1]}
+    params = NodeParams.from_values(values)
+    assert params.ground_camera_height == 1.0 and isinstance(params.ground_camera_height, float)
+    assert params.ground_homography == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    assert params.input == "compressed" and params.publish_overlay is False and params.publish_mask is True
+    with pytest.raises(AttributeError):
+        params.input = "image"  # frozen
+    with pytest.raises(ParamError, match="unknown parameter"):
+        NodeParams.from_values({"qos_depth": 2})
+
+
+def test_live_parameters_are_only_output_switches_and_cosmetics():
+    live = {row.name for row in TABLE if row.live}
+    assert "publish.overlay" in live and "model" not in live and "backend" not in live
+    assert spec("publish.markers").live
+
+
+def test_config_yaml_lists_every_parameter_with_its_default():
+    values = yaml_parameters()
+    assert set(values) == {row.name for row in TABLE}
+    for row in TABLE:
+        assert NodeParams.from_values({row.name: values[row.name]}).value(row.name) == row.default, row.name
+
+
+def test_config_yaml_documents_every_parameter():
+    text = (ROOT / "config" / "lanenet.yaml").read_text(encoding="utf-8")
+    for row in TABLE:
+        key = row.name.split(".")[-1]
+        line = next(i for i, ln in enumerate(text.splitlines()) if ln.strip().startswith(f"{key}:"))
+        previous = text.splitlines()[line - 1].strip()
+        assert previous.startswith("#"), f"{row.name} has no comment above it in config/lanenet.yaml"
+
+
+def test_config_yaml_is_the_rendering_of_the_table():
+    from lanenet_ros.params import render_yaml
+
+    assert (ROOT / "config" / "lanenet.yaml").read_text(encoding="utf-8") == render_yaml(), (
+        "config/lanenet.yaml is stale: run `python -m lanenet_ros.params > config/lanenet.yaml`")

@@ -1,0 +1,137 @@
+"""ONNX Runtime backend: TensorRT, CUDA or CPU execution provider, chosen explicitly.
+
+Outputs are written straight into buffers this backend owns (``io_binding``), so a frame costs no
+output allocation; the arrays returned by :meth:`OnnxRuntimeBackend.infer` are overwritten by the next
+call (pass ``reuse_outputs=False`` to get fresh arrays each time).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lanenet_ros.backends import BackendError, check_batch
+from lanenet_ros.model_info import ModelInfo, info_from_session, open_onnx_session
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+TRT = "TensorrtExecutionProvider"
+# the provider a kind must get (first in the session's list), then its fallbacks inside ONNX Runtime
+PROVIDERS = {
+    "onnxruntime-trt": (TRT, CUDA, CPU),
+    "onnxruntime-cuda": (CUDA, CPU),
+    "onnxruntime-cpu": (CPU,),
+}
+
+
+class OnnxRuntimeBackend:
+    """One ONNX Runtime session with a fixed execution provider.
+
+    Args:
+        model_path: the ``.onnx`` model.
+        kind: ``onnxruntime-trt``, ``onnxruntime-cuda``, ``onnxruntime-cpu``, or ``onnxruntime`` (the best
+            provider this onnxruntime build has).
+        precision: ``fp16`` or ``int8`` allow reduced precision in the TensorRT provider; ignored otherwise.
+        intra_op_threads: threads for one operator on the CPU; 0 lets ONNX Runtime choose (all cores).
+        cache_dir: where the TensorRT provider keeps its engines (default: the lanenet cache directory).
+        reuse_outputs: write outputs into buffers reused between calls.
+        max_batch: largest batch accepted by a dynamic-batch model.
+
+    Raises:
+        BackendError: the provider is not in this onnxruntime build, or could not start.
+        ModelError: the model is missing or invalid.
+    """
+
+    def __init__(self, model_path: str | Path, kind: str = "onnxruntime", *, precision: str = "fp16",
+                 intra_op_threads: int = 0, cache_dir: str | Path | None = None, reuse_outputs: bool = True,
+                 max_batch: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(model_path)
+        kind = _resolve_kind(kind, ort.get_available_providers())
+        wanted = PROVIDERS[kind][0]
+        options = _session_options(ort, intra_op_threads)
+        providers = [_provider_entry(p, precision, cache_dir) for p in PROVIDERS[kind]]
+        self.session = open_onnx_session(self.path, providers, options)
+        running = self.session.get_providers()
+        if running[0] != wanted:
+            raise BackendError(f"{wanted} did not start (ONNX Runtime fell back to {running[0]}); check the "
+                               "CUDA / TensorRT libraries onnxruntime-gpu needs")
+        self.info: ModelInfo = info_from_session(self.session, str(self.path))
+        self.name = kind
+        self.skipped: list[str] = []
+        self.max_batch = max_batch
+        self._reuse = reuse_outputs
+        self._outputs = [o.name for o in self.session.get_outputs()]
+        self._buffers: dict[int, dict[str, np.ndarray]] = {}
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the model.
+
+        Args:
+            batch: (N, C, H, W) float32, preprocessed as the model's description says.
+
+        Returns:
+            Output tensor name -> array with batch dimension N.
+
+        Raises:
+            ValueError: the batch does not fit the model.
+        """
+        batch = check_batch(batch, self.info, self.max_batch)
+        buffers = self._output_buffers(batch.shape[0]) if self._reuse else None
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.info.input_name, batch)
+        for name in self._outputs:
+            if buffers is None:
+                binding.bind_output(name, "cpu")
+            else:
+                out = buffers[name]
+                binding.bind_output(name, "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
+        self.session.run_with_iobinding(binding)
+        return buffers if buffers is not None else dict(zip(self._outputs, binding.copy_outputs_to_cpu(), strict=True))
+
+    def _output_buffers(self, n: int) -> dict[str, np.ndarray] | None:
+        """Preallocated outputs for batch size ``n``; None when the graph leaves a spatial size open."""
+        if n not in self._buffers:
+            shapes = {o.name: [n, *o.shape[1:]] for o in self.session.get_outputs()}
+            if not all(isinstance(d, int) for s in shapes.values() for d in s):
+                self._reuse = False
+                return None
+            self._buffers[n] = {name: np.empty(shape, np.float32) for name, shape in shapes.items()}
+        return self._buffers[n]
+
+
+def _resolve_kind(kind: str, available: list[str]) -> str:
+    if kind == "onnxruntime":
+        return next(k for k, p in PROVIDERS.items() if p[0] in available)
+    wanted = PROVIDERS[kind][0]
+    if wanted not in available:
+        raise BackendError(f"{wanted} is not in this onnxruntime build (it has {', '.join(available)}); "
+                           "install onnxruntime-gpu for CUDA and TensorRT")
+    return kind
+
+
+def _session_options(ort: Any, intra_op_threads: int) -> Any:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = int(intra_op_threads)
+    options.log_severity_level = 3  # errors only: provider fallbacks are reported by this backend
+    return options
+
+
+def _provider_entry(provider: str, precision: str, cache_dir: str | Path | None) -> str | tuple[str, dict]:
+    if provider != TRT:
+        return provider
+    from lanenet_ros.engine_cache import default_cache_dir
+
+    cache = Path(cache_dir) if cache_dir else default_cache_dir() / "ort-trt"
+    cache.mkdir(parents=True, exist_ok=True)
+    return provider, {
+        "trt_fp16_enable": precision in ("fp16", "int8"),
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(cache),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(cache),
+    }

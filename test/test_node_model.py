@@ -47,7 +47,8 @@ def export_stripe_model(path: Path) -> Path:
     info = {"architecture": "lanenet", "input_width": INPUT_WIDTH, "input_height": INPUT_HEIGHT,
             "input_channels": 3, "channel_order": "bgr", "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0],
             "roi_top": 0.0, "class_names": ["background", "lane"], "lane_class_ids": [1],
-            "class_colors": [[0, 0, 0], [255, 255, 255]], "embedding_dim": EMBEDDING_DIM, "spec_fingerprint": "test-stripe-net"}
+            "class_colors": [[0, 0, 0], [255, 255, 255]], "embedding_dim": EMBEDDING_DIM,
+            "spec_fingerprint": "test-stripe-net"}
     export_model(StripeNet(), info, path, verify_images=1)
     return path
 

@@ -60,7 +60,8 @@ def current_fingerprint(onnx_path: Path, info: ModelInfo, precision: str, max_ba
 
 
 def build_engine(onnx_path: Path, info: ModelInfo, precision: str, *, max_batch: int = 1,
-                 workspace_gib: float = 2.0, calibrator: Any = None, timing_cache: Path | None = None) -> bytes:
+                 workspace_gib: float = 2.0, calibrator: Any = None, calibration_batch: int = 1,
+                 timing_cache: Path | None = None) -> bytes:
     """Parse the ONNX model and build a serialised engine.
 
     Args:
@@ -70,6 +71,7 @@ def build_engine(onnx_path: Path, info: ModelInfo, precision: str, *, max_batch:
         max_batch: largest batch of the optimisation profile (dynamic-batch models only).
         workspace_gib: builder workspace limit.
         calibrator: a ``trt.IInt8Calibrator`` for int8.
+        calibration_batch: images per calibration batch (dynamic-batch models; static ones use their own).
         timing_cache: file read before and written after the build, to speed up later builds.
 
     Returns:
@@ -88,7 +90,7 @@ def build_engine(onnx_path: Path, info: ModelInfo, precision: str, *, max_batch:
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     _set_precision(trt, config, precision, calibrator, onnx_path)
-    _add_profile(builder, config, network, info, max_batch)
+    _add_profiles(builder, config, network, info, max_batch, calibration_batch)
     cache = _load_timing_cache(config, timing_cache)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -116,8 +118,9 @@ def _set_precision(trt: Any, config: Any, precision: str, calibrator: Any, onnx_
         config.int8_calibrator = calibrator
 
 
-def _add_profile(builder: Any, config: Any, network: Any, info: ModelInfo, max_batch: int) -> None:
-    """Dynamic-batch models get one profile: batch 1 (the camera case) up to ``max_batch``."""
+def _add_profiles(builder: Any, config: Any, network: Any, info: ModelInfo, max_batch: int,
+                  calibration_batch: int) -> None:
+    """Dynamic-batch models: batch 1 (the camera case) up to ``max_batch``; calibration at a fixed batch."""
     tensor = network.get_input(0)
     if tensor.shape[0] != -1:
         return
@@ -126,7 +129,10 @@ def _add_profile(builder: Any, config: Any, network: Any, info: ModelInfo, max_b
     profile.set_shape(tensor.name, (1, *chw), (1, *chw), (max_batch, *chw))
     config.add_optimization_profile(profile)
     if config.int8_calibrator is not None:
-        config.set_calibration_profile(profile)
+        fixed = (calibration_batch, *chw)
+        calibration = builder.create_optimization_profile()
+        calibration.set_shape(tensor.name, fixed, fixed, fixed)
+        config.set_calibration_profile(calibration)
 
 
 def _load_timing_cache(config: Any, path: Path | None) -> Any:
@@ -154,7 +160,7 @@ class PreparedEngine:
 
 def prepare_engine(model_path: str | Path, precision: str = "fp16", *, engine_file: str | Path | None = None,
                    cache_dir: str | Path | None = None, max_batch: int = 1, workspace_gib: float = 2.0,
-                   calibrator_factory: Callable[[ModelInfo], Any] | None = None,
+                   calibrator_factory: Callable[[ModelInfo], tuple[Any, int]] | None = None,
                    timing_cache: str | Path | None = None, force: bool = False) -> PreparedEngine:
     """Return a valid engine for an ONNX model, from the cache or freshly built.
 
@@ -165,7 +171,8 @@ def prepare_engine(model_path: str | Path, precision: str = "fp16", *, engine_fi
         cache_dir: cache directory overriding the default.
         max_batch: largest batch (dynamic-batch models).
         workspace_gib: builder workspace limit.
-        calibrator_factory: builds the INT8 calibrator from the model info (int8 only, called on a rebuild).
+        calibrator_factory: returns (INT8 calibrator, its batch size) for the model info; int8 only, called
+            only when the engine is (re)built.
         timing_cache: timing cache file.
         force: rebuild even when the cached engine is valid.
 
@@ -183,9 +190,10 @@ def prepare_engine(model_path: str | Path, precision: str = "fp16", *, engine_fi
     path = Path(engine_file) if engine_file else cached_engine_path(model_path, precision, cache_dir)
 
     def build() -> bytes:
-        calibrator = calibrator_factory(info) if calibrator_factory and precision == "int8" else None
+        calibrator, batch = calibrator_factory(info) if calibrator_factory and precision == "int8" else (None, 1)
         return build_engine(model_path, info, precision, max_batch=max_batch, workspace_gib=workspace_gib,
-                            calibrator=calibrator, timing_cache=Path(timing_cache) if timing_cache else None)
+                            calibrator=calibrator, calibration_batch=batch,
+                            timing_cache=Path(timing_cache) if timing_cache else None)
 
     try:
         engine, check = load_or_build(path, current, info, build, deserialize_engine, force=force)

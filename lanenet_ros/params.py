@@ -6,6 +6,10 @@ with a ``ParameterDescriptor`` built from this table (:mod:`lanenet_ros.node`), 
 lists the same keys (a test checks it), and :func:`check` is the single place a value is judged, used at
 start-up and by the node's set-parameters callback alike.
 
+The decoder's tuning (:class:`lanenet_ros.decode.DecodeParams`) appears as ``decode.<field>``, its rows
+derived from that dataclass (default, type, and the description from its docstring) and its values checked
+by ``DecodeParams.validate``, so the two never disagree.
+
 Topics are not parameters: the node subscribes to the relative names ``image`` (or ``image/compressed``)
 and ``camera_info`` and publishes ``lanes``, ``mask``, ``overlay``, ``markers``; remap them with ``-r``.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import textwrap
 from dataclasses import dataclass, field, fields
@@ -21,6 +26,7 @@ from typing import Any
 
 from lanenet_ros.backends import KINDS as BACKENDS
 from lanenet_ros.backends import PRECISIONS
+from lanenet_ros.decode import DecodeParams
 
 
 class ParamError(ValueError):
@@ -83,6 +89,7 @@ class NodeParams:
     diagnostics_period: float = _p(1.0, "Seconds between /diagnostics messages", low=0.1, high=60.0)
     warn_period: float = _p(5.0, "Shortest interval in seconds between two warnings about bad input frames",
                             low=0.1, high=3600.0, live=True)
+    decode: DecodeParams = field(default_factory=DecodeParams)  # rows ``decode.*``, see _decode_rows
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> NodeParams:
@@ -103,11 +110,17 @@ class NodeParams:
             raise ParamError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(specs)}")
         for name, value in values.items():
             check(name, value)
-        return cls(**{specs[n].field: _normalise(specs[n], v) for n, v in values.items()})
+        normal = {n: _normalise(specs[n], v) for n, v in values.items()}
+        plain = {specs[n].field: v for n, v in normal.items() if not n.startswith("decode.")}
+        tuning = {specs[n].field: v for n, v in normal.items() if n.startswith("decode.")}
+        return cls(**plain, decode=DecodeParams(**tuning))
 
     def value(self, name: str) -> Any:
-        """The value of the parameter with this ROS name (``qos.depth``)."""
-        return getattr(self, _BY_NAME[name].field)
+        """The value of the parameter with this ROS name (``qos.depth``, ``decode.max_lanes``)."""
+        row = spec(name)
+        if name.startswith("decode."):
+            return getattr(self.decode, row.field)
+        return getattr(self, row.field)
 
 
 @dataclass(frozen=True)
@@ -141,12 +154,24 @@ def _table() -> tuple[ParamSpec, ...]:
     rows = []
     for f in fields(NodeParams):
         m = f.metadata
+        if not m:
+            continue
         rows.append(ParamSpec(m["name"] or f.name, f.name, f.default, m["kind"], m["description"],
                               m["choices"], m["low"], m["high"], m["live"]))
     return tuple(rows)
 
 
-TABLE: tuple[ParamSpec, ...] = _table()
+def _decode_rows() -> tuple[ParamSpec, ...]:
+    """``decode.<field>`` rows from DecodeParams: its defaults, and descriptions from its docstring."""
+    described = dict(re.findall(r"^\s+(\w+): (.+(?:\n\s{12,}.+)*)", DecodeParams.__doc__ or "", re.MULTILINE))
+    kinds = {bool: "bool", int: "int", float: "float", str: "str"}
+    return tuple(
+        ParamSpec(f"decode.{f.name}", f.name, f.default, kinds[type(f.default)],
+                  "Decoder: " + " ".join(described.get(f.name, f.name).split()).rstrip("."))
+        for f in fields(DecodeParams))
+
+
+TABLE: tuple[ParamSpec, ...] = _table() + _decode_rows()
 """Every parameter, in declaration order."""
 _BY_NAME = {s.name: s for s in TABLE}
 
@@ -207,17 +232,24 @@ def check(name: str, value: Any) -> None:
             raise ParamError(f"parameter {name!r} must be a finite number, got {value!r}")
         if (row.low is not None and value < row.low) or (row.high is not None and value > row.high):
             raise ParamError(f"parameter {name!r} is {value!r}, outside its range [{row.low}, {row.high}]")
-    rule = _RULES.get(name)
+    rule = _RULES.get(name) or (_check_decode if name.startswith("decode.") else None)
     if rule:
-        rule(value)
+        rule(name, value)
 
 
-def _check_roi_top(value: float) -> None:
+def _check_decode(name: str, value: Any) -> None:
+    try:
+        DecodeParams(**{name[len("decode."):]: value}).validate()
+    except ValueError as exc:
+        raise ParamError(f"parameter {name!r}: {exc}") from None
+
+
+def _check_roi_top(_: str, value: float) -> None:
     if value < 0.0 and value != -1.0:
         raise ParamError(f"parameter 'roi_top' is {value!r}: use -1 for the model's own value or 0..0.9")
 
 
-def _check_homography(value: tuple) -> None:
+def _check_homography(_: str, value: tuple) -> None:
     if len(value) == 0:
         return
     if len(value) != 9 or not all(math.isfinite(v) for v in value):
@@ -230,7 +262,7 @@ def _check_homography(value: tuple) -> None:
                          "to the ground")
 
 
-def _check_model(value: str) -> None:
+def _check_model(_: str, value: str) -> None:
     if value and not value.lower().endswith((".onnx", ".engine", ".plan", ".trt")):
         raise ParamError(f"parameter 'model' is {value!r}: give a .onnx model or a TensorRT .engine/.plan, "
                          "or leave it empty for the packaged model")

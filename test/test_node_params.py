@@ -59,6 +59,8 @@ def test_every_row_is_described():
     ("tracking", "yes", "needs true or false"),
     ("diagnostics_period", 0.0, "outside its range"),
     ("no_such_parameter", 1, "unknown parameter 'no_such_parameter'"),
+    ("decode.poly_degree", 9, "poly_degree=9 is out of range"),
+    ("decode.max_lanes", 2.5, "needs a whole number"),
 ])
 def test_invalid_values_are_refused_with_the_reason(name, value, reason):
     with pytest.raises(ParamError, match=reason):
@@ -105,3 +107,16 @@ def test_config_yaml_is_the_rendering_of_the_table():
 
     assert (ROOT / "config" / "lanenet.yaml").read_text(encoding="utf-8") == render_yaml(), (
         "config/lanenet.yaml is stale: run `python -m lanenet_ros.params > config/lanenet.yaml`")
+
+
+def test_decoder_tuning_rows_follow_decode_params():
+    from dataclasses import fields
+
+    from lanenet_ros.decode import DecodeParams
+
+    rows = {row.name: row for row in TABLE if row.name.startswith("decode.")}
+    assert set(rows) == {f"decode.{f.name}" for f in fields(DecodeParams)}
+    assert all(row.default == getattr(DecodeParams(), row.field) for row in rows.values())
+    params = NodeParams.from_values({"decode.max_lanes": 3, "decode.cluster_radius": 2})
+    assert params.decode == DecodeParams(max_lanes=3, cluster_radius=2.0)
+    assert params.value("decode.max_lanes") == 3

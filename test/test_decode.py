@@ -1,0 +1,183 @@
+"""LaneDecoder on model outputs built by hand from lanes drawn in a camera image (no trained model needed).
+
+Lanes are drawn in a 1280x720 camera image and an instance mask; the "perfect network" outputs are that mask
+sampled at the network input pixels (512x256 after a sky crop): binary logits from lane / not lane, and a 4-D
+embedding per lane instance. The decoder must give back the drawn lanes in camera pixels.
+"""
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from lanenet_ros.decode import DecodeParams, LaneDecoder, argmax_channels
+from lanenet_ros.lanes import MarkingColor, MarkingType, Position
+from lanenet_ros.preprocess import Geometry
+
+W, H, TOP = 1280, 720, 252
+GEO = Geometry(W, H, TOP, 512, 256)
+LANENET = SimpleNamespace(architecture="lanenet", outputs={"binary_logits": "binary_logits", "embedding": "embedding"},
+                          class_names=["background", "lane"], lane_class_ids=[1], embedding_dim=4)
+WHITE, YELLOW = (235, 235, 235), (0, 200, 230)  # BGR
+
+
+def lane_x(bottom: float, y: np.ndarray, curve: float = 0.0) -> np.ndarray:
+    """A lane through (bottom, 719) heading for the vanishing point (640, 260), optionally curving."""
+    t = (719 - y) / (719 - 260)
+    return bottom + (640 - bottom) * t + curve * t**2
+
+
+def draw(mask: np.ndarray, image: np.ndarray, xs: np.ndarray, ys: np.ndarray, ident: int, colour: tuple,
+         dashed: bool = False, thickness: int = 8) -> None:
+    pts = np.stack([xs, ys], 1).round().astype(np.int32)
+    for a, b in itertools.pairwise(pts):
+        if dashed and (719 - a[1]) % 90 >= 45:  # 45 rows painted, 45 rows gap
+            continue
+        cv2.line(mask, tuple(map(int, a)), tuple(map(int, b)), ident, thickness)
+        cv2.line(image, tuple(map(int, a)), tuple(map(int, b)), colour, thickness)
+
+
+def scene(specs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Camera image (grey road) and instance mask of lanes given as dicts of draw() arguments."""
+    mask = np.zeros((H, W), np.uint8)
+    image = np.full((H, W, 3), 90, np.uint8)
+    ys = np.arange(719, 299, -1.0)
+    for k, spec in enumerate(specs, start=1):
+        lines = spec.get("lines", [0.0])
+        for offset in lines:
+            xs = lane_x(spec["bottom"], ys, spec.get("curve", 0.0)) + offset
+            dashed = spec.get("dashed", False) if offset == lines[-1] else spec.get("dash_all", False)
+            draw(mask, image, xs, ys, k, spec.get("colour", WHITE), dashed, spec.get("thickness", 8))
+    return image, mask
+
+
+def network_view(mask: np.ndarray) -> np.ndarray:
+    """The camera mask sampled at the network input's pixel centres."""
+    xi, yi = np.meshgrid(np.arange(GEO.input_width), np.arange(GEO.input_height))
+    xc, yc = GEO.to_camera(xi, yi)
+    return mask[np.clip(np.rint(yc).astype(int), 0, H - 1), np.clip(np.rint(xc).astype(int), 0, W - 1)]
+
+
+def lanenet_outputs(mask: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    inst = network_view(mask)
+    rng = np.random.default_rng(seed)
+    centres = np.vstack([np.zeros(4), 4.0 * np.eye(4), -4.0 * np.eye(4)])
+    emb = centres[inst].transpose(2, 0, 1) + rng.normal(0, 0.1, (4, *inst.shape))
+    fg = np.where(inst > 0, 3.0, -3.0)
+    return {"binary_logits": np.stack([-fg, fg]).astype(np.float32), "embedding": emb.astype(np.float32)}
+
+
+FOUR = [{"bottom": 100}, {"bottom": 470, "dashed": True}, {"bottom": 820, "colour": YELLOW}, {"bottom": 1190}]
+
+
+def test_four_lanes_back_in_camera_pixels_with_positions() -> None:
+    image, mask = scene(FOUR)
+    frame = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, image)
+    assert (frame.width, frame.height) == (W, H) and frame.class_mask.shape == (H, W)
+    assert len(frame.lanes) == 4
+    assert [lane.position for lane in frame.lanes] == [Position.SECOND_LEFT, Position.EGO_LEFT,
+                                                      Position.EGO_RIGHT, Position.SECOND_RIGHT]
+    assert (frame.ego_left_index, frame.ego_right_index) == (1, 2)
+    for k, (lane, spec) in enumerate(zip(frame.lanes, FOUR, strict=True), start=1):
+        ys = lane.points[:, 1]
+        assert np.all(np.diff(ys) < 0)  # near to far
+        err = np.abs(lane.points[:, 0] - lane_x(spec["bottom"], ys))
+        assert err.max() < 3.0, spec
+        drawn_rows = np.nonzero(mask == k)[0]
+        assert abs(lane.y_max - drawn_rows.max()) < 3 and abs(lane.y_min - drawn_rows.min()) < 3
+        assert 0.5 < lane.confidence <= 1.0
+
+
+def test_marking_type_and_colour() -> None:
+    image, mask = scene(FOUR)
+    frame = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, image)
+    assert [lane.marking_type for lane in frame.lanes] == [MarkingType.SOLID, MarkingType.DASHED,
+                                                          MarkingType.SOLID, MarkingType.SOLID]
+    assert [lane.color for lane in frame.lanes] == [MarkingColor.WHITE, MarkingColor.WHITE,
+                                                   MarkingColor.YELLOW, MarkingColor.WHITE]
+    no_image = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO)
+    assert {lane.color for lane in no_image.lanes} == {MarkingColor.UNKNOWN}
+
+
+@pytest.mark.parametrize(("dash_left", "dash_right", "expected"), [
+    (False, False, MarkingType.DOUBLE_SOLID), (False, True, MarkingType.SOLID_DASHED),
+    (True, False, MarkingType.DASHED_SOLID)])
+def test_double_lines(dash_left: bool, dash_right: bool, expected: MarkingType) -> None:
+    spec = {"bottom": 560, "lines": [-9.0, 9.0], "thickness": 7, "colour": YELLOW,
+            "dash_all": dash_left, "dashed": dash_right}
+    image, mask = scene([spec, {"bottom": 1000}])
+    frame = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, image)
+    assert len(frame.lanes) == 2
+    assert frame.lanes[0].marking_type == expected
+    assert frame.lanes[0].color == MarkingColor.YELLOW
+    assert frame.lanes[1].marking_type == MarkingType.SOLID
+
+
+def test_curved_lane_and_stray_pixels_are_rejected() -> None:
+    image, mask = scene([{"bottom": 300, "curve": 160.0}, {"bottom": 900, "curve": 160.0}])
+    outputs = lanenet_outputs(mask)
+    # a stray blob with lane 1's embedding, about 100 input px right of it
+    outputs["binary_logits"][:, 140:160, 280:290] = np.array([-3.0, 3.0])[:, None, None]
+    outputs["embedding"][:, 140:160, 280:290] = (4.0 * np.eye(4))[0][:, None, None]
+    frame = LaneDecoder(LANENET).decode(outputs, GEO, image)
+    assert len(frame.lanes) == 2
+    for lane, bottom in zip(frame.lanes, (300, 900), strict=True):
+        ys = lane.points[:, 1]
+        assert np.abs(lane.points[:, 0] - lane_x(bottom, ys, 160.0)).max() < 3.0
+
+
+def test_multiclass_lanes_from_classes_and_chained_dashes() -> None:
+    info = SimpleNamespace(architecture="deeplabv3plus", outputs={"logits": "class_logits"},
+                           class_names=["background", "s_w_d", "b_y_g", "a_w_t"], lane_class_ids=[1, 2],
+                           embedding_dim=0)
+    image, mask = scene([{"bottom": 200}, {"bottom": 700, "dashed": True}])
+    classes = network_view(mask)
+    classes[200:215, 300:330] = 3  # an arrow painted on the road: not a lane
+    logits = np.stack([np.where(classes == c, 4.0, 0.0) for c in range(4)]).astype(np.float32)
+    frame = LaneDecoder(info).decode({"logits": logits[None]}, GEO, image)
+    assert len(frame.lanes) == 2
+    solid, dashed = frame.lanes
+    assert (solid.marking_type, solid.color) == (MarkingType.SOLID, MarkingColor.WHITE)
+    assert (dashed.marking_type, dashed.color) == (MarkingType.DASHED, MarkingColor.YELLOW)  # from the class name
+    assert np.abs(dashed.points[:, 0] - lane_x(700, dashed.points[:, 1])).max() < 3.0
+    assert dashed.y_max > 700 and dashed.y_min < 320  # all dashes chained into one lane
+    assert set(np.unique(frame.class_mask).tolist()) == {0, 1, 2, 3}
+    assert not frame.class_mask[:TOP].any()
+
+
+def test_outputs_by_tensor_name_with_batch_dimension() -> None:
+    _, mask = scene(FOUR[:2])
+    out = lanenet_outputs(mask)
+    info = SimpleNamespace(**{**vars(LANENET), "outputs": {"seg": "binary_logits", "emb": "embedding"}})
+    frame = LaneDecoder(info).decode({"seg": out["binary_logits"][None], "emb": out["embedding"][None]}, GEO)
+    assert len(frame.lanes) == 2
+    assert (frame.ego_left_index, frame.ego_right_index) == (1, -1)
+
+
+def test_empty_road_and_bad_outputs() -> None:
+    _, mask = scene([])
+    frame = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO)
+    assert frame.lanes == [] and (frame.ego_left_index, frame.ego_right_index) == (-1, -1)
+    assert not frame.class_mask.any()
+    with pytest.raises(ValueError, match="neither binary_logits nor class_logits"):
+        LaneDecoder(LANENET).decode({"embedding": np.zeros((4, 256, 512), np.float32)}, GEO)
+    bad = lanenet_outputs(mask)
+    bad["embedding"] = bad["embedding"][:, :100]
+    with pytest.raises(ValueError, match="embedding"):
+        LaneDecoder(LANENET).decode(bad, GEO)
+
+
+def test_params_validation_names_the_parameter() -> None:
+    with pytest.raises(ValueError, match="poly_degree"):
+        LaneDecoder(LANENET, DecodeParams(poly_degree=0))
+    with pytest.raises(ValueError, match="ego_center"):
+        DecodeParams(ego_center=1.5).validate()
+
+
+def test_argmax_channels_matches_numpy() -> None:
+    logits = np.random.default_rng(0).normal(size=(7, 20, 30)).astype(np.float32)
+    logits[3, 0, 0] = logits[5, 0, 0] = 99.0  # a tie: the first channel wins, as np.argmax
+    np.testing.assert_array_equal(argmax_channels(logits), np.argmax(logits, axis=0))

@@ -147,9 +147,14 @@ def verification_batches(info: ModelInfo, n: int, seed: int = 0) -> tuple[list[n
     """
     from lanenet_ros.preprocess import Preprocessor
 
-    images, kind = _road_images(n, seed)
-    preprocess = Preprocessor.from_info(info, reuse_output=False)
-    singles = [preprocess(image)[0] for image in images]
+    if info.input_channels == 3:
+        images, kind = _road_images(n, seed)
+        preprocess = Preprocessor.from_info(info, reuse_output=False)
+        singles = [preprocess(image)[0] for image in images]
+    else:  # not a camera model: normalised noise
+        shape = (1, info.input_channels, info.input_height, info.input_width)
+        rng, kind = np.random.default_rng(seed), "random inputs"
+        singles = [rng.standard_normal(shape, dtype=np.float32) for _ in range(n)]
     if info.dynamic_batch and len(singles) > 1:
         singles.append(np.concatenate(singles[:2]))
     return singles, kind

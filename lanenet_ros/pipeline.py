@@ -1,0 +1,161 @@
+"""The ROS-free lane pipeline: camera image -> preprocess -> backend -> decode -> ground -> tracking.
+
+One :class:`LanePipeline` serves the node, ``lanenet-replay`` and ``lanenet-train inference``. It
+configures itself from the model's own description (docs/model_format.md), refuses a model it cannot
+run with a message that says why, and fills ``LaneFrame.timings`` with the seconds spent per stage.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lanenet_ros.backends import create_backend
+from lanenet_ros.decode import DecodeParams, LaneDecoder
+from lanenet_ros.lanes import LaneFrame
+from lanenet_ros.model_info import ModelError, ModelInfo
+from lanenet_ros.preprocess import Preprocessor
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
+STAGES = ("preprocess", "infer", "decode", "ground", "track")
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package (used when no model is given)."""
+    return DEFAULT_MODEL
+
+
+class LanePipeline:
+    """Lane detection on single camera images.
+
+    Args:
+        model_path: ``.onnx`` model or TensorRT engine; None for the embedded default model.
+        backend: ``auto``, ``tensorrt``, ``onnxruntime``, ``onnxruntime-trt``, ``onnxruntime-cuda`` or
+            ``onnxruntime-cpu`` (see :func:`lanenet_ros.backends.create_backend`).
+        decode_params: decoder tuning; defaults when None.
+        roi_top: fraction of image rows cut from the top, overriding the model's ``roi_top``.
+        camera: ground projection: a ``GroundProjector``, or anything with ``fx, fy, cx, cy, height_m,
+            pitch_rad`` (and optionally ``k1, k2``); None for image-space lanes only.
+        tracking: keep track ids and smooth lanes across frames.
+        **backend_options: passed to the backend (``precision``, ``intra_op_threads``, ``cache_dir``, ...).
+
+    Raises:
+        ModelError: the model is missing, invalid, or unsuitable for this pipeline.
+        BackendError: the requested backend cannot run here.
+        ValueError: a parameter is out of range (the message names it).
+    """
+
+    def __init__(self, model_path: str | Path | None = None, backend: str = "auto",
+                 decode_params: DecodeParams | None = None, roi_top: float | None = None, camera: Any = None,
+                 tracking: bool = True, **backend_options: Any) -> None:
+        path = Path(model_path) if model_path else default_model_path()
+        if model_path is None and not path.is_file():
+            raise ModelError(f"{path}: no model was given and the embedded default model is missing; pass a "
+                             "model exported with `lanenet-train export` (parameter `model`)")
+        self.model_path = path
+        self.backend = create_backend(path, backend, **backend_options)
+        self.info: ModelInfo = self.backend.info
+        check_suitable(self.info, path)
+        self.preprocessor = Preprocessor.from_info(self.info, roi_top=roi_top)
+        self.decoder = LaneDecoder(self.info, decode_params)
+        self.tracker = _make_tracker() if tracking else None
+        self.projector: Any = None
+        self.set_ground(camera)
+
+    @property
+    def backend_name(self) -> str:
+        """The backend that runs the model (``tensorrt``, ``onnxruntime-cpu``, ...)."""
+        return self.backend.name
+
+    def set_ground(self, camera: Any) -> bool:
+        """Set or clear the ground projection (e.g. when ``camera_info`` arrives).
+
+        Args:
+            camera: a ``GroundProjector``, camera parameters (``fx, fy, cx, cy, height_m, pitch_rad``), or None.
+
+        Returns:
+            True when lanes will now carry ground coordinates.
+        """
+        self.projector = _as_projector(camera)
+        return self.projector is not None
+
+    def process(self, image_bgr: np.ndarray, stamp: float | int | None = None) -> LaneFrame:
+        """Detect lanes in one camera image.
+
+        Args:
+            image_bgr: (H, W, 3) uint8 BGR (grey and BGRA are accepted too).
+            stamp: the image's time (seconds, or integer nanoseconds); used by tracking when given.
+
+        Returns:
+            The LaneFrame, with ``timings`` in seconds for each stage and ``total``.
+
+        Raises:
+            ValueError: the image is not a usable camera image.
+        """
+        clock = [time.perf_counter()]
+        batch, geometry = self.preprocessor(image_bgr)
+        clock.append(time.perf_counter())
+        outputs = self.backend.infer(batch)
+        clock.append(time.perf_counter())
+        frame = self.decoder.decode(outputs, geometry, image_bgr)
+        clock.append(time.perf_counter())
+        if self.projector is not None:
+            _project_lanes(frame, self.projector)
+        clock.append(time.perf_counter())
+        if self.tracker is not None:
+            frame = _track(self.tracker, frame, stamp)
+        clock.append(time.perf_counter())
+        frame.timings = {stage: clock[i + 1] - clock[i] for i, stage in enumerate(STAGES)}
+        frame.timings["total"] = clock[-1] - clock[0]
+        return frame
+
+
+def check_suitable(info: ModelInfo, path: Path) -> None:
+    """Refuse a model the pipeline cannot feed or decode.
+
+    Raises:
+        ModelError: naming the model file and what does not fit.
+    """
+    if info.input_channels != 3:
+        raise ModelError(f"{path}: the model takes {info.input_channels}-channel input, but the pipeline feeds "
+                         "3-channel camera images; export a 3-channel model")
+    if info.architecture == "lanenet" and info.output_for("embedding") is None:
+        raise ModelError(f"{path}: a lanenet model needs an 'embedding' output to separate lanes")
+
+
+def _make_tracker() -> Any:
+    from lanenet_ros.tracking import LaneTracker
+
+    return LaneTracker()
+
+
+def _track(tracker: Any, frame: LaneFrame, stamp: float | int | None) -> LaneFrame:
+    return tracker.update(frame)
+
+
+def _as_projector(camera: Any) -> Any:
+    if camera is None:
+        return None
+    if hasattr(camera, "image_to_ground"):
+        return camera
+    from lanenet_ros.ground import GroundProjector
+
+    fields = camera if isinstance(camera, dict) else vars(camera)
+    return GroundProjector.from_camera(fields["fx"], fields["fy"], fields["cx"], fields["cy"], fields["height_m"],
+                                       fields["pitch_rad"], k1=fields.get("k1", 0.0), k2=fields.get("k2", 0.0))
+
+
+def _project_lanes(frame: LaneFrame, projector: Any) -> None:
+    """Add ground coordinates (metres, vehicle frame) to every lane whose points reach the road."""
+    from lanenet_ros.ground import fit_ground_lane
+
+    for lane in frame.lanes:
+        ground = projector.image_to_ground(lane.points)
+        ground = ground[np.isfinite(ground).all(axis=1)]
+        if len(ground) < 2:
+            continue
+        coeffs, x_range = fit_ground_lane(ground)
+        lane.ground_coeffs, lane.ground_x_range = coeffs, x_range
+        lane.ground_points = ground.astype(np.float32)

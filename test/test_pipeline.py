@@ -1,0 +1,103 @@
+"""LanePipeline end to end on camera-sized frames, with a hand-set model that really finds painted lines."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from model_fixtures import draw_road, export_line_model, export_model, model_info
+
+from lanenet_ros import pipeline as pipeline_module
+from lanenet_ros.backends import BackendError
+from lanenet_ros.lanes import Position
+from lanenet_ros.model_info import ModelError
+from lanenet_ros.pipeline import STAGES, LanePipeline
+
+LINES = (0.15, 0.45, 0.85)  # bottom-edge x of the painted lines, fraction of the width
+
+
+@pytest.fixture(scope="module")
+def line_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pipeline") / "lines.onnx"
+    export_line_model(path, roi_top=0.4)
+    return path
+
+
+def test_lanes_found_where_they_are_painted(line_model: Path) -> None:
+    pipe = LanePipeline(line_model, backend="onnxruntime-cpu", tracking=False)
+    frame = pipe.process(draw_road(LINES))
+    assert (frame.width, frame.height, frame.class_mask.shape) == (1280, 720, (720, 1280))
+    bottoms = [float(lane.x_at(719)) for lane in frame.lanes]
+    assert bottoms == pytest.approx([x * 1280 for x in LINES], abs=8)
+    assert (frame.ego_left_index, frame.ego_right_index) == (1, 2)
+    assert [lane.position for lane in frame.lanes] == [Position.SECOND_LEFT, Position.EGO_LEFT, Position.EGO_RIGHT]
+    assert frame.class_mask[: int(0.4 * 720)].max() == 0  # the model's roi_top: sky rows never hold lanes
+    x700 = round(float(frame.lanes[0].x_at(700)))
+    assert frame.class_mask[700, x700] == 1 and frame.class_mask[700, x700 + 60] == 0
+
+
+def test_every_stage_is_timed(line_model: Path) -> None:
+    frame = LanePipeline(line_model, backend="onnxruntime-cpu", tracking=False).process(draw_road(LINES))
+    assert set(frame.timings) == {*STAGES, "total"}
+    assert all(frame.timings[s] >= 0 for s in STAGES) and frame.timings["infer"] > 0
+    assert frame.timings["total"] == pytest.approx(sum(frame.timings[s] for s in STAGES), rel=1e-6)
+
+
+def test_auto_backend_reports_what_runs_and_why_others_did_not(line_model: Path) -> None:
+    pipe = LanePipeline(line_model, backend="auto", tracking=False)
+    if pipe.backend_name != "onnxruntime-cpu":
+        pytest.skip(f"this machine runs {pipe.backend_name}")
+    skipped = "\n".join(pipe.backend.skipped)
+    assert "tensorrt:" in skipped and "onnxruntime-cuda: CUDAExecutionProvider is not in" in skipped
+    with pytest.raises(BackendError, match="CUDAExecutionProvider"):
+        LanePipeline(line_model, backend="onnxruntime-cuda")
+
+
+def test_roi_override_and_its_validation(line_model: Path) -> None:
+    pipe = LanePipeline(line_model, backend="onnxruntime-cpu", roi_top=0.5, tracking=False)
+    assert pipe.preprocessor.roi_top == 0.5
+    frame = pipe.process(draw_road(LINES))
+    assert frame.class_mask[:360].max() == 0 and frame.class_mask[360:].max() == 1
+    with pytest.raises(ValueError, match="roi_top"):
+        LanePipeline(line_model, backend="onnxruntime-cpu", roi_top=1.5)
+
+
+class OneChannelNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 6, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        y = self.conv(x)
+        return {"binary_logits": y[:, :2], "embedding": y[:, 2:]}
+
+
+def test_model_unsuitable_for_camera_images_is_refused(tmp_path: Path) -> None:
+    info = model_info(input_channels=1, mean=[0.5], std=[0.25])
+    export_model(OneChannelNet().eval(), info, tmp_path / "grey.onnx", verify_images=1)
+    with pytest.raises(ModelError, match=r"grey\.onnx: the model takes 1-channel input.*3-channel camera"):
+        LanePipeline(tmp_path / "grey.onnx", backend="onnxruntime-cpu")
+
+
+def test_embedded_default_model(line_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline_module, "DEFAULT_MODEL", tmp_path / "models" / "default.onnx")
+    with pytest.raises(ModelError, match="embedded default model is missing"):
+        LanePipeline()
+    monkeypatch.setattr(pipeline_module, "DEFAULT_MODEL", line_model)
+    pipe = LanePipeline(backend="onnxruntime-cpu", tracking=False)
+    assert pipe.model_path == line_model and pipe.info.architecture == "lanenet"
+
+
+def test_given_model_that_does_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"missing\.onnx: model file does not exist"):
+        LanePipeline(tmp_path / "missing.onnx")
+
+
+def test_unusable_images_raise_value_error(line_model: Path) -> None:
+    pipe = LanePipeline(line_model, backend="onnxruntime-cpu", tracking=False)
+    with pytest.raises(ValueError, match="uint8"):
+        pipe.process(np.zeros((720, 1280, 3), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        pipe.process(np.zeros((720, 1280, 2), np.uint8))
+    assert len(pipe.process(draw_road(LINES)).lanes) == 3  # and the next good frame still works

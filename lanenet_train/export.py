@@ -216,13 +216,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export a checkpoint; 0 on success, 1 when loading, export or verification fails."""
-    from lanenet_train.checkpoint import load_model
+    from lanenet_train.checkpoint import CheckpointError, load_model
 
     try:
         model, checkpoint = load_model(args.model, key=args.key)
         report = export_model(model, checkpoint["model_info"], args.output, opset=args.opset,
                               dynamic_batch=args.dynamic_batch, tolerance=args.tolerance,
                               verify_images=args.verify_images)
+    except CheckpointError as exc:
+        print(f"lanenet-train export: {exc}", file=sys.stderr)
+        return 1
     except (ExportError, OSError, ValueError, KeyError) as exc:
         print(f"lanenet-train export: {args.model}: {exc}", file=sys.stderr)
         return 1

@@ -160,3 +160,28 @@ def test_broken_files_are_refused_with_the_reason(lanenet_onnx: Path, tmp_path: 
     with pytest.raises(ModelError, match=message) as err:
         read_model_info(path)
     assert str(path) in str(err.value)
+
+
+def test_cli_exports_an_encrypted_training_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from lanenet_train.checkpoint import make_model_info, save_checkpoint
+    from lanenet_train.cli import main
+    from lanenet_train.models import build_model
+    from lanenet_train.spec import parse_spec, spec_fingerprint, spec_to_dict
+
+    spec = parse_spec("model_config { input_image_width: 128 input_image_height: 64 width_multiplier: 0.25 }")
+    model = build_model(spec.model_config).eval()
+    info = make_model_info(spec, ["background", "lane"], [(0, 0, 0), (255, 255, 255)], spec_fingerprint(spec))
+    save_checkpoint(tmp_path / "model.pth", {"model_state": model.state_dict(), "spec": spec_to_dict(spec),
+                                             "model_info": info, "epoch": 1}, key="s3cret")
+    out = tmp_path / "out" / "model.onnx"
+    assert main(["export", "-m", str(tmp_path / "model.pth"), "-o", str(out), "-k", "wrong"]) == 1
+    assert "key" in capsys.readouterr().err and not out.exists()
+    assert main(["export", "-m", str(tmp_path / "model.pth"), "-o", str(out), "-k", "s3cret",
+                 "--verify-images", "2"]) == 0
+    assert "within tolerance 0.001" in capsys.readouterr().out
+    exported = read_model_info(out)
+    assert exported.spec_fingerprint == spec_fingerprint(spec) and exported.embedding_dim == info["embedding_dim"]
+    x = np.random.default_rng(0).normal(size=(1, 3, 64, 128)).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x))["binary_logits"].numpy()
+    np.testing.assert_allclose(create_backend(out, "onnxruntime-cpu").infer(x)["binary_logits"], want, atol=1e-4)

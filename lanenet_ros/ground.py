@@ -1,0 +1,202 @@
+"""Image <-> ground plane for a calibrated camera, and Apollo-style lane polynomials in metres.
+
+Vehicle frame: x forward, y left, z up, origin on the ground (below the camera unless offsets are given).
+The camera is a pinhole (optionally with k1/k2 radial distortion) at ``height_m`` above flat ground, pitched
+down by ``pitch_rad``, looking along +x; or any plane-to-plane mapping given as a homography.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lanenet_ros.lanes import LaneFrame
+
+_UNDISTORT_ITERATIONS = 20
+
+
+class GroundProjector:
+    """Maps image pixels to ground points (metres) and back. Build with :meth:`from_camera` or
+    :meth:`from_homography`."""
+
+    def __init__(self) -> None:
+        """Use :meth:`from_camera` or :meth:`from_homography`."""
+        self._h: np.ndarray | None = None  # image -> ground homography (homography mode)
+        self._cam: dict[str, float] = {}
+        self._rot = np.eye(3)
+
+    @classmethod
+    def from_camera(cls, fx: float, fy: float, cx: float, cy: float, height_m: float, pitch_rad: float,
+                    k1: float = 0.0, k2: float = 0.0, x_offset_m: float = 0.0,
+                    y_offset_m: float = 0.0) -> GroundProjector:
+        """A pinhole camera above flat ground.
+
+        Args:
+            fx: focal length in pixels (x), from camera_info K[0].
+            fy: focal length in pixels (y), K[4].
+            cx: principal point x, K[2].
+            cy: principal point y, K[5].
+            height_m: camera height above the ground, > 0.
+            pitch_rad: downward pitch of the optical axis (positive looks down), in (-pi/2, pi/2).
+            k1: radial distortion, camera_info D[0].
+            k2: radial distortion, D[1].
+            x_offset_m: camera position ahead of the vehicle frame origin.
+            y_offset_m: camera position left of the vehicle frame origin.
+
+        Returns:
+            The projector.
+
+        Raises:
+            ValueError: a focal length or the height is not positive, or the pitch is out of range.
+        """
+        if fx <= 0 or fy <= 0:
+            raise ValueError(f"focal lengths must be > 0 (camera_info K), got fx={fx} fy={fy}")
+        if height_m <= 0:
+            raise ValueError(f"camera height_m must be > 0, got {height_m}")
+        if not -np.pi / 2 < pitch_rad < np.pi / 2:
+            raise ValueError(f"pitch_rad must be within (-pi/2, pi/2), got {pitch_rad}")
+        self = cls()
+        self._cam = {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "h": height_m, "k1": k1, "k2": k2,
+                     "x0": x_offset_m, "y0": y_offset_m}
+        s, c = np.sin(pitch_rad), np.cos(pitch_rad)
+        # columns: camera right, down, forward axes expressed in the vehicle frame
+        self._rot = np.array([[0.0, -s, c], [-1.0, 0.0, 0.0], [0.0, -c, -s]])
+        return self
+
+    @classmethod
+    def from_homography(cls, homography: np.ndarray) -> GroundProjector:
+        """A projector from a 3x3 homography mapping image pixels (u, v, 1) to ground (x, y, 1) in metres.
+
+        Raises:
+            ValueError: the matrix is not 3x3 or not invertible.
+        """
+        h = np.asarray(homography, dtype=np.float64)
+        if h.shape != (3, 3) or abs(np.linalg.det(h)) < 1e-12:
+            raise ValueError(f"homography must be an invertible 3x3 matrix, got shape {h.shape}")
+        self = cls()
+        self._h = h
+        return self
+
+    def homography(self) -> np.ndarray:
+        """The image -> ground homography (a camera's distortion is not part of it)."""
+        if self._h is not None:
+            return self._h.copy()
+        c = self._cam
+        k_inv = np.linalg.inv(np.array([[c["fx"], 0, c["cx"]], [0, c["fy"], c["cy"]], [0, 0, 1.0]]))
+        # ground = t * (ray_x, ray_y) with t = h / -ray_z; homogeneous (h ray_x, h ray_y, -ray_z)
+        scale = np.array([[c["h"], 0, 0], [0, c["h"], 0], [0, 0, -1.0]])
+        shift = np.array([[1.0, 0, c["x0"]], [0, 1.0, c["y0"]], [0, 0, 1.0]])
+        return shift @ scale @ self._rot @ k_inv
+
+    def image_to_ground(self, pts: np.ndarray) -> np.ndarray:
+        """Ground points (x forward, y left) in metres of image pixels; NaN at or above the horizon.
+
+        Args:
+            pts: (N, 2) pixel coordinates (u, v) of the raw (distorted) image.
+
+        Returns:
+            (N, 2) float64.
+        """
+        pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+        if self._h is not None:
+            g = np.c_[pts, np.ones(len(pts))] @ self._h.T
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = g[:, :2] / g[:, 2:3]
+            out[~(out[:, 0] > 0)] = np.nan  # behind the vehicle: the point is above the horizon
+            return out
+        c = self._cam
+        xn, yn = self._undistort((pts[:, 0] - c["cx"]) / c["fx"], (pts[:, 1] - c["cy"]) / c["fy"])
+        ray = np.stack([xn, yn, np.ones_like(xn)], axis=1) @ self._rot.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(ray[:, 2] < -1e-9, c["h"] / -ray[:, 2], np.nan)
+        return np.stack([c["x0"] + t * ray[:, 0], c["y0"] + t * ray[:, 1]], axis=1)
+
+    def ground_to_image(self, pts: np.ndarray) -> np.ndarray:
+        """Image pixels of ground points (metres); NaN for points behind the camera.
+
+        Args:
+            pts: (N, 2) ground points (x forward, y left).
+
+        Returns:
+            (N, 2) float64 pixel coordinates (u, v) in the raw (distorted) image.
+        """
+        pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+        if self._h is not None:
+            g = np.c_[pts, np.ones(len(pts))] @ np.linalg.inv(self._h).T
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = g[:, :2] / g[:, 2:3]
+            out[~(pts[:, 0] > 0)] = np.nan
+            return out
+        c = self._cam
+        rel = np.stack([pts[:, 0] - c["x0"], pts[:, 1] - c["y0"], np.full(len(pts), -c["h"])], axis=1)
+        cam = rel @ self._rot  # vehicle -> camera: R^T p for each row
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(cam[:, 2] > 1e-9, cam[:, 2], np.nan)
+            xn, yn = cam[:, 0] / z, cam[:, 1] / z
+        r2 = xn**2 + yn**2
+        f = 1.0 + c["k1"] * r2 + c["k2"] * r2**2
+        return np.stack([c["fx"] * xn * f + c["cx"], c["fy"] * yn * f + c["cy"]], axis=1)
+
+    def _undistort(self, xd: np.ndarray, yd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised undistorted coordinates from distorted ones (fixed-point iteration)."""
+        k1, k2 = self._cam["k1"], self._cam["k2"]
+        if k1 == 0 and k2 == 0:
+            return xd, yd
+        xn, yn = xd.copy(), yd.copy()
+        for _ in range(_UNDISTORT_ITERATIONS):
+            r2 = xn**2 + yn**2
+            f = 1.0 + k1 * r2 + k2 * r2**2
+            xn, yn = xd / f, yd / f
+        return xn, yn
+
+
+def fit_ground_lane(pts: np.ndarray, max_degree: int = 3) -> tuple[np.ndarray, tuple[float, float]]:
+    """Apollo-style lane polynomial y(x) = c0 + c1 x + c2 x^2 + c3 x^3 and the x range it holds for.
+
+    The degree drops for short lanes (under 10 m: 2, under 4 m or few points: 1), missing terms are 0.
+
+    Args:
+        pts: (N, 2) ground points (x forward, y left) in metres; non-finite rows are ignored.
+        max_degree: at most 3.
+
+    Returns:
+        (array [c0, c1, c2, c3], (x_min, x_max)).
+
+    Raises:
+        ValueError: fewer than two finite points with distinct x.
+    """
+    pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    if len(np.unique(pts[:, 0])) < 2:
+        raise ValueError(f"a ground lane fit needs 2 points at different distances, got {len(pts)} points")
+    span = np.ptp(pts[:, 0])
+    degree = min(max_degree, 3, len(np.unique(pts[:, 0])) - 1, 1 if span < 4 else 2 if span < 10 else 3)
+    coeffs = np.zeros(4)
+    coeffs[: degree + 1] = np.polynomial.polynomial.polyfit(pts[:, 0], pts[:, 1], degree)
+    return coeffs, (float(pts[:, 0].min()), float(pts[:, 0].max()))
+
+
+def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: float = 80.0,
+                     step_m: float = 1.0) -> LaneFrame:
+    """Fill ``ground_coeffs``, ``ground_x_range`` and ``ground_points`` of every lane of ``frame`` in place.
+
+    Lanes whose image points give fewer than three ground points within ``max_range_m`` keep None.
+
+    Args:
+        frame: lanes in camera pixels of the image the projector was calibrated for.
+        projector: the camera's ground projector.
+        max_range_m: ground points farther ahead are ignored (flat-ground error grows with distance).
+        step_m: spacing of the sampled ``ground_points``.
+
+    Returns:
+        ``frame``.
+    """
+    for lane in frame.lanes:
+        g = projector.image_to_ground(lane.points)
+        g = g[np.all(np.isfinite(g), axis=1) & (g[:, 0] > 0) & (g[:, 0] <= max_range_m)]
+        if len(g) < 3 or np.ptp(g[:, 0]) <= 0:
+            lane.ground_coeffs = lane.ground_x_range = lane.ground_points = None
+            continue
+        coeffs, (x0, x1) = fit_ground_lane(g)
+        xs = np.linspace(x0, x1, max(2, int(np.ceil((x1 - x0) / step_m)) + 1))
+        lane.ground_coeffs, lane.ground_x_range = coeffs, (x0, x1)
+        lane.ground_points = np.stack([xs, np.polynomial.polynomial.polyval(xs, coeffs)], 1).astype(np.float32)
+    return frame

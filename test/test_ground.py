@@ -1,0 +1,109 @@
+"""Ground projection with a known camera: hand-computed pixels, round trips, Apollo c0..c3 fits."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lanenet_ros.ground import GroundProjector, add_ground_lanes, fit_ground_lane
+from lanenet_ros.lanes import DetectedLane, LaneFrame
+
+CAM = {"fx": 1000.0, "fy": 1000.0, "cx": 640.0, "cy": 360.0, "height_m": 1.5, "pitch_rad": 0.05}
+
+
+def straight_lane(y: float) -> np.ndarray:
+    xs = np.linspace(5.0, 60.0, 40)
+    return np.stack([xs, np.full_like(xs, y)], axis=1)
+
+
+def test_point_ahead_lands_on_hand_computed_row() -> None:
+    proj = GroundProjector.from_camera(**CAM)
+    for d in (5.0, 20.0, 50.0):
+        u, v = proj.ground_to_image(np.array([[d, 0.0]]))[0]
+        assert u == pytest.approx(640.0)
+        assert v == pytest.approx(360.0 + 1000.0 * math.tan(math.atan(1.5 / d) - 0.05))
+    # 2 m to the left at 10 m: left of the centre column by about fx * 2 / depth along the axis
+    u, _ = proj.ground_to_image(np.array([[10.0, 2.0]]))[0]
+    depth = 10.0 * math.cos(0.05) + 1.5 * math.sin(0.05)
+    assert u == pytest.approx(640.0 - 1000.0 * 2.0 / depth)
+
+
+def test_horizon_and_behind_are_nan() -> None:
+    proj = GroundProjector.from_camera(**CAM)
+    horizon = 360.0 - 1000.0 * math.tan(0.05)
+    g = proj.image_to_ground(np.array([[640.0, horizon - 5], [640.0, horizon + 5], [640.0, 719.0]]))
+    assert np.all(np.isnan(g[0])) and np.all(np.isfinite(g[1:]))
+    assert g[1, 0] > 100 and g[2, 0] < 10  # just below the horizon is far, the bottom row is near
+    assert np.all(np.isnan(proj.ground_to_image(np.array([[-5.0, 0.0]]))))
+
+
+@pytest.mark.parametrize(("k1", "k2"), [(0.0, 0.0), (-0.25, 0.06)])
+def test_straight_lane_round_trip_gives_c0_and_flat_heading(k1: float, k2: float) -> None:
+    proj = GroundProjector.from_camera(**CAM, k1=k1, k2=k2)
+    img = proj.ground_to_image(straight_lane(1.8))
+    assert np.all((img[:, 0] > 0) & (img[:, 0] < 1280) & (img[:, 1] > 310) & (img[:, 1] < 720))  # below the horizon
+    back = proj.image_to_ground(img)
+    np.testing.assert_allclose(back, straight_lane(1.8), atol=1e-6)
+    coeffs, (x0, x1) = fit_ground_lane(back)
+    assert coeffs[0] == pytest.approx(1.8, abs=1e-6)
+    np.testing.assert_allclose(coeffs[1:], 0.0, atol=1e-6)
+    assert (x0, x1) == (pytest.approx(5.0), pytest.approx(60.0))
+
+
+def test_distortion_moves_pixels_but_not_ground_points() -> None:
+    plain = GroundProjector.from_camera(**CAM)
+    warped = GroundProjector.from_camera(**CAM, k1=-0.25, k2=0.06)
+    a, b = plain.ground_to_image(straight_lane(3.5)), warped.ground_to_image(straight_lane(3.5))
+    assert np.abs(a - b).max() > 5.0  # barrel distortion pulls the near points toward the centre
+    np.testing.assert_allclose(warped.image_to_ground(b), plain.image_to_ground(a), atol=1e-6)
+
+
+def test_homography_mode_agrees_with_camera_and_offsets() -> None:
+    cam = GroundProjector.from_camera(**CAM, x_offset_m=1.2, y_offset_m=-0.3)
+    hom = GroundProjector.from_homography(cam.homography())
+    pix = np.array([[100.0, 500.0], [640.0, 400.0], [1200.0, 700.0]])
+    np.testing.assert_allclose(hom.image_to_ground(pix), cam.image_to_ground(pix), atol=1e-9)
+    ground = straight_lane(-1.7)
+    np.testing.assert_allclose(hom.ground_to_image(ground), cam.ground_to_image(ground), atol=1e-6)
+    # the offsets shift the vehicle frame: a pixel's ground point moves by exactly the offsets
+    plain = GroundProjector.from_camera(**CAM)
+    np.testing.assert_allclose(cam.image_to_ground(pix) - plain.image_to_ground(pix), [[1.2, -0.3]] * 3)
+    with pytest.raises(ValueError, match="3x3"):
+        GroundProjector.from_homography(np.eye(2))
+
+
+def test_curved_lane_coefficients() -> None:
+    xs = np.linspace(3.0, 50.0, 60)
+    ys = 0.5 + 0.02 * xs + 0.001 * xs**2 - 1e-5 * xs**3
+    coeffs, _ = fit_ground_lane(np.stack([xs, ys], 1))
+    np.testing.assert_allclose(coeffs, [0.5, 0.02, 0.001, -1e-5], atol=1e-9)
+    short, rng = fit_ground_lane(np.array([[5.0, 1.0], [6.0, 1.1], [7.0, 1.2], [np.nan, 0.0]]))
+    assert short[2:].tolist() == [0.0, 0.0] and short[1] == pytest.approx(0.1) and rng == (5.0, 7.0)
+    with pytest.raises(ValueError, match="2 points"):
+        fit_ground_lane(np.array([[5.0, 1.0]]))
+
+
+def test_bad_camera_parameters_are_named() -> None:
+    with pytest.raises(ValueError, match="height_m"):
+        GroundProjector.from_camera(**{**CAM, "height_m": 0.0})
+    with pytest.raises(ValueError, match="fx"):
+        GroundProjector.from_camera(**{**CAM, "fx": -1.0})
+    with pytest.raises(ValueError, match="pitch_rad"):
+        GroundProjector.from_camera(**{**CAM, "pitch_rad": 2.0})
+
+
+def test_add_ground_lanes_fills_the_frame() -> None:
+    proj = GroundProjector.from_camera(**CAM)
+    img = proj.ground_to_image(straight_lane(1.8))
+    coeffs = np.polynomial.polynomial.polyfit(img[:, 1], img[:, 0], 1)  # a straight lane is straight in the image
+    ys = np.linspace(img[:, 1].max(), img[:, 1].min(), 30)
+    lane = DetectedLane(coeffs, float(ys.min()), float(ys.max()),
+                        np.stack([np.polynomial.polynomial.polyval(ys, coeffs), ys], 1).astype(np.float32))
+    tiny = DetectedLane(coeffs, 100.0, 110.0, np.array([[640.0, 100.0], [640.0, 110.0]], np.float32))  # sky
+    frame = add_ground_lanes(LaneFrame(1280, 720, np.zeros((720, 1280), np.uint8), [lane, tiny]), proj)
+    assert lane.ground_coeffs[0] == pytest.approx(1.8, abs=1e-3)
+    assert abs(lane.ground_coeffs[1]) < 1e-4
+    assert lane.ground_x_range[0] == pytest.approx(5.0, abs=0.01)
+    assert lane.ground_points.shape[1] == 2 and np.allclose(lane.ground_points[:, 1], 1.8, atol=1e-3)
+    assert tiny.ground_coeffs is None and frame.lanes[1].ground_points is None

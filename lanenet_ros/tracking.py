@@ -1,0 +1,148 @@
+"""Lane tracking across frames: stable track ids, exponential smoothing, confirmation and removal.
+
+Detections are matched to tracks one to one (Hungarian algorithm) by the mean lateral distance between the two
+curves over the rows they share and at the image's bottom row. A track is confirmed after ``min_hits``
+matched frames (its lanes carry its id from then on; tentative lanes carry track id 0) and removed after
+``max_misses`` frames without a match, during which a confirmed track keeps being reported ("coasting")
+with decaying confidence.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from lanenet_ros import fitting
+from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
+from lanenet_ros.metrics import min_cost_assignment
+
+P = np.polynomial.polynomial
+
+
+@dataclass
+class _Track:
+    track_id: int
+    lane: DetectedLane
+    hits: int = 1
+    misses: int = 0
+
+
+class LaneTracker:
+    """Gives lanes stable ``track_id`` values across frames and smooths their polynomials."""
+
+    def __init__(self, enabled: bool = True, min_hits: int = 2, max_misses: int = 3, alpha: float = 0.5,
+                 match_fraction: float = 0.03, coast: bool = True, point_step_px: float = 10.0,
+                 ego_center: float = 0.5) -> None:
+        """Configure the tracker.
+
+        Args:
+            enabled: False passes frames through untouched (track ids stay 0).
+            min_hits: matched frames before a track is confirmed and its id published.
+            max_misses: frames without a match before a track is dropped.
+            alpha: weight of the new detection in the exponential smoothing (1 = no smoothing).
+            match_fraction: largest mean lateral distance for a match, as a fraction of the image width.
+            coast: report confirmed tracks that missed a frame (confidence halved per miss).
+            point_step_px: camera rows between re-sampled lane points.
+            ego_center: vehicle centre as a fraction of the width, for re-assigning positions.
+
+        Raises:
+            ValueError: a parameter is out of range (named in the message).
+        """
+        if min_hits < 1 or max_misses < 0:
+            raise ValueError(f"min_hits must be >= 1 and max_misses >= 0, got {min_hits} and {max_misses}")
+        if not 0 < alpha <= 1 or match_fraction <= 0:
+            raise ValueError(f"alpha must be in (0, 1] and match_fraction > 0, got {alpha} and {match_fraction}")
+        self.enabled, self.min_hits, self.max_misses = enabled, min_hits, max_misses
+        self.alpha, self.match_fraction, self.coast = alpha, match_fraction, coast
+        self.point_step_px, self.ego_center = point_step_px, ego_center
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+
+    def reset(self) -> None:
+        """Forget all tracks (e.g. after a jump in time or a camera change); ids keep increasing."""
+        self._tracks = []
+
+    def update(self, frame: LaneFrame) -> LaneFrame:
+        """Match the frame's lanes to the tracks and return the frame with tracked, smoothed lanes.
+
+        Args:
+            frame: one decoded frame (lanes in camera pixels).
+
+        Returns:
+            A new LaneFrame (same mask and timings) whose lanes carry track ids, ordered left to right.
+        """
+        if not self.enabled:
+            return frame
+        det = frame.lanes
+        cost = np.array([[self._distance(t.lane, d, frame.height) for d in det] for t in self._tracks])
+        gate = self.match_fraction * frame.width
+        matched_t, matched_d = set(), set()
+        if cost.size:
+            for ti, di in zip(*min_cost_assignment(cost), strict=True):
+                if cost[ti, di] <= gate:
+                    self._merge(self._tracks[ti], det[di])
+                    matched_t.add(int(ti))
+                    matched_d.add(int(di))
+        for ti, track in enumerate(self._tracks):
+            if ti not in matched_t:
+                track.misses += 1
+        self._tracks = [t for t in self._tracks if t.misses <= self.max_misses]
+        for di, lane in enumerate(det):
+            if di not in matched_d:
+                self._tracks.append(_Track(self._next_id, dataclasses.replace(lane)))
+                self._next_id += 1
+        lanes = [lane for t in self._tracks if (lane := self._report(t)) is not None]
+        lanes, ego_l, ego_r = fitting.order_lanes(lanes, frame.width, frame.height, self.ego_center)
+        return dataclasses.replace(frame, lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
+
+    @staticmethod
+    def _distance(a: DetectedLane, b: DetectedLane, height: int) -> float:
+        """Mean |x_a - x_b| over shared rows plus the bottom row (straight extension)."""
+        lo, hi = max(a.y_min, b.y_min), min(a.y_max, b.y_max)
+        diffs = [abs(fitting.bottom_x(a, height) - fitting.bottom_x(b, height))]
+        if hi > lo:
+            ys = np.linspace(lo, hi, 8)
+            diffs.extend(np.abs(a.x_at(ys) - b.x_at(ys)).tolist())
+        return float(np.mean(diffs))
+
+    def _merge(self, track: _Track, det: DetectedLane) -> None:
+        """Blend a matched detection into its track."""
+        a, old = self.alpha, track.lane
+        coeffs = _blend(old.image_coeffs, det.image_coeffs, a)
+        y_min, y_max = (1 - a) * old.y_min + a * det.y_min, (1 - a) * old.y_max + a * det.y_max
+        ground, ground_range = det.ground_coeffs, det.ground_x_range
+        if ground is not None and old.ground_coeffs is not None and old.ground_x_range is not None:
+            ground = _blend(old.ground_coeffs, ground, a)
+            ground_range = tuple((1 - a) * np.asarray(old.ground_x_range) + a * np.asarray(ground_range))
+        track.lane = dataclasses.replace(
+            det, image_coeffs=coeffs, y_min=y_min, y_max=y_max,
+            points=fitting.sample_points(coeffs, y_min, y_max, self.point_step_px),
+            marking_type=det.marking_type if det.marking_type != MarkingType.UNKNOWN else old.marking_type,
+            color=det.color if det.color != MarkingColor.UNKNOWN else old.color,
+            ground_coeffs=ground, ground_x_range=ground_range, ground_points=_ground_points(ground, ground_range))
+        track.hits += 1
+        track.misses = 0
+
+    def _report(self, track: _Track) -> DetectedLane | None:
+        """The lane to publish for a track this frame, or None."""
+        confirmed = track.hits >= self.min_hits
+        if track.misses and not (confirmed and self.coast):
+            return None
+        return dataclasses.replace(track.lane, track_id=track.track_id if confirmed else 0,
+                                   confidence=track.lane.confidence * 0.5**track.misses)
+
+
+def _blend(old: np.ndarray, new: np.ndarray, alpha: float) -> np.ndarray:
+    """(1 - alpha) * old + alpha * new of two coefficient vectors padded to the same length."""
+    n = max(len(old), len(new))
+    return (1 - alpha) * np.pad(np.asarray(old, np.float64), (0, n - len(old))) + \
+        alpha * np.pad(np.asarray(new, np.float64), (0, n - len(new)))
+
+
+def _ground_points(coeffs: np.ndarray | None, x_range: tuple[float, float] | None) -> np.ndarray | None:
+    """Ground polynomial sampled every metre inside its range."""
+    if coeffs is None or x_range is None:
+        return None
+    xs = np.linspace(x_range[0], x_range[1], max(2, int(np.ceil(x_range[1] - x_range[0])) + 1))
+    return np.stack([xs, P.polyval(xs, coeffs)], axis=1).astype(np.float32)

@@ -1,0 +1,97 @@
+"""LaneTracker over sequences of frames: stable ids, smoothing, confirmation, coasting and removal."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lanenet_ros.fitting import sample_points
+from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingType, Position
+from lanenet_ros.tracking import LaneTracker
+
+W, H = 1280, 720
+
+
+def lane(bottom: float, slope: float = 0.0, conf: float = 0.9) -> DetectedLane:
+    """A straight lane through (bottom, 719) with x changing by ``slope`` per row upwards."""
+    coeffs = np.array([bottom + 719 * slope, -slope])
+    return DetectedLane(coeffs, 300.0, 719.0, sample_points(coeffs, 300.0, 719.0, 10.0), confidence=conf,
+                        marking_type=MarkingType.SOLID)
+
+
+def frame(*lanes: DetectedLane) -> LaneFrame:
+    return LaneFrame(W, H, np.zeros((H, W), np.uint8), list(lanes))
+
+
+def bottoms(f: LaneFrame) -> list[float]:
+    return [float(ln.x_at(719.0)) for ln in f.lanes]
+
+
+def test_ids_are_stable_and_confirmed_after_min_hits() -> None:
+    tracker = LaneTracker(min_hits=2)
+    first = tracker.update(frame(lane(200, 0.5), lane(600, 0.1), lane(1000, -0.5)))
+    assert [ln.track_id for ln in first.lanes] == [0, 0, 0]  # tentative
+    ids = None
+    for k in range(1, 8):  # lanes drift 3 px per frame; detections come in shuffled order
+        dets = [lane(1000 + 3 * k, -0.5), lane(200 + 3 * k, 0.5), lane(600 + 3 * k, 0.1)]
+        out = tracker.update(frame(*dets))
+        now = [ln.track_id for ln in out.lanes]
+        assert all(i > 0 for i in now) and len(set(now)) == 3
+        assert ids is None or now == ids
+        ids = now
+        assert (out.ego_left_index, out.ego_right_index) == (1, 2)
+        assert out.lanes[1].position == Position.EGO_LEFT
+
+
+def test_smoothing_reduces_jitter() -> None:
+    tracker = LaneTracker(min_hits=1, alpha=0.3)
+    raw = [500.0 + (10.0 if k % 2 else -10.0) for k in range(20)]
+    out = [bottoms(tracker.update(frame(lane(x))))[0] for x in raw]
+    assert np.std(out[5:]) < 0.5 * np.std(raw[5:])
+    assert abs(np.mean(out[5:]) - 500.0) < 5.0
+    no_smooth = LaneTracker(min_hits=1, alpha=1.0)
+    assert [bottoms(no_smooth.update(frame(lane(x))))[0] for x in raw] == pytest.approx(raw)
+
+
+def test_coasting_then_removal_after_max_misses() -> None:
+    tracker = LaneTracker(min_hits=1, max_misses=3)
+    tid = tracker.update(frame(lane(400), lane(900))).lanes[0].track_id
+    coasted = tracker.update(frame(lane(900)))  # the 400 lane is missed once
+    assert coasted.lanes[0].track_id == tid and len(coasted.lanes) == 2
+    assert coasted.lanes[0].confidence == pytest.approx(0.45)
+    back = tracker.update(frame(lane(402), lane(900)))
+    assert back.lanes[0].track_id == tid and back.lanes[0].confidence == pytest.approx(0.9)
+    for _ in range(4):  # missed 4 times > max_misses: dropped
+        out = tracker.update(frame(lane(900)))
+    assert len(out.lanes) == 1
+    reborn = tracker.update(frame(lane(400), lane(900)))
+    assert reborn.lanes[0].track_id not in (0, tid)
+
+
+def test_no_coasting_and_far_jumps_start_new_tracks() -> None:
+    tracker = LaneTracker(min_hits=1, coast=False)
+    a = tracker.update(frame(lane(400))).lanes[0].track_id
+    assert tracker.update(frame()).lanes == []
+    jumped = tracker.update(frame(lane(400 + 0.03 * W + 20)))  # beyond the gate: another lane
+    assert jumped.lanes[0].track_id != a
+
+
+def test_disabled_tracker_passes_frames_through() -> None:
+    f = frame(lane(300), lane(800))
+    tracker = LaneTracker(enabled=False)
+    assert tracker.update(f) is f and [ln.track_id for ln in f.lanes] == [0, 0]
+
+
+def test_ground_coefficients_are_smoothed_too() -> None:
+    tracker = LaneTracker(min_hits=1, alpha=0.5)
+    for c0 in (1.8, 2.0):
+        det = lane(500)
+        det.ground_coeffs, det.ground_x_range = np.array([c0, 0.0, 0.0, 0.0]), (5.0, 40.0)
+        out = tracker.update(frame(det))
+    assert out.lanes[0].ground_coeffs[0] == pytest.approx(1.9)
+    assert out.lanes[0].ground_points[:, 1] == pytest.approx(1.9)
+
+
+@pytest.mark.parametrize(("kwargs", "word"), [({"min_hits": 0}, "min_hits"), ({"alpha": 0.0}, "alpha")])
+def test_bad_parameters(kwargs: dict, word: str) -> None:
+    with pytest.raises(ValueError, match=word):
+        LaneTracker(**kwargs)

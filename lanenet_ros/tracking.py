@@ -33,7 +33,7 @@ class LaneTracker:
 
     def __init__(self, enabled: bool = True, min_hits: int = 2, max_misses: int = 3, alpha: float = 0.5,
                  match_fraction: float = 0.03, coast: bool = True, point_step_px: float = 10.0,
-                 ego_center: float = 0.5) -> None:
+                 ego_center: float = 0.5, max_gap_s: float = 1.0) -> None:
         """Configure the tracker.
 
         Args:
@@ -45,6 +45,7 @@ class LaneTracker:
             coast: report confirmed tracks that missed a frame (confidence halved per miss).
             point_step_px: camera rows between re-sampled lane points.
             ego_center: vehicle centre as a fraction of the width, for re-assigning positions.
+            max_gap_s: when stamps are given, a jump back in time or a gap longer than this resets the tracks.
 
         Raises:
             ValueError: a parameter is out of range (named in the message).
@@ -56,24 +57,33 @@ class LaneTracker:
         self.enabled, self.min_hits, self.max_misses = enabled, min_hits, max_misses
         self.alpha, self.match_fraction, self.coast = alpha, match_fraction, coast
         self.point_step_px, self.ego_center = point_step_px, ego_center
+        self.max_gap_s = max_gap_s
         self._tracks: list[_Track] = []
         self._next_id = 1
+        self._last_stamp: float | None = None
 
     def reset(self) -> None:
         """Forget all tracks (e.g. after a jump in time or a camera change); ids keep increasing."""
         self._tracks = []
 
-    def update(self, frame: LaneFrame) -> LaneFrame:
+    def update(self, frame: LaneFrame, stamp: float | int | None = None) -> LaneFrame:
         """Match the frame's lanes to the tracks and return the frame with tracked, smoothed lanes.
 
         Args:
             frame: one decoded frame (lanes in camera pixels).
+            stamp: the image time, float seconds or integer nanoseconds; a bag looping back or a long gap
+                starts the tracks afresh. None: frames are taken as consecutive.
 
         Returns:
             A new LaneFrame (same mask and timings) whose lanes carry track ids, ordered left to right.
         """
         if not self.enabled:
             return frame
+        if stamp is not None:
+            now = stamp * 1e-9 if isinstance(stamp, (int, np.integer)) else float(stamp)
+            if self._last_stamp is not None and not 0 <= now - self._last_stamp <= self.max_gap_s:
+                self.reset()
+            self._last_stamp = now
         det = frame.lanes
         cost = np.array([[self._distance(t.lane, d, frame.height) for d in det] for t in self._tracks])
         gate = self.match_fraction * frame.width

@@ -91,6 +91,13 @@ def test_ground_coefficients_are_smoothed_too() -> None:
     assert out.lanes[0].ground_points[:, 1] == pytest.approx(1.9)
 
 
+def test_time_jumps_reset_the_tracks() -> None:
+    tracker = LaneTracker(min_hits=1, max_gap_s=0.5)
+    first = tracker.update(frame(lane(400)), stamp=10.0).lanes[0].track_id
+    assert tracker.update(frame(lane(401)), stamp=10_100_000_000).lanes[0].track_id == first  # int: ns
+    assert tracker.update(frame(lane(402)), stamp=9.0).lanes[0].track_id != first  # the bag looped
+
+
 @pytest.mark.parametrize(("kwargs", "word"), [({"min_hits": 0}, "min_hits"), ({"alpha": 0.0}, "alpha")])
 def test_bad_parameters(kwargs: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):

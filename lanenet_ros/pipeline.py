@@ -14,9 +14,11 @@ import numpy as np
 
 from lanenet_ros.backends import create_backend
 from lanenet_ros.decode import DecodeParams, LaneDecoder
+from lanenet_ros.ground import GroundProjector, add_ground_lanes
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.model_info import ModelError, ModelInfo
 from lanenet_ros.preprocess import Preprocessor
+from lanenet_ros.tracking import LaneTracker
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 STAGES = ("preprocess", "infer", "decode", "ground", "track")
@@ -60,7 +62,7 @@ class LanePipeline:
         check_suitable(self.info, path)
         self.preprocessor = Preprocessor.from_info(self.info, roi_top=roi_top)
         self.decoder = LaneDecoder(self.info, decode_params)
-        self.tracker = _make_tracker() if tracking else None
+        self.tracker = LaneTracker() if tracking else None
         self.projector: Any = None
         self.set_ground(camera)
 
@@ -102,10 +104,10 @@ class LanePipeline:
         frame = self.decoder.decode(outputs, geometry, image_bgr)
         clock.append(time.perf_counter())
         if self.projector is not None:
-            _project_lanes(frame, self.projector)
+            add_ground_lanes(frame, self.projector)
         clock.append(time.perf_counter())
         if self.tracker is not None:
-            frame = _track(self.tracker, frame, stamp)
+            frame = self.tracker.update(frame, stamp)
         clock.append(time.perf_counter())
         frame.timings = {stage: clock[i + 1] - clock[i] for i, stage in enumerate(STAGES)}
         frame.timings["total"] = clock[-1] - clock[0]
@@ -125,37 +127,13 @@ def check_suitable(info: ModelInfo, path: Path) -> None:
         raise ModelError(f"{path}: a lanenet model needs an 'embedding' output to separate lanes")
 
 
-def _make_tracker() -> Any:
-    from lanenet_ros.tracking import LaneTracker
-
-    return LaneTracker()
-
-
-def _track(tracker: Any, frame: LaneFrame, stamp: float | int | None) -> LaneFrame:
-    return tracker.update(frame)
-
-
 def _as_projector(camera: Any) -> Any:
-    if camera is None:
-        return None
-    if hasattr(camera, "image_to_ground"):
+    if camera is None or hasattr(camera, "image_to_ground"):
         return camera
-    from lanenet_ros.ground import GroundProjector
-
-    fields = camera if isinstance(camera, dict) else vars(camera)
-    return GroundProjector.from_camera(fields["fx"], fields["fy"], fields["cx"], fields["cy"], fields["height_m"],
-                                       fields["pitch_rad"], k1=fields.get("k1", 0.0), k2=fields.get("k2", 0.0))
-
-
-def _project_lanes(frame: LaneFrame, projector: Any) -> None:
-    """Add ground coordinates (metres, vehicle frame) to every lane whose points reach the road."""
-    from lanenet_ros.ground import fit_ground_lane
-
-    for lane in frame.lanes:
-        ground = projector.image_to_ground(lane.points)
-        ground = ground[np.isfinite(ground).all(axis=1)]
-        if len(ground) < 2:
-            continue
-        coeffs, x_range = fit_ground_lane(ground)
-        lane.ground_coeffs, lane.ground_x_range = coeffs, x_range
-        lane.ground_points = ground.astype(np.float32)
+    get = camera.get if isinstance(camera, dict) else lambda name, default=None: getattr(camera, name, default)
+    missing = [k for k in ("fx", "fy", "cx", "cy", "height_m", "pitch_rad") if get(k) is None]
+    if missing:
+        raise ValueError(f"camera: {', '.join(missing)} missing; give fx, fy, cx, cy, height_m and pitch_rad "
+                         "(or a GroundProjector)")
+    return GroundProjector.from_camera(get("fx"), get("fy"), get("cx"), get("cy"), get("height_m"),
+                                       get("pitch_rad"), k1=get("k1", 0.0) or 0.0, k2=get("k2", 0.0) or 0.0)

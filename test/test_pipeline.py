@@ -101,3 +101,51 @@ def test_unusable_images_raise_value_error(line_model: Path) -> None:
     with pytest.raises(ValueError, match="shape"):
         pipe.process(np.zeros((720, 1280, 2), np.uint8))
     assert len(pipe.process(draw_road(LINES)).lanes) == 3  # and the next good frame still works
+
+
+CAMERA = {"fx": 1000.0, "fy": 1000.0, "cx": 640.0, "cy": 360.0, "height_m": 1.5,
+          "pitch_rad": float(np.arctan((360 - 0.4 * 720) / 1000.0))}  # horizon row = the lines' vanishing point
+
+
+def test_ground_lanes_of_a_straight_road_are_parallel_and_ordered(line_model: Path) -> None:
+    pipe = LanePipeline(line_model, backend="onnxruntime-cpu", camera=CAMERA, tracking=False)
+    lanes = pipe.process(draw_road(LINES)).lanes
+    assert len(lanes) == 3 and all(lane.ground_coeffs is not None for lane in lanes)
+    offsets = [lane.ground_coeffs[0] for lane in lanes]
+    assert offsets[0] > offsets[1] > 0 > offsets[2]  # y is left of the vehicle: leftmost lane largest
+    for lane in lanes:  # lines through the horizon's centre run straight ahead on the ground
+        x0, x1 = lane.ground_x_range
+        assert 0 < x0 < x1 and np.ptp(lane.ground_points[:, 1]) < 0.15
+        assert abs(lane.ground_coeffs[1]) < 0.02
+    # pinhole geometry by hand: depth of the bottom row, then the lateral gap of two lines 512 px apart there
+    pitch, t = CAMERA["pitch_rad"], (719 - 360) / 1000
+    forward = 1.5 * (np.cos(pitch) - t * np.sin(pitch)) / (t * np.cos(pitch) + np.sin(pitch))
+    depth = forward * np.cos(pitch) + 1.5 * np.sin(pitch)
+    assert offsets[1] - offsets[2] == pytest.approx((0.85 - 0.45) * 1280 * depth / 1000, rel=0.05)
+
+
+def test_camera_given_as_object_set_later_and_cleared(line_model: Path) -> None:
+    class CameraParams:  # like lanenet_train.synth's CameraParams: attributes, extra fields ignored
+        width, height, k1, k2 = 1280, 720, 0.0, 0.0
+
+    camera = CameraParams()
+    vars(camera).update(CAMERA)
+    pipe = LanePipeline(line_model, backend="onnxruntime-cpu", tracking=False)
+    assert pipe.process(draw_road(LINES)).lanes[0].ground_coeffs is None
+    assert pipe.set_ground(camera) is True
+    assert pipe.process(draw_road(LINES)).lanes[0].ground_coeffs is not None
+    assert pipe.set_ground(None) is False
+    with pytest.raises(ValueError, match="height_m, pitch_rad missing"):
+        pipe.set_ground({"fx": 1000, "fy": 1000, "cx": 640, "cy": 360})
+
+
+def test_tracking_keeps_ids_while_the_car_drifts(line_model: Path) -> None:
+    tracked = LanePipeline(line_model, backend="onnxruntime-cpu")
+    untracked = LanePipeline(line_model, backend="onnxruntime-cpu", tracking=False)
+    ids = []
+    for k in range(5):
+        image = draw_road(tuple(x + 0.004 * k for x in LINES), seed=k)
+        frame = tracked.process(image, stamp=k * 100_000_000)  # 10 Hz, integer nanoseconds
+        ids.append([lane.track_id for lane in frame.lanes])
+        assert [lane.track_id for lane in untracked.process(image).lanes] == [0, 0, 0]
+    assert len(set(map(tuple, ids[1:]))) == 1 and len(set(ids[-1])) == 3 and 0 not in ids[-1]

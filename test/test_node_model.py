@@ -7,6 +7,8 @@ what a trained LaneNet does on a straight road, without training one in a test.
 """
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +73,93 @@ def test_exported_model_describes_itself_and_marks_the_stripes(tmp_path):
     on_left = np.arange(INPUT_WIDTH) < INPUT_WIDTH // 2
     left, right = embedding[0, 0][lane & on_left], embedding[0, 0][lane & ~on_left]
     assert right.min() - left.max() > 3.0  # far apart in embedding space: two instances
+
+
+class RosHarness:
+    """One private rclpy context (own DDS domain) with an executor spinning in the background, a probe node
+    to publish camera frames and collect the lanenet node's outputs, and the lanenet nodes under test."""
+
+    def __init__(self, domain_id: int) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.probe = rclpy.create_node("probe", context=self.context)
+        self.executor.add_node(self.probe)
+        self.nodes: list = []
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def lanenet(self, namespace: str = "", start: bool = True, **params: object):
+        """A LaneNetNode with these parameters (dotted names as keys via a dict), added to the executor."""
+        from rclpy.parameter import Parameter
+
+        from lanenet_ros.node import LaneNetNode
+
+        overrides = [Parameter(name, value=value) for name, value in params.items()]
+        node = LaneNetNode(context=self.context, namespace=namespace, parameter_overrides=overrides)
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        if start:
+            assert node.start(), "the lanenet node did not configure and activate"
+        return node
+
+    def collect(self, msg_type: type, topic: str, depth: int = 50) -> list:
+        """Every message arriving on ``topic`` (reliable subscription), appended as it comes."""
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        received: list = []
+        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+        self.probe.create_subscription(msg_type, topic, received.append, qos)
+        return received
+
+    def publisher(self, msg_type: type, topic: str, reliable: bool = True):
+        """A publisher on the probe node."""
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        policy = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+        return self.probe.create_publisher(msg_type, topic, QoSProfile(depth=10, reliability=policy))
+
+    @staticmethod
+    def feed(publisher, make_msg, until, timeout: float = 15.0, period: float = 0.05) -> int:
+        """Publish ``make_msg(i)`` every ``period`` s until ``until()`` holds; returns messages sent.
+
+        Raises:
+            AssertionError: ``until()`` did not hold within ``timeout`` seconds.
+        """
+        deadline, sent = time.monotonic() + timeout, 0
+        while not until():
+            assert time.monotonic() < deadline, f"condition not met after {sent} messages in {timeout:.0f} s"
+            publisher.publish(make_msg(sent))
+            sent += 1
+            time.sleep(period)
+        return sent
+
+    def close(self) -> None:
+        """Stop spinning, close every node, shut the context down."""
+        self.executor.shutdown(timeout_sec=5.0)
+        for node in self.nodes:
+            node.close()
+            node.destroy_node()
+        self.probe.destroy_node()
+        self.context.try_shutdown()
+        self._thread.join(timeout=5.0)
+
+
+FIRST_STAMP_S = 1_700_000_000
+
+
+def camera_header(seq: int, frame_id: str = "front_camera_optical"):
+    """The std_msgs/Header of camera frame ``seq`` of a 20 Hz camera."""
+    from std_msgs.msg import Header
+
+    header = Header(frame_id=frame_id)
+    header.stamp.sec, header.stamp.nanosec = FIRST_STAMP_S + seq // 20, (seq % 20) * 50_000_000
+    return header
+
+
+def frame_seq(header) -> int:
+    """The ``seq`` that :func:`camera_header` encoded in a header's stamp."""
+    return (header.stamp.sec - FIRST_STAMP_S) * 20 + header.stamp.nanosec // 50_000_000

@@ -1,0 +1,378 @@
+"""The lanenet lifecycle node: camera images in; lanes, class mask, overlay, RViz markers and diagnostics out.
+
+A thin rclpy adapter around :class:`lanenet_ros.pipeline.LanePipeline`. ``on_configure`` opens the model
+(a missing or unsuitable one fails there, saying why), ``on_activate`` subscribes, ``on_deactivate``
+unsubscribes, ``on_cleanup`` frees the model. With ``autostart`` (the default) the node configures and
+activates itself, so a plain ``lanenet-node`` or launch just works.
+
+Frames go through a one-slot mailbox to a worker thread: the newest frame is processed, older ones waiting
+are dropped and counted, never queued. A bad message (unknown encoding, wrong step, truncated or corrupt
+data) is skipped with a throttled warning and the node goes on with the next one.
+
+Topics (relative, remap with ``-r``): ``image`` or ``image/compressed`` and ``camera_info`` in; ``lanes``,
+``mask``, ``overlay``, ``markers`` out, each with the input image's header; ``/diagnostics``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from visualization_msgs.msg import MarkerArray
+
+from lanenet_ros.image_codec import ImageError
+from lanenet_ros.msg import LaneArray
+from lanenet_ros.node_pipeline import ground_from_camera_info, open_pipeline
+from lanenet_ros.node_stats import Mailbox, NodeStats, Period
+from lanenet_ros.overlay import draw_overlay
+from lanenet_ros.params import TABLE, NodeParams, ParamError, ParamSpec, check
+from lanenet_ros.ros_convert import (
+    MarkerBuilder,
+    bgr8_msg,
+    compressed_msg_to_bgr,
+    diagnostics_msg,
+    image_msg_to_bgr,
+    lane_array_msg,
+    mask_msg,
+)
+
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+_ROS_TYPES = {"bool": ParameterType.PARAMETER_BOOL, "int": ParameterType.PARAMETER_INTEGER,
+              "float": ParameterType.PARAMETER_DOUBLE, "str": ParameterType.PARAMETER_STRING,
+              "float_array": ParameterType.PARAMETER_DOUBLE_ARRAY}
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def descriptor(row: ParamSpec) -> ParameterDescriptor:
+    """The ROS descriptor of one parameter-table row (type, description, range, choices)."""
+    desc = ParameterDescriptor(name=row.name, type=_ROS_TYPES[row.kind], description=row.description,
+                               dynamic_typing=row.kind != "float_array")
+    if row.choices:
+        desc.additional_constraints = "one of: " + ", ".join(row.choices)
+    if row.kind == "float" and row.low is not None:
+        desc.floating_point_range = [FloatingPointRange(from_value=float(row.low), to_value=float(row.high))]
+    if row.kind == "int" and row.low is not None:
+        desc.integer_range = [IntegerRange(from_value=int(row.low), to_value=int(row.high), step=1)]
+    return desc
+
+
+def _value(row: ParamSpec, value: Any) -> Any:
+    """A parameter value as the table expects it (an empty YAML list arrives unset)."""
+    return () if row.kind == "float_array" and value is None else value
+
+
+class LaneNetNode(LifecycleNode):
+    """The lanenet lifecycle node (see the module docstring).
+
+    Args:
+        node_name: ROS node name.
+        **kwargs: passed to rclpy's node (``namespace``, ``context``, ``parameter_overrides``, ...).
+
+    Raises:
+        ParamError: a parameter given at start-up is invalid (the message says which and why).
+    """
+
+    def __init__(self, node_name: str = "lanenet", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self._table = {row.name: row for row in TABLE}
+        self.params = NodeParams()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        try:
+            for row in TABLE:
+                self._declare(row)
+        except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+            raise ParamError(f"{self.get_fully_qualified_name()}: {exc}") from exc
+        self.params = self._read_params()
+        self.stats = NodeStats()
+        self.pipeline: Any = None
+        self._pubs: dict[str, Any] = {}
+        self._subs: list[Any] = []
+        self._mailbox: Mailbox | None = None
+        self._worker: threading.Thread | None = None
+        self._diag_pub = self._diag_timer = None
+        self._markers = MarkerBuilder()
+        self._intrinsics: tuple[float, float, float, float] | None = None
+        self._ground_pending: Any = None
+        self._ground_active = False
+
+    # ---- parameters -------------------------------------------------------------------------------------
+    def _declare(self, row: ParamSpec) -> None:
+        if row.kind != "float_array":
+            self.declare_parameter(row.name, row.default, descriptor(row))
+            return
+        param = self.declare_parameter(row.name, Parameter.Type.DOUBLE_ARRAY, descriptor(row))
+        if param.value is None:  # no override: give it its (empty) default
+            self.set_parameters([Parameter(row.name, Parameter.Type.DOUBLE_ARRAY, list(row.default))])
+
+    def _read_params(self) -> NodeParams:
+        values = {row.name: _value(row, self.get_parameter(row.name).value) for row in TABLE}
+        return NodeParams.from_values(values)
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """The single gate for every value: at declaration and on every later set."""
+        ours = [(self._table[p.name], p.value) for p in params if p.name in self._table]
+        try:
+            for row, value in ours:
+                check(row.name, _value(row, value))
+        except ParamError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        live = {row.name: _value(row, v) for row, v in ours if row.live}
+        if live:
+            fresh = NodeParams.from_values(live)
+            self.params = replace(self.params, **{self._table[n].field: fresh.value(n) for n in live})
+        later = [row.name for row, _ in ours if not row.live]
+        if later and hasattr(self, "stats"):
+            self.get_logger().info(f"{', '.join(later)} will apply at the next configure "
+                                   "(deactivate, cleanup, configure, activate)")
+        return SetParametersResult(successful=True)
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Open the model and create the publishers; fail with the reason when the model cannot be used."""
+        self.params = self._read_params()
+        try:
+            self.pipeline, self._ground_active = open_pipeline(self.params)
+        except Exception as exc:  # ModelError, BackendError, OSError...: all mean "this model cannot run"
+            self.get_logger().error(f"cannot configure: {exc}")
+            return FAILURE
+        self.stats, self._markers = NodeStats(), MarkerBuilder()
+        self._pubs = {name: self.create_lifecycle_publisher(kind, name, OUTPUT_QOS) for name, kind in
+                      (("lanes", LaneArray), ("mask", Image), ("overlay", Image), ("markers", MarkerArray))}
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(self.params.diagnostics_period, self._publish_diagnostics)
+        info = self.pipeline.info
+        self.get_logger().info(f"model {self.params.model or '(packaged default)'}: {info.architecture} "
+                               f"{info.input_width}x{info.input_height} on {self.pipeline.backend_name}")
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Enable the publishers, start the worker, subscribe to the camera."""
+        result = super().on_activate(state)
+        self._mailbox = Mailbox()
+        self._worker = threading.Thread(target=self._work, args=(self._mailbox,), daemon=True,
+                                        name=f"lanenet-worker{self.get_namespace()}")
+        self._worker.start()
+        p = self.params
+        reliability = (ReliabilityPolicy.BEST_EFFORT if p.qos_reliability == "best_effort"
+                       else ReliabilityPolicy.RELIABLE)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth, reliability=reliability,
+                         durability=DurabilityPolicy.VOLATILE)
+        kind, topic = (CompressedImage, "image/compressed") if p.input == "compressed" else (Image, "image")
+        self._subs = [self.create_subscription(kind, topic, self._on_image, qos),
+                      self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)]
+        self.get_logger().info(f"listening on {self._subs[0].topic_name} "
+                               f"({p.qos_reliability}, depth {p.qos_depth})")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe and stop the worker (the frame in progress finishes first)."""
+        self._stop_input()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Destroy the publishers and free the model."""
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop everything, from whichever state."""
+        self.close()
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free everything so the node can be configured again."""
+        return self.on_shutdown(state)
+
+    def _stop_input(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._mailbox is not None:
+            self._mailbox.close()
+        if self._worker is not None:
+            self._worker.join()
+        self._mailbox = self._worker = None
+
+    def _release(self) -> None:
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs = {}
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self.destroy_publisher(self._diag_pub)
+        self._diag_pub = self._diag_timer = None
+        self.pipeline = None
+
+    def close(self) -> None:
+        """Stop the input and free everything, whatever the lifecycle state (before destroying the node)."""
+        self._stop_input()
+        self._release()
+
+    def start(self) -> bool:
+        """Configure and activate (what ``autostart`` does).
+
+        Returns:
+            True when the node is active; False (the reason logged) when configuring failed.
+        """
+        if self.trigger_configure() != SUCCESS:
+            self.get_logger().fatal("lanenet could not configure; fix the parameter named above and restart, "
+                                    "or configure it again through its lifecycle services")
+            return False
+        return self.trigger_activate() == SUCCESS
+
+    # ---- input -----------------------------------------------------------------------------------------
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        self.stats.count("received")
+        mailbox = self._mailbox
+        if mailbox is not None and mailbox.put((msg, time.perf_counter())):
+            self.stats.count("dropped")
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        fx, fy, cx, cy = msg.k[0], msg.k[4], msg.k[2], msg.k[5]
+        if fx <= 0 or fy <= 0:
+            self.get_logger().warning(f"camera_info without intrinsics (K = {list(msg.k)}) ignored",
+                                      throttle_duration_sec=self.params.warn_period)
+            return
+        if self._intrinsics != (fx, fy, cx, cy):
+            self._intrinsics = (fx, fy, cx, cy)
+            self._ground_pending = ground_from_camera_info(msg, self.params)
+
+    # ---- work ------------------------------------------------------------------------------------------
+    def _work(self, mailbox: Mailbox) -> None:
+        while (item := mailbox.take()) is not None:
+            self._process(*item)
+
+    def _process(self, msg: Image | CompressedImage, received: float) -> None:
+        start = time.perf_counter()
+        try:
+            image = compressed_msg_to_bgr(msg) if isinstance(msg, CompressedImage) else image_msg_to_bgr(msg)
+        except ImageError as exc:
+            self.stats.count("bad")
+            self.get_logger().warning(f"skipped a bad image ({self.stats.totals['bad']} so far): {exc}",
+                                      throttle_duration_sec=self.params.warn_period)
+            return
+        converted = time.perf_counter()
+        if self._ground_pending is not None:
+            self._ground_active = self.pipeline.set_ground(self._ground_pending)
+            self._ground_pending = None
+        try:
+            frame = self.pipeline.process(image, stamp=msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+        except Exception as exc:  # a frame the pipeline cannot handle must not stop the node
+            self.stats.count("failed")
+            self.get_logger().error(f"frame skipped, the pipeline failed: {exc!r}",
+                                    throttle_duration_sec=self.params.warn_period)
+            return
+        inferred = time.perf_counter()
+        self._publish(frame, image, msg.header)
+        done = time.perf_counter()
+        self.stats.frame_done({**frame.timings, "wait": start - received, "convert_in": converted - start,
+                               "publish": done - inferred, "total": done - received})
+
+    def _publish(self, frame: Any, image: np.ndarray, header: Any) -> None:
+        p, pubs = self.params, self._pubs
+        ground = p.ground_frame_id if self._ground_active else ""
+        pubs["lanes"].publish(lane_array_msg(frame, header, ground))
+        if p.publish_mask and pubs["mask"].get_subscription_count():
+            pubs["mask"].publish(mask_msg(frame.class_mask, header))
+        if p.publish_overlay and pubs["overlay"].get_subscription_count():
+            picture = draw_overlay(image, frame, self.pipeline.info.class_colors)
+            pubs["overlay"].publish(bgr8_msg(picture, header))
+            self.stats.count("overlays")
+        if p.publish_markers and pubs["markers"].get_subscription_count():
+            pubs["markers"].publish(self._markers.build(frame, header, ground, self._intrinsics,
+                                                        p.markers_lifetime, p.markers_image_depth))
+
+    # ---- diagnostics -----------------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        period = self.stats.roll()
+        level, message = self._health(period)
+        totals = self.stats.totals
+        values = {"backend": self.pipeline.backend_name if self.pipeline else "", "model": self.params.model
+                  or "(packaged default)", "active": self._mailbox is not None,
+                  "input topic": self._subs[0].topic_name if self._subs else "",
+                  "input rate (Hz)": f"{period.input_rate:.2f}",
+                  "output rate (Hz)": f"{period.output_rate:.2f}",
+                  "dropped frames": totals["dropped"], "bad frames": totals["bad"],
+                  "failed frames": totals["failed"], "processed frames": totals["processed"],
+                  **{f"latency {stage} (ms)": f"{ms:.2f}" for stage, ms in sorted(period.stage_ms.items())}}
+        self._diag_pub.publish(diagnostics_msg(
+            self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: lane detection",
+            values["backend"], level, message, values))
+
+    def _health(self, period: Period) -> tuple[bytes, str]:
+        if self._mailbox is None:
+            return DiagnosticStatus.OK, "inactive"
+        if period.received == 0:
+            return DiagnosticStatus.WARN, f"no images for {period.seconds:.1f} s"
+        if period.bad or period.failed:
+            return DiagnosticStatus.WARN, f"{period.bad} bad and {period.failed} failed frames skipped"
+        if period.dropped > period.processed:
+            return DiagnosticStatus.WARN, (f"dropping frames: input {period.input_rate:.1f} Hz, "
+                                           f"output {period.output_rate:.1f} Hz")
+        return DiagnosticStatus.OK, f"running at {period.output_rate:.1f} Hz"
+
+
+def _parser() -> argparse.ArgumentParser:
+    rows = "\n".join(f"  {r.name} ({r.kind}, default {r.default!r}): {r.description}" for r in TABLE)
+    return argparse.ArgumentParser(
+        prog="lanenet-node", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Lane detection node: image (or image/compressed) and camera_info in; lanes, mask, "
+                    "overlay, markers and /diagnostics out.",
+        epilog="ROS arguments follow --ros-args, e.g.\n  lanenet-node --ros-args -p model:=model.onnx "
+               "-r image:=/camera/image_raw -r __ns:=/front\n\nparameters:\n" + rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the node (the ``lanenet-node`` console script).
+
+    Args:
+        argv: command line including ROS arguments (default ``sys.argv``).
+
+    Returns:
+        0 on a clean shutdown, 1 when autostart could not configure the node, 2 for invalid parameters.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    _parser().parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    rclpy.init(args=argv)
+    try:
+        node = LaneNetNode()
+    except ParamError as exc:
+        print(f"lanenet-node: invalid parameter: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    code = 0
+    try:
+        if node.params.autostart and not node.start():
+            code = 1
+        else:
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""From the node's parameters to a LanePipeline and its ground projection (no ROS imports).
+
+Kept apart from :mod:`lanenet_ros.node` so that the mapping from parameters to the pipeline can be read
+and tested without rclpy.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lanenet_ros.params import NodeParams
+from lanenet_ros.pipeline import LanePipeline
+
+# distortion models whose first two coefficients are the radial k1, k2
+_RADIAL_FIRST = ("plumb_bob", "rational_polynomial")
+
+
+def open_pipeline(params: NodeParams) -> tuple[LanePipeline, bool]:
+    """Open the model as the parameters say.
+
+    Args:
+        params: the node's parameters.
+
+    Returns:
+        (the pipeline, whether lanes carry ground coordinates from the start: a homography was given).
+
+    Raises:
+        ModelError: the model is missing, invalid or unsuitable.
+        BackendError: the backend cannot run here.
+        ValueError: a setting the pipeline refuses.
+    """
+    camera = None
+    if params.ground_homography:
+        from lanenet_ros.ground import GroundProjector
+
+        matrix = np.asarray(params.ground_homography, dtype=np.float64).reshape(3, 3)
+        camera = GroundProjector.from_homography(matrix)
+    options: dict[str, Any] = {"precision": params.precision}
+    if params.threads:
+        options["intra_op_threads"] = params.threads
+    pipeline = LanePipeline(params.model or None, params.backend, decode_params=params.decode,
+                            roi_top=None if params.roi_top < 0 else params.roi_top, camera=camera,
+                            tracking=params.tracking, **options)
+    return pipeline, pipeline.projector is not None
+
+
+def ground_from_camera_info(info: Any, params: NodeParams) -> dict[str, float] | None:
+    """Camera parameters for the ground projection from a sensor_msgs/CameraInfo and the mounting parameters.
+
+    Args:
+        info: a CameraInfo (``k``, ``d``, ``distortion_model``).
+        params: the node's parameters (``ground.camera_height``, ``ground.camera_pitch``).
+
+    Returns:
+        ``fx, fy, cx, cy, height_m, pitch_rad, k1, k2`` for :meth:`LanePipeline.set_ground`, or None when
+        the ground plane is off (no camera height) or a homography is used instead.
+    """
+    if params.ground_homography or params.ground_camera_height <= 0:
+        return None
+    d = [float(v) for v in info.d]
+    k1, k2 = (d[0], d[1]) if info.distortion_model in _RADIAL_FIRST and len(d) >= 2 else (0.0, 0.0)
+    k = [float(v) for v in info.k]
+    return {"fx": k[0], "fy": k[4], "cx": k[2], "cy": k[5], "height_m": params.ground_camera_height,
+            "pitch_rad": params.ground_camera_pitch, "k1": k1, "k2": k2}

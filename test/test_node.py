@@ -1,0 +1,252 @@
+"""The lanenet node over real rclpy topics: images in; lanes, mask, overlay, markers, diagnostics out;
+lifecycle transitions; parameters; several cameras; the console script."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from lanenet_ros.msg import Lane, LaneArray  # noqa: E402
+from lifecycle_msgs.msg import State  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from test_node_model import (  # noqa: E402
+    RosHarness,
+    camera_header,
+    export_stripe_model,
+    frame_seq,
+    stripes_image,
+)
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
+
+from lanenet_ros.params import ParamError  # noqa: E402
+from lanenet_ros.ros_convert import bgr8_msg  # noqa: E402
+
+pytestmark = pytest.mark.ros
+DOMAIN_ID = os.getpid() % 200 + 20
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    return str(export_stripe_model(tmp_path_factory.mktemp("model") / "stripes.onnx"))
+
+
+@pytest.fixture()
+def ros():
+    harness = RosHarness(DOMAIN_ID)
+    yield harness
+    harness.close()
+
+
+def frames(image: np.ndarray, frame_id: str = "front_camera_optical"):
+    return lambda i: bgr8_msg(image, camera_header(i, frame_id))
+
+
+def test_an_image_becomes_lanes_mask_and_markers_with_its_header(ros, model):
+    ros.lanenet(model=model, tracking=False)
+    lanes, masks = ros.collect(LaneArray, "lanes"), ros.collect(Image, "mask")
+    markers = ros.collect(MarkerArray, "markers")
+    pub = ros.publisher(Image, "image")
+    ros.feed(pub, frames(stripes_image(320, 240)), lambda: lanes and masks and markers)
+    msg = lanes[0]
+    assert msg.header == camera_header(frame_seq(msg.header))  # a header we sent, unchanged
+    assert (msg.image_width, msg.image_height) == (320, 240)
+    assert [lane.position for lane in msg.lanes] == [Lane.POSITION_EGO_LEFT, Lane.POSITION_EGO_RIGHT]
+    assert (msg.ego_left_index, msg.ego_right_index) == (0, 1)
+    assert [round(lane.image_coeffs[0]) for lane in msg.lanes] == pytest.approx([96, 224], abs=2)
+    mask = masks[0]
+    assert (mask.encoding, mask.width, mask.height, mask.step) == ("mono8", 320, 240, 320)
+    assert mask.header == camera_header(frame_seq(mask.header))
+    ids = np.frombuffer(mask.data, np.uint8).reshape(240, 320)
+    assert ids[200, 96] == 1 and ids[200, 160] == 0 and ids[20, 96] == 0
+    strips = [m for m in markers[0].markers if m.type == Marker.LINE_STRIP]
+    assert len(strips) == 2 and all(m.header.frame_id == "front_camera_optical" for m in strips)
+
+
+def test_overlay_is_drawn_only_while_someone_subscribes(ros, model):
+    node = ros.lanenet(model=model, tracking=False)
+    lanes = ros.collect(LaneArray, "lanes")
+    image = stripes_image(320, 240)
+    ros.feed(ros.publisher(Image, "image"), frames(image), lambda: len(lanes) >= 3)
+    assert node.stats.totals["overlays"] == 0
+    overlays = ros.collect(Image, "overlay")
+    ros.feed(ros.publisher(Image, "image"), frames(image), lambda: overlays)
+    picture = np.frombuffer(overlays[0].data, np.uint8).reshape(240, 320, 3)
+    assert overlays[0].encoding == "bgr8" and node.stats.totals["overlays"] >= 1
+    assert np.any(picture[200, 90:102] != image[200, 90:102])  # lane drawn
+    assert np.all(picture[5, 150:170] == image[5, 150:170])  # sky untouched
+
+
+def test_compressed_input_by_parameter(ros, model):
+    ros.lanenet(model=model, input="compressed", tracking=False)
+    lanes = ros.collect(LaneArray, "lanes")
+    jpeg = cv2.imencode(".jpg", stripes_image(640, 360))[1].tobytes()
+    pub = ros.publisher(CompressedImage, "image/compressed")
+    ros.feed(pub, lambda i: CompressedImage(header=camera_header(i), format="jpeg", data=jpeg), lambda: lanes)
+    assert (lanes[0].image_width, lanes[0].image_height) == (640, 360) and len(lanes[0].lanes) == 2
+
+
+def test_lifecycle_subscribes_only_while_active_and_frees_on_cleanup(ros, model):
+    node = ros.lanenet(model="/nonexistent/model.onnx", start=False, tracking=False)
+    assert node.count_subscribers("/image") == 0
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE and node.pipeline is None
+    node.set_parameters([Parameter("model", value=model)])
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and node.pipeline is not None
+    assert node.count_subscribers("/image") == 0
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_ACTIVE
+    lanes = ros.collect(LaneArray, "lanes")
+    pub = ros.publisher(Image, "image")
+    ros.feed(pub, frames(stripes_image()), lambda: lanes)
+    assert node.count_subscribers("/image") == 1
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert node.count_subscribers("/image") == 0
+    count = len(lanes)
+    for i in range(10):
+        pub.publish(frames(stripes_image())(100 + i))
+    time.sleep(0.5)
+    assert len(lanes) == count  # inactive: nothing processed
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and node.pipeline is None
+    assert node.start()  # and back up again
+    ros.feed(pub, frames(stripes_image()), lambda: len(lanes) > count)
+
+
+def test_missing_model_fails_configure_with_the_reason(ros, tmp_path):
+    node = ros.lanenet(model=str(tmp_path / "absent.onnx"), start=False)
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07not really onnx")
+    node.set_parameters([Parameter("model", value=str(broken))])
+    assert not node.start() and node.pipeline is None
+
+
+def test_parameters_are_validated_at_start_and_on_set(ros, model):
+    with pytest.raises(ParamError, match=r"qos\.depth"):
+        ros.lanenet(model=model, start=False, **{"qos.depth": 0})
+    with pytest.raises(ParamError, match="choose one of image, compressed"):
+        ros.lanenet(model=model, start=False, input="video")
+    node = ros.lanenet(model=model, tracking=False)
+    result = node.set_parameters([Parameter("backend", value="cuda")])[0]
+    assert not result.successful and "choose one of auto" in result.reason
+    result = node.set_parameters([Parameter("ground.homography", value=[1.0, 2.0])])[0]
+    assert not result.successful and "9 finite numbers" in result.reason
+    assert node.get_parameter("backend").value == "auto"
+    assert node.set_parameters([Parameter("publish.markers", value=False)])[0].successful
+    assert node.params.publish_markers is False  # live: applies at once
+    assert node.set_parameters([Parameter("decode.max_lanes", value=4)])[0].successful
+    assert node.params.decode.max_lanes == 8  # applies at the next configure
+
+
+def test_markers_switch_off_live(ros, model):
+    node = ros.lanenet(model=model, tracking=False)
+    lanes, markers = ros.collect(LaneArray, "lanes"), ros.collect(MarkerArray, "markers")
+    pub = ros.publisher(Image, "image")
+    ros.feed(pub, frames(stripes_image()), lambda: markers)
+    node.set_parameters([Parameter("publish.markers", value=False)])
+    time.sleep(0.3)
+    count, seen = len(markers), len(lanes)
+    ros.feed(pub, frames(stripes_image()), lambda: len(lanes) >= seen + 3)
+    assert len(markers) == count
+
+
+def test_diagnostics_report_backend_rates_and_latency(ros, model):
+    ros.lanenet(model=model, tracking=False, diagnostics_period=0.3)
+    diagnostics = ros.collect(DiagnosticArray, "/diagnostics")
+
+    def busy_report():
+        return [s for d in diagnostics for s in d.status if dict((kv.key, kv.value) for kv in s.values)
+                .get("processed frames", "0") != "0"]
+    ros.feed(ros.publisher(Image, "image"), frames(stripes_image()), busy_report)
+    status = busy_report()[-1]
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.name == "/lanenet: lane detection" and status.hardware_id == "onnxruntime-cpu"
+    assert values["backend"] == "onnxruntime-cpu" and float(values["input rate (Hz)"]) > 0
+    assert float(values["latency infer (ms)"]) > 0 and "dropped frames" in values
+
+
+def test_two_cameras_in_two_namespaces_stay_apart(ros, model):
+    ros.lanenet(namespace="front", model=model, tracking=False)
+    ros.lanenet(namespace="rear", model=model, tracking=False)
+    front, rear = ros.collect(LaneArray, "/front/lanes"), ros.collect(LaneArray, "/rear/lanes")
+    pub_front, pub_rear = ros.publisher(Image, "/front/image"), ros.publisher(Image, "/rear/image")
+    front_frames = frames(stripes_image(320, 240), "front_optical")
+    rear_frames = frames(stripes_image(400, 200, columns=(0.5,)), "rear_optical")
+
+    def both(i):
+        pub_rear.publish(rear_frames(i))
+        return front_frames(i)
+    ros.feed(pub_front, both, lambda: front and rear)
+    assert {m.header.frame_id for m in front} == {"front_optical"} and front[0].image_width == 320
+    assert {m.header.frame_id for m in rear} == {"rear_optical"} and rear[0].image_width == 400
+    assert len(rear[0].lanes) == 1 and len(front[0].lanes) == 2
+
+
+def test_console_script_runs_with_the_params_file_and_exits_with_meaning(ros, model):
+    script = [sys.executable, "-m", "lanenet_ros.node"]
+    env = {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN_ID)}
+    assert subprocess.run([*script, "--help"], capture_output=True, env=env).returncode == 0
+    bad = subprocess.run([*script, "--ros-args", "-p", "input:=video"], capture_output=True, text=True,
+                         env=env)
+    assert bad.returncode == 2 and "choose one of image, compressed" in bad.stderr
+    missing = subprocess.run([*script, "--ros-args", "-p", "model:=/nope/model.onnx"], capture_output=True,
+                             text=True, env=env, timeout=60)
+    assert missing.returncode == 1 and "model file does not exist" in missing.stderr
+    lanes = ros.collect(LaneArray, "/cli/lanes")
+    ros_args = ["--params-file", str(ROOT / "config" / "lanenet.yaml"), "-p", f"model:={model}",
+                "-r", "__ns:=/cli", "-r", "image:=/cli/camera/image_raw"]
+    proc = subprocess.Popen([*script, "--ros-args", *ros_args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        ros.feed(ros.publisher(Image, "/cli/camera/image_raw"), frames(stripes_image()), lambda: lanes,
+                 timeout=30.0)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+        print(err.decode()[-3000:])
+    assert len(lanes[0].lanes) == 2
+    assert proc.returncode in (0, -15), err.decode()[-2000:]
+
+
+def test_tracked_lanes_keep_their_ids_in_lanes_and_markers(ros, model):
+    ros.lanenet(model=model)  # tracking on: the default
+    lanes, markers = ros.collect(LaneArray, "lanes"), ros.collect(MarkerArray, "markers")
+    tracked = lambda: [m for m in lanes if all(lane.track_id for lane in m.lanes) and len(m.lanes) == 2]  # noqa: E731
+    ros.feed(ros.publisher(Image, "image"), frames(stripes_image()), lambda: len(tracked()) >= 3)
+    ids = {tuple(lane.track_id for lane in m.lanes) for m in tracked()}
+    assert len(ids) == 1  # the same two ids frame after frame
+    strip_ids = {m.id for a in markers for m in a.markers if m.type == Marker.LINE_STRIP}
+    assert set(next(iter(ids))) <= strip_ids
+
+
+def test_camera_info_and_mounting_give_lanes_on_the_ground(ros, model):
+    ros.lanenet(model=model, tracking=False, **{"ground.camera_height": 1.5, "ground.camera_pitch": 0.1})
+    lanes, markers = ros.collect(LaneArray, "lanes"), ros.collect(MarkerArray, "markers")
+    info_pub = ros.publisher(CameraInfo, "camera_info")
+    info = CameraInfo(header=camera_header(0), width=320, height=240, distortion_model="plumb_bob",
+                      d=[0.0] * 5, k=[300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0])
+    image_frames = frames(stripes_image())
+
+    def with_info(i):
+        info_pub.publish(info)
+        return image_frames(i)
+    grounded = lambda: [m for m in lanes if m.ground_frame_id and len(m.lanes) == 2]  # noqa: E731
+    ros.feed(ros.publisher(Image, "image"), with_info, grounded)
+    left, right = grounded()[0].lanes
+    assert grounded()[0].ground_frame_id == "base_link" and left.ground_valid and right.ground_valid
+    # a vertical image stripe is a ground ray from below the camera: y = x (cx - u) / fx, left of it is +y
+    assert left.c0 == pytest.approx(0.0, abs=0.2) and right.c0 == pytest.approx(0.0, abs=0.2)
+    assert left.c1 == pytest.approx((160 - 96) / 300, abs=0.04)
+    assert right.c1 == pytest.approx((160 - 224) / 300, abs=0.04)
+    assert 0 < left.ground_x_min < left.ground_x_max and len(left.ground_points) >= 2
+    ros.feed(ros.publisher(Image, "image"), with_info,
+             lambda: any(m.header.frame_id == "base_link" for a in markers for m in a.markers))

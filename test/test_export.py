@@ -185,3 +185,26 @@ def test_cli_exports_an_encrypted_training_checkpoint(tmp_path: Path, capsys: py
     with torch.no_grad():
         want = model(torch.from_numpy(x))["binary_logits"].numpy()
     np.testing.assert_allclose(create_backend(out, "onnxruntime-cpu").infer(x)["binary_logits"], want, atol=1e-4)
+
+
+def test_backend_requests_are_checked(lanenet_onnx: Path) -> None:
+    with pytest.raises(ValueError, match="backend 'cuda' is not one of auto, tensorrt"):
+        create_backend(lanenet_onnx, "cuda")
+    with pytest.raises(ValueError, match="unknown backend option"):
+        create_backend(lanenet_onnx, "onnxruntime-cpu", threads=2)
+    with pytest.raises(ValueError, match="precision 'int4'"):
+        create_backend(lanenet_onnx, "auto", precision="int4")
+
+
+def test_reused_outputs_are_overwritten_fresh_ones_are_not(lanenet_onnx: Path) -> None:
+    a, b = (np.random.default_rng(i).normal(size=(1, 3, HEIGHT, WIDTH)).astype(np.float32) for i in (1, 2))
+    reused = create_backend(lanenet_onnx, "onnxruntime-cpu", intra_op_threads=1)
+    reused.infer(b)  # the first call learns the output shapes
+    first = reused.infer(a)["embedding"]
+    kept = first.copy()
+    second = reused.infer(b)["embedding"]
+    assert second is first and not np.array_equal(first, kept)  # the same buffer, now holding b's result
+    fresh = create_backend(lanenet_onnx, "onnxruntime-cpu", reuse_outputs=False)
+    x, y = fresh.infer(a)["embedding"], fresh.infer(b)["embedding"]
+    np.testing.assert_allclose(x, kept, atol=1e-5)
+    np.testing.assert_allclose(y, second, atol=1e-5)

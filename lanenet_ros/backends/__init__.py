@@ -18,6 +18,7 @@ from lanenet_ros.model_info import ENGINE_SUFFIXES, ModelInfo
 KINDS = ("auto", "tensorrt", "onnxruntime", "onnxruntime-trt", "onnxruntime-cuda", "onnxruntime-cpu")
 AUTO_ORDER = ("tensorrt", "onnxruntime-trt", "onnxruntime-cuda", "onnxruntime-cpu")
 PRECISIONS = ("fp32", "fp16", "int8")
+OPTIONS = ("precision", "intra_op_threads", "cache_dir", "reuse_outputs", "max_batch")
 
 
 class BackendError(Exception):
@@ -77,10 +78,13 @@ def create_backend(model_path: str | Path, kind: str = "auto", **opts: Any) -> B
     Raises:
         ModelError: the model file is missing or not a usable lanenet model.
         BackendError: the requested backend (every backend, for ``auto``) cannot run here.
-        ValueError: unknown ``kind`` or option value.
+        ValueError: unknown ``kind``, option or option value.
     """
     if kind not in KINDS:
         raise ValueError(f"backend {kind!r} is not one of {', '.join(KINDS)}")
+    unknown = sorted(set(opts) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown backend option(s) {', '.join(unknown)}; known: {', '.join(OPTIONS)}")
     if opts.get("precision", "fp16") not in PRECISIONS:
         raise ValueError(f"precision {opts['precision']!r} is not one of {', '.join(PRECISIONS)}")
     path = Path(model_path)

@@ -79,7 +79,7 @@ class OnnxRuntimeBackend:
             ValueError: the batch does not fit the model.
         """
         batch = check_batch(batch, self.info, self.max_batch)
-        buffers = self._output_buffers(batch.shape[0]) if self._reuse else None
+        buffers = self._buffers.get(batch.shape[0]) if self._reuse else None
         binding = self.session.io_binding()
         binding.bind_cpu_input(self.info.input_name, batch)
         for name in self._outputs:
@@ -89,17 +89,12 @@ class OnnxRuntimeBackend:
                 out = buffers[name]
                 binding.bind_output(name, "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
         self.session.run_with_iobinding(binding)
-        return buffers if buffers is not None else dict(zip(self._outputs, binding.copy_outputs_to_cpu(), strict=True))
-
-    def _output_buffers(self, n: int) -> dict[str, np.ndarray] | None:
-        """Preallocated outputs for batch size ``n``; None when the graph leaves a spatial size open."""
-        if n not in self._buffers:
-            shapes = {o.name: [n, *o.shape[1:]] for o in self.session.get_outputs()}
-            if not all(isinstance(d, int) for s in shapes.values() for d in s):
-                self._reuse = False
-                return None
-            self._buffers[n] = {name: np.empty(shape, np.float32) for name, shape in shapes.items()}
-        return self._buffers[n]
+        if buffers is not None:
+            return buffers
+        outputs = dict(zip(self._outputs, binding.copy_outputs_to_cpu(), strict=True))
+        if self._reuse:  # shapes are known now (graphs may leave them symbolic): write in place from now on
+            self._buffers[batch.shape[0]] = {k: np.empty_like(v) for k, v in outputs.items()}
+        return outputs
 
 
 def _resolve_kind(kind: str, available: list[str]) -> str:

@@ -12,6 +12,7 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("lanenet_train.train", "train LaneNet / DeepLabV3+ from a spec file (TAO style; DDP via torchrun)"),
     "export": ("lanenet_train.export", "checkpoint -> self-describing ONNX, verified against PyTorch"),
     "gen-engine": ("lanenet_train.gen_engine", "ONNX -> TensorRT engine (fp32/fp16/int8), into the engine cache"),
 }

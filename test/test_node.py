@@ -48,6 +48,11 @@ def ros():
     harness.close()
 
 
+def listening(node) -> list[str]:
+    """Topics the node subscribes to (its own list: the ROS graph would lag behind)."""
+    return sorted(sub.topic_name for sub in node.subscriptions)
+
+
 def frames(image: np.ndarray, frame_id: str = "front_camera_optical"):
     return lambda i: bgr8_msg(image, camera_header(i, frame_id))
 
@@ -98,19 +103,19 @@ def test_compressed_input_by_parameter(ros, model):
 
 def test_lifecycle_subscribes_only_while_active_and_frees_on_cleanup(ros, model):
     node = ros.lanenet(model="/nonexistent/model.onnx", start=False, tracking=False)
-    assert node.count_subscribers("/image") == 0
+    assert listening(node) == []
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE and node.pipeline is None
     node.set_parameters([Parameter("model", value=model)])
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and node.pipeline is not None
-    assert node.count_subscribers("/image") == 0
+    assert listening(node) == []
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert node._state_machine.current_state[0] == State.PRIMARY_STATE_ACTIVE
     lanes = ros.collect(LaneArray, "lanes")
     pub = ros.publisher(Image, "image")
     ros.feed(pub, frames(stripes_image()), lambda: lanes)
-    assert node.count_subscribers("/image") == 1
+    assert listening(node) == ["/camera_info", "/image"]
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    assert node.count_subscribers("/image") == 0
+    assert listening(node) == []
     count = len(lanes)
     for i in range(10):
         pub.publish(frames(stripes_image())(100 + i))

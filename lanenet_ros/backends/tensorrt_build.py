@@ -91,12 +91,12 @@ def build_engine(onnx_path: Path, info: ModelInfo, precision: str, *, max_batch:
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     _set_precision(trt, config, precision, calibrator, onnx_path)
     _add_profiles(builder, config, network, info, max_batch, calibration_batch)
-    cache = _load_timing_cache(config, timing_cache)
+    _load_timing_cache(config, timing_cache)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BackendError(f"{onnx_path}: TensorRT could not build a {precision} engine (see its log above)")
     if timing_cache is not None:
-        atomic_write_bytes(timing_cache, bytes(memoryview(cache.serialize())))
+        atomic_write_bytes(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
     return bytes(memoryview(serialized))
 
 
@@ -135,11 +135,12 @@ def _add_profiles(builder: Any, config: Any, network: Any, info: ModelInfo, max_
         config.set_calibration_profile(calibration)
 
 
-def _load_timing_cache(config: Any, path: Path | None) -> Any:
+def _load_timing_cache(config: Any, path: Path | None) -> None:
+    """Start from the stored timing cache; one from another TensorRT or GPU is replaced by an empty one."""
     data = path.read_bytes() if path is not None and path.is_file() else b""
-    cache = config.create_timing_cache(data)
-    config.set_timing_cache(cache, ignore_mismatch=True)  # a cache from another GPU is ignored, not fatal
-    return cache
+    cache = config.create_timing_cache(data) if data else None
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
 
 
 def deserialize_engine(data: bytes) -> Any:

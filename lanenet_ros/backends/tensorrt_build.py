@@ -138,7 +138,10 @@ def _add_profiles(builder: Any, config: Any, network: Any, info: ModelInfo, max_
 def _load_timing_cache(config: Any, path: Path | None) -> None:
     """Start from the stored timing cache; one from another TensorRT or GPU is replaced by an empty one."""
     data = path.read_bytes() if path is not None and path.is_file() else b""
-    cache = config.create_timing_cache(data) if data else None
+    try:
+        cache = config.create_timing_cache(data) if data else None
+    except Exception:  # a damaged file: TensorRT raises a RuntimeError-like error from its bindings
+        cache = None
     if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
         config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
 

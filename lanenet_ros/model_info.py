@@ -132,6 +132,11 @@ def _problems(info: ModelInfo) -> list[str]:
     if info.format_version > FORMAT_VERSION:
         out.append(f"format_version {info.format_version!r} is newer than this runtime reads ({FORMAT_VERSION}); "
                    "update lanenet_ros")
+    return out + _output_problems(info) + _input_problems(info) + _class_table_problems(info)
+
+
+def _output_problems(info: ModelInfo) -> list[str]:
+    out = []
     if info.architecture not in ARCHITECTURES:
         out.append(f"unknown architecture {info.architecture!r}; expected one of {sorted(ARCHITECTURES)}")
     else:
@@ -143,10 +148,12 @@ def _problems(info: ModelInfo) -> list[str]:
     bad = {n: m for n, m in info.outputs.items() if m not in OUTPUT_MEANINGS}
     if bad:
         out.append(f"outputs {bad} have unknown meanings; expected one of {list(OUTPUT_MEANINGS)}")
-    for name in ("input_width", "input_height", "input_channels"):
-        value = getattr(info, name)
-        if not 0 < value <= 8192:
-            out.append(f"{name} must be a positive integer, got {value!r}")
+    return out
+
+
+def _input_problems(info: ModelInfo) -> list[str]:
+    out = [f"{name} must be a positive integer, got {getattr(info, name)!r}"
+           for name in ("input_width", "input_height", "input_channels") if not 0 < getattr(info, name) <= 8192]
     if info.channel_order not in ("rgb", "bgr"):
         out.append(f"channel_order must be 'rgb' or 'bgr', got {info.channel_order!r}")
     if len(info.mean) != info.input_channels or len(info.std) != info.input_channels:
@@ -155,7 +162,6 @@ def _problems(info: ModelInfo) -> list[str]:
         out.append(f"std values must be positive, got {list(info.std)}")
     if not 0.0 <= float(info.roi_top) < 1.0:
         out.append(f"roi_top must be in [0, 1), got {info.roi_top!r}")
-    out.extend(_class_table_problems(info))
     return out
 
 

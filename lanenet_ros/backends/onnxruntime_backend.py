@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from lanenet_ros.backends import BackendError, check_batch
-from lanenet_ros.model_info import ModelInfo, info_from_session, open_onnx_session
+from lanenet_ros.model_info import ModelError, ModelInfo, info_from_session, open_onnx_session
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -53,7 +53,7 @@ class OnnxRuntimeBackend:
         wanted = PROVIDERS[kind][0]
         options = _session_options(ort, intra_op_threads)
         providers = [_provider_entry(p, precision, cache_dir) for p in PROVIDERS[kind]]
-        self.session = open_onnx_session(self.path, providers, options)
+        self.session = _open_session(self.path, providers, options)
         running = self.session.get_providers()
         if running[0] != wanted:
             raise BackendError(f"{wanted} did not start (ONNX Runtime fell back to {running[0]}); check the "
@@ -95,6 +95,18 @@ class OnnxRuntimeBackend:
         if self._reuse:  # shapes are known now (graphs may leave them symbolic): write in place from now on
             self._buffers[batch.shape[0]] = {k: np.empty_like(v) for k, v in outputs.items()}
         return outputs
+
+
+def _open_session(path: Path, providers: list, options: Any) -> Any:
+    """Open the session; a failure that only a GPU provider causes is a BackendError, not a bad model."""
+    try:
+        return open_onnx_session(path, providers, options)
+    except ModelError as exc:
+        if providers == [CPU]:
+            raise
+        open_onnx_session(path)  # raises the ModelError itself when the file is the problem
+        raise BackendError(f"{providers[0] if isinstance(providers[0], str) else providers[0][0]} could not "
+                           f"start: {exc}") from exc
 
 
 def _resolve_kind(kind: str, available: list[str]) -> str:

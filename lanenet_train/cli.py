@@ -13,6 +13,8 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("lanenet_train.train", "train LaneNet / DeepLabV3+ from a spec file (TAO style; DDP via torchrun)"),
+    "evaluate": ("lanenet_train.evaluate", "TuSimple / CULane / mIoU metrics of a checkpoint, JSON report + plots"),
+    "inference": ("lanenet_train.inference", "overlays, lanes.jsonl and an mp4 from images or a video"),
     "export": ("lanenet_train.export", "checkpoint -> self-describing ONNX, verified against PyTorch"),
     "gen-engine": ("lanenet_train.gen_engine", "ONNX -> TensorRT engine (fp32/fp16/int8), into the engine cache"),
 }

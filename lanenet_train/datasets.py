@@ -112,7 +112,7 @@ def resolve_classes(sources: Sequence[SourceData], mapping: Sequence[Any], binar
     colors = [_color(first, n, i) for i, n in enumerate(names)]
     table = ClassTable(names, colors)
     for src in sources:
-        table.luts.append(_lut(src.classes, mapping, names, binary))
+        table.luts.append(class_lut(src.classes, mapping, names, binary))
     table.pixel_counts = _merged_counts(sources, table, len(names))
     if sources[0].meta and not mapping and not binary:
         table.dataset_weights = sources[0].meta.get("class_weights")
@@ -124,7 +124,8 @@ def _color(classes: list[dict], name: str, index: int) -> tuple[int, int, int]:
     return tuple(found[0]) if found else DEFAULT_COLORS[index % len(DEFAULT_COLORS)]
 
 
-def _lut(classes: list[dict], mapping: Sequence[Any], names: list[str], binary: bool) -> np.ndarray:
+def class_lut(classes: list[dict], mapping: Sequence[Any], names: list[str], binary: bool) -> np.ndarray:
+    """(256,) uint8 table from a source's class ids to training class ids (255 stays ignore)."""
     lut = np.zeros(256, np.uint8)
     lut[IGNORE] = IGNORE
     target = {m.key: names.index(m.value) for m in mapping}

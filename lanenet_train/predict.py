@@ -1,0 +1,62 @@
+"""A trained checkpoint as a lane detector: the runtime's preprocessing and decoding around the torch model.
+
+Evaluation and ``inference`` use the same ROS-free pieces as the node (``lanenet_ros.preprocess``,
+``lanenet_ros.decode``), so what they measure is what the car will run, up to the ONNX export.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from lanenet_ros.decode import DecodeParams, LaneDecoder
+from lanenet_ros.lanes import LaneFrame
+from lanenet_ros.model_info import ModelInfo
+from lanenet_ros.preprocess import Preprocessor
+from lanenet_train.checkpoint import load_model
+
+
+class Predictor:
+    """Camera images in, :class:`LaneFrame` out, with a trained checkpoint.
+
+    Args:
+        model_path: checkpoint written by ``lanenet-train train``.
+        key: its passphrase when encrypted.
+        device: torch device for the network.
+        decode_params: decoder tuning (defaults when None).
+    """
+
+    def __init__(self, model_path: str | os.PathLike, key: str | None = None, device: str = "cpu",
+                 decode_params: DecodeParams | None = None) -> None:
+        self.model, self.checkpoint = load_model(model_path, key)
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.info = ModelInfo.from_dict(self.checkpoint["model_info"], str(model_path))
+        self.preprocessor = Preprocessor.from_info(self.info, reuse_output=False)
+        self.decoder = LaneDecoder(self.info, decode_params)
+
+    @torch.no_grad()
+    def outputs(self, images_bgr: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], list[Any]]:
+        """Raw network outputs of a batch of camera images (any sizes) and each image's geometry."""
+        inputs, geometries = zip(*(self.preprocessor(img) for img in images_bgr), strict=True)
+        batch = torch.from_numpy(np.concatenate(inputs)).to(self.device)
+        out = self.model(batch)
+        return {k: v.float().cpu().numpy() for k, v in out.items()}, list(geometries)
+
+    def __call__(self, images_bgr: Sequence[np.ndarray]) -> list[LaneFrame]:
+        """Detect lanes in a batch of camera images.
+
+        Args:
+            images_bgr: (H, W, 3) uint8 BGR images.
+
+        Returns:
+            One frame per image (class mask at camera resolution, lanes left to right).
+        """
+        if not images_bgr:
+            return []
+        out, geometries = self.outputs(images_bgr)
+        return [self.decoder.decode({k: v[i] for k, v in out.items()}, geo, img)
+                for i, (geo, img) in enumerate(zip(geometries, images_bgr, strict=True))]

@@ -1,0 +1,86 @@
+"""`evaluate` and `inference` on a briefly trained checkpoint; the scorer on exact lanes."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+from train_fixture import make_dataset
+
+from lanenet_ros.lanes import DetectedLane, LaneFrame
+from lanenet_train.cli import main
+from lanenet_train.evaluate import Scorer
+from lanenet_train.spec.schema import EvaluationConfig
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    data = make_dataset(root / "data", n_train=4, n_val=3)
+    spec = root / "spec.txt"
+    spec.write_text(f"""
+dataset_config {{ data_sources {{ dataset_root: "{data}" }} validation_data_sources {{ dataset_root: "{data}" }}
+                  num_workers: 0 }}
+model_config {{ input_image_width: 64 input_image_height: 32 width_multiplier: 0.25 }}
+train_config {{ batch_size: 2 epochs: 1 }}
+evaluation_config {{ batch_size: 2 num_worst_frames: 2 }}""")
+    assert main(["train", "-e", str(spec), "-r", str(root / "run"), "-k", "pw"]) == 0
+    return root, spec, data
+
+
+def test_evaluate_writes_report_and_pictures(trained, capsys):
+    root, spec, _ = trained
+    assert main(["evaluate", "-e", str(spec), "-m", str(root / "run" / "latest.pth"), "-k", "pw",
+                 "-o", str(root / "ev")]) == 0
+    report = json.loads((root / "ev" / "report.json").read_text())
+    assert report["frames"] == 3 and report["tusimple"]["frames"] == 3
+    assert 0 <= report["tusimple"]["accuracy"] <= 1 and 0 <= report["culane"]["f1"] <= 1
+    seg = report["segmentation"]
+    assert set(seg["per_class_iou"]) == {"background", "lane"}
+    assert np.asarray(seg["confusion_matrix"]).sum() == 3 * 64 * 128  # every camera pixel of the 3 images
+    for name in ("per_class_iou.png", "confusion_matrix.png", "worst_frames.png"):
+        image = cv2.imread(str(root / "ev" / name))
+        assert image is not None and image.shape[0] > 100
+    assert "report:" in capsys.readouterr().out
+    assert main(["evaluate", "-e", str(spec), "-m", str(root / "run" / "latest.pth"), "-k", "bad"]) == 2
+    assert "wrong key" in capsys.readouterr().err
+
+
+def test_inference_writes_overlays_lanes_and_a_video(trained):
+    root, spec, data = trained
+    out = root / "inf"
+    assert main(["inference", "-e", str(spec), "-i", str(data / "images" / "val"), "-o", str(out),
+                 "-m", str(root / "run" / "latest.pth"), "-k", "pw"]) == 0
+    assert len(list((out / "overlays").glob("*.jpg"))) == 3
+    assert len((out / "lanes.jsonl").read_text().splitlines()) == 3
+    video = cv2.VideoCapture(str(out / "overlay.mp4"))
+    frames = 0
+    while video.read()[0]:
+        frames += 1
+    assert frames == 3 and int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == 128
+    out2 = root / "inf2"  # the video itself is a valid input
+    assert main(["inference", "-e", str(spec), "-i", str(out / "overlay.mp4"), "-o", str(out2),
+                 "-m", str(root / "run" / "latest.pth"), "-k", "pw", "--no-video"]) == 0
+    assert len(list((out2 / "overlays").glob("*.jpg"))) == 3 and not (out2 / "overlay.mp4").exists()
+
+
+def lane_from_points(points):
+    pts = np.asarray(points, dtype=np.float64)
+    coeffs = np.polynomial.polynomial.polyfit(pts[:, 1], pts[:, 0], 1)
+    return DetectedLane(coeffs, pts[:, 1].min(), pts[:, 1].max(), pts.astype(np.float32))
+
+
+def test_scorer_gives_full_marks_to_the_ground_truth_and_counts_a_missed_lane(tmp_path):
+    root = make_dataset(tmp_path / "d", n_train=1, n_val=0, width=1280, height=720)  # TuSimple's own size
+    sample = json.loads((root / "index.jsonl").read_text().splitlines()[0])
+    mask = cv2.imread(str(root / sample["mask"]), cv2.IMREAD_UNCHANGED)
+    sample.update(mask=str(root / sample["mask"]), lut=np.arange(256, dtype=np.uint8))
+    scorer = Scorer(["background", "lane"], EvaluationConfig())
+    exact = LaneFrame(1280, 720, mask, [lane_from_points(p) for p in sample["lanes"]])
+    assert scorer.add(sample, exact) == pytest.approx(1.0)
+    missing = LaneFrame(1280, 720, np.zeros_like(mask), [lane_from_points(p) for p in sample["lanes"][:2]])
+    scorer.add(sample, missing)
+    report = scorer.report()
+    assert report["tusimple"]["accuracy"] == pytest.approx((1 + 2 / 3) / 2)
+    assert report["tusimple"]["fn"] == pytest.approx((0 + 1 / 3) / 2)
+    assert report["culane"]["tp"] == 5 and report["culane"]["fn"] == 1
+    assert report["segmentation"]["per_class_iou"]["lane"] == pytest.approx(0.5)

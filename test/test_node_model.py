@@ -115,12 +115,12 @@ class RosHarness:
         self.probe.create_subscription(msg_type, topic, received.append, qos)
         return received
 
-    def publisher(self, msg_type: type, topic: str, reliable: bool = True):
+    def publisher(self, msg_type: type, topic: str, reliable: bool = True, depth: int = 10):
         """A publisher on the probe node."""
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
         policy = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
-        return self.probe.create_publisher(msg_type, topic, QoSProfile(depth=10, reliability=policy))
+        return self.probe.create_publisher(msg_type, topic, QoSProfile(depth=depth, reliability=policy))
 
     @staticmethod
     def feed(publisher, make_msg, until, timeout: float = 15.0, period: float = 0.05) -> int:

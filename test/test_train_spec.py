@@ -76,3 +76,16 @@ def test_round_trips_through_text_and_dict(tmp_path):
 def test_example_specs_are_valid(name):
     spec = load_spec(SPECS / name, check_paths=False)
     assert spec.model_config.architecture in name.replace("tusimple", "lanenet")
+
+
+def test_every_spec_field_is_documented():
+    import dataclasses
+
+    from lanenet_train.spec import schema
+
+    doc = (SPECS.parent.parent / "docs" / "training.md").read_text()
+    for cls in (schema.DatasetConfig, schema.DataSource, schema.ClassMapping, schema.ModelConfig,
+                schema.TrainConfig, schema.SoftStartAnnealingSchedule, schema.PolySchedule, schema.Regularizer,
+                schema.AugmentationConfig, schema.LossConfig, schema.EvaluationConfig):
+        for f in dataclasses.fields(cls):
+            assert f"`{f.name}`" in doc or f"{f.name} {{" in doc or f".{f.name}" in doc, f"{cls.__name__}.{f.name}"

@@ -123,9 +123,22 @@ class Scorer:
         if self.confusion.matrix.sum():
             report["segmentation"] = {
                 "miou": self.confusion.miou(), "pixel_accuracy": self.confusion.pixel_accuracy(),
+                "constant_baseline_miou": constant_baseline_miou(self.confusion.matrix),
                 "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(self.names, iou, strict=True)},
                 "confusion_matrix": self.confusion.matrix.tolist()}
         return report
+
+
+def constant_baseline_miou(matrix: np.ndarray) -> float:
+    """The best mIoU a model predicting one class everywhere would score on the same pixels.
+
+    Predicting class k everywhere gives IoU ``n_k / N`` for k and 0 for every other class present.
+    """
+    counts = matrix.sum(1).astype(np.float64)
+    total, present = counts.sum(), counts > 0
+    if not total:
+        return float("nan")
+    return float(max(counts[k] / total / (present.sum() + (not present[k])) for k in range(len(counts))))
 
 
 def _read_mask(path: str, lut: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

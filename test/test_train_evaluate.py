@@ -84,3 +84,6 @@ def test_scorer_gives_full_marks_to_the_ground_truth_and_counts_a_missed_lane(tm
     assert report["tusimple"]["fn"] == pytest.approx((0 + 1 / 3) / 2)
     assert report["culane"]["tp"] == 5 and report["culane"]["fn"] == 1
     assert report["segmentation"]["per_class_iou"]["lane"] == pytest.approx(0.5)
+    lane_pixels = 2 * int((mask > 0).sum())
+    background = 2 * mask.size - lane_pixels
+    assert report["segmentation"]["constant_baseline_miou"] == pytest.approx(background / (2 * mask.size) / 2)

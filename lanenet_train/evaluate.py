@@ -1,5 +1,7 @@
 """`lanenet-train evaluate -e SPEC -m MODEL [-k KEY]`: benchmark metrics, a JSON report and pictures.
 
+MODEL is a training checkpoint or an exported ONNX model (then run by the runtime's ONNX Runtime backend).
+
 Each validation image goes through the runtime's preprocessing, the trained network and the runtime's
 decoder; then TuSimple accuracy / FP / FN (samples with TuSimple labels), CULane precision / recall / F1
 (samples with lane polylines) and the confusion matrix (mIoU, per-class IoU) at camera resolution, all
@@ -31,7 +33,7 @@ from lanenet_train.spec import SpecError, load_spec
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``lanenet-train evaluate``."""
     parser.add_argument("-e", "--experiment_spec", required=True, help="spec file (its validation_data_sources)")
-    parser.add_argument("-m", "--model", required=True, help="checkpoint from `lanenet-train train`")
+    parser.add_argument("-m", "--model", required=True, help="training checkpoint or exported .onnx")
     parser.add_argument("-k", "--key", default=None, help="passphrase of an encrypted checkpoint")
     parser.add_argument("-o", "--output_dir", default=None, help="report folder (default: MODEL's folder/evaluation)")
     parser.add_argument("--split", choices=("val", "train"), default="val",

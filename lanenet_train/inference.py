@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="spec file (its evaluation_config.batch_size is used)")
     parser.add_argument("-i", "--input", required=True, help="image folder, single image or video file")
     parser.add_argument("-o", "--output_dir", required=True, help="folder for overlays, lanes.jsonl, overlay.mp4")
-    parser.add_argument("-m", "--model", required=True, help="checkpoint from `lanenet-train train`")
+    parser.add_argument("-m", "--model", required=True, help="training checkpoint or exported .onnx")
     parser.add_argument("-k", "--key", default=None, help="passphrase of an encrypted checkpoint")
     parser.add_argument("--fps", type=float, default=0.0, help="video frame rate (default: the input's, or 10)")
     parser.add_argument("--no-video", action="store_true", help="write overlay images only")

@@ -20,21 +20,29 @@ from lanenet_train.checkpoint import load_model
 
 
 class Predictor:
-    """Camera images in, :class:`LaneFrame` out, with a trained checkpoint.
+    """Camera images in, :class:`LaneFrame` out, with a trained checkpoint or an exported model.
 
     Args:
-        model_path: checkpoint written by ``lanenet-train train``.
-        key: its passphrase when encrypted.
-        device: torch device for the network.
+        model_path: checkpoint written by ``lanenet-train train``, or an exported ``.onnx`` model (run by the
+            runtime's ONNX Runtime backend, image by image unless its batch dimension is dynamic).
+        key: the checkpoint's passphrase when encrypted.
+        device: torch device for a checkpoint's network.
         decode_params: decoder tuning (defaults when None).
     """
 
     def __init__(self, model_path: str | os.PathLike, key: str | None = None, device: str = "cpu",
                  decode_params: DecodeParams | None = None) -> None:
-        self.model, self.checkpoint = load_model(model_path, key)
-        self.device = torch.device(device)
-        self.model.to(self.device)
-        self.info = ModelInfo.from_dict(self.checkpoint["model_info"], str(model_path))
+        self.backend, self.model = None, None
+        if str(model_path).lower().endswith(".onnx"):
+            from lanenet_ros.backends import create_backend
+
+            self.backend = create_backend(str(model_path), "onnxruntime")
+            self.info = self.backend.info
+        else:
+            self.model, checkpoint = load_model(model_path, key)
+            self.device = torch.device(device)
+            self.model.to(self.device)
+            self.info = ModelInfo.from_dict(checkpoint["model_info"], str(model_path))
         self.preprocessor = Preprocessor.from_info(self.info, reuse_output=False)
         self.decoder = LaneDecoder(self.info, decode_params)
 
@@ -42,6 +50,10 @@ class Predictor:
     def outputs(self, images_bgr: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], list[Any]]:
         """Raw network outputs of a batch of camera images (any sizes) and each image's geometry."""
         inputs, geometries = zip(*(self.preprocessor(img) for img in images_bgr), strict=True)
+        if self.backend is not None:
+            step = len(inputs) if self.info.dynamic_batch else 1
+            parts = [self.backend.infer(np.concatenate(inputs[i:i + step])) for i in range(0, len(inputs), step)]
+            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, list(geometries)
         batch = torch.from_numpy(np.concatenate(inputs)).to(self.device)
         out = self.model(batch)
         return {k: v.float().cpu().numpy() for k, v in out.items()}, list(geometries)

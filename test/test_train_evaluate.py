@@ -45,6 +45,19 @@ def test_evaluate_writes_report_and_pictures(trained, capsys):
     assert "wrong key" in capsys.readouterr().err
 
 
+def test_exported_onnx_model_scores_as_its_checkpoint(trained):
+    root, spec, _ = trained
+    ckpt, onnx_path = root / "run" / "latest.pth", root / "model.onnx"
+    assert main(["export", "-m", str(ckpt), "-o", str(onnx_path), "-k", "pw"]) == 0
+    reports = []
+    for model, out in ((ckpt, root / "ev_ckpt"), (onnx_path, root / "ev_onnx")):
+        assert main(["evaluate", "-e", str(spec), "-m", str(model), "-k", "pw", "-o", str(out)]) == 0
+        reports.append(json.loads((out / "report.json").read_text()))
+    for key in ("tusimple", "culane"):
+        assert reports[1][key] == pytest.approx(reports[0][key], abs=0.02)
+    assert reports[1]["segmentation"]["miou"] == pytest.approx(reports[0]["segmentation"]["miou"], abs=0.01)
+
+
 def test_inference_writes_overlays_lanes_and_a_video(trained):
     root, spec, data = trained
     out = root / "inf"

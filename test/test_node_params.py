@@ -120,3 +120,9 @@ def test_decoder_tuning_rows_follow_decode_params():
     params = NodeParams.from_values({"decode.max_lanes": 3, "decode.cluster_radius": 2})
     assert params.decode == DecodeParams(max_lanes=3, cluster_radius=2.0)
     assert params.value("decode.max_lanes") == 3
+
+
+def test_docs_list_every_parameter():
+    docs = (ROOT / "docs" / "node.md").read_text(encoding="utf-8")
+    missing = [row.name for row in TABLE if f"`{row.name}`" not in docs]
+    assert not missing, f"docs/node.md does not describe {missing}"

@@ -1,0 +1,87 @@
+"""Launch the lanenet node for one camera, optionally with RViz.
+
+    ros2 launch lanenet_ros lanenet.launch.py image_topic:=/front/image_raw namespace:=front rviz:=true
+
+Arguments: ``params_file`` (default: the package's config/lanenet.yaml), ``image_topic`` (raw image; its
+``/compressed`` sibling is used with ``input: compressed``), ``camera_info_topic`` (default: ``camera_info``
+beside the image topic), ``model`` and ``backend`` (override the parameters file when given),
+``namespace`` (one per camera), ``use_sim_time`` (bag replay), ``rviz`` (opens config/lanenet.rviz).
+Several cameras: include this file once per camera with its own namespace and image topic.
+
+``launch`` and ``launch_ros`` are imported inside :func:`generate_launch_description`, so this file can be
+imported (and its arguments inspected) on a machine without them.
+"""
+from __future__ import annotations
+
+PACKAGE = "lanenet_ros"
+EXECUTABLE = "lanenet_node"
+NODE_NAME = "lanenet"
+
+# (name, default, description); "" defaults are resolved when launched (see _node_actions)
+ARGUMENTS = (
+    ("params_file", "", "Parameters YAML (default: the package's config/lanenet.yaml)"),
+    ("image_topic", "image", "Camera image topic; with input: compressed, <image_topic>/compressed is used"),
+    ("camera_info_topic", "", "Camera info topic (default: camera_info beside image_topic)"),
+    ("model", "", "Model file (.onnx or TensorRT engine); empty keeps the parameters file's value"),
+    ("backend", "", "auto, tensorrt, onnxruntime-trt, onnxruntime-cuda or onnxruntime-cpu; empty keeps "
+                    "the parameters file's value"),
+    ("namespace", "", "Namespace of the node and its topics (one per camera)"),
+    ("use_sim_time", "false", "Use /clock (true when replaying a bag)"),
+    ("rviz", "false", "Also open RViz with config/lanenet.rviz"),
+)
+
+
+def camera_info_beside(image_topic: str) -> str:
+    """The camera_info topic that image_transport pairs with an image topic (``/cam/image_raw`` ->
+    ``/cam/camera_info``)."""
+    head, _, _ = image_topic.rstrip("/").rpartition("/")
+    return f"{head}/camera_info" if head or image_topic.startswith("/") else "camera_info"
+
+
+def node_settings(values: dict[str, str], share: str) -> dict:
+    """What the node is started with, from resolved argument values (pure: tested without launch).
+
+    Args:
+        values: argument name -> resolved string value.
+        share: the package's share directory.
+
+    Returns:
+        ``parameters`` (a params-file path and a dict of overrides), ``remappings`` and ``namespace``.
+    """
+    params_file = values["params_file"] or f"{share}/config/lanenet.yaml"
+    overrides: dict[str, object] = {"use_sim_time": values["use_sim_time"].lower() in ("true", "1", "yes")}
+    for name in ("model", "backend"):
+        if values[name]:
+            overrides[name] = values[name]
+    image = values["image_topic"]
+    info = values["camera_info_topic"] or camera_info_beside(image)
+    remappings = [("image", image), ("image/compressed", f"{image}/compressed"), ("camera_info", info)]
+    return {"parameters": [params_file, overrides], "remappings": remappings,
+            "namespace": values["namespace"]}
+
+
+def _node_actions(context, *_args, **_kwargs):
+    from launch_ros.actions import Node
+    from launch_ros.substitutions import FindPackageShare
+
+    share = FindPackageShare(PACKAGE).perform(context)
+    values = {name: context.launch_configurations[name] for name, _, _ in ARGUMENTS}
+    settings = node_settings(values, share)
+    actions = [Node(package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, output="screen",
+                    emulate_tty=True, **settings)]
+    if values["rviz"].lower() in ("true", "1", "yes"):
+        actions.append(Node(package="rviz2", executable="rviz2", name="rviz", namespace=settings["namespace"],
+                            arguments=["-d", f"{share}/config/lanenet.rviz"],
+                            remappings=[("image", values["image_topic"])],
+                            parameters=[{"use_sim_time": settings["parameters"][1]["use_sim_time"]}]))
+    return actions
+
+
+def generate_launch_description():
+    """The launch description: the arguments above, then the node (and RViz when asked)."""
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.launch_description import LaunchDescription
+
+    arguments = [DeclareLaunchArgument(name, default_value=default, description=text)
+                 for name, default, text in ARGUMENTS]
+    return LaunchDescription([*arguments, OpaqueFunction(function=_node_actions)])

@@ -12,6 +12,9 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("lanenet_train.synth.cli", "render synthetic dash-cam frames with exact lanes (TuSimple/CULane/Apollo)"),
+    "convert": ("lanenet_train.data.convert", "TuSimple / CULane / Apollo / image+mask folders -> canonical layout"),
+    "stats": ("lanenet_train.data.stats", "class pixel counts and ENet class weights into dataset.json"),
     "train": ("lanenet_train.train", "train LaneNet / DeepLabV3+ from a spec file (TAO style; DDP via torchrun)"),
     "evaluate": ("lanenet_train.evaluate", "TuSimple / CULane / mIoU metrics of a checkpoint, JSON report + plots"),
     "inference": ("lanenet_train.inference", "overlays, lanes.jsonl and an mp4 from images or a video"),

@@ -1,0 +1,109 @@
+"""`lanenet-train synth`: render synthetic dash-cam data straight into TuSimple, CULane or Apollo format."""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from lanenet_train.synth.config import SynthConfig
+from lanenet_train.synth.render import drive_segment, render_frame
+from lanenet_train.synth.writers import FORMATS, FrameKey, ensure_dir, finish_dataset, write_frame
+
+_STATE: dict = {}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `lanenet-train synth`."""
+    parser.add_argument("--format", choices=FORMATS, default="tusimple",
+                        help="label format to write (default tusimple)")
+    parser.add_argument("--out", required=True, type=Path, help="output dataset folder")
+    parser.add_argument("--count", type=int, default=100, help="number of frames (default 100)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same data")
+    parser.add_argument("--sequence", type=int, default=0, metavar="N",
+                        help="render continuous drives of N frames each instead of independent frames")
+    parser.add_argument("--fps", type=float, default=10.0, help="frame rate of drives (default 10)")
+    parser.add_argument("--width", type=int, default=1280, help="image width (default 1280)")
+    parser.add_argument("--height", type=int, default=720, help="image height (default 720)")
+    parser.add_argument("--render-scale", type=float, default=0.5,
+                        help="render the scene at this fraction of the size, then finish at full size (default 0.5)")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="share of frames (of drives, with --sequence) written to the val split (default 0.1)")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    parser.add_argument("--nproc", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+
+
+def split_of(unit: int, val_fraction: float) -> str:
+    """Deterministic split of a frame (or drive) number: every k-th goes to val, k = 1 / val_fraction."""
+    if val_fraction <= 0:
+        return "train"
+    k = max(1, round(1.0 / val_fraction))
+    return "val" if unit % k == k - 1 else "train"
+
+
+def plan_tasks(count: int, sequence: int, val_fraction: float, chunk: int = 10) -> list[tuple]:
+    """Work units: ``("frames", [keys])`` or ``("drive", drive, n_frames, first, [keys])``."""
+    tasks = []
+    if sequence <= 0:
+        keys = [FrameKey(i, split_of(i, val_fraction), 0, i) for i in range(count)]
+        return [("frames", keys[i:i + chunk]) for i in range(0, count, chunk)]
+    index = 0
+    for drive in range((count + sequence - 1) // sequence):
+        n = min(sequence, count - drive * sequence)
+        split = split_of(drive, val_fraction)
+        keys = [FrameKey(index + k, split, drive, k) for k in range(n)]
+        index += n
+        tasks += [("drive", drive, n, first, keys[first:first + 20]) for first in range(0, n, 20)]
+    return tasks
+
+
+def _init(state: dict) -> None:
+    _STATE.update(state)
+
+
+def _work(task: tuple) -> list[dict]:
+    cfg, out, fmt, seed = _STATE["config"], _STATE["out"], _STATE["format"], _STATE["seed"]
+    if task[0] == "frames":
+        return [write_frame(out, fmt, render_frame(cfg, seed * 1_000_003 + k.index), k, False, _STATE["quality"])
+                for k in task[1]]
+    _, drive, _, first, keys = task
+    frames = drive_segment(cfg, seed * 1_000_003 + drive, first + len(keys), _STATE["fps"], first=first)
+    return [write_frame(out, fmt, f, k, True, _STATE["quality"]) for f, k in zip(frames, keys, strict=True)]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Render ``--count`` frames into ``--out``; returns the exit code."""
+    if args.count < 1 or args.sequence < 0 or args.nproc < 1 or not 0 <= args.val_fraction < 1:
+        print("lanenet-train synth: --count and --nproc must be >= 1, --sequence >= 0, "
+              "--val-fraction in [0, 1)", file=sys.stderr)
+        return 2
+    try:
+        config = SynthConfig(width=args.width, height=args.height, render_scale=args.render_scale)
+        ensure_dir(args.out)
+    except (ValueError, OSError) as exc:
+        print(f"lanenet-train synth: {exc}", file=sys.stderr)
+        return 2
+    state = {"config": config, "out": args.out, "format": args.format, "seed": args.seed, "fps": args.fps,
+             "quality": args.quality}
+    tasks = plan_tasks(args.count, args.sequence, args.val_fraction)
+    records: list[dict] = []
+    with tqdm(total=args.count, unit="img", desc=f"synth {args.format}") as bar:
+        if args.nproc == 1:
+            _init(state)
+            results = map(_work, tasks)
+            for recs in results:
+                records += recs
+                bar.update(len(recs))
+        else:
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            with ctx.Pool(args.nproc, initializer=_init, initargs=(state,)) as pool:
+                for recs in pool.imap_unordered(_work, tasks):
+                    records += recs
+                    bar.update(len(recs))
+    splits = finish_dataset(args.out, args.format, records)
+    print(f"wrote {len(records)} frames ({', '.join(f'{k} {v}' for k, v in sorted(splits.items()))}) "
+          f"in {args.format} format to {args.out}")
+    return 0

@@ -1,0 +1,263 @@
+"""Shading of the road plane: asphalt or concrete, roadside, paint, wear, tar, light, wetness, haze.
+
+Every ground pixel is mapped to road coordinates (s, d) once per frame; features are evaluated there
+with a box filter as wide as the pixel's footprint on the road, so far markings and joints fade to their
+average instead of flickering.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from lanenet_train.synth.camera import CameraParams
+from lanenet_train.synth.road import Road, RoadWindow
+from lanenet_train.synth.scene import Environment, Surface
+from lanenet_train.synth.textures import RoadTextures, hash01, smoothstep
+
+
+@dataclass
+class CameraGrid:
+    """Per-camera constants: where each render pixel meets the road, and the pixel's footprint there.
+
+    Attributes:
+        r0: first image row that holds ground pixels; the arrays below cover rows ``r0:``.
+        X: forward ground distance (metres).
+        Y: left ground offset (metres).
+        valid: pixels whose ray hits the road plane.
+        fp_lat: lateral footprint of a pixel on the road (metres).
+        fp_lon: longitudinal footprint (metres).
+        ray: (full height, width, 3) unit ray of each pixel in the vehicle frame (x fwd, y left, z up).
+    """
+
+    r0: int
+    X: np.ndarray
+    Y: np.ndarray
+    valid: np.ndarray
+    fp_lat: np.ndarray
+    fp_lon: np.ndarray
+    ray: np.ndarray
+    _az: np.ndarray | None = None
+
+    @property
+    def ray_z(self) -> np.ndarray:
+        """Upward component of each unit pixel ray (sine of its elevation)."""
+        return self.ray[..., 2]
+
+    @property
+    def ray_az(self) -> np.ndarray:
+        """Azimuth of each pixel ray in the vehicle frame (radians, + left), computed once."""
+        if self._az is None:
+            object.__setattr__(self, "_az", np.arctan2(self.ray[..., 1], self.ray[..., 0]).astype(np.float32))
+        return self._az
+
+
+@lru_cache(maxsize=4)
+def camera_grid(cam: CameraParams) -> CameraGrid:
+    """The :class:`CameraGrid` of a render camera (cached: a drive keeps its camera)."""
+    rays = cam.pixel_rays()
+    X, Y, valid = cam.ground_rays(rays)
+    rows = np.nonzero(valid.any(axis=1))[0]
+    r0 = int(rows[0]) if rows.size else cam.height - 1
+    X, Y, valid = X[r0:], Y[r0:], valid[r0:]
+    Xs = np.where(valid, X, 1e4).astype(np.float32)
+    fp_lat = Xs / cam.fx
+    fp_lon = np.maximum(Xs * Xs / (cam.fy * cam.height_m), fp_lat)
+    a, b = rays
+    s, c = np.float32(np.sin(cam.pitch_rad)), np.float32(np.cos(cam.pitch_rad))
+    d = np.stack([c - b * s, -a, -b * c - s], axis=-1)
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    return CameraGrid(r0, Xs, Y, valid, fp_lat.astype(np.float32), fp_lon.astype(np.float32), d.astype(np.float32))
+
+@dataclass
+class GroundLight:
+    """Light falling on the road in this frame.
+
+    Attributes:
+        shadow: (rows, width) float32, 1 where the sun reaches the road, 0 in full shadow.
+        occlusion: (rows, width) float32 ambient occlusion under vehicles (1 = none).
+        lamps: ``(spacing, phase, lateral offsets)`` of street lamps lit at night, or None.
+    """
+
+    shadow: np.ndarray
+    occlusion: np.ndarray
+    lamps: tuple[float, float, tuple[float, ...]] | None = None
+
+
+def _box(lo: np.ndarray, hi: np.ndarray, a: float | np.ndarray, b: float | np.ndarray,
+         fp: np.ndarray) -> np.ndarray:
+    """Fraction of the footprint [lo, hi] (width fp) covered by the interval [a, b]."""
+    return np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0.0, None) / fp
+
+
+def _dash_cover(s: np.ndarray, fp: np.ndarray, dash: np.ndarray, period: np.ndarray) -> np.ndarray:
+    """Box-filtered coverage of a periodic dash pattern (dash then gap) over [s - fp/2, s + fp/2]."""
+    def integral(x: np.ndarray) -> np.ndarray:
+        return np.floor(x / period) * dash + np.minimum(np.mod(x, period), dash)
+    return np.clip((integral(s + fp / 2) - integral(s - fp / 2)) / fp, 0.0, 1.0)
+
+
+def _lane_geometry(road: Road, d: np.ndarray, surface: Surface) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel lane tone and wheel-track darkening factor."""
+    offs = np.array([b.offset for b in road.boundaries], np.float32)[::-1]
+    k = np.searchsorted(offs, d)
+    tone = np.concatenate([[surface.shoulder_tone], surface.lane_tone[::-1], [surface.shoulder_tone]])
+    centres = np.concatenate([[-1e3], 0.5 * (offs[1:] + offs[:-1]), [1e3]]).astype(np.float32)
+    dc = np.abs(d - np.take(centres, k))
+    tracks = np.exp(-np.square((dc - 0.85) * (1.0 / 0.32)))
+    return np.take(tone.astype(np.float32), k), 1.0 - surface.track_darkening * tracks
+
+
+def _patches(s: np.ndarray, d: np.ndarray, fp_lat: np.ndarray, fp_lon: np.ndarray, road: Road,
+             surface: Surface, salt: int) -> np.ndarray:
+    """Multiplicative tone of repaired asphalt patches (1 outside patches)."""
+    cell = np.floor(s * (1 / 30.0)).astype(np.int64)
+    present = hash01(cell, salt) < surface.patch_density
+    start = cell * 30.0 + hash01(cell, salt + 1) * 12
+    length = 3 + hash01(cell, salt + 2) * 14
+    width_road = road.edge_left - road.edge_right
+    a = road.edge_right + hash01(cell, salt + 3) * width_road * 0.8
+    b = a + 1.5 + hash01(cell, salt + 4) * 6
+    cover = _box(s - fp_lon / 2, s + fp_lon / 2, start, start + length, fp_lon) * \
+        _box(d - fp_lat / 2, d + fp_lat / 2, a, b, fp_lat)
+    tone = 0.72 + 0.5 * hash01(cell, salt + 5)
+    return np.where(present, 1.0 + cover * (tone - 1.0), 1.0).astype(np.float32)
+
+
+def _surface_marks(s, d, fp_lat, fp_lon, road: Road, surface: Surface, tex: RoadTextures) -> np.ndarray:
+    """Darkening by tar snakes, longitudinal seams and concrete joints (1 = none)."""
+    out = np.ones_like(s)
+    if surface.tar_snakes > 0:
+        n2 = tex.lookup(tex.mid2, s * 2.0, d * 1.5, tex.MID_RES)
+        fade = np.clip(1.0 - fp_lat * (1 / 0.05), 0.0, 1.0)
+        out -= 0.35 * surface.tar_snakes * smoothstep(0.04, 0.0, np.abs(n2)) * fade
+    if surface.seam_density > 0.3 or surface.concrete:
+        offs = np.array([b.offset for b in road.boundaries], np.float32)
+        keep = hash01(np.arange(len(offs)), 41) < (1.0 if surface.concrete else surface.seam_density - 0.3)
+        seam_offs = np.sort(offs[keep] + 0.2)
+        if seam_offs.size:
+            j = np.clip(np.searchsorted(seam_offs, d), 1, max(len(seam_offs) - 1, 1))
+            dist = np.minimum(np.abs(d - np.take(seam_offs, j % len(seam_offs))),
+                              np.abs(d - np.take(seam_offs, j - 1)))
+            out -= 0.3 * np.clip((0.01 - dist + fp_lat / 2) / fp_lat, 0, 1) * np.clip(0.025 / fp_lat, 0, 1)
+    if surface.concrete:
+        out -= 0.4 * (1.0 - _dash_cover(s + 0.01, fp_lon, np.float32(4.98), np.float32(5.0)))
+    return out
+
+
+def _paint(s, d, fp_lat, fp_lon, road: Road, tex: RoadTextures, albedo: np.ndarray,
+           cover_out: np.ndarray, cls_out: np.ndarray) -> np.ndarray:
+    """Blend the stripes into ``albedo`` and fill the label coverage and class; returns the paint alpha."""
+    arr = road.arrays()
+    alpha_full = np.zeros_like(s)
+    if len(arr["offset"]) == 0:
+        return alpha_full
+    L = arr["offset"]
+    j = np.searchsorted(L, d)
+    j0, j1 = np.clip(j - 1, 0, len(L) - 1), np.clip(j, 0, len(L) - 1)
+    pick = np.where(np.abs(d - L[j1]) < np.abs(d - L[j0]), j1, j0)
+    near = np.abs(d - L[pick]) < arr["half_width"][pick] + fp_lat
+    idx = np.nonzero(near)
+    pk, ss, dd, fl, fo = pick[idx], s[idx], d[idx], fp_lat[idx], fp_lon[idx]
+    delta, hw = dd - L[pk], arr["half_width"][pk]
+    cov = np.minimum(_box(delta - fl / 2, delta + fl / 2, -hw, hw, fl), 1.0)
+    dash, period = arr["dash"][pk], arr["period"][pk]
+    dashed = dash > 0
+    x = ss + arr["phase"][pk]
+    cov = np.where(dashed, cov * _dash_cover(x, fo, np.maximum(dash, 1e-3), np.maximum(period, 1e-3)), cov)
+    wear = arr["wear"][pk]
+    noise = 0.5 * (tex.lookup(tex.mid, ss, dd, tex.MID_RES) + 1.0)
+    keep = smoothstep(wear - 0.18, wear + 0.18, noise)
+    far = np.clip(fo * 2.0, 0.0, 1.0)
+    keep = keep * (1 - far) + (1 - wear) * far
+    dash_id = np.floor(x / np.maximum(period, 1e-3)).astype(np.int64) + pk * 100003
+    keep *= np.where(dashed, 0.75 + 0.25 * hash01(dash_id, 7), 1.0)
+    alpha = (cov * keep).astype(np.float32)
+    albedo[idx] = albedo[idx] * (1 - alpha)[:, None] + arr["color"][pk] * alpha[:, None]
+    cover_out[idx] = cov
+    cls_out[idx] = arr["train_id"][pk]
+    alpha_full[idx] = alpha
+    return alpha_full
+
+
+def _headlights(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    beam = np.exp(-np.square(Y / (X + 4.0) * (1 / 0.32)))
+    return (beam * 1.6 / (1.0 + np.square(X * (1 / 22.0))) * np.clip(X * 0.3, 0, 1)).astype(np.float32)
+
+
+def _lamps(s: np.ndarray, d: np.ndarray, lamps: tuple) -> np.ndarray:
+    spacing, phase, laterals = lamps
+    ds = np.mod(s - phase + spacing / 2, spacing) - spacing / 2
+    out = np.zeros_like(s)
+    for lat in laterals:
+        out += np.exp(-(np.square(ds) + np.square(d - lat)) * (1 / (2 * 8.0**2)))
+    return 0.9 * out
+
+
+def shade_ground(grid: CameraGrid, road: Road, window: RoadWindow, surface: Surface, env: Environment,
+                 tex: RoadTextures, light: GroundLight, salt: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Colour of every ground pixel, and the paint label.
+
+    Args:
+        grid: the render camera's grid.
+        road: the road.
+        window: the road ahead in the vehicle frame.
+        surface: surface appearance.
+        env: lighting and weather.
+        tex: noise textures.
+        light: shadows and lamps of this frame.
+        salt: seed of hashed road features.
+
+    Returns:
+        ``(color, cover, cls)``: (rows, width, 3) float32 BGR display colour with haze, the (rows, width)
+        float32 geometric paint coverage and uint8 Apollo trainId of the painted stripe.
+    """
+    X, Y, fl, fo = grid.X, grid.Y, grid.fp_lat, grid.fp_lon
+    s, d, inside = window.to_road(X, Y)
+    n_lat = tex.lookup(tex.coarse, s, d, tex.COARSE_RES)
+    n_mid = tex.lookup(tex.mid, s + 37.0, d + 11.0, tex.MID_RES)
+    w_mid = np.clip(1.0 - fo * (1 / 0.8), 0.0, 1.0)
+    tone, tracks = _lane_geometry(road, d, surface)
+    grain = 1.0 + 0.12 * n_lat + 0.08 * n_mid * w_mid
+    near = fl < 0.03
+    if near.any():
+        grain[near] += 0.13 * tex.lookup(tex.fine, s[near], d[near], tex.FINE_RES) * (1.0 - fl[near] * (1 / 0.03))
+    road_tone = tone * tracks * grain * _patches(s, d, fl, fo, road, surface, salt) * \
+        _surface_marks(s, d, fl, fo, road, surface, tex)
+    asphalt = np.asarray(surface.asphalt, np.float32)
+    on_road = np.clip(np.minimum(road.edge_left - d, d - road.edge_right) / fl + 0.5, 0, 1) * inside
+    n_side = tex.lookup(tex.coarse, s * 0.37 + 91.0, d * 0.61, tex.COARSE_RES)
+    mix = smoothstep(-0.3, 0.4, n_side)[..., None]
+    base = np.asarray(surface.roadside, np.float32)
+    side = base + mix * (np.asarray(surface.roadside2, np.float32) - base)
+    if road.oncoming_lanes == 0:
+        side = np.where((d > road.edge_left)[..., None], np.asarray(surface.median, np.float32), side)
+    verge = np.clip(np.minimum(d - road.edge_left, road.edge_right - d) * (1 / 0.8), 0, 1)[..., None]
+    side = side * verge + np.asarray(surface.verge, np.float32) * (1 - verge)
+    side_tone = (1.0 + 0.3 * n_lat + 0.22 * n_mid * w_mid)[..., None]
+    albedo = (road_tone[..., None] * asphalt) * on_road[..., None] + side * side_tone * (1 - on_road)[..., None]
+    cover = np.zeros(s.shape, np.float32)
+    cls = np.zeros(s.shape, np.uint8)
+    paint_alpha = _paint(s, d, fl, fo, road, tex, albedo, cover, cls) * on_road
+    cover *= on_road
+    albedo *= 1.0 - 0.32 * env.wet
+    sun_gain = env.sun * (0.45 + 0.55 * np.sin(env.sun_elevation))
+    lit = light.occlusion * (env.ambient + sun_gain * light.shadow)
+    color = albedo * (lit[..., None] * np.asarray(env.ambient_tint, np.float32))
+    if sun_gain > 0:
+        color += albedo * (light.occlusion * sun_gain * light.shadow * 0.08)[..., None]
+    extra = np.zeros_like(s)
+    if env.headlights:
+        extra += _headlights(X, Y) * (1.0 + 2.0 * paint_alpha)
+    if env.streetlights and light.lamps:
+        extra += _lamps(s, d, light.lamps)
+    if env.headlights or env.streetlights:
+        color += albedo * (extra * light.occlusion)[..., None] * np.asarray((0.8, 0.9, 1.0), np.float32)
+    if env.wet > 0:
+        fresnel = np.clip((X - 4.0) * (1 / 90.0), 0, 1) ** 1.3 * 0.55 * env.wet
+        color += fresnel[..., None] * np.asarray(env.sky_horizon, np.float32) * (1 - paint_alpha[..., None])
+    fog = 1.0 - np.exp(-X * (1.0 / env.visibility_m))
+    color = color * (1 - fog)[..., None] + fog[..., None] * np.asarray(env.haze, np.float32)
+    return color.astype(np.float32), cover, cls

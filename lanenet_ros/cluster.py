@@ -53,11 +53,14 @@ def cluster_embeddings(emb: np.ndarray, bandwidth: float = 1.0, assign_radius: f
 def _find_centres(emb: np.ndarray, bandwidth: float, assign_radius: float, min_cluster_size: int,
                   max_clusters: int, max_iter: int) -> list[np.ndarray]:
     """Mean-shift centres climbed from the densest grid cells, one per blob."""
-    first, counts = _dense_cells(emb, bandwidth / 2.0)
+    # seeds and centres come from a subsample: a blob's density peak and mean move little when every k-th
+    # pixel is dropped, and the cost no longer grows with the number of pixels
+    step = max(1, len(emb) // _MEAN_SHIFT_SAMPLES)
+    sample = np.ascontiguousarray(emb[::step])
+    sample_sq = np.einsum("ij,ij->i", sample, sample)
+    first, counts = _dense_cells(sample, bandwidth / 2.0)
     order = np.argsort(-counts, kind="stable")
-    seeds = emb[first[order[counts[order] >= max(2, min_cluster_size // 10)]]]
-    # blob centres are found on a subsample: a blob's mean moves little when every k-th pixel is dropped
-    sample = emb[:: max(1, len(emb) // _MEAN_SHIFT_SAMPLES)]
+    seeds = sample[first[order[counts[order] >= max(2, min_cluster_size // (10 * step))]]]
     covered = np.zeros(len(seeds), dtype=bool)
     centres: list[np.ndarray] = []
     attempts = 0
@@ -67,7 +70,7 @@ def _find_centres(emb: np.ndarray, bandwidth: float, assign_radius: float, min_c
         if covered[i]:
             continue
         attempts += 1
-        centre = _mean_shift(sample, seed, bandwidth, max_iter)
+        centre = _mean_shift(sample, sample_sq, seed, bandwidth, max_iter)
         covered |= _sq_dist(seeds, centre) < assign_radius**2
         if all(np.sum((centre - c) ** 2) > bandwidth**2 for c in centres):
             centres.append(centre)
@@ -87,19 +90,25 @@ def _dense_cells(emb: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
     return first, counts
 
 
-def _mean_shift(emb: np.ndarray, start: np.ndarray, bandwidth: float, max_iter: int) -> np.ndarray:
-    """Climb from ``start`` to the local mean of the points within ``bandwidth`` (flat kernel)."""
-    centre = start.astype(np.float64)
+def _mean_shift(emb: np.ndarray, emb_sq: np.ndarray, start: np.ndarray, bandwidth: float,
+                max_iter: int) -> np.ndarray:
+    """Climb from ``start`` to the local mean of the points within ``bandwidth`` (flat kernel).
+
+    ``emb_sq`` holds the squared norms of ``emb``: distances come from one matrix-vector product.
+    """
+    centre = start.astype(np.float32)
+    limit = np.float32(bandwidth**2)
     for _ in range(max_iter):
-        near = _sq_dist(emb, centre) < bandwidth**2
-        if not near.any():
+        near = (emb_sq - 2.0 * (emb @ centre) + centre @ centre) < limit
+        count = np.count_nonzero(near)
+        if count == 0:
             break
-        new = emb[near].mean(axis=0, dtype=np.float64)
-        shift = np.sum((new - centre) ** 2)
+        new = (near.astype(np.float32) @ emb) / np.float32(count)
+        shift = float(np.sum((new - centre) ** 2))
         centre = new
         if shift < (1e-3 * bandwidth) ** 2:
             break
-    return centre
+    return centre.astype(np.float64)
 
 
 def _sq_dist(emb: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -114,14 +123,21 @@ def _assign(emb: np.ndarray, centres: list[np.ndarray], assign_radius: float, mi
     labels = np.full(len(emb), -1, dtype=np.int64)
     if not centres:
         return labels
+    # squared distances as (K, N): reductions over the short K axis of a (N, K) array are slow in numpy
     c = np.asarray(centres, dtype=np.float32)
-    d2 = np.einsum("ij,ij->i", emb, emb)[:, None] - 2.0 * (emb @ c.T) + np.einsum("ij,ij->i", c, c)[None, :]
-    nearest = np.argmin(d2, axis=1)
-    inside = d2[np.arange(len(emb)), nearest] < assign_radius**2
+    d2 = c @ emb.T
+    d2 *= -2.0
+    d2 += np.einsum("ij,ij->i", emb, emb)[None, :]
+    d2 += np.einsum("ij,ij->i", c, c)[:, None]
+    best = d2.min(axis=0)
+    nearest = np.full(len(emb), -1, dtype=np.int64)
+    for k in range(len(centres) - 1, -1, -1):  # descending: the lowest index wins ties, like argmin
+        nearest[d2[k] == best] = k
+    nearest[best >= assign_radius**2] = -1
+    inside = nearest >= 0
     sizes = np.bincount(nearest[inside], minlength=len(centres))
     order = np.argsort(-sizes, kind="stable")
     keep = order[sizes[order] >= min_cluster_size][:max_clusters]
-    new_id = np.full(len(centres), -1, dtype=np.int64)
+    new_id = np.full(len(centres) + 1, -1, dtype=np.int64)  # last entry: nearest == -1
     new_id[keep] = np.arange(len(keep))
-    labels[inside] = new_id[nearest[inside]]
-    return labels
+    return new_id[nearest]

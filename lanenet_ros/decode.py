@@ -21,6 +21,8 @@ from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
 from lanenet_ros.preprocess import Geometry
 
 MEANINGS = ("binary_logits", "embedding", "class_logits")
+P = np.polynomial.polynomial
+_COLOR_SAMPLES = 1500  # camera pixels read per frame for marking colours
 
 
 @dataclass
@@ -75,13 +77,22 @@ class DecodeParams:
 
 
 @dataclass
-class LaneInstance:
-    """Pixels of one lane at network-output resolution, with the class and mean probability behind them."""
+class LanePixels:
+    """Lane pixels at network-output resolution, sorted by lane, then row, then column.
+
+    Attributes:
+        rows: (N,) pixel rows.
+        cols: (N,) pixel columns.
+        labels: (N,) lane index 0..K-1 of each pixel.
+        class_ids: (K,) class of each lane.
+        scores: (K,) mean probability of each lane's class over its pixels.
+    """
 
     rows: np.ndarray
     cols: np.ndarray
-    class_id: int
-    score: float
+    labels: np.ndarray
+    class_ids: np.ndarray
+    scores: np.ndarray
 
 
 class LaneDecoder:
@@ -124,16 +135,20 @@ class LaneDecoder:
         if "class_logits" in named:
             logits = named["class_logits"]
             class_mask = argmax_channels(logits)
-            instances = self._component_instances(class_mask, logits)
+            pixels = self._component_pixels(class_mask, logits)
         elif "binary_logits" in named:
             logits = named["binary_logits"]
             class_mask = (logits[1] > logits[0]).astype(np.uint8)
-            instances = self._binary_instances(class_mask, logits, named.get("embedding"))
+            embedding = named.get("embedding")
+            if embedding is None or embedding.shape[0] == 0:
+                pixels = self._component_pixels(class_mask, logits)
+            else:
+                pixels = self._clustered_pixels(class_mask, logits, embedding)
         else:
             raise ValueError(f"model outputs {sorted(outputs)} hold neither binary_logits nor class_logits "
                              "(check the model's 'outputs' metadata)")
         geo = dataclasses.replace(geometry, input_width=class_mask.shape[1], input_height=class_mask.shape[0])
-        lanes = [lane for inst in instances if (lane := self._fit(inst, geo, image_bgr)) is not None]
+        lanes = self._fit_lanes(pixels, geo, image_bgr) if pixels is not None else []
         lanes = sorted(lanes, key=lambda lane: -lane.confidence)[: self.params.max_lanes]
         lanes, ego_l, ego_r = fitting.order_lanes(lanes, geo.src_width, geo.src_height, self.params.ego_center)
         return LaneFrame(width=geo.src_width, height=geo.src_height, class_mask=geo.mask_to_camera(class_mask),
@@ -154,29 +169,34 @@ class LaneDecoder:
             named[meaning] = arr
         if "binary_logits" in named and named["binary_logits"].shape[0] != 2:
             raise ValueError(f"binary_logits must have 2 channels, got {named['binary_logits'].shape[0]}")
+        if "embedding" in named and "binary_logits" in named \
+                and named["embedding"].shape[1:] != named["binary_logits"].shape[1:]:
+            raise ValueError(f"embedding is {named['embedding'].shape[1:]} but binary_logits is "
+                             f"{named['binary_logits'].shape[1:]} (H, W)")
         return named
 
-    def _binary_instances(self, mask: np.ndarray, logits: np.ndarray,
-                          embedding: np.ndarray | None) -> list[LaneInstance]:
-        """LaneNet: cluster lane-pixel embeddings; without an embedding, chain connected components."""
-        if embedding is None or embedding.shape[0] == 0:
-            return self._component_instances(mask, logits)
-        if embedding.shape[1:] != mask.shape:
-            raise ValueError(f"embedding is {embedding.shape[1:]} but binary_logits is {mask.shape} (H, W)")
-        rows, cols = np.nonzero(mask)
-        if len(rows) < self.params.min_lane_pixels:
-            return []
+    def _clustered_pixels(self, mask: np.ndarray, logits: np.ndarray, embedding: np.ndarray) -> LanePixels | None:
+        """LaneNet: lane pixels grouped by clustering their embeddings."""
         p = self.params
+        rows, cols = _nonzero(mask)
+        if len(rows) < p.min_lane_pixels:
+            return None
         labels = cluster_embeddings(embedding[:, rows, cols].T, bandwidth=p.cluster_bandwidth,
                                     assign_radius=p.cluster_radius, min_cluster_size=p.min_lane_pixels,
                                     max_clusters=2 * p.max_lanes)
-        prob = 1.0 / (1.0 + np.exp(logits[0, rows, cols] - logits[1, rows, cols]))
-        return [LaneInstance(rows[labels == k], cols[labels == k], 1, float(prob[labels == k].mean()))
-                for k in range(int(labels.max()) + 1)]
+        k = int(labels.max()) + 1
+        if k == 0:
+            return None
+        lane = labels >= 0
+        prob = 1.0 / (1.0 + np.exp(logits[0, rows[lane], cols[lane]] - logits[1, rows[lane], cols[lane]]))
+        scores = np.bincount(labels[lane], weights=prob, minlength=k) / np.bincount(labels[lane], minlength=k)
+        order = np.flatnonzero(lane)[np.argsort(labels[lane], kind="stable")]  # stable: rows stay sorted
+        return LanePixels(rows[order], cols[order], labels[order], np.ones(k, dtype=np.int64), scores)
 
-    def _component_instances(self, class_mask: np.ndarray, logits: np.ndarray) -> list[LaneInstance]:
-        """Per lane class: connected components, dashes of one marking chained along their line."""
-        instances = []
+    def _component_pixels(self, class_mask: np.ndarray, logits: np.ndarray) -> LanePixels | None:
+        """Per lane class: connected components, the dashes of one marking chained along their line."""
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        class_ids, scores = [], []
         for cid in self.lane_class_ids:
             if cid >= logits.shape[0]:
                 continue
@@ -184,63 +204,113 @@ class LaneDecoder:
             if count <= 1:
                 continue
             rows, cols = np.nonzero(comp)
-            for group in chain_components(rows, cols, comp[rows, cols], self.params.chain_px):
+            for group in fitting.chain_components(rows, cols, comp[rows, cols], self.params.chain_px):
                 if len(group) >= self.params.min_lane_pixels:
-                    r, c = rows[group], cols[group]
-                    instances.append(LaneInstance(r, c, cid, _class_probability(logits, cid, r, c)))
-        return instances
-
-    def _fit(self, inst: LaneInstance, geo: Geometry, image_bgr: np.ndarray | None) -> DetectedLane | None:
-        """Fit, type and colour one instance; None when too small or too weak."""
-        p = self.params
-        uniq, median, _, extent = fitting.row_runs(inst.rows, inst.cols)
-        if len(uniq) < p.min_lane_rows:
+                    parts.append((rows[group], cols[group]))
+                    class_ids.append(cid)
+                    scores.append(_class_probability(logits, cid, rows[group], cols[group]))
+        if not parts:
             return None
-        span = (uniq[-1] - uniq[0] + 1) / geo.input_height
+        rows = np.concatenate([r for r, _ in parts])
+        cols = np.concatenate([c for _, c in parts])
+        labels = np.repeat(np.arange(len(parts)), [len(r) for r, _ in parts])
+        order = np.lexsort((cols, rows, labels))
+        return LanePixels(rows[order], cols[order], labels[order], np.array(class_ids), np.array(scores))
+
+    def _fit_lanes(self, px: LanePixels, geo: Geometry, image_bgr: np.ndarray | None) -> list[DetectedLane]:
+        """Fit, type and colour every lane of ``px``."""
+        seg = fitting.row_segments(px.rows, px.cols, px.labels)
+        k = len(px.class_ids)
+        bounds = np.searchsorted(seg.label, np.arange(k + 1))
+        votes = self._color_votes(px, k, geo, image_bgr)
+        lanes = []
+        for lane_id in range(k):
+            color = fitting.vote_color(*votes[:, lane_id]) if votes is not None else MarkingColor.UNKNOWN
+            lane = self._fit_one(px, seg, slice(bounds[lane_id], bounds[lane_id + 1]), lane_id, geo, color)
+            if lane is not None:
+                lanes.append(lane)
+        return lanes
+
+    def _fit_one(self, px: LanePixels, seg: fitting.RowSegments, part: slice, lane_id: int, geo: Geometry,
+                 color: MarkingColor) -> DetectedLane | None:
+        """Fit x(y) to one lane's row centres and type it; None when too small or too weak."""
+        p = self.params
+        rows, median = seg.row[part], seg.median[part]
+        if len(rows) < p.min_lane_rows:
+            return None
+        span = (rows[-1] - rows[0] + 1) / geo.input_height
         degree = p.poly_degree if span >= 0.3 else min(p.poly_degree, 2 if span >= 0.15 else 1)
-        # fit the per-row centre line in network pixels; map the fit's support to camera pixels
-        coeffs_in, inliers = fitting.robust_polyfit(uniq, median, degree, p.outlier_px)
-        xc, yc = geo.to_camera(median[inliers], uniq[inliers])
-        coeffs = np.polynomial.polynomial.polyfit(yc, xc, min(degree, len(yc) - 1))
-        half_row = geo.scale_y / 2.0
-        y_min = float(max(yc.min() - half_row, geo.crop_top))
-        y_max = float(min(yc.max() + half_row, geo.src_height - 1))
-        # pixels of the marking itself: within half its usual width (plus the fit tolerance) of the fit
-        band = p.outlier_px + np.median(extent) / 2.0 + 1.0
-        on_line = np.abs(inst.cols - np.polynomial.polynomial.polyval(inst.rows, coeffs_in)) <= band
-        confidence = inst.score * inliers.mean() * min(1.0, span / 0.25)
+        coeffs_in, inliers = fitting.robust_polyfit(rows, median, degree, p.outlier_px)
+        confidence = px.scores[lane_id] * np.count_nonzero(inliers) / len(inliers) * min(1.0, span / 0.25)
         if confidence < p.min_confidence:
             return None
+        coeffs = _to_camera_poly(coeffs_in, geo)
+        support = rows[inliers]
+        # outer edges of the first and last supporting network rows, in camera rows (see Geometry.to_camera)
+        y_min = max(float(support[0]) * geo.scale_y + geo.crop_top - 0.5, float(geo.crop_top))
+        y_max = min((float(support[-1]) + 1.0) * geo.scale_y + geo.crop_top - 0.5, geo.src_height - 1.0)
+        class_id = int(px.class_ids[lane_id])
+        named = self._class_marking.get(class_id)
+        if named is not None and named.color != MarkingColor.UNKNOWN:
+            color = named.color
         return DetectedLane(
             image_coeffs=coeffs, y_min=y_min, y_max=y_max,
             points=fitting.sample_points(coeffs, y_min, y_max, p.point_step_px),
             confidence=float(np.clip(confidence, 0.0, 1.0)),
-            marking_type=self._marking_type(inst, on_line, coeffs_in),
-            color=self._marking_color(inst, geo, image_bgr))
+            marking_type=named.marking_type if named is not None else self._marking_type(px, seg, part, coeffs_in),
+            color=color)
 
-    def _marking_type(self, inst: LaneInstance, on_line: np.ndarray, coeffs_in: np.ndarray) -> MarkingType:
-        """From the class name when it says, else from gaps and double runs along the lane."""
-        named = self._class_marking.get(inst.class_id)
-        if named is not None:
-            return named.marking_type
-        rows, cols = inst.rows[on_line], inst.cols[on_line]
-        if len(rows) == 0:
+    def _marking_type(self, px: LanePixels, seg: fitting.RowSegments, part: slice,
+                      coeffs_in: np.ndarray) -> MarkingType:
+        """Solid / dashed / double from the rows whose centre lies on the fit (stray rows left out)."""
+        # a row belongs to the marking when its centre is within half the usual marking width of the fit
+        band = self.params.outlier_px + fitting.median(seg.extent[part]) / 2.0 + 1.0
+        rows = seg.row[part]
+        on = np.abs(seg.median[part] - P.polyval(rows, coeffs_in)) <= band
+        if not on.any():
             return MarkingType.UNKNOWN
-        centre = np.polynomial.polynomial.polyval(rows, coeffs_in)
-        return fitting.marking_type(rows, cols, centre, self.params.double_fraction)
 
-    def _marking_color(self, inst: LaneInstance, geo: Geometry, image_bgr: np.ndarray | None) -> MarkingColor:
-        """From the class name when it says, else from the camera pixels under the lane."""
-        named = self._class_marking.get(inst.class_id)
-        if named is not None and named.color != MarkingColor.UNKNOWN:
-            return named.color
+        def side_rows() -> tuple[np.ndarray, np.ndarray]:
+            first, last = seg.start[part][0], seg.end[part][-1]
+            r, c = px.rows[first:last], px.cols[first:last]
+            centre = P.polyval(r, coeffs_in)
+            near = np.abs(c - centre) <= band
+            return np.unique(r[near & (c < centre)]), np.unique(r[near & (c >= centre)])
+
+        return fitting.marking_type(rows[on], seg.runs[part][on], self.params.double_fraction,
+                                    side_rows=side_rows)
+
+    def _color_votes(self, px: LanePixels, k: int, geo: Geometry, image_bgr: np.ndarray | None) -> np.ndarray | None:
+        """(3, K) yellow votes, white votes and pixels sampled per lane from the camera image, or None."""
         if image_bgr is None or image_bgr.ndim != 3 or image_bgr.shape[:2] != (geo.src_height, geo.src_width):
-            return MarkingColor.UNKNOWN
-        pick = slice(None, None, max(1, len(inst.rows) // 400))
-        xc, yc = geo.to_camera(inst.cols[pick], inst.rows[pick])
+            return None
+        pick = slice(None, None, max(1, len(px.rows) // _COLOR_SAMPLES))
+        xc, yc = geo.to_camera(px.cols[pick], px.rows[pick])
         u = np.clip(np.rint(xc).astype(np.intp), 0, geo.src_width - 1)
         v = np.clip(np.rint(yc).astype(np.intp), 0, geo.src_height - 1)
-        return fitting.marking_color(image_bgr[v, u, :3])
+        yellow, white = fitting.color_votes(image_bgr[v, u, :3])
+        labels = px.labels[pick]
+        return np.stack([np.bincount(labels, weights=yellow, minlength=k),
+                         np.bincount(labels, weights=white, minlength=k), np.bincount(labels, minlength=k)])
+
+
+def _to_camera_poly(coeffs_in: np.ndarray, geo: Geometry) -> np.ndarray:
+    """x(y) in camera pixels from x(y) in network pixels: both axes are affine maps (Geometry.to_camera)."""
+    # network row = a * camera row + b ; camera column = sx * (network column + 0.5) - 0.5
+    a = 1.0 / geo.scale_y
+    b = (0.5 - geo.crop_top) / geo.scale_y - 0.5
+    coeffs = fitting.affine_poly(coeffs_in, a, b) * geo.scale_x
+    coeffs[0] += 0.5 * geo.scale_x - 0.5
+    return coeffs
+
+
+def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the non-zero pixels of a uint8 mask in row-major order (np.nonzero, faster)."""
+    pts = cv2.findNonZero(mask)
+    if pts is None:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    pts = pts.reshape(-1, 2)  # (N, 1, 2) in OpenCV 4, (N, 2) in OpenCV 5; (x, y) each
+    return pts[:, 1].astype(np.intp), pts[:, 0].astype(np.intp)
 
 
 def argmax_channels(logits: np.ndarray) -> np.ndarray:
@@ -256,51 +326,6 @@ def argmax_channels(logits: np.ndarray) -> np.ndarray:
         np.maximum(best, logits[c], out=best)
         np.putmask(index, larger, c)
     return index
-
-
-def chain_components(rows: np.ndarray, cols: np.ndarray, comp: np.ndarray, chain_px: float) -> list[np.ndarray]:
-    """Group connected components lying on one line (the dashes of a dashed marking).
-
-    Components are taken from the bottom of the image up; each joins the first group whose line (fitted
-    x(y), straight for short groups) passes within ``chain_px`` of the component's centre at its middle row
-    and ends below it, otherwise it starts a group.
-
-    Args:
-        rows: (N,) pixel rows.
-        cols: (N,) pixel columns.
-        comp: (N,) component label of each pixel (>= 1).
-        chain_px: lateral tolerance in pixels.
-
-    Returns:
-        One index array into ``rows`` per group.
-    """
-    order = np.argsort(comp, kind="stable")
-    _, starts = np.unique(comp[order], return_index=True)
-    members = np.split(order, starts[1:])
-    bottoms = np.array([rows[m].max() for m in members])
-    groups: list[list[np.ndarray]] = []
-    fits: list[tuple[np.ndarray, float]] = []  # (coeffs of x(y), top row)
-    for k in np.argsort(-bottoms, kind="stable"):
-        m = members[k]
-        mid_row = float(np.median(rows[m]))
-        mid_col = float(np.median(cols[m]))
-        target = next((g for g, (coef, top) in enumerate(fits) if rows[m].max() <= top + 2
-                       and abs(np.polynomial.polynomial.polyval(mid_row, coef) - mid_col) <= chain_px), None)
-        if target is None:
-            groups.append([m])
-            target = len(groups) - 1
-        else:
-            groups[target].append(m)
-        idx = np.concatenate(groups[target])
-        deg = 1 if np.ptp(rows[idx]) < 40 or len(groups[target]) < 3 else 2
-        coef = np.polynomial.polynomial.polyfit(rows[idx], cols[idx], deg) if np.ptp(rows[idx]) > 0 \
-            else np.array([float(cols[idx].mean()), 0.0])
-        fits_entry = (coef, float(rows[idx].min()))
-        if target == len(fits):
-            fits.append(fits_entry)
-        else:
-            fits[target] = fits_entry
-    return [np.concatenate(g) for g in groups]
 
 
 def _class_probability(logits: np.ndarray, cid: int, rows: np.ndarray, cols: np.ndarray) -> float:

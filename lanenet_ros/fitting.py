@@ -3,9 +3,11 @@ ego assignment. Plain numpy/OpenCV on arrays; :mod:`lanenet_ros.decode` wires th
 """
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -38,23 +40,60 @@ def robust_polyfit(y: np.ndarray, x: np.ndarray, degree: int, inlier_tol: float,
         (coeffs lowest order first, boolean inlier mask).
 
     Raises:
-        ValueError: fewer than two points.
+        ValueError: fewer than two distinct rows.
     """
     y, x = np.asarray(y, np.float64), np.asarray(x, np.float64)
-    if len(y) < 2:
-        raise ValueError(f"a lane fit needs at least 2 points, got {len(y)}")
-    degree = int(min(degree, len(np.unique(y)) - 1))
+    lo, hi = (y.min(), y.max()) if len(y) else (0.0, 0.0)
+    if hi <= lo:
+        raise ValueError(f"a lane fit needs points on at least 2 rows, got {len(y)} points")
+    degree = int(min(degree, len(y) - 1))
+    # fit in t = (y - mid) / half in [-1, 1]: the normal equations stay well conditioned
+    mid, half = (hi + lo) / 2.0, (hi - lo) / 2.0
+    vander = ((y - mid) / half)[:, None] ** np.arange(degree + 1)
     inliers = np.ones(len(y), dtype=bool)
-    coeffs = P.polyfit(y, x, degree)
+    q = _solve_normal(vander, x)
     for _ in range(iterations):
-        resid = x - P.polyval(y, coeffs)
-        mad = np.median(np.abs(resid[inliers] - np.median(resid[inliers])))
-        new = np.abs(resid) <= max(inlier_tol, 3.0 * 1.4826 * mad)
-        if new.sum() <= degree or np.array_equal(new, inliers):
+        resid = x - vander @ q
+        size = np.abs(resid)
+        if inliers.all() and size.max() <= inlier_tol:
+            break  # a clean lane: nothing to reject
+        r_in = resid[inliers]
+        new = size <= max(inlier_tol, 3.0 * 1.4826 * median(np.abs(r_in - median(r_in))))
+        if np.count_nonzero(new) <= degree or np.array_equal(new, inliers):
             break
         inliers = new
-        coeffs = P.polyfit(y[inliers], x[inliers], degree)
-    return coeffs, inliers
+        q = _solve_normal(vander[inliers], x[inliers])
+    return affine_poly(q, 1.0 / half, -mid / half), inliers
+
+
+def median(values: np.ndarray) -> float:
+    """Median of a non-empty 1-D array (np.median without its NaN checks and overhead)."""
+    n = len(values)
+    part = np.partition(values, [(n - 1) // 2, n // 2])
+    return float(part[(n - 1) // 2] + part[n // 2]) / 2.0
+
+
+def _solve_normal(vander: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients from the normal equations (small, well-conditioned systems)."""
+    gram = vander.T @ vander
+    try:
+        return np.linalg.solve(gram, vander.T @ x)
+    except np.linalg.LinAlgError:  # rows too few for the degree after trimming
+        return np.linalg.lstsq(vander, x, rcond=None)[0]
+
+
+def affine_poly(coeffs: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Coefficients (lowest order first) of ``p(a * y + b)`` given those of ``p``."""
+    coeffs = np.asarray(coeffs, dtype=np.float64)
+    n = len(coeffs)
+    j, k = _POWERS[:n, :n], _POWERS[:n, :n].T  # output power j, input power k
+    # (a y + b)^k = sum_j C(k, j) a^j b^(k - j) y^j
+    expand = np.where(j <= k, _PASCAL[:n, :n].T * float(a) ** j * float(b) ** np.maximum(k - j, 0), 0.0)
+    return expand @ coeffs
+
+
+_PASCAL = np.array([[math.comb(k, j) for j in range(8)] for k in range(8)], dtype=np.float64)
+_POWERS = np.tile(np.arange(8), (8, 1)).T  # _POWERS[j, k] = j
 
 
 def sample_points(coeffs: np.ndarray, y_min: float, y_max: float, step: float) -> np.ndarray:
@@ -64,24 +103,44 @@ def sample_points(coeffs: np.ndarray, y_min: float, y_max: float, step: float) -
     return np.stack([P.polyval(ys, coeffs), ys], axis=1).astype(np.float32)
 
 
-def row_runs(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per occupied row of a pixel set: the row, its median column, its separate runs and its extent.
+class RowSegments(NamedTuple):
+    """Pixels grouped by (label, row): one entry per occupied row of each lane."""
+
+    start: np.ndarray  # index of the segment's first pixel
+    end: np.ndarray  # one past its last pixel
+    label: np.ndarray
+    row: np.ndarray
+    median: np.ndarray  # median column
+    runs: np.ndarray  # separate runs of pixels in the row (2 for a double line)
+    extent: np.ndarray  # last - first column
+
+
+def row_segments(rows: np.ndarray, cols: np.ndarray, labels: np.ndarray | None = None) -> RowSegments:
+    """Per (label, row) statistics of pixels sorted by label, then row, then column.
 
     Args:
-        rows: (N,) integer rows of the pixels.
+        rows: (N,) integer rows, N >= 1.
         cols: (N,) integer columns.
+        labels: (N,) lane labels; None for a single lane.
 
     Returns:
-        (unique rows ascending, median column per row, runs per row, last - first column per row).
+        The segments, in the pixels' order.
     """
-    order = np.lexsort((cols, rows))
-    r, c = rows[order], cols[order]
-    uniq, start, count = np.unique(r, return_index=True, return_counts=True)
-    median = (c[start + (count - 1) // 2] + c[start + count // 2]) / 2.0
-    breaks = (np.diff(c) > 1) & (np.diff(r) == 0)  # a gap inside a row starts a new run
-    runs = np.add.reduceat(np.r_[breaks, False].astype(np.int64), start) + 1
-    extent = c[start + count - 1] - c[start]
-    return uniq, median, runs, extent
+    r, c = rows, cols
+    new = np.empty(len(r), dtype=bool)
+    new[0] = True
+    np.not_equal(r[1:], r[:-1], out=new[1:])
+    if labels is not None:
+        new[1:] |= labels[1:] != labels[:-1]
+    start = np.flatnonzero(new)
+    end = np.empty_like(start)
+    end[:-1], end[-1] = start[1:], len(r)
+    median = (c[(start + end - 1) // 2] + c[(start + end) // 2]) / 2.0
+    breaks = np.zeros(len(r), dtype=np.int64)  # a gap inside a row starts a new run
+    breaks[1:] = (c[1:] - c[:-1] > 1) & ~new[1:]
+    runs = np.add.reduceat(breaks, start) + 1
+    label = labels[start] if labels is not None else np.zeros(len(start), dtype=np.int64)
+    return RowSegments(start, end, label, r[start], median, runs, c[end - 1] - c[start])
 
 
 def is_solid(rows: np.ndarray, row_min: int, row_max: int, min_gap: int = 2) -> bool:
@@ -90,61 +149,69 @@ def is_solid(rows: np.ndarray, row_min: int, row_max: int, min_gap: int = 2) -> 
     Dashed: two or more gaps of at least ``min_gap`` rows, or one gap with less than 60 % of the rows covered
     (a single short gap is more likely an occlusion than a dash).
     """
-    occupied = np.zeros(row_max - row_min + 1, dtype=bool)
-    occupied[np.asarray(rows) - row_min] = True
-    edges = np.diff(np.r_[1, occupied.astype(np.int8), 1])
-    gap_lengths = np.nonzero(edges == 1)[0] - np.nonzero(edges == -1)[0]
+    padded = np.ones(row_max - row_min + 3, dtype=np.int8)  # occupied rows, with an occupied row each side
+    padded[1:-1] = 0
+    padded[np.asarray(rows) - row_min + 1] = 1
+    occupied = padded[1:-1]
+    edges = padded[1:] - padded[:-1]
+    gap_lengths = np.flatnonzero(edges == 1) - np.flatnonzero(edges == -1)
     gaps = int(np.sum(gap_lengths >= min_gap))
     return gaps == 0 or (gaps == 1 and occupied.mean() >= 0.6)
 
 
-def marking_type(rows: np.ndarray, cols: np.ndarray, centre_x: np.ndarray, double_fraction: float = 0.4,
-                 min_gap: int = 2) -> MarkingType:
-    """Solid, dashed or one of the double types of one lane's pixels (network-input resolution).
+def marking_type(rows: np.ndarray, runs: np.ndarray, double_fraction: float = 0.4, min_gap: int = 2,
+                 side_rows: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> MarkingType:
+    """Solid, dashed or one of the double types of one lane, from its occupied rows.
 
     Args:
-        rows: (N,) pixel rows of the lane (inliers of its fit).
-        cols: (N,) pixel columns.
-        centre_x: (N,) the fitted lane centre at each pixel's row, to split a double line into its sides.
+        rows: (R,) occupied rows of the marking, ascending (network-input resolution), R >= 1.
+        runs: (R,) separate pixel runs in each row.
         double_fraction: share of the nearer half of the rows that must show two runs to call it double.
         min_gap: rows a gap must span to count.
+        side_rows: returns the occupied rows of the left and of the right line; called only for a double
+            line. None: never double.
 
     Returns:
-        The marking type (never UNKNOWN for a non-empty lane).
+        The marking type.
     """
-    uniq, _, runs, _ = row_runs(rows, cols)
-    lo, hi = int(uniq[0]), int(uniq[-1])
+    lo, hi = int(rows[0]), int(rows[-1])
     near = runs[len(runs) // 2:]  # double lines merge in the distance: judge on the near half
-    if len(near) >= 4 and np.mean(near == 2) >= double_fraction:
-        left = cols < centre_x
-        solid_l = is_solid(np.unique(rows[left]), lo, hi, min_gap) if left.any() else False
-        solid_r = is_solid(np.unique(rows[~left]), lo, hi, min_gap) if (~left).any() else False
-        return _DOUBLE_TYPES[(solid_l, solid_r)]
-    return MarkingType.SOLID if is_solid(uniq, lo, hi, min_gap) else MarkingType.DASHED
+    if side_rows is not None and len(near) >= 4 and np.mean(near == 2) >= double_fraction:
+        left, right = side_rows()
+        return _DOUBLE_TYPES[(len(left) > 0 and is_solid(left, lo, hi, min_gap),
+                              len(right) > 0 and is_solid(right, lo, hi, min_gap))]
+    return MarkingType.SOLID if is_solid(rows, lo, hi, min_gap) else MarkingType.DASHED
 
 
-def marking_color(bgr_pixels: np.ndarray, min_share: float = 0.25) -> MarkingColor:
-    """White, yellow or unknown from the camera pixels under a lane (HSV vote).
+def color_votes(bgr_pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which camera pixels look like yellow paint and which like white paint (HSV thresholds).
 
     Args:
         bgr_pixels: (N, 3) uint8 BGR.
-        min_share: the winning colour must hold at least this share of the pixels.
 
     Returns:
-        The colour.
+        (yellow, white) boolean arrays of N.
     """
-    if len(bgr_pixels) == 0:
-        return MarkingColor.UNKNOWN
-    hsv = cv2.cvtColor(np.ascontiguousarray(bgr_pixels, np.uint8).reshape(-1, 1, 3), cv2.COLOR_BGR2HSV)[:, 0]
-    h, s, v = (hsv[:, i].astype(np.int16) for i in range(3))
-    yellow = int(np.sum((h >= 12) & (h <= 40) & (s >= 70) & (v >= 70)))
-    white = int(np.sum((s < 60) & (v >= 150)))
-    n = len(bgr_pixels)
-    if yellow >= min_share * n and yellow >= 0.5 * white:
+    hsv = cv2.cvtColor(np.ascontiguousarray(bgr_pixels, np.uint8).reshape(-1, 1, 3), cv2.COLOR_BGR2HSV)
+    h, s, v = (hsv[:, 0, i].astype(np.int16) for i in range(3))
+    return (h >= 12) & (h <= 40) & (s >= 70) & (v >= 70), (s < 60) & (v >= 150)
+
+
+def vote_color(yellow: float, white: float, total: float, min_share: float = 0.25) -> MarkingColor:
+    """The colour of a lane from its pixel votes: the winner must hold ``min_share`` of the pixels."""
+    if total > 0 and yellow >= min_share * total and yellow >= 0.5 * white:
         return MarkingColor.YELLOW
-    if white >= min_share * n:
+    if total > 0 and white >= min_share * total:
         return MarkingColor.WHITE
     return MarkingColor.UNKNOWN
+
+
+def marking_color(bgr_pixels: np.ndarray, min_share: float = 0.25) -> MarkingColor:
+    """White, yellow or unknown from the camera pixels under one lane (HSV vote)."""
+    if len(bgr_pixels) == 0:
+        return MarkingColor.UNKNOWN
+    yellow, white = color_votes(bgr_pixels)
+    return vote_color(int(yellow.sum()), int(white.sum()), len(bgr_pixels), min_share)
 
 
 @dataclass(frozen=True)
@@ -171,9 +238,12 @@ def parse_class_marking(name: str) -> ClassMarking | None:
 
 def bottom_x(lane: DetectedLane, height: int) -> float:
     """Column where the lane meets the image's bottom row, extended straight from its nearest point."""
-    y0 = lane.y_max
-    slope = P.polyval(y0, P.polyder(lane.image_coeffs)) if len(lane.image_coeffs) > 1 else 0.0
-    return float(lane.x_at(y0) + slope * (height - 1 - y0))
+    c = np.asarray(lane.image_coeffs, dtype=np.float64)
+    y0 = float(lane.y_max)
+    powers = y0 ** np.arange(len(c))
+    x0 = float(c @ powers)
+    slope = float((c[1:] * np.arange(1, len(c))) @ powers[:-1]) if len(c) > 1 else 0.0
+    return x0 + slope * (height - 1 - y0)
 
 
 def order_lanes(lanes: Sequence[DetectedLane], width: int, height: int,
@@ -204,3 +274,48 @@ def order_lanes(lanes: Sequence[DetectedLane], width: int, height: int,
     ego_left = n_left - 1 if n_left > 0 else -1
     ego_right = n_left if n_left < len(ordered) else -1
     return ordered, ego_left, ego_right
+
+
+def chain_components(rows: np.ndarray, cols: np.ndarray, comp: np.ndarray, chain_px: float) -> list[np.ndarray]:
+    """Group connected components lying on one line (the dashes of a dashed marking).
+
+    Components are taken from the bottom of the image up; each joins the first group whose line (fitted
+    x(y), straight for short groups) passes within ``chain_px`` of the component's centre at its middle row
+    and ends below it, otherwise it starts a group.
+
+    Args:
+        rows: (N,) pixel rows.
+        cols: (N,) pixel columns.
+        comp: (N,) component label of each pixel (>= 1).
+        chain_px: lateral tolerance in pixels.
+
+    Returns:
+        One index array into ``rows`` per group.
+    """
+    order = np.argsort(comp, kind="stable")
+    _, starts = np.unique(comp[order], return_index=True)
+    members = np.split(order, starts[1:])
+    bottoms = np.array([rows[m].max() for m in members])
+    groups: list[list[np.ndarray]] = []
+    fits: list[tuple[np.ndarray, float]] = []  # (coeffs of x(y), top row)
+    for k in np.argsort(-bottoms, kind="stable"):
+        m = members[k]
+        mid_row = float(np.median(rows[m]))
+        mid_col = float(np.median(cols[m]))
+        target = next((g for g, (coef, top) in enumerate(fits) if rows[m].max() <= top + 2
+                       and abs(P.polyval(mid_row, coef) - mid_col) <= chain_px), None)
+        if target is None:
+            groups.append([m])
+            target = len(groups) - 1
+        else:
+            groups[target].append(m)
+        idx = np.concatenate(groups[target])
+        deg = 1 if np.ptp(rows[idx]) < 40 or len(groups[target]) < 3 else 2
+        coef = P.polyfit(rows[idx], cols[idx], deg) if np.ptp(rows[idx]) > 0 \
+            else np.array([float(cols[idx].mean()), 0.0])
+        fits_entry = (coef, float(rows[idx].min()))
+        if target == len(fits):
+            fits.append(fits_entry)
+        else:
+            fits[target] = fits_entry
+    return [np.concatenate(g) for g in groups]

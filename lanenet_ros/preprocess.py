@@ -1,7 +1,7 @@
 """Camera image -> network input, and the geometry to map network outputs back to camera pixels.
 
-The hot path of the node: one crop (a view), one ``cv2.resize`` of the uint8 image, then normalisation
-and the HWC -> NCHW reorder in one table look-up per channel into a reused float32 buffer.
+The hot path of the node: one crop (a view), one ``cv2.resize`` of the uint8 image, then one channel split
+and a multiply-add per channel straight into a reused NCHW float32 buffer.
 """
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ class Geometry:
         """Resize a network-resolution label mask back to the camera image (nearest neighbour).
 
         The cropped top rows are 0 (background). Each camera pixel takes the label of the input pixel whose
-        area holds its centre, the exact inverse of the crop and resize.
+        area holds its centre (the exact inverse of the crop and resize; a centre lying exactly on the border
+        of two input pixels may take either).
 
         Args:
             mask: (input_height, input_width) integer labels (< 256).
@@ -75,14 +76,11 @@ class Geometry:
         if mask.shape != (self.input_height, self.input_width):
             raise ValueError(f"mask is {mask.shape[::-1]} (w, h) but the network input is "
                              f"{self.input_width}x{self.input_height}")
-        # index of the input pixel holding each camera pixel centre: floor(to_input(c) + 0.5)
-        cols = ((np.arange(self.src_width) + 0.5) / self.scale_x).astype(np.intp)
-        rows = ((np.arange(self.src_height - self.crop_top) + 0.5) / self.scale_y).astype(np.intp)
-        np.minimum(cols, self.input_width - 1, out=cols)
-        np.minimum(rows, self.input_height - 1, out=rows)
-        out = np.zeros((self.src_height, self.src_width), dtype=np.uint8)
-        wide = np.take(mask.astype(np.uint8, copy=False), cols, axis=1)
-        np.take(wide, rows, axis=0, out=out[self.crop_top:])
+        out = np.empty((self.src_height, self.src_width), dtype=np.uint8)
+        out[: self.crop_top] = 0
+        # nearest-exact: each camera pixel centre takes the input pixel it falls in (ties either way)
+        cv2.resize(mask.astype(np.uint8, copy=False), (self.src_width, self.src_height - self.crop_top),
+                   dst=out[self.crop_top:], interpolation=cv2.INTER_NEAREST_EXACT)
         return out
 
 
@@ -120,9 +118,9 @@ class Preprocessor:
         self.channel_order = channel_order
         # BGR image channel feeding each network channel
         self._source = (2, 1, 0) if channel_order == "rgb" else (0, 1, 2)
-        # one 256-entry table per channel: normalised value of every uint8 level
-        levels = np.arange(256, dtype=np.float64)[None, :] / 255.0
-        self._lut = ((levels - mean_a[:, None]) / std_a[:, None]).astype(np.float32)
+        # (x / 255 - mean) / std == x * scale + offset, per network channel
+        self._scale = [np.float32(v) for v in 1.0 / (255.0 * std_a)]
+        self._offset = [np.float32(v) for v in -mean_a / std_a]
         self._reuse = reuse_output
         self._out = np.empty((1, 3, self.input_height, self.input_width), dtype=np.float32)
 
@@ -167,8 +165,10 @@ class Preprocessor:
         resized = cv2.resize(image[geo.crop_top:], (self.input_width, self.input_height),
                              interpolation=cv2.INTER_LINEAR)
         out = self._out if self._reuse else np.empty_like(self._out)
+        planes = cv2.split(resized)
         for c, src in enumerate(self._source):
-            np.take(self._lut[c], resized[:, :, src], out=out[0, c])
+            np.multiply(planes[src], self._scale[c], out=out[0, c])
+            out[0, c] += self._offset[c]
         return out, geo
 
 

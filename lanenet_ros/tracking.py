@@ -85,11 +85,11 @@ class LaneTracker:
                 self.reset()
             self._last_stamp = now
         det = frame.lanes
-        cost = np.array([[self._distance(t.lane, d, frame.height) for d in det] for t in self._tracks])
+        cost = lane_distances([t.lane for t in self._tracks], det, frame.height)
         gate = self.match_fraction * frame.width
         matched_t, matched_d = set(), set()
         if cost.size:
-            for ti, di in zip(*min_cost_assignment(cost), strict=True):
+            for ti, di in zip(*min_cost_assignment(cost), strict=True):  # ids follow the best overall matching
                 if cost[ti, di] <= gate:
                     self._merge(self._tracks[ti], det[di])
                     matched_t.add(int(ti))
@@ -105,16 +105,6 @@ class LaneTracker:
         lanes = [lane for t in self._tracks if (lane := self._report(t)) is not None]
         lanes, ego_l, ego_r = fitting.order_lanes(lanes, frame.width, frame.height, self.ego_center)
         return dataclasses.replace(frame, lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
-
-    @staticmethod
-    def _distance(a: DetectedLane, b: DetectedLane, height: int) -> float:
-        """Mean |x_a - x_b| over shared rows plus the bottom row (straight extension)."""
-        lo, hi = max(a.y_min, b.y_min), min(a.y_max, b.y_max)
-        diffs = [abs(fitting.bottom_x(a, height) - fitting.bottom_x(b, height))]
-        if hi > lo:
-            ys = np.linspace(lo, hi, 8)
-            diffs.extend(np.abs(a.x_at(ys) - b.x_at(ys)).tolist())
-        return float(np.mean(diffs))
 
     def _merge(self, track: _Track, det: DetectedLane) -> None:
         """Blend a matched detection into its track."""
@@ -143,11 +133,40 @@ class LaneTracker:
                                    confidence=track.lane.confidence * 0.5**track.misses)
 
 
+def lane_distances(a: list[DetectedLane], b: list[DetectedLane], height: int, rows: int = 16) -> np.ndarray:
+    """Mean lateral distance (pixels) between every lane of ``a`` and every lane of ``b``.
+
+    The mean runs over the bottom row (lanes extended straight, see ``fitting.bottom_x``) and the sampled rows
+    where both lanes are defined.
+
+    Returns:
+        (len(a), len(b)) float64.
+    """
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    ys = np.linspace(0.0, height - 1.0, rows)
+
+    def profile(lanes: list[DetectedLane]) -> tuple[np.ndarray, np.ndarray]:
+        xs = np.empty((len(lanes), rows + 1))
+        valid = np.ones((len(lanes), rows + 1), dtype=bool)
+        for i, ln in enumerate(lanes):
+            xs[i, 0] = fitting.bottom_x(ln, height)
+            xs[i, 1:] = ln.x_at(ys)
+            valid[i, 1:] = (ys >= ln.y_min) & (ys <= ln.y_max)
+        return xs, valid
+
+    (xa, va), (xb, vb) = profile(a), profile(b)
+    both = va[:, None, :] & vb[None, :, :]
+    diff = np.abs(xa[:, None, :] - xb[None, :, :])
+    return np.where(both, diff, 0.0).sum(axis=2) / both.sum(axis=2)
+
+
 def _blend(old: np.ndarray, new: np.ndarray, alpha: float) -> np.ndarray:
     """(1 - alpha) * old + alpha * new of two coefficient vectors padded to the same length."""
-    n = max(len(old), len(new))
-    return (1 - alpha) * np.pad(np.asarray(old, np.float64), (0, n - len(old))) + \
-        alpha * np.pad(np.asarray(new, np.float64), (0, n - len(new)))
+    out = np.zeros(max(len(old), len(new)))
+    out[: len(old)] += (1 - alpha) * np.asarray(old, np.float64)
+    out[: len(new)] += alpha * np.asarray(new, np.float64)
+    return out
 
 
 def _ground_points(coeffs: np.ndarray | None, x_range: tuple[float, float] | None) -> np.ndarray | None:

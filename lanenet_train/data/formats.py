@@ -1,0 +1,289 @@
+"""Readers of the source datasets' label files: TuSimple, CULane, Apollo lane marks and image/mask folders.
+
+Each ``discover_*`` function walks an input folder, parses what it can in the main process and returns
+the samples found and the bad inputs met (as :class:`BadInputError`, each naming file and line).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from lanenet_train.data.sources import BadInputError, SourceSample, safe_name
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+CAMERA_FILE = "camera_params.jsonl"
+
+
+def split_from_name(name: str) -> str:
+    """Split implied by a label or list file name: ``test`` and ``val`` if named so, else ``train``."""
+    low = name.lower()
+    return "test" if "test" in low else "val" if "val" in low else "train"
+
+
+def load_camera_params(root: Path) -> dict[str, dict]:
+    """``camera_params.jsonl`` written by `lanenet-train synth`, by image path (empty when absent)."""
+    path = root / CAMERA_FILE
+    out: dict[str, dict] = {}
+    if path.is_file():
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                out[entry["image"]] = entry
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise BadInputError(f"{path}:{lineno}: not a camera entry ({exc}); "
+                                    "re-run `lanenet-train synth`") from exc
+    return out
+
+
+def _synth_meta(cams: dict[str, dict], rel: str) -> dict:
+    entry = cams.get(rel)
+    if entry is None:
+        return {}
+    return {"camera": entry.get("camera"), "scene": entry.get("scene"), "synth_lanes": entry.get("lanes")}
+
+
+# -- TuSimple -------------------------------------------------------------------------------------
+def _tusimple_line(path: Path, lineno: int, line: str) -> dict:
+    where = f"{path}:{lineno}"
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno}); "
+                            "one JSON object per line") from exc
+    if not isinstance(entry, dict):
+        raise BadInputError(f"{where}: expected a JSON object with raw_file, lanes, h_samples")
+    missing = [k for k in ("raw_file", "lanes", "h_samples") if k not in entry]
+    if missing:
+        raise BadInputError(f"{where}: missing {', '.join(missing)}; every line needs raw_file, lanes and h_samples")
+    h, lanes = entry["h_samples"], entry["lanes"]
+    if not isinstance(h, list) or not all(isinstance(v, (int, float)) for v in h):
+        raise BadInputError(f"{where}: h_samples must be a list of row numbers")
+    if not isinstance(lanes, list):
+        raise BadInputError(f"{where}: lanes must be a list of lanes")
+    for k, lane in enumerate(lanes):
+        if not isinstance(lane, list) or not all(isinstance(v, (int, float)) for v in lane):
+            raise BadInputError(f"{where}: lane {k} must be a list of x values (-2 where absent)")
+        if len(lane) != len(h):
+            raise BadInputError(f"{where}: lane {k} has {len(lane)} x values but h_samples has {len(h)}; "
+                           "give one x (or -2) per h_sample")
+    if not isinstance(entry["raw_file"], str) or not entry["raw_file"]:
+        raise BadInputError(f"{where}: raw_file must be the image path relative to the label file")
+    return entry
+
+
+def discover_tusimple(root: Path) -> tuple[list[SourceSample], list[BadInputError]]:
+    """TuSimple: every ``label_data_*.json`` and ``test_label*.json`` under ``root``.
+
+    Images are found relative to the label file's folder (``raw_file``); the split comes from the file
+    name (``test_label`` -> test, a name with ``val`` -> val, else train).
+    """
+    files = sorted(p for p in _walk_files(root) if p.suffix == ".json"
+                   and (p.name.startswith("label_data") or p.name.startswith("test_label")))
+    if not files:
+        return [], [BadInputError(f"{root}: no label_data_*.json or test_label*.json found; "
+                                  "is this a TuSimple folder?")]
+    samples, bad, seen = [], [], {}
+    cams = load_camera_params(root)
+    for path in files:
+        split = split_from_name(path.stem)
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = _tusimple_line(path, lineno, line)
+                except BadInputError as exc:
+                    bad.append(exc)
+                    continue
+                image = path.parent / entry["raw_file"]
+                rel = os.path.relpath(image, root).replace(os.sep, "/")
+                name = safe_name(rel)
+                if name in seen:
+                    bad.append(BadInputError(f"{path}:{lineno}: {entry['raw_file']} is labelled again (first at "
+                                        f"{seen[name]}); keep one line per image"))
+                    continue
+                seen[name] = f"{path}:{lineno}"
+                h = entry["h_samples"]
+                lanes = [[(float(x), float(y)) for x, y in zip(lane, h, strict=True) if x >= 0]
+                         for lane in entry["lanes"]]
+                samples.append(SourceSample(
+                    name=name, split=split, group=os.path.dirname(rel), image=image, origin=f"{path}:{lineno}",
+                    lanes=lanes, tusimple={"lanes": entry["lanes"], "h_samples": h},
+                    meta={"source": rel, **_synth_meta(cams, rel)}))
+    return samples, bad
+
+
+# -- CULane ---------------------------------------------------------------------------------------
+def discover_culane(root: Path) -> tuple[list[SourceSample], list[BadInputError]]:
+    """CULane: ``list/{train,val,test}[_gt].txt`` under ``root``, lanes in ``<image>.lines.txt``."""
+    lists = root / "list"
+    chosen: dict[str, Path] = {}
+    for split in ("train", "val", "test"):
+        for name in (f"{split}_gt.txt", f"{split}.txt"):
+            if (lists / name).is_file():
+                chosen[split] = lists / name
+                break
+    if not chosen:
+        return [], [BadInputError(f"{lists}: no train/val/test list found (list/train_gt.txt, list/val.txt, ...); "
+                             "is this a CULane folder?")]
+    samples, bad, seen = [], [], set()
+    cams = load_camera_params(root)
+    for split, path in chosen.items():
+        gt = path.stem.endswith("_gt")
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            where = f"{path}:{lineno}"
+            if gt and (len(tokens) != 6 or any(t not in ("0", "1") for t in tokens[2:])):
+                bad.append(BadInputError(f"{where}: expected '/image.jpg /label.png f1 f2 f3 f4' with four 0/1 "
+                                    f"lane flags, got {len(tokens)} fields"))
+                continue
+            rel = tokens[0].lstrip("/")
+            if rel in seen:
+                continue
+            seen.add(rel)
+            image = root / rel
+            meta = {"source": rel, **_synth_meta(cams, rel)}
+            if gt:
+                meta["culane_flags"] = [int(t) for t in tokens[2:]]
+            samples.append(SourceSample(
+                name=safe_name(rel), split=split, group=os.path.dirname(rel), image=image, origin=where,
+                lines_file=image.with_suffix(".lines.txt"), meta=meta))
+    return samples, bad
+
+
+# -- Apollo lane marks ----------------------------------------------------------------------------
+def _apollo_key(parts: tuple[str, ...], kind: str) -> tuple[str, str, str, str] | None:
+    """(road, record, camera, stem) of a ColorImage or Labels file path (parts relative to the root)."""
+    if len(parts) < 5 or not parts[0].startswith(kind + "_"):
+        return None
+    road = parts[0][len(kind) + 1:]
+    stem = os.path.splitext(parts[-1])[0]
+    if kind == "Labels":
+        if not stem.endswith("_bin"):
+            return None
+        stem = stem[:-4]
+    return road, parts[-3], parts[-2], stem
+
+
+def discover_apollo(root: Path) -> tuple[list[SourceSample], list[BadInputError]]:
+    """Apollo lane marks: ``ColorImage_roadXX/ColorImage/RecordNNN/Camera N/*.jpg`` paired with
+    ``Labels_roadXX/Label/RecordNNN/Camera N/*_bin.png`` colour labels."""
+    images, labels, bad = {}, {}, []
+    for path in _walk_files(root, bad):
+        parts = path.relative_to(root).parts
+        if path.suffix.lower() in IMAGE_EXTS and (key := _apollo_key(parts, "ColorImage")):
+            images[key] = path
+        elif path.suffix.lower() == ".png" and (key := _apollo_key(parts, "Labels")):
+            labels[key] = path
+    if not images and not labels:
+        bad.append(BadInputError(f"{root}: no ColorImage_roadXX/ or Labels_roadXX/ folders found; "
+                                 "is this Apollo data?"))
+    samples = []
+    for key in sorted(set(images) | set(labels)):
+        if key not in labels:
+            bad.append(BadInputError(f"{images[key]}: no colour label (expected Labels_{key[0]}/Label/{key[1]}/"
+                                f"{key[2]}/{key[3]}_bin.png)"))
+            continue
+        if key not in images:
+            bad.append(BadInputError(f"{labels[key]}: label without its image (expected ColorImage_{key[0]}/"
+                                f"ColorImage/{key[1]}/{key[2]}/{key[3]}.jpg)"))
+            continue
+        rel = os.path.relpath(images[key], root).replace(os.sep, "/")
+        samples.append(SourceSample(name=safe_name("_".join(key)), split="train", group=f"{key[0]}/{key[1]}",
+                                    image=images[key], origin=str(labels[key]), label=labels[key],
+                                    meta={"source": rel}))
+    return samples, bad
+
+
+# -- image/mask folders ---------------------------------------------------------------------------
+def read_class_table(path: Path) -> list[dict]:
+    """Class table of a folder dataset: JSON ``[{"id", "name", "color"}]`` or text lines ``id name [r g b]``.
+
+    Raises:
+        BadInputError: the file is unreadable or an entry is malformed (names file and line).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path}: cannot read the class table ({exc})") from exc
+    if path.suffix == ".json":
+        try:
+            table = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadInputError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from exc
+        entries = [(k + 1, e) for k, e in enumerate(table if isinstance(table, list) else [])]
+    else:
+        entries = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            tok = line.split("#")[0].split()
+            if tok:
+                if len(tok) not in (2, 5) or not all(t.isdigit() for t in [tok[0], *tok[2:]]):
+                    raise BadInputError(f"{path}:{lineno}: expected 'id name' or 'id name r g b', got {line.strip()!r}")
+                entries.append((lineno, {"id": int(tok[0]), "name": tok[1],
+                                         "color": [int(t) for t in tok[2:]] or None}))
+    return _check_classes(path, entries)
+
+
+def _check_classes(path: Path, entries: list) -> list[dict]:
+    classes, ids = [], set()
+    for lineno, e in entries:
+        if not isinstance(e, dict) or not isinstance(e.get("id"), int) or not isinstance(e.get("name"), str):
+            raise BadInputError(f"{path}:{lineno}: each class needs an integer 'id' and a 'name'")
+        if not 0 <= e["id"] < 254 or e["id"] in ids:
+            raise BadInputError(f"{path}:{lineno}: class id {e['id']} is out of 0..253 or repeated (255 is ignore)")
+        ids.add(e["id"])
+        rng = np.random.default_rng(e["id"])
+        color = e.get("color") or ([0, 0, 0] if e["id"] == 0 else rng.integers(40, 256, 3).tolist())
+        classes.append({"id": e["id"], "name": e["name"], "color": [int(c) for c in color]})
+    if not classes:
+        raise BadInputError(f"{path}: the class table is empty")
+    return sorted(classes, key=lambda c: c["id"])
+
+
+def discover_folder(root: Path) -> tuple[list[SourceSample], list[BadInputError]]:
+    """Image/mask folders (TAO UNet layout): ``images/[split/]*.jpg|png`` with ``masks/[split/]<stem>.png``
+    and optional ``instances/[split/]<stem>.png``."""
+    bad: list[BadInputError] = []
+    img_root, mask_root = root / "images", root / "masks"
+    for d in (img_root, mask_root):
+        if not d.is_dir():
+            return [], [BadInputError(f"{d}: folder missing; expected images/ and masks/ (optionally with "
+                                 "train/ val/ test/ inside)")]
+    samples = []
+    for path in sorted(_walk_files(img_root, bad)):
+        if path.suffix.lower() not in IMAGE_EXTS:
+            continue
+        rel = path.relative_to(img_root)
+        split = rel.parts[0] if len(rel.parts) > 1 and rel.parts[0] in ("train", "val", "test") else "train"
+        mask = (mask_root / rel).with_suffix(".png")
+        if not mask.is_file():
+            bad.append(BadInputError(f"{path}: no mask {mask} (masks need the image's name with .png)"))
+            continue
+        inst = (root / "instances" / rel).with_suffix(".png")
+        samples.append(SourceSample(name=safe_name(str(rel)), split=split, group=str(rel.parent), image=path,
+                                    origin=str(mask), label=mask, instance=inst if inst.is_file() else None,
+                                    meta={"source": f"images/{rel.as_posix()}"}))
+    return samples, bad
+
+
+def _walk_files(root: Path, bad: list | None = None) -> list[Path]:
+    """Every file under ``root`` (sorted); unreadable folders become :class:`BadInputError` in ``bad``."""
+    out = []
+
+    def onerror(exc: OSError) -> None:
+        err = BadInputError(f"{exc.filename}: cannot read folder ({exc.strerror}); check its permissions")
+        if bad is None:
+            raise err
+        bad.append(err)
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
+        dirnames.sort()
+        out += [Path(dirpath) / f for f in sorted(filenames)]
+    return out

@@ -18,19 +18,12 @@ import argparse
 import sys
 import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    ParameterType,
-    SetParametersResult,
-)
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -41,10 +34,11 @@ from visualization_msgs.msg import MarkerArray
 
 from lanenet_ros.image_codec import ImageError
 from lanenet_ros.msg import LaneArray
+from lanenet_ros.node_params import declare_all, gate, read_all
 from lanenet_ros.node_pipeline import ground_from_camera_info, open_pipeline
 from lanenet_ros.node_stats import Mailbox, NodeStats, Period
 from lanenet_ros.overlay import draw_overlay
-from lanenet_ros.params import TABLE, NodeParams, ParamError, ParamSpec, check
+from lanenet_ros.params import TABLE, NodeParams, ParamError
 from lanenet_ros.ros_convert import (
     MarkerBuilder,
     bgr8_msg,
@@ -56,28 +50,7 @@ from lanenet_ros.ros_convert import (
 )
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-_ROS_TYPES = {"bool": ParameterType.PARAMETER_BOOL, "int": ParameterType.PARAMETER_INTEGER,
-              "float": ParameterType.PARAMETER_DOUBLE, "str": ParameterType.PARAMETER_STRING,
-              "float_array": ParameterType.PARAMETER_DOUBLE_ARRAY}
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
-
-
-def descriptor(row: ParamSpec) -> ParameterDescriptor:
-    """The ROS descriptor of one parameter-table row (type, description, range, choices)."""
-    desc = ParameterDescriptor(name=row.name, type=_ROS_TYPES[row.kind], description=row.description,
-                               dynamic_typing=row.kind != "float_array")
-    if row.choices:
-        desc.additional_constraints = "one of: " + ", ".join(row.choices)
-    if row.kind == "float" and row.low is not None:
-        desc.floating_point_range = [FloatingPointRange(from_value=float(row.low), to_value=float(row.high))]
-    if row.kind == "int" and row.low is not None:
-        desc.integer_range = [IntegerRange(from_value=int(row.low), to_value=int(row.high), step=1)]
-    return desc
-
-
-def _value(row: ParamSpec, value: Any) -> Any:
-    """A parameter value as the table expects it (an empty YAML list arrives unset)."""
-    return () if row.kind == "float_array" and value is None else value
 
 
 class LaneNetNode(LifecycleNode):
@@ -93,15 +66,15 @@ class LaneNetNode(LifecycleNode):
 
     def __init__(self, node_name: str = "lanenet", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self._table = {row.name: row for row in TABLE}
         self.params = NodeParams()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         try:
-            for row in TABLE:
-                self._declare(row)
-        except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
-            raise ParamError(f"{self.get_fully_qualified_name()}: {exc}") from exc
-        self.params = self._read_params()
+            declare_all(self)
+        except (InvalidParameterValueException, InvalidParameterTypeException, ParamError) as exc:
+            name = self.get_fully_qualified_name()
+            self.destroy_node()
+            raise ParamError(f"{name}: {exc}") from exc
+        self.params = read_all(self)
         self.stats = NodeStats()
         self.pipeline: Any = None
         self._pubs: dict[str, Any] = {}
@@ -111,44 +84,22 @@ class LaneNetNode(LifecycleNode):
         self._diag_pub = self._diag_timer = None
         self._markers = MarkerBuilder()
         self._intrinsics: tuple[float, float, float, float] | None = None
-        self._ground_pending: Any = None
+        self._ground_lock = threading.Lock()
+        self._ground_pending: Any = None  # set by the camera_info callback, taken by the worker
         self._ground_active = False
-
-    # ---- parameters -------------------------------------------------------------------------------------
-    def _declare(self, row: ParamSpec) -> None:
-        if row.kind != "float_array":
-            self.declare_parameter(row.name, row.default, descriptor(row))
-            return
-        param = self.declare_parameter(row.name, Parameter.Type.DOUBLE_ARRAY, descriptor(row))
-        if param.value is None:  # no override: give it its (empty) default
-            self.set_parameters([Parameter(row.name, Parameter.Type.DOUBLE_ARRAY, list(row.default))])
-
-    def _read_params(self) -> NodeParams:
-        values = {row.name: _value(row, self.get_parameter(row.name).value) for row in TABLE}
-        return NodeParams.from_values(values)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """The single gate for every value: at declaration and on every later set."""
-        ours = [(self._table[p.name], p.value) for p in params if p.name in self._table]
-        try:
-            for row, value in ours:
-                check(row.name, _value(row, value))
-        except ParamError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        live = {row.name: _value(row, v) for row, v in ours if row.live}
-        if live:
-            fresh = NodeParams.from_values(live)
-            self.params = replace(self.params, **{self._table[n].field: fresh.value(n) for n in live})
-        later = [row.name for row, _ in ours if not row.live]
-        if later and hasattr(self, "stats"):
+        result, self.params, later = gate(params, self.params)
+        if later and hasattr(self, "stats"):  # not while declaring
             self.get_logger().info(f"{', '.join(later)} will apply at the next configure "
                                    "(deactivate, cleanup, configure, activate)")
-        return SetParametersResult(successful=True)
+        return result
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Open the model and create the publishers; fail with the reason when the model cannot be used."""
-        self.params = self._read_params()
+        self.params = read_all(self)
         try:
             self.pipeline, self._ground_active = open_pipeline(self.params)
         except Exception as exc:  # ModelError, BackendError, OSError...: all mean "this model cannot run"
@@ -254,7 +205,8 @@ class LaneNetNode(LifecycleNode):
             return
         if self._intrinsics != (fx, fy, cx, cy):
             self._intrinsics = (fx, fy, cx, cy)
-            self._ground_pending = ground_from_camera_info(msg, self.params)
+            with self._ground_lock:
+                self._ground_pending = ground_from_camera_info(msg, self.params)
 
     # ---- work ------------------------------------------------------------------------------------------
     def _work(self, mailbox: Mailbox) -> None:
@@ -271,9 +223,10 @@ class LaneNetNode(LifecycleNode):
                                       throttle_duration_sec=self.params.warn_period)
             return
         converted = time.perf_counter()
-        if self._ground_pending is not None:
-            self._ground_active = self.pipeline.set_ground(self._ground_pending)
-            self._ground_pending = None
+        with self._ground_lock:
+            camera, self._ground_pending = self._ground_pending, None
+        if camera is not None:
+            self._ground_active = self.pipeline.set_ground(camera)
         try:
             frame = self.pipeline.process(image, stamp=msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
         except Exception as exc:  # a frame the pipeline cannot handle must not stop the node

@@ -3,6 +3,7 @@ lifecycle transitions; parameters; several cameras; the console script."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -140,6 +141,9 @@ def test_parameters_are_validated_at_start_and_on_set(ros, model):
         ros.lanenet(model=model, start=False, **{"qos.depth": 0})
     with pytest.raises(ParamError, match="choose one of image, compressed"):
         ros.lanenet(model=model, start=False, input="video")
+    typo = re.escape("unknown parameter 'qos.dept' (did you mean 'qos.depth'?)")
+    with pytest.raises(ParamError, match=typo):
+        ros.lanenet(model=model, start=False, **{"qos.dept": 1})
     node = ros.lanenet(model=model, tracking=False)
     result = node.set_parameters([Parameter("backend", value="cuda")])[0]
     assert not result.successful and "choose one of auto" in result.reason

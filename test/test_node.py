@@ -259,3 +259,29 @@ def test_camera_info_and_mounting_give_lanes_on_the_ground(ros, model):
     assert 0 < left.ground_x_min < left.ground_x_max and len(left.ground_points) >= 2
     ros.feed(ros.publisher(Image, "image"), with_info,
              lambda: any(m.header.frame_id == "base_link" for a in markers for m in a.markers))
+
+
+def encoded(image: np.ndarray, encoding: str, pad: int = 0) -> tuple[bytes, int]:
+    """The bytes of ``image`` (BGR) in a ROS encoding, rows padded by ``pad`` bytes; returns (data, step)."""
+    converted = {
+        "bgr8": image, "rgb8": image[:, :, ::-1], "bgra8": cv2.cvtColor(image, cv2.COLOR_BGR2BGRA),
+        "mono8": cv2.cvtColor(image, cv2.COLOR_BGR2GRAY),
+        "mono16": cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(">u2") * 257,
+        "yuv422_yuy2": cv2.cvtColor(image, cv2.COLOR_BGR2YUV_YUYV),
+    }[encoding]
+    rows = np.ascontiguousarray(converted).reshape(image.shape[0], -1).view(np.uint8)
+    rows = np.hstack([rows, np.zeros((rows.shape[0], pad), np.uint8)])
+    return rows.tobytes(), rows.shape[1]
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgra8", "mono8", "mono16", "yuv422_yuy2", "bgr8"])
+def test_common_encodings_with_row_padding_give_the_same_lanes(ros, model, encoding):
+    ros.lanenet(model=model, tracking=False)
+    lanes = ros.collect(LaneArray, "lanes")
+    data, step = encoded(stripes_image(320, 240), encoding, pad=64)
+
+    def make(i):
+        return Image(header=camera_header(i), height=240, width=320, encoding=encoding, step=step, data=data,
+                     is_bigendian=int(encoding == "mono16"))
+    ros.feed(ros.publisher(Image, "image"), make, lambda: lanes)
+    assert [round(lane.image_coeffs[0]) for lane in lanes[0].lanes] == pytest.approx([96, 224], abs=2)

@@ -44,9 +44,9 @@ def image_msg_to_bgr(msg: Image) -> np.ndarray:
     Raises:
         ImageError: unknown encoding, bad size or step, empty or truncated data (the reason in the message).
     """
-    view = image_view(msg.encoding, msg.width, msg.height, msg.step, msg.data, msg.is_bigendian)
-    if _BRIDGE is None or msg.encoding in ("bgr8", "8UC3"):
+    if _BRIDGE is None or msg.encoding in ("bgr8", "8UC3"):  # ours: a view of the buffer, no copy
         return image_to_bgr(msg.encoding, msg.width, msg.height, msg.step, msg.data, msg.is_bigendian)
+    view = image_view(msg.encoding, msg.width, msg.height, msg.step, msg.data, msg.is_bigendian)  # our checks
     try:
         return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="bgr8")
     except Exception as exc:  # cv_bridge raises its own error types for what it cannot convert
@@ -72,7 +72,7 @@ def _bytes_field(image: np.ndarray) -> array.array:
 def bgr8_msg(image_bgr: np.ndarray, header: Header) -> Image:
     """A bgr8 sensor_msgs/Image of a (H, W, 3) uint8 array, with the given header."""
     height, width = image_bgr.shape[:2]
-    # check_fields=True keeps the array.array as it is; unchecked, rclpy copies it element by element (10x slower)
+    # check_fields=True keeps the array.array as it is; unchecked, rclpy copies it item by item (10x slower)
     return Image(header=header, height=height, width=width, encoding="bgr8", is_bigendian=0, step=width * 3,
                  data=_bytes_field(image_bgr), check_fields=True)
 

@@ -182,6 +182,31 @@ def frames_from_images(folder: Path) -> Iterator[np.ndarray]:
         yield image
 
 
+def synth_frames(count: int, seed: int, width: int, height: int, fps: float) -> tuple[Iterator[np.ndarray], list]:
+    """A synthetic drive's frames, and its TuSimple-format labels (filled in as the frames are drawn).
+
+    The generator lives in ``lanenet_train`` (numpy and OpenCV only, no torch); it is imported here
+    only when a synthetic bag is asked for.
+    """
+    from lanenet_train.synth import SynthConfig, iter_drive
+    from lanenet_train.synth.writers import lane_x_at_rows, tusimple_h_samples
+
+    h_samples = tusimple_h_samples(height)
+    labels: list[dict] = []
+
+    def frames() -> Iterator[np.ndarray]:
+        config = SynthConfig(width=width, height=height)
+        for index, frame in enumerate(iter_drive(config, seed, count, fps)):
+            lanes = [np.nan_to_num(lane_x_at_rows(lane.points, np.asarray(h_samples), width), nan=-2.0)
+                     for lane in frame.lanes]
+            labels.append({"raw_file": str(index), "h_samples": h_samples,
+                           "lanes": [np.round(x, 1).tolist() for x in lanes if (x >= 0).any()],
+                           "camera": frame.camera.to_dict()})
+            yield frame.image
+
+    return frames(), labels
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `lanenet-bag`."""
     source = parser.add_mutually_exclusive_group(required=True)
@@ -207,8 +232,6 @@ def make_bag(args: argparse.Namespace) -> int:
         raise ValueError(f"--rate must be positive, got {args.rate}")
     labels: list[dict] | None = None
     if args.synth is not None:
-        from lanenet_ros.synth_source import synth_frames
-
         frames, labels = synth_frames(args.synth, args.seed, args.width, args.height, args.rate)
         total = args.synth
     else:

@@ -42,7 +42,9 @@ def ensure_bag(args: argparse.Namespace) -> Path:
 
 def start_node(args: argparse.Namespace) -> subprocess.Popen:
     """The lanenet node, in its own process, as a user would start it."""
-    ros_args = ["--ros-args", "-r", "__ns:=/lanenet", "-p", f"backend:={args.backend}", "-p", "autostart:=true"]
+    # Reliable input: a bag replay should lose no frame in transport (a camera driver would be best effort).
+    ros_args = ["--ros-args", "-r", "__ns:=/lanenet", "-p", f"backend:={args.backend}", "-p", "autostart:=true",
+                "-p", "qos.reliability:=reliable"]
     if args.model is not None:
         ros_args += ["-p", f"model:={args.model.resolve()}"]
     return subprocess.Popen([sys.executable, "-m", "lanenet_ros.node", *ros_args])

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, TimeoutError) as exc:
         print(f"lanenet-replay: error: {exc}", file=sys.stderr)
         return 2
 

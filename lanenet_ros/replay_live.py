@@ -55,7 +55,7 @@ class LiveSession:
         reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.pub = self.node.create_publisher(Image, image_topic, reliable)
         answers = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self.node.create_subscription(LaneArray, "lanes", self._on_lanes, answers)
+        self.sub = self.node.create_subscription(LaneArray, "lanes", self._on_lanes, answers)
         self.sent: dict[int, float] = {}
         self.received: dict[int, tuple[float, LaneArray]] = {}
         self.lock = threading.Lock()
@@ -67,9 +67,10 @@ class LiveSession:
 
     def wait_for_node(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while self.pub.get_subscription_count() == 0:
+        while self.pub.get_subscription_count() == 0 or self.sub.get_publisher_count() == 0:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no lanenet node subscribed to {self.pub.topic_name} within {timeout:.0f} s")
+                raise TimeoutError(f"no lanenet node on {self.pub.topic_name} -> {self.sub.topic_name} "
+                                   f"within {timeout:.0f} s")
             time.sleep(0.1)
 
     def publish(self, image: np.ndarray, stamp_ns: int, frame_id: str) -> None:

@@ -24,6 +24,7 @@ from test_node_model import (  # noqa: E402
     RosHarness,
     camera_header,
     export_stripe_model,
+    export_trained_format_model,
     frame_seq,
     stripes_image,
 )
@@ -285,3 +286,15 @@ def test_common_encodings_with_row_padding_give_the_same_lanes(ros, model, encod
                      is_bigendian=int(encoding == "mono16"))
     ros.feed(ros.publisher(Image, "image"), make, lambda: lanes)
     assert [round(lane.image_coeffs[0]) for lane in lanes[0].lanes] == pytest.approx([96, 224], abs=2)
+
+
+@pytest.mark.parametrize("architecture", ["lanenet", "deeplabv3plus"])
+def test_a_model_exported_by_lanenet_train_runs_in_the_node(ros, tmp_path, architecture):
+    exported = export_trained_format_model(tmp_path, architecture)
+    ros.lanenet(model=str(exported))
+    lanes, masks = ros.collect(LaneArray, "lanes"), ros.collect(Image, "mask")
+    ros.feed(ros.publisher(Image, "image"), frames(stripes_image(640, 360)), lambda: lanes and masks)
+    assert lanes[0].header == camera_header(frame_seq(lanes[0].header))
+    assert (lanes[0].image_width, lanes[0].image_height) == (640, 360)  # untrained: any lanes, right frame
+    assert (masks[0].width, masks[0].height, masks[0].encoding) == (640, 360, "mono8")
+    assert np.frombuffer(masks[0].data, np.uint8).max() < 3  # class ids of the model's 3 classes

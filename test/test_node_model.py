@@ -163,3 +163,23 @@ def camera_header(seq: int, frame_id: str = "front_camera_optical"):
 def frame_seq(header) -> int:
     """The ``seq`` that :func:`camera_header` encoded in a header's stamp."""
     return (header.stamp.sec - FIRST_STAMP_S) * 20 + header.stamp.nanosec // 50_000_000
+
+
+def export_trained_format_model(tmp: Path, architecture: str = "lanenet") -> Path:
+    """The project's own network (untrained, a quarter wide) saved as a training checkpoint and exported
+    with ``lanenet-train export``: the path every real model takes to the node."""
+    pytest.importorskip("torch")
+    from lanenet_train.checkpoint import make_model_info, save_checkpoint
+    from lanenet_train.cli import main
+    from lanenet_train.models import build_model
+    from lanenet_train.spec import parse_spec, spec_fingerprint, spec_to_dict
+
+    spec = parse_spec(f"model_config {{ architecture: \"{architecture}\" input_image_width: 128 "
+                      "input_image_height: 64 width_multiplier: 0.25 num_classes: 3 }")
+    names, colors = ["background", "white", "yellow"], [(0, 0, 0), (255, 255, 255), (255, 200, 0)]
+    info = make_model_info(spec, names, colors, spec_fingerprint(spec))
+    checkpoint, model = tmp / f"{architecture}.pth", tmp / f"{architecture}.onnx"
+    save_checkpoint(checkpoint, {"model_state": build_model(spec.model_config).eval().state_dict(),
+                                 "spec": spec_to_dict(spec), "model_info": info, "epoch": 1})
+    assert main(["export", "-m", str(checkpoint), "-o", str(model), "--verify-images", "1"]) == 0
+    return model

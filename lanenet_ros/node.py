@@ -106,6 +106,7 @@ class LaneNetNode(LifecycleNode):
             self.get_logger().error(f"cannot configure: {exc}")
             return FAILURE
         self.stats, self._markers = NodeStats(), MarkerBuilder()
+        self._intrinsics = None  # the next camera_info sets up the new pipeline's ground plane
         self._pubs = {name: self.create_lifecycle_publisher(kind, name, OUTPUT_QOS) for name, kind in
                       (("lanes", LaneArray), ("mask", Image), ("overlay", Image), ("markers", MarkerArray))}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -211,7 +212,12 @@ class LaneNetNode(LifecycleNode):
     # ---- work ------------------------------------------------------------------------------------------
     def _work(self, mailbox: Mailbox) -> None:
         while (item := mailbox.take()) is not None:
-            self._process(*item)
+            try:
+                self._process(*item)
+            except Exception as exc:  # a frame the pipeline cannot handle must not stop the node
+                self.stats.count("failed")
+                self.get_logger().error(f"frame skipped, processing failed: {exc!r}",
+                                        throttle_duration_sec=self.params.warn_period)
 
     def _process(self, msg: Image | CompressedImage, received: float) -> None:
         start = time.perf_counter()
@@ -227,13 +233,7 @@ class LaneNetNode(LifecycleNode):
             camera, self._ground_pending = self._ground_pending, None
         if camera is not None:
             self._ground_active = self.pipeline.set_ground(camera)
-        try:
-            frame = self.pipeline.process(image, stamp=msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
-        except Exception as exc:  # a frame the pipeline cannot handle must not stop the node
-            self.stats.count("failed")
-            self.get_logger().error(f"frame skipped, the pipeline failed: {exc!r}",
-                                    throttle_duration_sec=self.params.warn_period)
-            return
+        frame = self.pipeline.process(image, stamp=msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
         inferred = time.perf_counter()
         self._publish(frame, image, msg.header)
         done = time.perf_counter()

@@ -1,0 +1,101 @@
+"""lanenet-replay: a bag through the pipeline, scored against labels; and `make demo`'s live path."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from model_fixtures import draw_road, export_line_model
+
+from lanenet_ros import replay
+from lanenet_ros.bag import main as bag_main
+
+LINES = (0.15, 0.45, 0.85)
+H, W, HORIZON = 720, 1280, 0.4
+H_SAMPLES = list(range(160, 720, 10))
+
+
+def true_lanes(shift: float = 0.0) -> list[list[float]]:
+    """TuSimple x values of the painted lines of draw_road (-2 above where the paint starts)."""
+    top = int(HORIZON * H) + int(0.08 * H)
+    lanes = []
+    for fx in LINES:
+        x0, xv, yv = fx * W, W / 2, HORIZON * H
+        x_top = xv + (x0 - xv) * (top - yv) / (H - 1 - yv)
+        lanes.append([x0 + (x_top - x0) * (H - 1 - y) / (H - 1 - top) + shift if y >= top else -2.0
+                      for y in H_SAMPLES])
+    return lanes
+
+
+@pytest.fixture(scope="module")
+def road_bag(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("replay")
+    (root / "imgs").mkdir()
+    for i in range(6):
+        cv2.imwrite(str(root / "imgs" / f"{i:02d}.png"), draw_road(LINES, seed=i))
+    assert bag_main(["--images", str(root / "imgs"), "--out", str(root / "bag"), "--start", "50"]) == 0
+    model = root / "lines.onnx"
+    export_line_model(model, roi_top=0.4)
+    return root / "bag", model
+
+
+def write_labels(path: Path, shift: float) -> Path:
+    rows = [{"timestamp_ns": 50 * 10**9 + i * 10**8, "h_samples": H_SAMPLES, "lanes": true_lanes(shift)}
+            for i in range(6)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_offline_replay_scores_against_labels_and_writes_its_outputs(road_bag, tmp_path, capsys):
+    bag, model = road_bag
+    labels = write_labels(tmp_path / "labels.json", shift=0.0)
+    out = tmp_path / "out"
+    assert replay.main([str(bag), "--model", str(model), "--backend", "onnxruntime-cpu",
+                        "--labels", str(labels), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    summary = report["summary"]
+    assert summary["frames"] == 6 and len(report["frames"]) == 6
+    assert summary["tusimple"]["accuracy"] > 0.95 and summary["tusimple"]["fn"] == 0.0
+    assert summary["ego_lane_availability"] == 1.0 and summary["mean_lanes_per_frame"] == 3.0
+    assert summary["ego_width_px_mean"] == pytest.approx((LINES[2] - LINES[1]) * W, abs=10)
+    assert set(report["frames"][0]["stages_ms"]) >= {"preprocess", "infer", "decode"}
+    for name in ("overlay.mp4", "latency.png", "timeline.png"):
+        assert (out / name).stat().st_size > 1000, name
+    video = cv2.VideoCapture(str(out / "overlay.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    assert "TuSimple: accuracy" in capsys.readouterr().out
+
+
+def test_wrong_labels_score_badly(road_bag, tmp_path):
+    bag, model = road_bag
+    labels = write_labels(tmp_path / "labels.json", shift=100.0)
+    out = tmp_path / "out"
+    assert replay.main([str(bag), "--model", str(model), "--backend", "onnxruntime-cpu",
+                        "--labels", str(labels), "--out", str(out)]) == 0
+    tusimple = json.loads((out / "report.json").read_text())["summary"]["tusimple"]
+    # The angle-adjusted threshold (20 px / cos) lets some points of the slanted outer lanes pass; no lane matches.
+    assert tusimple["accuracy"] < 0.5 and tusimple["fp"] == 1.0 and tusimple["fn"] == 1.0
+
+
+def test_bad_labels_name_file_and_line(road_bag, tmp_path, capsys):
+    bag, model = road_bag
+    labels = tmp_path / "labels.json"
+    labels.write_text('{"h_samples": [1], "lanes": []}\n{"h_samples": [1]}\n')
+    assert replay.main([str(bag), "--model", str(model), "--labels", str(labels), "--out", str(tmp_path)]) == 2
+    assert "labels.json:2: label lacks ['lanes']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_demo_runs_the_node_live_on_a_synthetic_drive(road_bag, tmp_path, capsys):
+    from lanenet_ros import demo
+
+    _, model = road_bag
+    assert demo.main(["--out", str(tmp_path), "--frames", "12", "--model", str(model), "--rate", "5"]) == 0
+    summary = json.loads((tmp_path / "report.json").read_text())["summary"]
+    assert summary["published"] == 12 and summary["frames"] >= 10
+    assert "tusimple" in summary and summary["latency_ms"]["mean"] > 0
+    assert (tmp_path / "drive.labels.json").exists() and (tmp_path / "overlay.mp4").stat().st_size > 1000
+    assert np.isfinite(summary["latency_ms"]["p95"])

@@ -124,5 +124,7 @@ def test_decoder_tuning_rows_follow_decode_params():
 
 def test_docs_list_every_parameter():
     docs = (ROOT / "docs" / "node.md").read_text(encoding="utf-8")
-    missing = [row.name for row in TABLE if f"`{row.name}`" not in docs]
+    own = [row.name for row in TABLE if not row.name.startswith("decode.")]
+    missing = [name for name in own if f"`{name}`" not in docs]
+    assert "`decode.*`" in docs  # the decoder's rows as a group; config/lanenet.yaml lists each
     assert not missing, f"docs/node.md does not describe {missing}"

@@ -85,6 +85,24 @@ class GroundLight:
     lamps: tuple[float, float, tuple[float, ...]] | None = None
 
 
+def footprints(s: np.ndarray, d: np.ndarray, grid: CameraGrid) -> tuple[np.ndarray, np.ndarray]:
+    """Extent of each pixel on the road across (d) and along (s) the lanes, from the maps' differences.
+
+    A pixel sees a range of d that depends on how a lane crosses it, not only on its width, so thin lines
+    seen at a grazing angle are box-filtered correctly instead of breaking into dots.
+    """
+    def extent(m: np.ndarray) -> np.ndarray:
+        du = np.abs(np.diff(m, axis=1))
+        dv = np.abs(np.diff(m, axis=0))
+        out = np.empty_like(m)
+        out[:, :-1] = du
+        out[:, -1] = du[:, -1]
+        out[:-1] += dv
+        out[-1] += dv[-1]
+        return out
+    return np.maximum(extent(d), grid.fp_lat), np.maximum(extent(s), grid.fp_lon)
+
+
 def _box(lo: np.ndarray, hi: np.ndarray, a: float | np.ndarray, b: float | np.ndarray,
          fp: np.ndarray) -> np.ndarray:
     """Fraction of the footprint [lo, hi] (width fp) covered by the interval [a, b]."""
@@ -214,8 +232,9 @@ def shade_ground(grid: CameraGrid, road: Road, window: RoadWindow, surface: Surf
         ``(color, cover, cls)``: (rows, width, 3) float32 BGR display colour with haze, the (rows, width)
         float32 geometric paint coverage and uint8 Apollo trainId of the painted stripe.
     """
-    X, Y, fl, fo = grid.X, grid.Y, grid.fp_lat, grid.fp_lon
+    X, Y = grid.X, grid.Y
     s, d, inside = window.to_road(X, Y)
+    fl, fo = footprints(s, d, grid)
     n_lat = tex.lookup(tex.coarse, s, d, tex.COARSE_RES)
     n_mid = tex.lookup(tex.mid, s + 37.0, d + 11.0, tex.MID_RES)
     w_mid = np.clip(1.0 - fo * (1 / 0.8), 0.0, 1.0)

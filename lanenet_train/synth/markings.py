@@ -127,7 +127,7 @@ def _positions(offsets: list[float], ego_d: float) -> list[Position]:
     return out
 
 
-def _inside_run(uv: np.ndarray, keep: np.ndarray, w: int, h: int) -> tuple[int, int] | None:
+def _inside_run(keep: np.ndarray) -> tuple[int, int] | None:
     """Longest run of consecutive kept samples, as (start, stop)."""
     if not keep.any():
         return None
@@ -137,16 +137,22 @@ def _inside_run(uv: np.ndarray, keep: np.ndarray, w: int, h: int) -> tuple[int, 
     return int(starts[k]), int(stops[k])
 
 
-def _clip_end(p_in: np.ndarray, p_out: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Where the segment from an inside point to an outside point leaves the image rectangle."""
-    t = 1.0
-    d = p_out - p_in
-    for axis, hi in ((0, w - 1), (1, h - 1)):
-        if p_out[axis] < 0:
-            t = min(t, (0 - p_in[axis]) / d[axis])
-        elif p_out[axis] > hi:
-            t = min(t, (hi - p_in[axis]) / d[axis])
-    return p_in + max(t, 0.0) * d
+def _crossing(camera: CameraParams, g_in: np.ndarray, g_out: np.ndarray, hood_row) -> np.ndarray:
+    """Ground point between a kept and a dropped sample where the lane leaves the visible image
+    (image border or bonnet), found by bisection so its projection is exact."""
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        uv, ok = camera.project((g_in + mid * (g_out - g_in))[None])
+        kept = bool(_visible_mask(uv, ok, camera, hood_row)[0])
+        lo, hi = (mid, hi) if kept else (lo, mid)
+    return g_in + lo * (g_out - g_in)
+
+
+def _visible_mask(uv: np.ndarray, valid: np.ndarray, camera: CameraParams, hood_row) -> np.ndarray:
+    w, h = camera.width, camera.height
+    keep = valid & (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
+    return keep & (uv[:, 1] < hood_row(uv[:, 0]))
 
 
 def lane_ground_truth(boundaries: list[Boundary], window: RoadWindow, s_ego: float, d_ego: float,
@@ -176,20 +182,17 @@ def lane_ground_truth(boundaries: list[Boundary], window: RoadWindow, s_ego: flo
             continue
         X, Y = window.point(s, np.full_like(s, b.offset))
         uv, valid = camera.project(np.stack([X, Y], axis=1))
-        w, h = camera.width, camera.height
-        keep = valid & (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
-        keep &= uv[:, 1] < hood_row(uv[:, 0])
-        run = _inside_run(uv, keep, w, h)
+        keep = _visible_mask(uv, valid, camera, hood_row)
+        run = _inside_run(keep)
         if run is None or run[1] - run[0] < 2:
             continue
         a, z = run
-        pts, ground = uv[a:z].copy(), np.stack([X[a:z], Y[a:z]], axis=1).astype(np.float64)
-        if a > 0 and valid[a - 1] and uv[a - 1, 1] < h * 4:
-            edge = _clip_end(uv[a], uv[a - 1], w, h)
-            if edge[1] < hood_row(edge[:1])[0]:
-                t = np.linalg.norm(edge - uv[a]) / max(np.linalg.norm(uv[a - 1] - uv[a]), 1e-9)
-                g = ground[0] + t * (np.array([X[a - 1], Y[a - 1]]) - ground[0])
-                pts, ground = np.vstack([edge, pts]), np.vstack([g, ground])
+        ground = np.stack([X[a:z], Y[a:z]], axis=1).astype(np.float64)
+        if a > 0 and valid[a - 1]:
+            g = _crossing(camera, ground[0], np.array([X[a - 1], Y[a - 1]], np.float64), hood_row)
+            if np.linalg.norm(g - ground[0]) > 1e-4:
+                ground = np.vstack([g, ground])
+        pts, _ = camera.project(ground)
         depth = camera.vehicle_to_camera(np.concatenate([ground, np.zeros((len(ground), 1))], 1))[:, 2]
         lanes.append(SynthLane(points=pts, ground=ground, marking_type=b.marking_type, color=b.color,
                                position=pos, visible=~occluded(pts, depth)))

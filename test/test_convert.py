@@ -1,0 +1,193 @@
+"""`lanenet-train synth` -> real format -> `lanenet-train convert` round trips, checked pixel by pixel
+against the generator's geometry; idempotent re-runs."""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lanenet_train.cli import main
+from lanenet_train.data.labels import apollo_train_ids
+from lanenet_train.data.layout import load_dataset
+from lanenet_train.synth import CameraParams
+
+W, H = 320, 180
+
+
+def synth(tmp_path: Path, fmt: str, count: int = 6, **kw) -> Path:
+    out = tmp_path / f"src_{fmt}"
+    args = ["synth", "--format", fmt, "--out", str(out), "--count", str(count), "--width", str(W),
+            "--height", str(H), "--nproc", "1", "--seed", "3"]
+    for k, v in kw.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    assert main(args) == 0
+    return out
+
+
+def convert(fmt: str, src: Path, out: Path, *extra: str) -> int:
+    return main(["convert", "--format", fmt, "--input", str(src), "--output", str(out), "--nproc", "1", *extra])
+
+
+def generator_lanes(src: Path) -> dict[str, list[np.ndarray]]:
+    """Exact image polylines of every frame's lanes, projected from the generator's ground points."""
+    out = {}
+    for line in (src / "camera_params.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        cam = CameraParams.from_dict(entry["camera"])
+        out[entry["image"]] = [cam.project(np.array(lane["ground"]))[0] for lane in entry["lanes"]]
+    return out
+
+
+def distance_to(polyline: np.ndarray) -> np.ndarray:
+    """Per-pixel distance (px) to a polyline drawn one pixel thin."""
+    canvas = np.full((H, W), 255, np.uint8)
+    cv2.polylines(canvas, [np.round(polyline * 16).astype(np.int32)], False, 0, 1, cv2.LINE_8, 4)
+    return cv2.distanceTransform(canvas, cv2.DIST_L2, 5)
+
+
+def check_instances_against_geometry(root: Path, record: dict, lanes: list[np.ndarray], rows_of: list,
+                                     lane_width: int) -> None:
+    """Each instance k covers exactly the k-th expected lane: its pixels lie within half the line width
+    (plus the label's rounding) of the geometric curve, and the curve is covered where it is labelled."""
+    inst = cv2.imread(str(root / record["instance"]), cv2.IMREAD_UNCHANGED)
+    mask = cv2.imread(str(root / record["mask"]), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(mask > 0, inst > 0)
+    assert set(np.unique(inst)) == set(range(len(lanes) + 1))
+    dists = [distance_to(pts) for pts in lanes]
+    for k, (pts, (lo, hi)) in enumerate(zip(lanes, rows_of, strict=True), 1):
+        dist = dists[k - 1]
+        others = np.min([d for j, d in enumerate(dists) if j != k - 1], axis=0) if len(lanes) > 1 else dist + 1e3
+        mine = inst == k
+        body = mine.copy()
+        body[:int(lo) + 20] = False  # near its far end the 10-px label rows cut the curve's bend
+        # cv2 draws a thick line up to about half a pixel wider than its nominal width
+        assert dist[body].max(initial=0) <= (lane_width + 1) / 2 + 1.6, f"instance {k} strays from its lane"
+        assert dist[mine].max() <= lane_width / 2 + 6.0, f"instance {k} strays from its lane near the horizon"
+        inside = pts[(pts[:, 1] >= lo) & (pts[:, 1] <= hi) & (pts[:, 0] >= 1) & (pts[:, 0] <= W - 2)]
+        xs, ys = np.round(inside[:, 0]).astype(int), np.round(inside[:, 1]).astype(int)
+        alone = others[ys, xs] > lane_width + 2  # where lanes converge the later one is drawn on top
+        if alone.any():
+            assert (inst[ys, xs][alone] == k).mean() > 0.97, f"lane {k} is not covered by instance {k}"
+
+
+def test_tusimple_round_trip_matches_generator_geometry(tmp_path):
+    src = synth(tmp_path, "tusimple")
+    out = tmp_path / "ds"
+    assert convert("tusimple", src, out, "--val-fraction", "0") == 0
+    meta, samples = load_dataset(out)
+    assert meta["source_format"] == "tusimple" and meta["lane_width_px"] == 5
+    assert [c["name"] for c in meta["classes"]] == ["background", "lane"]
+    geometry = generator_lanes(src)
+    labels = {}
+    for name in ("label_data_train.json", "label_data_val.json"):
+        if (src / name).exists():
+            for line in (src / name).read_text().splitlines():
+                labels[json.loads(line)["raw_file"]] = json.loads(line)
+    assert len(samples) == 6
+    for rec in samples:
+        raw = rec["meta"]["source"]
+        label = labels[raw]
+        assert rec["tusimple"] == {"lanes": label["lanes"], "h_samples": label["h_samples"]}
+        assert rec["meta"]["camera"]["width"] == W
+        h = np.array(label["h_samples"])
+        expected, rows = [], []
+        for pts in geometry[raw]:  # generator order is left to right; keep lanes the label kept
+            xs = [x for x, y in zip(np.interp(h, pts[::-1, 1], pts[::-1, 0]), h, strict=True)
+                  if pts[:, 1].min() <= y <= pts[:, 1].max() and 0 <= x <= W - 1]
+            if len(xs) >= 2:
+                expected.append(pts)
+                valid = h[[pts[:, 1].min() <= y <= pts[:, 1].max() for y in h]]
+                rows.append((valid.min(), valid.max()))
+        check_instances_against_geometry(out, rec, expected, rows, 5)
+        assert len(rec["lanes"]) == len(expected)
+
+
+def test_culane_round_trip_keeps_the_four_slots_left_to_right(tmp_path):
+    src = synth(tmp_path, "culane", count=5)
+    out = tmp_path / "ds"
+    assert convert("culane", src, out, "--lane-width", "6", "--val-fraction", "0") == 0
+    _, samples = load_dataset(out)
+    geometry = {k: v for k, v in generator_lanes(src).items()}
+    cams = {json.loads(x)["image"]: json.loads(x) for x in (src / "camera_params.jsonl").read_text().splitlines()}
+    gt_lines = (src / "list" / "train_gt.txt").read_text().splitlines()
+    assert len(gt_lines) == 5
+    for rec in samples:
+        raw = rec["meta"]["source"]
+        slots = ["SECOND_LEFT", "EGO_LEFT", "EGO_RIGHT", "SECOND_RIGHT"]
+        lanes = [pts for pts, lane in zip(geometry[raw], cams[raw]["lanes"], strict=True) if lane["position"] in slots]
+        flags = rec["meta"]["culane_flags"]
+        lines = (src / raw).with_suffix(".lines.txt").read_text().splitlines()
+        assert sum(flags) == len(lines) == len(rec["lanes"])
+        rows = [(min(p[1] for p in ln), max(p[1] for p in ln)) for ln in rec["lanes"]]
+
+        def gap(pts: np.ndarray, ln: list) -> float:
+            x, y = ln[0]
+            return abs(float(np.interp(y, pts[::-1, 1], pts[::-1, 0])) - x)
+
+        expected = [min(lanes, key=lambda pts, ln=ln: gap(pts, ln)) for ln in rec["lanes"]]
+        assert all(gap(pts, ln) < 0.5 for pts, ln in zip(expected, rec["lanes"], strict=True))
+        check_instances_against_geometry(out, rec, expected, rows, 6)
+
+
+def test_apollo_round_trip_maps_every_colour_pixel(tmp_path):
+    src = synth(tmp_path, "apollo", count=4)
+    labels = sorted(src.glob("Labels_road02/Label/Record*/Camera 5/*_bin.png"))
+    images = sorted(src.glob("ColorImage_road02/ColorImage/Record*/Camera 5/*_Camera_5.jpg"))
+    assert len(labels) == len(images) == 4
+    out = tmp_path / "ds"
+    assert convert("apollo", src, out, "--val-fraction", "0") == 0
+    meta, samples = load_dataset(out)
+    assert len(meta["classes"]) == 36 and meta["classes"][1]["name"] == "s_w_d"
+    for rec, label in zip(samples, labels, strict=True):
+        mask = cv2.imread(str(out / rec["mask"]), cv2.IMREAD_UNCHANGED)
+        rgb = cv2.cvtColor(cv2.imread(str(label)), cv2.COLOR_BGR2RGB)
+        expected, unknown = apollo_train_ids(rgb)
+        assert not unknown
+        assert np.array_equal(mask, expected)
+        assert rec["instance"] is None
+        assert set(np.unique(mask)) <= set(range(11)), "a road of lane lines holds only dividing/guiding classes"
+        assert (mask > 0).sum() > 50
+
+
+def test_second_run_does_no_work_and_changes_are_picked_up(tmp_path, capsys):
+    src = synth(tmp_path, "tusimple", count=5, val_fraction=0)
+    out = tmp_path / "ds"
+    assert convert("tusimple", src, out, "--val-fraction", "0") == 0
+    index = (out / "index.jsonl").read_bytes()
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    capsys.readouterr()
+    assert convert("tusimple", src, out, "--val-fraction", "0") == 0
+    assert "converted 0, unchanged 5" in capsys.readouterr().out
+    assert (out / "index.jsonl").read_bytes() == index
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == mtimes
+    label = src / "label_data_train.json"
+    lines = label.read_text().splitlines()
+    label.write_text("\n".join(lines[:-1]) + "\n")  # one image dropped
+    assert convert("tusimple", src, out, "--val-fraction", "0") == 0
+    text = capsys.readouterr().out
+    assert "4 samples" in text and "removed 3 files" in text
+    assert len(list((out / "masks" / "train").iterdir())) == 4
+    assert not list(out.glob(".staging-*")) and not list(tmp_path.glob(".ds.partial-*"))
+
+
+def test_parallel_conversion_equals_serial(tmp_path):
+    src = synth(tmp_path, "tusimple", count=6)
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert convert("tusimple", src, a) == 0
+    assert main(["convert", "--format", "tusimple", "--input", str(src), "--output", str(b), "--nproc", "2"]) == 0
+    assert (a / "index.jsonl").read_text() == (b / "index.jsonl").read_text()
+    for p in a.rglob("*.png"):
+        assert np.array_equal(cv2.imread(str(p), -1), cv2.imread(str(b / p.relative_to(a)), -1))
+
+
+@pytest.mark.parametrize("fmt", ["tusimple", "culane", "apollo"])
+def test_synth_sequence_writes_continuous_clips(tmp_path, fmt):
+    src = synth(tmp_path, fmt, count=4, sequence=4, val_fraction=0)
+    cams = [json.loads(x) for x in (src / "camera_params.jsonl").read_text().splitlines()]
+    assert [c["frame"] for c in cams] == [0, 1, 2, 3]
+    assert len({Path(c["image"]).parent for c in cams}) == 1, "one drive stays in one clip/video/record"
+    assert all(b["scene"]["s"] > a["scene"]["s"] for a, b in itertools.pairwise(cams))

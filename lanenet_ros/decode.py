@@ -3,7 +3,8 @@
 LaneNet (``binary_logits`` + ``embedding``): lane pixels from the binary branch, instances from clustering
 their embeddings (:mod:`lanenet_ros.cluster`). Multi-class models (``class_logits``): per lane class, connected
 components, with the dashes of one marking chained along their common line. Each instance is then fitted in
-camera pixels (:mod:`lanenet_ros.fitting`), typed, coloured, ordered left to right and assigned to the ego lane.
+camera pixels (:mod:`lanenet_ros.fitting`), typed and coloured (class name, else the paint along it in the camera
+image, else the mask's own gaps: :mod:`lanenet_ros.paint`), ordered left to right and assigned to the ego lane.
 """
 from __future__ import annotations
 
@@ -15,14 +16,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from lanenet_ros import fitting
+from lanenet_ros import fitting, paint
 from lanenet_ros.cluster import cluster_embeddings
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
 from lanenet_ros.preprocess import Geometry
 
 MEANINGS = ("binary_logits", "embedding", "class_logits")
 P = np.polynomial.polynomial
-_COLOR_SAMPLES = 1500  # camera pixels read per frame for marking colours
 
 
 @dataclass
@@ -42,6 +42,7 @@ class DecodeParams:
         min_confidence: lanes below are dropped.
         double_fraction: share of near rows with two runs that makes a double line.
         ego_center: vehicle centre line as a fraction of the image width at the bottom row.
+        camera_height_m: camera height assumed when reading paint widths from the image (metres).
     """
 
     min_lane_pixels: int = 30
@@ -56,6 +57,7 @@ class DecodeParams:
     min_confidence: float = 0.1
     double_fraction: float = 0.4
     ego_center: float = 0.5
+    camera_height_m: float = 1.5
 
     def validate(self) -> DecodeParams:
         """Check ranges; return self.
@@ -68,7 +70,8 @@ class DecodeParams:
                   "point_step_px": self.point_step_px > 0, "cluster_bandwidth": self.cluster_bandwidth > 0,
                   "cluster_radius": self.cluster_radius > 0, "chain_px": self.chain_px >= 0,
                   "max_lanes": self.max_lanes >= 1, "min_confidence": 0 <= self.min_confidence <= 1,
-                  "double_fraction": 0 < self.double_fraction <= 1, "ego_center": 0 <= self.ego_center <= 1}
+                  "double_fraction": 0 < self.double_fraction <= 1, "ego_center": 0 <= self.ego_center <= 1,
+                  "camera_height_m": self.camera_height_m > 0}
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"decode parameter {name}={getattr(self, name)!r} is out of range "
@@ -113,7 +116,7 @@ class LaneDecoder:
         ids = getattr(info, "lane_class_ids", None)
         self.lane_class_ids = [int(i) for i in ids] if ids else list(range(1, len(self.class_names)))
         self.embedding_dim = int(getattr(info, "embedding_dim", 0) or 0)
-        self._class_marking = {i: fitting.parse_class_marking(n) for i, n in enumerate(self.class_names)}
+        self._class_marking = {i: paint.parse_class_marking(n) for i, n in enumerate(self.class_names)}
 
     def decode(self, outputs: Mapping[str, np.ndarray], geometry: Geometry,
                image_bgr: np.ndarray | None = None) -> LaneFrame:
@@ -218,22 +221,18 @@ class LaneDecoder:
         return LanePixels(rows[order], cols[order], labels[order], np.array(class_ids), np.array(scores))
 
     def _fit_lanes(self, px: LanePixels, geo: Geometry, image_bgr: np.ndarray | None) -> list[DetectedLane]:
-        """Fit, type and colour every lane of ``px``."""
+        """Fit every lane of ``px``, then give each its marking type and colour."""
         seg = fitting.row_segments(px.rows, px.cols, px.labels)
-        k = len(px.class_ids)
-        bounds = np.searchsorted(seg.label, np.arange(k + 1))
-        votes = self._color_votes(px, k, geo, image_bgr)
-        lanes = []
-        for lane_id in range(k):
-            color = fitting.vote_color(*votes[:, lane_id]) if votes is not None else MarkingColor.UNKNOWN
-            lane = self._fit_one(px, seg, slice(bounds[lane_id], bounds[lane_id + 1]), lane_id, geo, color)
-            if lane is not None:
-                lanes.append(lane)
-        return lanes
+        bounds = np.searchsorted(seg.label, np.arange(len(px.class_ids) + 1))
+        fits = [f for k in range(len(px.class_ids))
+                if (f := self._fit_one(px, seg, slice(bounds[k], bounds[k + 1]), k, geo)) is not None]
+        markings = self._markings(px, seg, fits, geo, image_bgr)
+        return [dataclasses.replace(f.lane, marking_type=kind, color=color)
+                for f, (kind, color) in zip(fits, markings, strict=True)]
 
-    def _fit_one(self, px: LanePixels, seg: fitting.RowSegments, part: slice, lane_id: int, geo: Geometry,
-                 color: MarkingColor) -> DetectedLane | None:
-        """Fit x(y) to one lane's row centres and type it; None when too small or too weak."""
+    def _fit_one(self, px: LanePixels, seg: fitting.RowSegments, part: slice, lane_id: int,
+                 geo: Geometry) -> _Fit | None:
+        """Fit x(y) to one lane's row centres; None when too small or too weak."""
         p = self.params
         rows, median = seg.row[part], seg.median[part]
         if len(rows) < p.min_lane_rows:
@@ -249,49 +248,62 @@ class LaneDecoder:
         # outer edges of the first and last supporting network rows, in camera rows (see Geometry.to_camera)
         y_min = max(float(support[0]) * geo.scale_y + geo.crop_top - 0.5, float(geo.crop_top))
         y_max = min((float(support[-1]) + 1.0) * geo.scale_y + geo.crop_top - 0.5, geo.src_height - 1.0)
-        class_id = int(px.class_ids[lane_id])
-        named = self._class_marking.get(class_id)
-        if named is not None and named.color != MarkingColor.UNKNOWN:
-            color = named.color
-        return DetectedLane(
-            image_coeffs=coeffs, y_min=y_min, y_max=y_max,
-            points=fitting.sample_points(coeffs, y_min, y_max, p.point_step_px),
-            confidence=float(np.clip(confidence, 0.0, 1.0)),
-            marking_type=named.marking_type if named is not None else self._marking_type(px, seg, part, coeffs_in),
-            color=color)
+        lane = DetectedLane(image_coeffs=coeffs, y_min=y_min, y_max=y_max,
+                            points=fitting.sample_points(coeffs, y_min, y_max, p.point_step_px),
+                            confidence=float(np.clip(confidence, 0.0, 1.0)))
+        return _Fit(lane, part, coeffs_in, int(px.class_ids[lane_id]))
 
-    def _marking_type(self, px: LanePixels, seg: fitting.RowSegments, part: slice,
-                      coeffs_in: np.ndarray) -> MarkingType:
-        """Solid / dashed / double from the rows whose centre lies on the fit (stray rows left out)."""
+    def _markings(self, px: LanePixels, seg: fitting.RowSegments, fits: list[_Fit], geo: Geometry,
+                  image_bgr: np.ndarray | None) -> list[tuple[MarkingType, MarkingColor]]:
+        """Type and colour per fit: class name first, then the paint in the image, then the mask's gaps."""
+        out = [(MarkingType.UNKNOWN, MarkingColor.UNKNOWN)] * len(fits)
+        usable = image_bgr is not None and image_bgr.ndim == 3 \
+            and image_bgr.shape[:2] == (geo.src_height, geo.src_width)
+        read = [i for i, f in enumerate(fits) if self._class_marking.get(f.class_id) is None]
+        if usable and read:
+            curves = [(fits[i].lane.image_coeffs, fits[i].lane.y_min, fits[i].lane.y_max) for i in read]
+            widths = [(fitting.median(seg.extent[fits[i].part]) + 1.0) * geo.scale_x / 2.0 for i in read]
+            default = geo.crop_top if geo.crop_top > 0 else 0.45 * geo.src_height
+            seen = paint.read_markings(image_bgr, curves, widths, paint.horizon_row(curves, default),
+                                       self.params.camera_height_m, self.params.double_fraction)
+            for i, marking in zip(read, seen, strict=True):
+                out[i] = marking
+        for i, f in enumerate(fits):
+            named = self._class_marking.get(f.class_id)
+            if named is not None:
+                out[i] = (named.marking_type, named.color)
+            elif not usable:  # without the image, the mask's own gaps and double runs
+                out[i] = (self._mask_marking_type(px, seg, f), MarkingColor.UNKNOWN)
+        return out
+
+    def _mask_marking_type(self, px: LanePixels, seg: fitting.RowSegments, f: _Fit) -> MarkingType:
+        """Solid / dashed / double from the mask rows whose centre lies on the fit (stray rows left out)."""
         # a row belongs to the marking when its centre is within half the usual marking width of the fit
-        band = self.params.outlier_px + fitting.median(seg.extent[part]) / 2.0 + 1.0
-        rows = seg.row[part]
-        on = np.abs(seg.median[part] - P.polyval(rows, coeffs_in)) <= band
+        band = self.params.outlier_px + fitting.median(seg.extent[f.part]) / 2.0 + 1.0
+        rows = seg.row[f.part]
+        on = np.abs(seg.median[f.part] - P.polyval(rows, f.coeffs_in)) <= band
         if not on.any():
             return MarkingType.UNKNOWN
 
         def side_rows() -> tuple[np.ndarray, np.ndarray]:
-            first, last = seg.start[part][0], seg.end[part][-1]
+            first, last = seg.start[f.part][0], seg.end[f.part][-1]
             r, c = px.rows[first:last], px.cols[first:last]
-            centre = P.polyval(r, coeffs_in)
+            centre = P.polyval(r, f.coeffs_in)
             near = np.abs(c - centre) <= band
             return np.unique(r[near & (c < centre)]), np.unique(r[near & (c >= centre)])
 
-        return fitting.marking_type(rows[on], seg.runs[part][on], self.params.double_fraction,
-                                    side_rows=side_rows)
+        return paint.marking_type(rows[on], seg.runs[f.part][on], self.params.double_fraction,
+                                  side_rows=side_rows)
 
-    def _color_votes(self, px: LanePixels, k: int, geo: Geometry, image_bgr: np.ndarray | None) -> np.ndarray | None:
-        """(3, K) yellow votes, white votes and pixels sampled per lane from the camera image, or None."""
-        if image_bgr is None or image_bgr.ndim != 3 or image_bgr.shape[:2] != (geo.src_height, geo.src_width):
-            return None
-        pick = slice(None, None, max(1, len(px.rows) // _COLOR_SAMPLES))
-        xc, yc = geo.to_camera(px.cols[pick], px.rows[pick])
-        u = np.clip(np.rint(xc).astype(np.intp), 0, geo.src_width - 1)
-        v = np.clip(np.rint(yc).astype(np.intp), 0, geo.src_height - 1)
-        yellow, white = fitting.color_votes(image_bgr[v, u, :3])
-        labels = px.labels[pick]
-        return np.stack([np.bincount(labels, weights=yellow, minlength=k),
-                         np.bincount(labels, weights=white, minlength=k), np.bincount(labels, minlength=k)])
+
+@dataclass
+class _Fit:
+    """A fitted lane and what its marking is read from."""
+
+    lane: DetectedLane
+    part: slice  # its entries in the row segments
+    coeffs_in: np.ndarray  # x(y) in network pixels
+    class_id: int
 
 
 def _to_camera_poly(coeffs_in: np.ndarray, geo: Geometry) -> np.ndarray:

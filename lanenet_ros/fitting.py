@@ -1,25 +1,21 @@
-"""Lane geometry from pixel sets: robust polynomial fits, marking type and colour, left-to-right order and
-ego assignment. Plain numpy/OpenCV on arrays; :mod:`lanenet_ros.decode` wires them to network outputs.
+"""Lane geometry from pixel sets: robust polynomial fits, per-row statistics, dashes chained into markings,
+left-to-right order and ego assignment. Plain numpy on arrays; :mod:`lanenet_ros.decode` wires them to network
+outputs and :mod:`lanenet_ros.paint` reads marking types and colours.
 """
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
-from lanenet_ros.lanes import DetectedLane, MarkingColor, MarkingType, Position
+from lanenet_ros.lanes import DetectedLane, Position
 
 P = np.polynomial.polynomial
 
 _LEFT = (Position.EGO_LEFT, Position.SECOND_LEFT, Position.THIRD_LEFT, Position.FOURTH_LEFT)
 _RIGHT = (Position.EGO_RIGHT, Position.SECOND_RIGHT, Position.THIRD_RIGHT, Position.FOURTH_RIGHT)
-_DOUBLE_TYPES = {(True, True): MarkingType.DOUBLE_SOLID, (True, False): MarkingType.SOLID_DASHED,
-                 (False, True): MarkingType.DASHED_SOLID, (False, False): MarkingType.DOUBLE_DASHED}
 
 
 def robust_polyfit(y: np.ndarray, x: np.ndarray, degree: int, inlier_tol: float,
@@ -141,99 +137,6 @@ def row_segments(rows: np.ndarray, cols: np.ndarray, labels: np.ndarray | None =
     runs = np.add.reduceat(breaks, start) + 1
     label = labels[start] if labels is not None else np.zeros(len(start), dtype=np.int64)
     return RowSegments(start, end, label, r[start], median, runs, c[end - 1] - c[start])
-
-
-def is_solid(rows: np.ndarray, row_min: int, row_max: int, min_gap: int = 2) -> bool:
-    """Whether occupied ``rows`` cover [row_min, row_max] like a solid line (no repeated gaps).
-
-    Dashed: two or more gaps of at least ``min_gap`` rows, or one gap with less than 60 % of the rows covered
-    (a single short gap is more likely an occlusion than a dash).
-    """
-    padded = np.ones(row_max - row_min + 3, dtype=np.int8)  # occupied rows, with an occupied row each side
-    padded[1:-1] = 0
-    padded[np.asarray(rows) - row_min + 1] = 1
-    occupied = padded[1:-1]
-    edges = padded[1:] - padded[:-1]
-    gap_lengths = np.flatnonzero(edges == 1) - np.flatnonzero(edges == -1)
-    gaps = int(np.sum(gap_lengths >= min_gap))
-    return gaps == 0 or (gaps == 1 and occupied.mean() >= 0.6)
-
-
-def marking_type(rows: np.ndarray, runs: np.ndarray, double_fraction: float = 0.4, min_gap: int = 2,
-                 side_rows: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> MarkingType:
-    """Solid, dashed or one of the double types of one lane, from its occupied rows.
-
-    Args:
-        rows: (R,) occupied rows of the marking, ascending (network-input resolution), R >= 1.
-        runs: (R,) separate pixel runs in each row.
-        double_fraction: share of the nearer half of the rows that must show two runs to call it double.
-        min_gap: rows a gap must span to count.
-        side_rows: returns the occupied rows of the left and of the right line; called only for a double
-            line. None: never double.
-
-    Returns:
-        The marking type.
-    """
-    lo, hi = int(rows[0]), int(rows[-1])
-    near = runs[len(runs) // 2:]  # double lines merge in the distance: judge on the near half
-    if side_rows is not None and len(near) >= 4 and np.mean(near == 2) >= double_fraction:
-        left, right = side_rows()
-        return _DOUBLE_TYPES[(len(left) > 0 and is_solid(left, lo, hi, min_gap),
-                              len(right) > 0 and is_solid(right, lo, hi, min_gap))]
-    return MarkingType.SOLID if is_solid(rows, lo, hi, min_gap) else MarkingType.DASHED
-
-
-def color_votes(bgr_pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Which camera pixels look like yellow paint and which like white paint (HSV thresholds).
-
-    Args:
-        bgr_pixels: (N, 3) uint8 BGR.
-
-    Returns:
-        (yellow, white) boolean arrays of N.
-    """
-    hsv = cv2.cvtColor(np.ascontiguousarray(bgr_pixels, np.uint8).reshape(-1, 1, 3), cv2.COLOR_BGR2HSV)
-    h, s, v = (hsv[:, 0, i].astype(np.int16) for i in range(3))
-    return (h >= 12) & (h <= 40) & (s >= 70) & (v >= 70), (s < 60) & (v >= 150)
-
-
-def vote_color(yellow: float, white: float, total: float, min_share: float = 0.25) -> MarkingColor:
-    """The colour of a lane from its pixel votes: the winner must hold ``min_share`` of the pixels."""
-    if total > 0 and yellow >= min_share * total and yellow >= 0.5 * white:
-        return MarkingColor.YELLOW
-    if total > 0 and white >= min_share * total:
-        return MarkingColor.WHITE
-    return MarkingColor.UNKNOWN
-
-
-def marking_color(bgr_pixels: np.ndarray, min_share: float = 0.25) -> MarkingColor:
-    """White, yellow or unknown from the camera pixels under one lane (HSV vote)."""
-    if len(bgr_pixels) == 0:
-        return MarkingColor.UNKNOWN
-    yellow, white = color_votes(bgr_pixels)
-    return vote_color(int(yellow.sum()), int(white.sum()), len(bgr_pixels), min_share)
-
-
-@dataclass(frozen=True)
-class ClassMarking:
-    """Marking type and colour read from a class name (Apollo style ``s_w_d``, ``db_y_g``...)."""
-
-    marking_type: MarkingType
-    color: MarkingColor
-
-
-_CLASS_TYPES = {"s": MarkingType.SOLID, "b": MarkingType.DASHED, "d": MarkingType.DASHED,
-                "ds": MarkingType.DOUBLE_SOLID, "db": MarkingType.DOUBLE_DASHED, "sb": MarkingType.SOLID_DASHED,
-                "bs": MarkingType.DASHED_SOLID}
-_CLASS_COLORS = {"w": MarkingColor.WHITE, "y": MarkingColor.YELLOW}
-
-
-def parse_class_marking(name: str) -> ClassMarking | None:
-    """Marking type and colour encoded in a class name such as Apollo's ``ds_y_dn``; None when it has none."""
-    m = re.fullmatch(r"(s|b|d|ds|db|sb|bs)_([a-z]+)_[a-z]+", name.strip().lower())
-    if m is None:
-        return None
-    return ClassMarking(_CLASS_TYPES[m.group(1)], _CLASS_COLORS.get(m.group(2), MarkingColor.UNKNOWN))
 
 
 def bottom_x(lane: DetectedLane, height: int) -> float:

@@ -41,16 +41,27 @@ def draw(mask: np.ndarray, image: np.ndarray, xs: np.ndarray, ys: np.ndarray, id
 
 
 def scene(specs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Camera image (grey road) and instance mask of lanes given as dicts of draw() arguments."""
+    """Camera image (grey road) and instance mask of lanes given as dicts of draw() arguments.
+
+    ``label`` in a spec: "paint" (default) labels the painted pixels; "polyline" draws the label as one
+    continuous 12 px line through the lane's centre, as TuSimple-style labels are; "only" leaves the road
+    unpainted (a lane the network sees without paint).
+    """
     mask = np.zeros((H, W), np.uint8)
     image = np.full((H, W, 3), 90, np.uint8)
+    scratch = np.zeros_like(image)
     ys = np.arange(719, 299, -1.0)
     for k, spec in enumerate(specs, start=1):
+        label = spec.get("label", "paint")
         lines = spec.get("lines", [0.0])
         for offset in lines:
             xs = lane_x(spec["bottom"], ys, spec.get("curve", 0.0)) + offset
             dashed = spec.get("dashed", False) if offset == lines[-1] else spec.get("dash_all", False)
-            draw(mask, image, xs, ys, k, spec.get("colour", WHITE), dashed, spec.get("thickness", 8))
+            target_mask = mask if label == "paint" else np.zeros_like(mask)
+            target_image = scratch if label == "only" else image
+            draw(target_mask, target_image, xs, ys, k, spec.get("colour", WHITE), dashed, spec.get("thickness", 8))
+        if label != "paint":
+            draw(mask, scratch, lane_x(spec["bottom"], ys, spec.get("curve", 0.0)), ys, k, WHITE, False, 12)
     return image, mask
 
 
@@ -100,6 +111,20 @@ def test_marking_type_and_colour() -> None:
                                                    MarkingColor.YELLOW, MarkingColor.WHITE]
     no_image = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO)
     assert {lane.color for lane in no_image.lanes} == {MarkingColor.UNKNOWN}
+
+
+def test_paint_decides_when_labels_are_continuous_polylines() -> None:
+    # TuSimple-style labels run through the gaps of dashed lines: the mask alone looks solid
+    specs = [{"bottom": 150, "label": "polyline"}, {"bottom": 500, "dashed": True, "label": "polyline"},
+             {"bottom": 850, "dashed": True, "colour": YELLOW, "label": "polyline"},
+             {"bottom": 1150, "label": "only"}]
+    image, mask = scene(specs)
+    frame = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, image)
+    assert [(ln.marking_type, ln.color) for ln in frame.lanes] == [
+        (MarkingType.SOLID, MarkingColor.WHITE), (MarkingType.DASHED, MarkingColor.WHITE),
+        (MarkingType.DASHED, MarkingColor.YELLOW), (MarkingType.UNKNOWN, MarkingColor.UNKNOWN)]
+    blind = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO)  # no image: only the mask to go by
+    assert [ln.marking_type for ln in blind.lanes] == [MarkingType.SOLID] * 4
 
 
 @pytest.mark.parametrize(("dash_left", "dash_right", "expected"), [

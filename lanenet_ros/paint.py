@@ -1,0 +1,216 @@
+"""Marking type and colour of lanes: read from the paint in the camera image, from the mask, or from class names.
+
+LaneNet masks are trained on lane polylines drawn at a fixed width, continuous through the gaps of a dashed
+line and narrower than a double line, so the mask alone cannot tell dashed from solid. With the camera image,
+each lane is sampled across a band that follows the fitted curve and widens with perspective (about 0.25 m
+each side on the road, from the horizon row and an assumed camera height); a pixel is paint when it is
+clearly brighter than the road just outside the band. Rows with paint give solid / dashed (gaps along the
+lane), two separate paint runs across the band give the double types, and the paint pixels vote white / yellow.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from lanenet_ros.lanes import MarkingColor, MarkingType
+
+P = np.polynomial.polynomial
+
+_DOUBLE_TYPES = {(True, True): MarkingType.DOUBLE_SOLID, (True, False): MarkingType.SOLID_DASHED,
+                 (False, True): MarkingType.DASHED_SOLID, (False, False): MarkingType.DOUBLE_DASHED}
+_BAND_SAMPLES = 25  # samples across the band (odd: one on the curve)
+_MAX_ROWS = 120  # rows sampled per lane at most
+_MIN_PPM = 25.0  # road pixels per metre below which paint is not read
+_UNKNOWN = (MarkingType.UNKNOWN, MarkingColor.UNKNOWN)
+
+
+def is_solid(rows: np.ndarray, row_min: int, row_max: int, min_gap: int = 2) -> bool:
+    """Whether occupied ``rows`` cover [row_min, row_max] like a solid line (no repeated gaps).
+
+    Dashed: two or more gaps of at least ``min_gap`` rows, or one gap with less than 60 % of the rows covered
+    (a single short gap is more likely an occlusion than a dash).
+    """
+    padded = np.ones(row_max - row_min + 3, dtype=np.int8)  # occupied rows, with an occupied row each side
+    padded[1:-1] = 0
+    padded[np.asarray(rows) - row_min + 1] = 1
+    occupied = padded[1:-1]
+    edges = padded[1:] - padded[:-1]
+    gap_lengths = np.flatnonzero(edges == 1) - np.flatnonzero(edges == -1)
+    gaps = int(np.sum(gap_lengths >= min_gap))
+    return gaps == 0 or (gaps == 1 and occupied.mean() >= 0.6)
+
+
+def marking_type(rows: np.ndarray, runs: np.ndarray, double_fraction: float = 0.4, min_gap: int = 2,
+                 side_rows: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> MarkingType:
+    """Solid, dashed or one of the double types of one lane, from the rows its marking occupies.
+
+    Args:
+        rows: (R,) occupied rows, ascending (far to near), R >= 1.
+        runs: (R,) separate runs of marking across each row.
+        double_fraction: share of the nearer half of the rows that must show two runs to call it double.
+        min_gap: rows a gap must span to count.
+        side_rows: returns the occupied rows of the left and of the right line; called only for a double
+            line. None: never double.
+
+    Returns:
+        The marking type.
+    """
+    lo, hi = int(rows[0]), int(rows[-1])
+    near = runs[len(runs) // 2:]  # double lines merge in the distance: judge on the near half
+    if side_rows is not None and len(near) >= 4 and np.mean(near == 2) >= double_fraction:
+        left, right = side_rows()
+        return _DOUBLE_TYPES[(len(left) > 0 and is_solid(left, lo, hi, min_gap),
+                              len(right) > 0 and is_solid(right, lo, hi, min_gap))]
+    return MarkingType.SOLID if is_solid(rows, lo, hi, min_gap) else MarkingType.DASHED
+
+
+def color_votes(hsv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which paint pixels look yellow and which white.
+
+    Args:
+        hsv: (..., 3) uint8 OpenCV HSV (hue 0-180) of pixels already known to be paint.
+
+    Returns:
+        (yellow, white) boolean arrays.
+    """
+    h, s = hsv[..., 0], hsv[..., 1]
+    return (h >= 12) & (h <= 40) & (s >= 70), s < 60
+
+
+def vote_color(yellow: float, white: float, total: float, min_share: float = 0.25) -> MarkingColor:
+    """The colour of a lane from its pixel votes: the winner must hold ``min_share`` of the pixels."""
+    if total > 0 and yellow >= min_share * total and yellow >= 0.5 * white:
+        return MarkingColor.YELLOW
+    if total > 0 and white >= min_share * total:
+        return MarkingColor.WHITE
+    return MarkingColor.UNKNOWN
+
+
+def horizon_row(curves: Sequence[tuple[np.ndarray, float, float]], default: float) -> float:
+    """Row where the lanes meet (median crossing of their near straight parts), else ``default``.
+
+    Args:
+        curves: (coeffs of x(y), y_min, y_max) per lane, camera pixels.
+        default: returned with fewer than two lanes or no usable crossing.
+
+    Returns:
+        The horizon row estimate.
+    """
+    lines = []
+    for coeffs, y0, y1 in curves:
+        ya, yb = y0 + 0.5 * (y1 - y0), y1  # the chord of the near half: closest to straight
+        if yb - ya < 1.0:
+            continue
+        xa, xb = P.polyval(np.array([ya, yb]), coeffs)
+        m = (xb - xa) / (yb - ya)
+        lines.append((m, xa - m * ya))
+    crossings = [(b2 - b1) / (m1 - m2) for i, (m1, b1) in enumerate(lines) for m2, b2 in lines[i + 1:]
+                 if abs(m1 - m2) > 0.05]
+    lowest = min(y0 for _, y0, _ in curves) if curves else default
+    crossings = [y for y in crossings if y < lowest]  # lanes meet above where they are seen
+    return float(np.median(crossings)) if crossings else float(default)
+
+
+def read_markings(image_bgr: np.ndarray, curves: Sequence[tuple[np.ndarray, float, float]],
+                  min_half_widths: Sequence[float], horizon: float, camera_height_m: float = 1.5,
+                  double_fraction: float = 0.4, row_step: int = 2) -> list[tuple[MarkingType, MarkingColor]]:
+    """Marking type and colour of each lane from the paint along it in the camera image.
+
+    Args:
+        image_bgr: (H, W, 3) uint8 camera image.
+        curves: (coeffs of x(y), y_min, y_max) per lane, camera pixels.
+        min_half_widths: per lane, the smallest band half-width in pixels (e.g. half the mask width).
+        horizon: horizon row (see :func:`horizon_row`); sets how the band widens towards the bottom.
+        camera_height_m: assumed camera height, for pixels per metre on the road: (y - horizon) / height.
+        double_fraction: share of near rows with two paint runs that makes a double line.
+        row_step: camera rows between samples (more for long lanes: at most 120 rows are read).
+
+    Returns:
+        (type, colour) per lane, UNKNOWN where too little paint was seen.
+    """
+    w = image_bgr.shape[1]
+    maps: list[tuple[np.ndarray, np.ndarray]] = []
+    parts: list[tuple[slice, bool] | None] = []
+    for (coeffs, y0, y1), min_hw in zip(curves, min_half_widths, strict=True):
+        # rows where a 0.1 m wide line spans at least 2.5 pixels: farther up, paint blurs into the road
+        first = max(np.ceil(y0), horizon + _MIN_PPM * camera_height_m)
+        step = max(row_step, int(np.ceil((y1 - first) / _MAX_ROWS)))
+        ys = np.arange(first, np.floor(y1) + 1, step)
+        if len(ys) < 4:
+            parts.append(None)
+            continue
+        ppm = (ys - horizon) / camera_height_m  # road pixels per metre at each row
+        hw = np.clip(0.25 * ppm, max(min_hw, 2.0), w / 8.0)
+        # band samples across [-hw, hw], then road references 0.15 m and 0.4 m beyond each band edge
+        unit = np.linspace(-1.0, 1.0, _BAND_SAMPLES)
+        ref = np.stack([hw + 0.15 * ppm + 2, hw + 0.4 * ppm + 4], axis=1)
+        offsets = np.concatenate([unit[None, :] * hw[:, None], -ref, ref], axis=1)
+        maps.append((P.polyval(ys, coeffs)[:, None] + offsets, np.broadcast_to(ys[:, None], offsets.shape)))
+        start = sum(len(m[0]) for m in maps[:-1])
+        # a double line is only told apart where its ~0.1 m gap spans a few pixels
+        parts.append((slice(start, start + len(ys)), 0.1 * ppm[-1] >= 3.0))
+    if not maps:
+        return [_UNKNOWN] * len(curves)
+    map_x = np.concatenate([m[0] for m in maps]).astype(np.float32)
+    map_y = np.concatenate([m[1] for m in maps]).astype(np.float32)
+    strip = cv2.remap(image_bgr[:, :, :3], map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    hsv = cv2.cvtColor(strip, cv2.COLOR_BGR2HSV)
+    value = hsv[:, :, 2].astype(np.int16)
+    road = np.sort(value[:, _BAND_SAMPLES:], axis=1)[:, 1:3].mean(axis=1)  # middle two of four references
+    paint = value[:, :_BAND_SAMPLES] >= (road + np.maximum(15.0, 0.15 * road))[:, None]
+    inside = (map_x[:, _BAND_SAMPLES // 2] >= 0) & (map_x[:, _BAND_SAMPLES // 2] <= w - 1)
+    paint &= inside[:, None]
+    return [_UNKNOWN if part is None else
+            _judge(paint[part[0]], inside[part[0]], hsv[part[0], :_BAND_SAMPLES], double_fraction if part[1] else 0.0)
+            for part in parts]
+
+
+def _judge(paint: np.ndarray, inside: np.ndarray, hsv: np.ndarray,
+           double_fraction: float) -> tuple[MarkingType, MarkingColor]:
+    """Type and colour of one lane from its (rows, band samples) paint mask, rows far to near.
+
+    ``double_fraction`` 0 rules double lines out.
+    """
+    rows = np.flatnonzero(paint.any(axis=1))
+    if len(rows) < 3 or paint.sum() < 6:
+        return _UNKNOWN
+    # runs across the band: starts of paint (a paint sample whose left neighbour is not paint)
+    runs = paint[rows, 0].astype(np.int64) + np.sum(paint[rows, 1:] & ~paint[rows, :-1], axis=1)
+    mid = _BAND_SAMPLES // 2
+
+    def side_rows() -> tuple[np.ndarray, np.ndarray]:
+        return np.flatnonzero(paint[:, :mid].any(axis=1)), np.flatnonzero(paint[:, mid + 1:].any(axis=1))
+
+    kind = marking_type(rows, runs, double_fraction, side_rows=side_rows if double_fraction > 0 else None)
+    visible = np.flatnonzero(inside)
+    # a solid line is painted down to the nearest row it is seen in; a long bare stretch there is a dash gap
+    if kind == MarkingType.SOLID and visible[-1] - rows[-1] >= max(4, 0.3 * (visible[-1] - visible[0] + 1)):
+        kind = MarkingType.DASHED
+    yellow, white = color_votes(hsv[paint])
+    return kind, vote_color(int(yellow.sum()), int(white.sum()), int(paint.sum()))
+
+
+@dataclass(frozen=True)
+class ClassMarking:
+    """Marking type and colour read from a class name (Apollo style ``s_w_d``, ``db_y_g``...)."""
+
+    marking_type: MarkingType
+    color: MarkingColor
+
+
+_CLASS_TYPES = {"s": MarkingType.SOLID, "b": MarkingType.DASHED, "d": MarkingType.DASHED,
+                "ds": MarkingType.DOUBLE_SOLID, "db": MarkingType.DOUBLE_DASHED, "sb": MarkingType.SOLID_DASHED,
+                "bs": MarkingType.DASHED_SOLID}
+_CLASS_COLORS = {"w": MarkingColor.WHITE, "y": MarkingColor.YELLOW}
+
+
+def parse_class_marking(name: str) -> ClassMarking | None:
+    """Marking type and colour encoded in a class name such as Apollo's ``ds_y_dn``; None when it has none."""
+    m = re.fullmatch(r"(s|b|d|ds|db|sb|bs)_([a-z]+)_[a-z]+", name.strip().lower())
+    if m is None:
+        return None
+    return ClassMarking(_CLASS_TYPES[m.group(1)], _CLASS_COLORS.get(m.group(2), MarkingColor.UNKNOWN))

@@ -53,6 +53,14 @@ def start_node(args: argparse.Namespace) -> subprocess.Popen:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns an exit code."""
     args = parse(argv)
+    from lanenet_ros.pipeline import DEFAULT_MODEL
+
+    model = args.model or DEFAULT_MODEL
+    if not model.is_file():
+        print(f"lanenet-demo: error: {model}: no such model file. Make the embedded default model with "
+              "tools/train_default_model.sh, or pass --model MODEL.onnx.",
+              file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     bag = ensure_bag(args)
     node = start_node(args)

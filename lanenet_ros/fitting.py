@@ -20,17 +20,19 @@ _RIGHT = (Position.EGO_RIGHT, Position.SECOND_RIGHT, Position.THIRD_RIGHT, Posit
 
 def robust_polyfit(y: np.ndarray, x: np.ndarray, degree: int, inlier_tol: float,
                    iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Fit x(y) by least squares, then refit on inliers a few times (outlier rejection by trimming).
+    """Fit x(y) robustly: least trimmed squares to start, then refits on the inliers.
 
-    A point is an inlier when its residual is within ``max(inlier_tol, 3 * robust sigma)`` (sigma from the
-    median absolute deviation), so noise is kept but stray pixels far from the lane are dropped.
+    When the plain least-squares fit leaves residuals above ``inlier_tol``, the fit is restarted from the half
+    of the points it fits best (two concentration steps, which a minority of stray points cannot pull), and
+    then a point is an inlier when its residual is within ``max(inlier_tol, 3 * robust sigma)`` (sigma from
+    the median absolute deviation), so noise is kept but stray pixels far from the lane are dropped.
 
     Args:
         y: (N,) rows.
         x: (N,) columns.
         degree: polynomial degree (lowered when there are too few points).
         inlier_tol: smallest accepted residual bound, in the units of ``x``.
-        iterations: refits after the first fit.
+        iterations: inlier refits after the trimmed start.
 
     Returns:
         (coeffs lowest order first, boolean inlier mask).
@@ -48,6 +50,13 @@ def robust_polyfit(y: np.ndarray, x: np.ndarray, degree: int, inlier_tol: float,
     vander = ((y - mid) / half)[:, None] ** np.arange(degree + 1)
     inliers = np.ones(len(y), dtype=bool)
     q = _solve_normal(vander, x)
+    size = np.abs(x - vander @ q)
+    if size.max() > inlier_tol and len(y) > 2 * (degree + 1):
+        for _ in range(2):  # concentration steps towards the least-trimmed-squares fit
+            best = size <= np.partition(size, len(y) // 2)[len(y) // 2]
+            q = _solve_normal(vander[best], x[best])
+            size = np.abs(x - vander @ q)
+        inliers = best
     for _ in range(iterations):
         resid = x - vander @ q
         size = np.abs(resid)

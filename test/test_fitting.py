@@ -1,0 +1,115 @@
+"""Lane geometry building blocks (fitting.py) and paint reading (paint.py) on hand-made inputs."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from lanenet_ros import fitting, paint
+from lanenet_ros.lanes import DetectedLane, MarkingColor, MarkingType, Position
+
+P = np.polynomial.polynomial
+
+
+def straight(bottom: float, slope: float = 0.0) -> DetectedLane:
+    coeffs = np.array([bottom - 719 * slope, slope])
+    return DetectedLane(coeffs, 300.0, 719.0, fitting.sample_points(coeffs, 300.0, 719.0, 10.0))
+
+
+def test_robust_polyfit_ignores_a_fifth_of_outliers() -> None:
+    rng = np.random.default_rng(0)
+    y = np.arange(40.0, 250.0)
+    x = 100 + 0.4 * y + 0.002 * y**2 + rng.normal(0, 0.3, len(y))
+    bad = rng.choice(len(y), len(y) // 5, replace=False)
+    x[bad] += rng.uniform(15, 60, len(bad))
+    coeffs, inliers = fitting.robust_polyfit(y, x, 2, inlier_tol=2.0)
+    np.testing.assert_allclose(coeffs, [100, 0.4, 0.002], rtol=0.02, atol=0.5)
+    assert not inliers[bad].any() and inliers.sum() >= len(y) - len(bad) - 3
+    plain = P.polyfit(y, x, 2)
+    assert np.abs(P.polyval(y, plain) - (100 + 0.4 * y + 0.002 * y**2)).max() > 5  # what trimming avoids
+
+
+def test_affine_poly_substitutes() -> None:
+    q = np.array([1.0, -2.0, 0.5, 0.01])
+    y = np.linspace(-3, 3, 7)
+    np.testing.assert_allclose(P.polyval(y, fitting.affine_poly(q, 2.5, -1.0)), P.polyval(2.5 * y - 1.0, q))
+
+
+def test_row_segments_per_lane_and_row() -> None:
+    rows = np.array([3, 3, 3, 3, 4, 4, 2, 2])
+    cols = np.array([1, 2, 6, 7, 4, 5, 9, 10])
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    seg = fitting.row_segments(rows, cols, labels)
+    assert seg.label.tolist() == [0, 0, 1] and seg.row.tolist() == [3, 4, 2]
+    assert seg.median.tolist() == [4.0, 4.5, 9.5] and seg.runs.tolist() == [2, 1, 1]
+    assert seg.extent.tolist() == [6, 1, 1]
+
+
+def test_order_lanes_positions_and_ego_indices() -> None:
+    lanes, left, right = fitting.order_lanes([straight(900), straight(100), straight(500), straight(1200)], 1280, 720)
+    assert [round(ln.x_at(719.0)) for ln in lanes] == [100, 500, 900, 1200]
+    assert [ln.position for ln in lanes] == [Position.SECOND_LEFT, Position.EGO_LEFT, Position.EGO_RIGHT,
+                                             Position.SECOND_RIGHT]
+    assert (left, right) == (1, 2)
+    lanes, left, right = fitting.order_lanes([straight(800), straight(1100)], 1280, 720)
+    assert (left, right) == (-1, 0) and lanes[1].position == Position.SECOND_RIGHT
+    # a lane ending high in the image is extended straight down to the bottom row
+    short = DetectedLane(np.array([1000.0 - 0.5 * 500, 0.5]), 300.0, 500.0, np.zeros((2, 2), np.float32))
+    assert fitting.bottom_x(short, 720) == pytest.approx(1000 + 0.5 * 219)
+
+
+def test_chain_components_joins_dashes_of_one_line_only() -> None:
+    mask = np.zeros((200, 300), np.uint8)
+    for top in range(10, 190, 40):  # two dashed lines converging upwards
+        cv2.line(mask, (int(100 + 0.3 * (200 - top)), top), (int(100 + 0.3 * (180 - top)), top + 20), 1, 2)
+        cv2.line(mask, (int(220 - 0.3 * (200 - top)), top), (int(220 - 0.3 * (180 - top)), top + 20), 1, 2)
+    count, comp = cv2.connectedComponents(mask, connectivity=8)
+    rows, cols = np.nonzero(comp)
+    groups = fitting.chain_components(rows, cols, comp[rows, cols], chain_px=6.0)
+    assert count - 1 == 10 and len(groups) == 2
+    assert sorted(len(np.unique(comp[rows[g], cols[g]])) for g in groups) == [5, 5]
+
+
+def test_is_solid_and_mask_marking_types() -> None:
+    assert paint.is_solid(np.arange(10, 60), 10, 59)
+    assert not paint.is_solid(np.r_[10:20, 30:40, 50:60], 10, 59)
+    assert paint.is_solid(np.r_[10:45, 48:60], 10, 59)  # one short gap: an occlusion, not a dash
+    rows = np.arange(20)
+    assert paint.marking_type(rows, np.ones(20, int)) == MarkingType.SOLID
+    sides = (np.arange(20), np.r_[0:5, 10:15])
+    assert paint.marking_type(rows, np.full(20, 2), side_rows=lambda: sides) == MarkingType.SOLID_DASHED
+    assert paint.marking_type(rows, np.full(20, 2)) == MarkingType.SOLID  # doubles not allowed
+
+
+def test_horizon_row_from_converging_lanes() -> None:
+    # lines through (x, 719) and (640, 300): x(y) = 640 + (x - 640) (y - 300) / 419
+    lanes = [(np.array([640 - (x - 640) * 300 / 419, (x - 640) / 419]), 400.0, 719.0) for x in (100.0, 500.0, 1100.0)]
+    for coeffs, *_ in lanes:  # each line passes through (640, 300)
+        assert P.polyval(300.0, coeffs) == pytest.approx(640.0)
+    assert paint.horizon_row(lanes, default=0.0) == pytest.approx(300.0)
+    assert paint.horizon_row(lanes[:1], default=123.0) == 123.0
+
+
+def test_read_markings_on_a_painted_road() -> None:
+    image = np.full((720, 1280, 3), 80, np.uint8)
+    ys = np.arange(330, 720)
+    curves, x_of = [], {}
+    for name, x0, colour, dashed in (("white", 300.0, (230, 230, 230), False), ("yellow", 900.0, (0, 190, 220), True)):
+        coeffs = np.array([640 - (x0 - 640) * 299 / 420, (x0 - 640) / 420])  # through (x0, 719) and (640, 299)
+        x_of[name] = P.polyval(ys, coeffs)
+        for y, x in zip(ys, x_of[name], strict=True):
+            if not dashed or (719 - y) % 100 < 50:
+                half = max(1, int(0.06 * (y - 299) / 1.5))  # 0.12 m wide paint
+                image[y, int(x) - half:int(x) + half + 1] = colour
+        curves.append((coeffs, 330.0, 719.0))
+    seen = paint.read_markings(image, curves, [4.0, 4.0], horizon=299.0)
+    assert seen == [(MarkingType.SOLID, MarkingColor.WHITE), (MarkingType.DASHED, MarkingColor.YELLOW)]
+    bare = np.full_like(image, 80)
+    assert paint.read_markings(bare, curves, [4.0, 4.0], horizon=299.0) == [
+        (MarkingType.UNKNOWN, MarkingColor.UNKNOWN)] * 2
+
+
+def test_class_names_carry_type_and_colour() -> None:
+    assert paint.parse_class_marking("ds_y_dn") == paint.ClassMarking(MarkingType.DOUBLE_SOLID, MarkingColor.YELLOW)
+    assert paint.parse_class_marking("b_w_g").marking_type == MarkingType.DASHED
+    assert paint.parse_class_marking("a_w_t") is None and paint.parse_class_marking("lane") is None

@@ -5,8 +5,10 @@ training classes; ``noise`` and ``ignored`` map to 255 (ignore).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 
 
@@ -84,14 +86,20 @@ def train_id_colors() -> np.ndarray:
 
 
 def pack_rgb(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3) uint8 RGB to one int32 key per pixel (r << 16 | g << 8 | b)."""
-    rgb = np.asarray(rgb)
-    return (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2].astype(np.int32)
+    """(H, W, 3) uint8 RGB to one key per pixel, ``r << 16 | g << 8 | b`` (uint32, one interleaving pass)."""
+    rgb = np.asarray(rgb, np.uint8)
+    if rgb.ndim != 3:
+        return (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    zero = np.zeros(rgb.shape[:2], np.uint8)
+    bgra = cv2.merge([rgb[..., 2], rgb[..., 1], rgb[..., 0], zero])
+    return bgra.view("<u4")[..., 0]
 
 
-def color_lookup_table() -> tuple[np.ndarray, np.ndarray]:
-    """Sorted packed colours and their trainIds, for a vectorised search."""
-    keys = np.array([pack_rgb(np.array(lab.color)) for lab in APOLLO_LABELS], np.int32)
-    ids = np.array([lab.train_id for lab in APOLLO_LABELS], np.uint8)
-    order = np.argsort(keys)
-    return keys[order], ids[order]
+@lru_cache(maxsize=1)
+def color_lut() -> np.ndarray:
+    """(2**24,) uint8 trainId of every packed colour; colours in no table entry map to ``UNKNOWN_COLOR``."""
+    lut = np.full(1 << 24, UNKNOWN_COLOR, np.uint8)
+    for lab in APOLLO_LABELS:
+        r, g, b = lab.color
+        lut[(r << 16) | (g << 8) | b] = lab.train_id
+    return lut

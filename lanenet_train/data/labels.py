@@ -4,14 +4,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lanenet_train.data.apollo_labels import APOLLO_LABELS, UNKNOWN_COLOR, color_lookup_table, pack_rgb
+from lanenet_train.data.apollo_labels import APOLLO_LABELS, UNKNOWN_COLOR, color_lut, pack_rgb
 from lanenet_train.data.sources import BadInputError, SourceSample, read_image
-
-_KEYS, _IDS = color_lookup_table()
 
 
 def apollo_train_ids(rgb: np.ndarray) -> tuple[np.ndarray, dict[tuple[int, int, int], int]]:
-    """Apollo colour label to trainIds in one vectorised pass (a sorted-key search, not a loop per class).
+    """Apollo colour label to trainIds in one vectorised pass: each pixel's packed colour indexes a
+    table of all 2**24 colours (no loop over classes).
 
     Args:
         rgb: (H, W, 3) uint8 RGB colour label.
@@ -21,15 +20,14 @@ def apollo_train_ids(rgb: np.ndarray) -> tuple[np.ndarray, dict[tuple[int, int, 
         become 255), and the pixel count of each colour that is in no table entry.
     """
     packed = pack_rgb(rgb)
-    idx = np.minimum(np.searchsorted(_KEYS, packed), len(_KEYS) - 1)
-    found = np.take(_KEYS, idx) == packed
-    ids = np.where(found, np.take(_IDS, idx), np.uint8(UNKNOWN_COLOR)).astype(np.uint8)
+    ids = np.take(color_lut(), packed)
     unknown: dict[tuple[int, int, int], int] = {}
-    if not found.all():
-        values, counts = np.unique(packed[~found], return_counts=True)
+    missing = ids == UNKNOWN_COLOR
+    if missing.any():
+        values, counts = np.unique(packed[missing], return_counts=True)
         unknown = {((int(v) >> 16) & 255, (int(v) >> 8) & 255, int(v) & 255): int(c)
                    for v, c in zip(values, counts, strict=True)}
-        ids[ids == UNKNOWN_COLOR] = 255
+        ids[missing] = 255
     return ids, unknown
 
 

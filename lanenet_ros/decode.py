@@ -126,7 +126,8 @@ class LaneDecoder:
             outputs: output tensors by name (or by meaning: ``binary_logits``, ``embedding``, ``class_logits``),
                 (C, H, W) each; a leading batch dimension of 1 is accepted.
             geometry: how the camera image became the network input (from the Preprocessor).
-            image_bgr: the camera image, to read marking colours; colours are UNKNOWN without it.
+            image_bgr: the camera image, to read marking types and colours from the paint; without it types
+                come from the mask alone and colours are UNKNOWN (unless the class names say).
 
         Returns:
             The frame: class mask at camera resolution and lanes left to right with ego indices.
@@ -191,7 +192,8 @@ class LaneDecoder:
         if k == 0:
             return None
         lane = labels >= 0
-        prob = 1.0 / (1.0 + np.exp(logits[0, rows[lane], cols[lane]] - logits[1, rows[lane], cols[lane]]))
+        # softmax of two logits = sigmoid of their difference, in the tanh form that cannot overflow
+        prob = 0.5 + 0.5 * np.tanh(0.5 * (logits[1, rows[lane], cols[lane]] - logits[0, rows[lane], cols[lane]]))
         scores = np.bincount(labels[lane], weights=prob, minlength=k) / np.bincount(labels[lane], minlength=k)
         order = np.flatnonzero(lane)[np.argsort(labels[lane], kind="stable")]  # stable: rows stay sorted
         return LanePixels(rows[order], cols[order], labels[order], np.ones(k, dtype=np.int64), scores)

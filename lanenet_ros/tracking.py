@@ -4,12 +4,15 @@ Detections are matched to tracks one to one (Hungarian algorithm) by the mean la
 curves over the rows they share and at the image's bottom row. A track is confirmed after ``min_hits``
 matched frames (its lanes carry its id from then on; tentative lanes carry track id 0) and removed after
 ``max_misses`` frames without a match, during which a confirmed track keeps being reported ("coasting")
-with decaying confidence.
+with decaying confidence. Marking type and colour are the most frequent over the track's recent frames, so
+one badly lit frame does not flip them.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +21,7 @@ from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
 from lanenet_ros.metrics import min_cost_assignment
 
 P = np.polynomial.polynomial
+_VOTES = 15  # frames of marking type / colour votes a track remembers
 
 
 @dataclass
@@ -26,6 +30,16 @@ class _Track:
     lane: DetectedLane
     hits: int = 1
     misses: int = 0
+    # recent marking types and colours read in each frame: the track reports the most frequent
+    types: deque = field(default_factory=lambda: deque(maxlen=_VOTES))
+    colors: deque = field(default_factory=lambda: deque(maxlen=_VOTES))
+
+    def vote(self, lane: DetectedLane) -> None:
+        """Remember the frame's type and colour (UNKNOWN does not vote)."""
+        if lane.marking_type != MarkingType.UNKNOWN:
+            self.types.append(lane.marking_type)
+        if lane.color != MarkingColor.UNKNOWN:
+            self.colors.append(lane.color)
 
 
 class LaneTracker:
@@ -101,6 +115,7 @@ class LaneTracker:
         for di, lane in enumerate(det):
             if di not in matched_d:
                 self._tracks.append(_Track(self._next_id, dataclasses.replace(lane)))
+                self._tracks[-1].vote(lane)
                 self._next_id += 1
         lanes = [lane for t in self._tracks if (lane := self._report(t)) is not None]
         lanes, ego_l, ego_r = fitting.order_lanes(lanes, frame.width, frame.height, self.ego_center)
@@ -109,6 +124,7 @@ class LaneTracker:
     def _merge(self, track: _Track, det: DetectedLane) -> None:
         """Blend a matched detection into its track."""
         a, old = self.alpha, track.lane
+        track.vote(det)
         coeffs = _blend(old.image_coeffs, det.image_coeffs, a)
         y_min, y_max = (1 - a) * old.y_min + a * det.y_min, (1 - a) * old.y_max + a * det.y_max
         ground, ground_range = det.ground_coeffs, det.ground_x_range
@@ -118,8 +134,8 @@ class LaneTracker:
         track.lane = dataclasses.replace(
             det, image_coeffs=coeffs, y_min=y_min, y_max=y_max,
             points=fitting.sample_points(coeffs, y_min, y_max, self.point_step_px),
-            marking_type=det.marking_type if det.marking_type != MarkingType.UNKNOWN else old.marking_type,
-            color=det.color if det.color != MarkingColor.UNKNOWN else old.color,
+            marking_type=_most_common(track.types, det.marking_type),
+            color=_most_common(track.colors, det.color),
             ground_coeffs=ground, ground_x_range=ground_range, ground_points=_ground_points(ground, ground_range))
         track.hits += 1
         track.misses = 0
@@ -159,6 +175,15 @@ def lane_distances(a: list[DetectedLane], b: list[DetectedLane], height: int, ro
     both = va[:, None, :] & vb[None, :, :]
     diff = np.abs(xa[:, None, :] - xb[None, :, :])
     return np.where(both, diff, 0.0).sum(axis=2) / both.sum(axis=2)
+
+
+def _most_common(votes: deque, fallback: Any) -> Any:
+    """The most frequent recent vote (the latest among equals), or ``fallback`` without votes."""
+    if not votes:
+        return fallback
+    counts = Counter(votes)
+    best = max(counts.values())
+    return next(v for v in reversed(votes) if counts[v] == best)
 
 
 def _blend(old: np.ndarray, new: np.ndarray, alpha: float) -> np.ndarray:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lanenet_ros.fitting import sample_points
-from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingType, Position
+from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType, Position
 from lanenet_ros.tracking import LaneTracker
 
 W, H = 1280, 720
@@ -89,6 +89,15 @@ def test_ground_coefficients_are_smoothed_too() -> None:
         out = tracker.update(frame(det))
     assert out.lanes[0].ground_coeffs[0] == pytest.approx(1.9)
     assert out.lanes[0].ground_points[:, 1] == pytest.approx(1.9)
+
+
+def test_marking_type_and_colour_are_voted_over_frames() -> None:
+    tracker = LaneTracker(min_hits=1)
+    for kind, colour in [(MarkingType.DASHED, MarkingColor.YELLOW)] * 3 + [(MarkingType.SOLID, MarkingColor.UNKNOWN)]:
+        det = lane(500)
+        det.marking_type, det.color = kind, colour
+        out = tracker.update(frame(det))
+    assert (out.lanes[0].marking_type, out.lanes[0].color) == (MarkingType.DASHED, MarkingColor.YELLOW)
 
 
 def test_time_jumps_reset_the_tracks() -> None:

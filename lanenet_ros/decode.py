@@ -23,6 +23,7 @@ from lanenet_ros.preprocess import Geometry
 
 MEANINGS = ("binary_logits", "embedding", "class_logits")
 P = np.polynomial.polynomial
+_MAX_COMPONENTS = 64  # per class, largest first
 
 
 @dataclass
@@ -205,10 +206,17 @@ class LaneDecoder:
         for cid in self.lane_class_ids:
             if cid >= logits.shape[0]:
                 continue
-            count, comp = cv2.connectedComponents((class_mask == cid).astype(np.uint8), connectivity=8)
-            if count <= 1:
+            count, comp, stats, _ = cv2.connectedComponentsWithStats((class_mask == cid).astype(np.uint8),
+                                                                     connectivity=8)
+            # the largest components only, specks dropped: a noisy mask must not cost seconds
+            area = stats[1:, cv2.CC_STAT_AREA]
+            keep = 1 + np.argsort(-area, kind="stable")[:_MAX_COMPONENTS]
+            keep = keep[area[keep - 1] >= max(3, self.params.min_lane_pixels // 10)]
+            if len(keep) == 0:
                 continue
-            rows, cols = np.nonzero(comp)
+            wanted = np.zeros(count, dtype=bool)
+            wanted[keep] = True
+            rows, cols = np.nonzero(wanted[comp])
             for group in fitting.chain_components(rows, cols, comp[rows, cols], self.params.chain_px):
                 if len(group) >= self.params.min_lane_pixels:
                     parts.append((rows[group], cols[group]))

@@ -223,8 +223,8 @@ def chain_components(rows: np.ndarray, cols: np.ndarray, comp: np.ndarray, chain
             groups[target].append(m)
         idx = np.concatenate(groups[target])
         deg = 1 if np.ptp(rows[idx]) < 40 or len(groups[target]) < 3 else 2
-        coef = P.polyfit(rows[idx], cols[idx], deg) if np.ptp(rows[idx]) > 0 \
-            else np.array([float(cols[idx].mean()), 0.0])
+        coef = robust_polyfit(rows[idx], cols[idx], deg, inlier_tol=np.inf, iterations=0)[0] \
+            if np.ptp(rows[idx]) > 0 else np.array([float(cols[idx].mean()), 0.0])
         fits_entry = (coef, float(rows[idx].min()))
         if target == len(fits):
             fits.append(fits_entry)

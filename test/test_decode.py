@@ -206,3 +206,17 @@ def test_argmax_channels_matches_numpy() -> None:
     logits = np.random.default_rng(0).normal(size=(7, 20, 30)).astype(np.float32)
     logits[3, 0, 0] = logits[5, 0, 0] = 99.0  # a tie: the first channel wins, as np.argmax
     np.testing.assert_array_equal(argmax_channels(logits), np.argmax(logits, axis=0))
+
+
+def test_noise_outputs_decode_to_a_bounded_frame() -> None:
+    # an untrained model: random logits everywhere must still give a frame, not an error or a stall
+    rng = np.random.default_rng(0)
+    info = SimpleNamespace(architecture="deeplabv3plus", outputs={}, class_names=["background", "s_w_d", "b_y_g"],
+                           lane_class_ids=[1, 2], embedding_dim=0)
+    image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    frame = LaneDecoder(info, DecodeParams(max_lanes=5)).decode(
+        {"class_logits": rng.normal(size=(3, 256, 512)).astype(np.float32)}, GEO, image)
+    assert frame.class_mask.shape == (H, W) and len(frame.lanes) <= 5
+    noisy = {"binary_logits": rng.normal(size=(2, 256, 512)).astype(np.float32),
+             "embedding": rng.normal(size=(4, 256, 512)).astype(np.float32)}
+    assert len(LaneDecoder(LANENET).decode(noisy, GEO, image).lanes) <= DecodeParams().max_lanes

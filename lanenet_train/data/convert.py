@@ -15,6 +15,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import cv2
 from tqdm import tqdm
 
 from lanenet_train.data import formats
@@ -95,6 +96,7 @@ def _options(args: argparse.Namespace) -> tuple[ConvertOptions, list[dict]]:
 
 
 def _init(state: dict) -> None:
+    cv2.setNumThreads(1)  # one worker per core
     _STATE.update(state)
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import cv2
 from tqdm import tqdm
 
 from lanenet_train.synth.config import SynthConfig
@@ -61,6 +62,7 @@ def plan_tasks(count: int, sequence: int, val_fraction: float, chunk: int = 10) 
 
 
 def _init(state: dict) -> None:
+    cv2.setNumThreads(1)  # one worker per core: OpenCV's own threads would only fight over the cores
     _STATE.update(state)
 
 

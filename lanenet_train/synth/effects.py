@@ -39,7 +39,8 @@ def add_glow(img: np.ndarray, glow: np.ndarray, points: list, wet: float) -> Non
             cv2.ellipse(glow, (int(u), int(v + length * 0.6)), (max(1, w // 300), length), 0, 0, 360,
                         tuple(float(c) * strength * 0.3 * wet for c in color), -1)
     img += cv2.GaussianBlur(glow, (0, 0), max(1.0, w / 400)) * 0.8
-    img += cv2.GaussianBlur(glow, (0, 0), max(2.0, w / 80)) * 0.6
+    small = cv2.resize(glow, (w // 4, h // 4), interpolation=cv2.INTER_AREA)  # the wide halo, at quarter size
+    img += cv2.resize(cv2.GaussianBlur(small, (0, 0), max(0.5, w / 320)), (w, h), interpolation=cv2.INTER_LINEAR) * 0.6
 
 
 def add_sun_glare(img: np.ndarray, sun_px: tuple[float, float], strength: float, rng: np.random.Generator) -> None:
@@ -72,18 +73,25 @@ def add_raindrops(img: np.ndarray, count: int, rng: np.random.Generator) -> None
     img += mask * blurred
 
 
+@lru_cache(maxsize=4)
+def _vignette3(h: int, w: int, strength: float) -> np.ndarray:
+    v = (1.0 - strength * _vignette(h, w) * 0.5).astype(np.float32)
+    return cv2.merge([v, v, v])
+
+
 def color_and_tone(img: np.ndarray, env: Environment) -> np.ndarray:
-    """Vignetting, white balance, saturation and auto exposure in float, then the tone curve to uint8."""
+    """Vignetting, saturation, white balance and auto exposure in float, then the tone curve to uint8."""
     h, w = img.shape[:2]
     if env.vignetting > 0:
-        img *= (1.0 - env.vignetting * _vignette(h, w) * 0.5)[..., None]
-    gray = img.mean(axis=2, keepdims=True)
-    img = gray + (img - gray) * env.saturation
-    mean = float(img[::4, ::4].mean())
+        img = cv2.multiply(img, _vignette3(h, w, round(env.vignetting, 2)))
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    img = cv2.addWeighted(img, env.saturation, cv2.merge([gray, gray, gray]), 1.0 - env.saturation, 0.0)
+    mean = float(cv2.mean(gray)[0])
     target = (0.16 if env.time == "night" else 0.42) * env.exposure
-    gain = float(np.clip(target / max(mean, 1e-3), 0.5, 3.0))
-    img *= np.asarray(env.white_balance, np.float32) * (gain * 255.0)
-    out = np.clip(img, 0, 255).astype(np.uint8)
+    gain = float(np.clip(target / max(mean, 1e-3), 0.5, 3.0)) * 255.0
+    wb = env.white_balance
+    img = cv2.multiply(img, (wb[0] * gain, wb[1] * gain, wb[2] * gain, 0.0))
+    out = cv2.convertScaleAbs(img)
     return cv2.LUT(out, tone_lut(round(env.gamma, 3), round(env.contrast, 3)))
 
 
@@ -99,6 +107,12 @@ def blur(img: np.ndarray, kind: str, amount: float, angle: float) -> np.ndarray:
         cv2.line(kernel, (round(c - dx), round(c - dy)), (round(c + dx), round(c + dy)), 1.0, 1)
         return cv2.filter2D(img, -1, kernel / kernel.sum())
     return img
+
+
+def sharpen(img: np.ndarray, amount: float) -> np.ndarray:
+    """Unsharp masking, as a camera's image processor does (crisper edges with faint halos)."""
+    soft = cv2.GaussianBlur(img, (0, 0), 1.2)
+    return cv2.addWeighted(img, 1.0 + amount, soft, -amount, 0)
 
 
 def chromatic_aberration(img: np.ndarray, shift: float) -> np.ndarray:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
+from lanenet_train.synth.arrows import arrow_cover
 from lanenet_train.synth.camera import CameraParams
 from lanenet_train.synth.road import Road, RoadWindow
 from lanenet_train.synth.scene import Environment, Surface
@@ -66,9 +68,10 @@ def camera_grid(cam: CameraParams) -> CameraGrid:
     fp_lon = np.maximum(Xs * Xs / (cam.fy * cam.height_m), fp_lat)
     a, b = rays
     s, c = np.float32(np.sin(cam.pitch_rad)), np.float32(np.cos(cam.pitch_rad))
-    d = np.stack([c - b * s, -a, -b * c - s], axis=-1)
-    d /= np.linalg.norm(d, axis=-1, keepdims=True)
-    return CameraGrid(r0, Xs, Y, valid, fp_lat.astype(np.float32), fp_lon.astype(np.float32), d.astype(np.float32))
+    dx, dy, dz = c - b * s, -a, -b * c - s
+    inv = 1.0 / np.sqrt(dx * dx + dy * dy + dz * dz)
+    ray = cv2.merge([(dx * inv).astype(np.float32), (dy * inv).astype(np.float32), (dz * inv).astype(np.float32)])
+    return CameraGrid(r0, Xs, Y, valid, fp_lat.astype(np.float32), fp_lon.astype(np.float32), ray)
 
 @dataclass
 class GroundLight:
@@ -116,15 +119,24 @@ def _dash_cover(s: np.ndarray, fp: np.ndarray, dash: np.ndarray, period: np.ndar
     return np.clip((integral(s + fp / 2) - integral(s - fp / 2)) / fp, 0.0, 1.0)
 
 
-def _lane_geometry(road: Road, d: np.ndarray, surface: Surface) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel lane tone and wheel-track darkening factor."""
+def _lane_geometry(road: Road, d: np.ndarray, surface: Surface, streaks: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-pixel lane tone, wear (wheel tracks, oil drips down the lane centre) and lane index.
+
+    Returns:
+        ``(tone, wear factor, lane)``; lane counts from the left, -1 outside the lanes.
+    """
     offs = np.array([b.offset for b in road.boundaries], np.float32)[::-1]
     k = np.searchsorted(offs, d)
     tone = np.concatenate([[surface.shoulder_tone], surface.lane_tone[::-1], [surface.shoulder_tone]])
     centres = np.concatenate([[-1e3], 0.5 * (offs[1:] + offs[:-1]), [1e3]]).astype(np.float32)
     dc = np.abs(d - np.take(centres, k))
-    tracks = np.exp(-np.square((dc - 0.85) * (1.0 / 0.32)))
-    return np.take(tone.astype(np.float32), k), 1.0 - surface.track_darkening * tracks
+    wear = 1.0 - surface.track_darkening * np.exp(-np.square((dc - 0.85) * (1.0 / 0.32)))
+    if surface.oil > 0:
+        wear -= surface.oil * np.exp(-np.square(dc * (1.0 / 0.3))) * (0.6 + 0.4 * streaks)
+    n = len(offs) - 1
+    lane = np.where((k >= 1) & (k <= n), n - k, -1)
+    return np.take(tone.astype(np.float32), k), wear, lane
 
 
 def _patches(s: np.ndarray, d: np.ndarray, fp_lat: np.ndarray, fp_lon: np.ndarray, road: Road,
@@ -164,13 +176,25 @@ def _surface_marks(s, d, fp_lat, fp_lon, road: Road, surface: Surface, tex: Road
     return out
 
 
-def _paint(s, d, fp_lat, fp_lon, road: Road, tex: RoadTextures, albedo: np.ndarray,
-           cover_out: np.ndarray, cls_out: np.ndarray) -> np.ndarray:
-    """Blend the stripes into ``albedo`` and fill the label coverage and class; returns the paint alpha."""
+def _rumble_strips(s, d, fp_lat, fp_lon, road: Road, tone: np.ndarray) -> None:
+    """Milled grooves across the shoulders just outside the edge lines (in place)."""
+    for b, sign in ((road.boundaries[0], 1.0), (road.boundaries[-1], -1.0)):
+        lo, hi = sorted((b.offset + sign * 0.25, b.offset + sign * 0.65))
+        band = np.nonzero((d > lo - 0.2) & (d < hi + 0.2))
+        if band[0].size == 0:
+            continue
+        fl, fo = fp_lat[band], fp_lon[band]
+        across = _box(d[band] - fl / 2, d[band] + fl / 2, lo, hi, fl)
+        grooves = _dash_cover(s[band], fo, np.float32(0.18), np.float32(0.3))
+        tone[band] *= 1.0 - 0.3 * np.minimum(across, 1.0) * grooves
+
+
+def _paint(s, d, fp_lat, fp_lon, road: Road, tex: RoadTextures, cover_out: np.ndarray,
+           cls_out: np.ndarray) -> tuple | None:
+    """Stripe paint: fills the label coverage and class, returns ``(pixels, alpha, colours)`` to blend."""
     arr = road.arrays()
-    alpha_full = np.zeros_like(s)
     if len(arr["offset"]) == 0:
-        return alpha_full
+        return None
     L = arr["offset"]
     j = np.searchsorted(L, d)
     j0, j1 = np.clip(j - 1, 0, len(L) - 1), np.clip(j, 0, len(L) - 1)
@@ -192,11 +216,25 @@ def _paint(s, d, fp_lat, fp_lon, road: Road, tex: RoadTextures, albedo: np.ndarr
     dash_id = np.floor(x / np.maximum(period, 1e-3)).astype(np.int64) + pk * 100003
     keep *= np.where(dashed, 0.75 + 0.25 * hash01(dash_id, 7), 1.0)
     alpha = (cov * keep).astype(np.float32)
-    albedo[idx] = albedo[idx] * (1 - alpha)[:, None] + arr["color"][pk] * alpha[:, None]
     cover_out[idx] = cov
     cls_out[idx] = arr["train_id"][pk]
-    alpha_full[idx] = alpha
-    return alpha_full
+    return idx, alpha, arr["color"][pk]
+
+
+def _arrows(s, d, lane, road: Road, surface: Surface, cover, cls, salt: int) -> tuple | None:
+    """Direction arrows in the lanes: fills the label, returns ``(pixels, alpha, colours)`` to blend."""
+    if surface.arrow_density <= 0:
+        return None
+    found = arrow_cover(s.ravel(), d.ravel(), road.lane_centres().astype(np.float32), lane.ravel(),
+                        road.oncoming_lanes, surface.arrow_density, salt + 77)
+    if found is None:
+        return None
+    idx, cov, ids = found
+    idx = np.unravel_index(idx, s.shape)
+    cover[idx] = np.maximum(cover[idx], cov)
+    cls[idx] = np.where(cov >= 0.5, ids, cls[idx])
+    alpha = (cov * (1.0 - 0.4 * surface.arrow_wear)).astype(np.float32)
+    return idx, alpha, np.full((len(alpha), 3), 0.9, np.float32)
 
 
 def _headlights(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -230,53 +268,88 @@ def shade_ground(grid: CameraGrid, road: Road, window: RoadWindow, surface: Surf
 
     Returns:
         ``(color, cover, cls)``: (rows, width, 3) float32 BGR display colour with haze, the (rows, width)
-        float32 geometric paint coverage and uint8 Apollo trainId of the painted stripe.
+        float32 geometric paint coverage and uint8 Apollo trainId of the paint.
     """
-    X, Y = grid.X, grid.Y
-    s, d, inside = window.to_road(X, Y)
+    s, d, inside = window.to_road(grid.X, grid.Y)
     fl, fo = footprints(s, d, grid)
     n_lat = tex.lookup(tex.coarse, s, d, tex.COARSE_RES)
     n_mid = tex.lookup(tex.mid, s + 37.0, d + 11.0, tex.MID_RES)
     w_mid = np.clip(1.0 - fo * (1 / 0.8), 0.0, 1.0)
-    tone, tracks = _lane_geometry(road, d, surface)
+    tone, wear, lane = _lane_geometry(road, d, surface, n_mid)
     grain = 1.0 + 0.12 * n_lat + 0.08 * n_mid * w_mid
     near = fl < 0.03
     if near.any():
         grain[near] += 0.13 * tex.lookup(tex.fine, s[near], d[near], tex.FINE_RES) * (1.0 - fl[near] * (1 / 0.03))
-    road_tone = tone * tracks * grain * _patches(s, d, fl, fo, road, surface, salt) * \
+    road_tone = tone * wear * grain * _patches(s, d, fl, fo, road, surface, salt) * \
         _surface_marks(s, d, fl, fo, road, surface, tex)
-    asphalt = np.asarray(surface.asphalt, np.float32)
+    if surface.rumble:
+        _rumble_strips(s, d, fl, fo, road, road_tone)
     on_road = np.clip(np.minimum(road.edge_left - d, d - road.edge_right) / fl + 0.5, 0, 1) * inside
-    n_side = tex.lookup(tex.coarse, s * 0.37 + 91.0, d * 0.61, tex.COARSE_RES)
-    mix = smoothstep(-0.3, 0.4, n_side)[..., None]
-    base = np.asarray(surface.roadside, np.float32)
-    side = base + mix * (np.asarray(surface.roadside2, np.float32) - base)
-    if road.oncoming_lanes == 0:
-        side = np.where((d > road.edge_left)[..., None], np.asarray(surface.median, np.float32), side)
-    verge = np.clip(np.minimum(d - road.edge_left, road.edge_right - d) * (1 / 0.8), 0, 1)[..., None]
-    side = side * verge + np.asarray(surface.verge, np.float32) * (1 - verge)
-    side_tone = (1.0 + 0.3 * n_lat + 0.22 * n_mid * w_mid)[..., None]
-    albedo = (road_tone[..., None] * asphalt) * on_road[..., None] + side * side_tone * (1 - on_road)[..., None]
+    albedo = _albedo(s, d, road_tone, on_road, n_lat, n_mid * w_mid, road, surface, tex)
     cover = np.zeros(s.shape, np.float32)
     cls = np.zeros(s.shape, np.uint8)
-    paint_alpha = _paint(s, d, fl, fo, road, tex, albedo, cover, cls) * on_road
+    paint = np.zeros_like(s)
+    for layer in (_paint(s, d, fl, fo, road, tex, cover, cls), _arrows(s, d, lane, road, surface, cover, cls, salt)):
+        if layer is not None:
+            idx, alpha, colors = layer
+            for c in range(3):
+                albedo[c][idx] += alpha * (colors[:, c] - albedo[c][idx])
+            paint[idx] = np.maximum(paint[idx], alpha)
+    paint *= on_road
     cover *= on_road
-    albedo *= 1.0 - 0.32 * env.wet
+    return _light(albedo, grid, s, d, on_road, paint, env, light), cover, cls
+
+
+def _albedo(s, d, road_tone, on_road, n_lat, n_mid, road: Road, surface: Surface, tex: RoadTextures) -> list:
+    """Reflectance per channel (B, G, R planes): asphalt on the road, grass/dirt/gravel beside it."""
+    n_side = tex.lookup(tex.coarse, s * 0.37 + 91.0, d * 0.61, tex.COARSE_RES)
+    mix = smoothstep(-0.3, 0.4, n_side)
+    verge = np.clip(np.minimum(d - road.edge_left, road.edge_right - d) * (1 / 0.8), 0, 1)
+    median = (d > road.edge_left) if road.oncoming_lanes == 0 else None
+    road_w = road_tone * on_road
+    side_w = (1.0 + 0.3 * n_lat + 0.22 * n_mid) * (1 - on_road)
+    planes = []
+    for c in range(3):
+        a, b = np.float32(surface.roadside[c]), np.float32(surface.roadside2[c])
+        side = a + mix * (b - a)
+        if median is not None:
+            side = np.where(median, np.float32(surface.median[c]), side)
+        side = surface.verge[c] + verge * (side - np.float32(surface.verge[c]))
+        planes.append(np.float32(surface.asphalt[c]) * road_w + side * side_w)
+    return planes
+
+
+def _light(albedo: list, grid: CameraGrid, s, d, on_road, paint, env: Environment, light: GroundLight
+           ) -> np.ndarray:
+    """Sun, sky, headlights and street lamps on the albedo, then sheen and haze; (rows, width, 3) BGR."""
+    X = grid.X
+    dry = np.float32(1.0 - 0.32 * env.wet)
     sun_gain = env.sun * (0.45 + 0.55 * np.sin(env.sun_elevation))
-    lit = light.occlusion * (env.ambient + sun_gain * light.shadow)
-    color = albedo * (lit[..., None] * np.asarray(env.ambient_tint, np.float32))
-    if sun_gain > 0:
-        color += albedo * (light.occlusion * sun_gain * light.shadow * 0.08)[..., None]
-    extra = np.zeros_like(s)
+    lit = light.occlusion * (env.ambient + sun_gain * light.shadow) * dry
+    warm = light.occlusion * (sun_gain * 0.08) * light.shadow * dry if sun_gain > 0 else None
+    extra = None
     if env.headlights:
-        extra += _headlights(X, Y) * (1.0 + 2.0 * paint_alpha)
+        extra = _headlights(X, grid.Y) * (1.0 + 2.0 * paint)
     if env.streetlights and light.lamps:
-        extra += _lamps(s, d, light.lamps)
-    if env.headlights or env.streetlights:
-        color += albedo * (extra * light.occlusion)[..., None] * np.asarray((0.8, 0.9, 1.0), np.float32)
-    if env.wet > 0:
-        fresnel = np.clip((X - 4.0) * (1 / 90.0), 0, 1) ** 1.3 * 0.55 * env.wet
-        color += fresnel[..., None] * np.asarray(env.sky_horizon, np.float32) * (1 - paint_alpha[..., None])
+        extra = _lamps(s, d, light.lamps) + (0 if extra is None else extra)
+    if extra is not None:
+        extra *= light.occlusion * dry
     fog = 1.0 - np.exp(-X * (1.0 / env.visibility_m))
-    color = color * (1 - fog)[..., None] + fog[..., None] * np.asarray(env.haze, np.float32)
-    return color.astype(np.float32), cover, cls
+    keep = 1.0 - fog
+    sheen = 0.55 * env.wet + env.sheen * (1 - env.wet)
+    gloss = None
+    if sheen:
+        far = np.clip((X - 4.0) * (1 / 110.0), 0, 1)
+        gloss = far * np.sqrt(far) * (sheen * on_road) * (1 - paint) * keep
+    planes = []
+    for c in range(3):
+        L = lit * np.float32(env.ambient_tint[c])
+        if warm is not None:
+            L += warm
+        if extra is not None:
+            L += extra * np.float32((0.8, 0.9, 1.0)[c])
+        p = albedo[c] * L * keep + fog * np.float32(env.haze[c])
+        if gloss is not None:
+            p += gloss * np.float32(env.sky_horizon[c])
+        planes.append(p.astype(np.float32))
+    return cv2.merge(planes)

@@ -6,6 +6,7 @@ records its depth in a z-buffer that tells which ground-truth lane points are hi
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -96,16 +97,45 @@ def haze_color(color: np.ndarray, depth: float, haze: np.ndarray, visibility: fl
     return color * (1 - f) + haze * f
 
 
+def _project_all(cam: CameraParams, prims: list[Prim]) -> list[np.ndarray | None]:
+    """Fixed-point pixel polygons of every polygon prim, transformed in one batch.
+
+    Polygons wholly in front of the near plane and small enough that the lens does not bend their edges
+    are projected together; the rest go through :func:`polygon_pixels` (clipping, subdivision).
+    """
+    polys = [i for i, p in enumerate(prims) if p.radius[0] <= 0]
+    out: list[np.ndarray | None] = [None] * len(prims)
+    if not polys:
+        return out
+    sizes = [len(prims[i].pts) for i in polys]
+    cam_pts = cam.vehicle_to_camera(np.concatenate([prims[i].pts for i in polys]))
+    uv = cam.camera_to_pixels(cam_pts)
+    lens = bool(cam.k1 or cam.k2)
+    start = 0
+    for i, n in zip(polys, sizes, strict=True):
+        cp = cam_pts[start:start + n]
+        z_min = cp[:, 2].min()
+        if z_min < NEAR_M or (lens and np.ptp(cp, axis=0).max() > 0.125 * max(z_min, 1.0)):
+            out[i] = polygon_pixels(cam, prims[i].pts)
+        else:
+            out[i] = np.round(uv[start:start + n] * _ONE).astype(np.int32)
+        start += n
+    return out
+
+
 def draw_prims(layers: Layers, cam: CameraParams, prims: list[Prim], haze: np.ndarray,
                visibility: float) -> None:
     """Draw ``prims`` far to near into the image (uint8 BGR), z-buffer and glow layer."""
-    for p in sorted(prims, key=lambda q: (-q.depth, q.order)):
-        color = haze_color(p.color, p.depth, haze, visibility)
-        bgr = tuple(float(c) for c in np.clip(color * PIXEL_SCALE, 0, 255))
+    prims = sorted(prims, key=lambda q: (-q.depth, q.order))
+    pixels = _project_all(cam, prims)
+    haze = np.asarray(haze, float)
+    for p, px in zip(prims, pixels, strict=True):
+        f = 1.0 - np.exp(-max(p.depth, 0.0) / visibility)
+        color = np.clip((p.color * (1 - f) + haze * f) * PIXEL_SCALE, 0, 255)
+        bgr = (float(color[0]), float(color[1]), float(color[2]))
         if p.radius[0] > 0:
             _draw_disc(layers, cam, p, bgr)
             continue
-        px = polygon_pixels(cam, p.pts)
         if px is None:
             continue
         cv2.fillPoly(layers.image, [px], bgr, cv2.LINE_AA, SHIFT)
@@ -113,7 +143,7 @@ def draw_prims(layers: Layers, cam: CameraParams, prims: list[Prim], haze: np.nd
             cv2.fillPoly(layers.zbuf, [px], float(p.depth), cv2.LINE_8, SHIFT)
         if p.glow > 0:
             cv2.fillPoly(layers.glow, [px], tuple(c * p.glow for c in p.color), cv2.LINE_8, SHIFT)
-            centre = cam.camera_to_pixels(cam.vehicle_to_camera(p.pts.mean(axis=0, keepdims=True)))[0]
+            centre = px.mean(axis=0) / _ONE
             layers.glow_points.append((centre, p.color, p.glow, p.depth))
 
 
@@ -154,9 +184,12 @@ def face_light(normal: np.ndarray, sun_dir: np.ndarray, sun: float, ambient: flo
 
 def facing_normal(pts: np.ndarray, camera_pos: np.ndarray) -> np.ndarray:
     """Unit normal of a polygon, oriented towards the camera."""
-    n = np.cross(pts[1] - pts[0], pts[2] - pts[0])
-    norm = np.linalg.norm(n)
+    (x0, y0, z0), (x1, y1, z1), (x2, y2, z2) = pts[0].tolist(), pts[1].tolist(), pts[2].tolist()
+    ax, ay, az, bx, by, bz = x1 - x0, y1 - y0, z1 - z0, x2 - x0, y2 - y0, z2 - z0
+    nx, ny, nz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
+    norm = math.sqrt(nx * nx + ny * ny + nz * nz)
     if norm < 1e-9:
         return np.array([0.0, 0.0, 1.0])
-    n = n / norm
-    return -n if n @ (camera_pos - pts[0]) < 0 else n
+    cx, cy, cz = camera_pos.tolist()
+    sign = 1.0 if nx * (cx - x0) + ny * (cy - y0) + nz * (cz - z0) >= 0 else -1.0
+    return np.array([nx, ny, nz]) * (sign / norm)

@@ -11,6 +11,8 @@ from lanenet_train.synth.road import RoadWindow
 from lanenet_train.synth.scene import Scene, Vehicle
 from lanenet_train.synth.textures import hash01
 
+_CROWNS = np.random.default_rng(0xC0FFEE).uniform([-0.55, -0.55, -0.55, 0.45, 0.85], [0.55, 0.55, 0.55, 0.7, 1.15],
+                                                  (32, 6, 5))  # tree crown blobs: offset x y z, size, squash
 GLASS = np.array([0.09, 0.08, 0.07])
 DARK = np.array([0.03, 0.03, 0.03])
 TAIL = np.array([0.08, 0.08, 0.85])
@@ -41,6 +43,20 @@ class PropBuilder:
         s, d, z = np.broadcast_arrays(np.asarray(s, float), np.asarray(d, float), np.asarray(z, float))
         x, y = self.window.point(s.ravel(), d.ravel())
         return np.stack([x, y, z.ravel()], axis=1)
+
+    def local(self, s0: float, d0: float):
+        """A rigid frame at road point (s0, d0): ``f(s, d, z)`` gives vehicle-frame points for offsets along
+        and across the road there (two road look-ups instead of one per polygon)."""
+        ends = self.pt([s0, s0 + 1.0], d0, 0)
+        origin, tangent = ends[0], ends[1] - ends[0]
+        tangent /= max(float(np.linalg.norm(tangent)), 1e-9)
+        normal = np.array([-tangent[1], tangent[0], 0.0])
+        up = np.array([0.0, 0.0, 1.0])
+
+        def f(s, d, z) -> np.ndarray:
+            s, d, z = np.broadcast_arrays(np.asarray(s, float) - s0, np.asarray(d, float) - d0, np.asarray(z, float))
+            return origin + s.ravel()[:, None] * tangent + d.ravel()[:, None] * normal + z.ravel()[:, None] * up
+        return f
 
     def face(self, pts: np.ndarray, color, depth: float | None = None, order: int = 0, glow: float = 0.0,
              lit: bool = True, occludes: bool = True) -> None:
@@ -77,8 +93,9 @@ class PropBuilder:
         if s_r > self.s_max - 2 or s_f < self.s_ego + 1.0 or s_r < self.window.s[0]:
             return
         dl, dr, H = v.d + v.width / 2, v.d - v.width / 2, v.height
-        depth = float(self.pt(s_r, v.d, 0)[0, 0])
-        foot = self.pt([s_r, s_r, s_f, s_f], [dl, dr, dr, dl], 0)[:, :2]
+        pt = self.local(s_r, v.d)
+        depth = float(pt(s_r, v.d, 0)[0, 0])
+        foot = pt([s_r, s_r, s_f, s_f], [dl, dr, dr, dl], 0)[:, :2]
         self.ground_shadow(foot, H * 0.9)
         grow = foot + np.sign(foot - foot.mean(axis=0)) * 0.25
         self.occlusion.append(grow)
@@ -87,46 +104,46 @@ class PropBuilder:
         z_body = 1.0 if truck else 0.3
         if self.d_ego > dl or self.d_ego < dr:
             side = dl if self.d_ego > dl else dr
-            self.face(self.pt([s_r, s_f, s_f, s_r], side, [z_body, z_body, H, H]), col, depth, order=-3)
-            self.face(self.pt([s_r, s_f, s_f, s_r], side, [0, 0, z_body, z_body]), DARK, depth, order=-4, lit=False)
+            self.face(pt([s_r, s_f, s_f, s_r], side, [z_body, z_body, H, H]), col, depth, order=-3)
+            self.face(pt([s_r, s_f, s_f, s_r], side, [0, 0, z_body, z_body]), DARK, depth, order=-4, lit=False)
             if not truck:
-                self.face(self.pt([s_r + 0.6, s_f - 1.4, s_f - 1.6, s_r + 0.8], side,
+                self.face(pt([s_r + 0.6, s_f - 1.4, s_f - 1.6, s_r + 0.8], side,
                                  [0.62 * H, 0.62 * H, 0.92 * H, 0.92 * H]), GLASS, depth, order=-2)
             ang = np.linspace(0, 2 * np.pi, 10, endpoint=False)
             for sw in ((s_r + 0.8, s_f - 0.9) if not truck else (s_r + 1.0, s_r + 2.3, s_f - 3.0)):
-                wheel = self.pt(sw + 0.36 * np.cos(ang), side + np.sign(side - v.d) * 0.02, 0.36 + 0.36 * np.sin(ang))
+                wheel = pt(sw + 0.36 * np.cos(ang), side + np.sign(side - v.d) * 0.02, 0.36 + 0.36 * np.sin(ang))
                 self.face(wheel, DARK * 2, depth, order=-1, lit=False)
         if self.cam_pos[2] > H:
             top = H if truck else 0.96 * H
-            self.face(self.pt([s_r + (0 if truck else 0.5)] * 2 + [s_f - (0 if truck else 1.3)] * 2,
+            self.face(pt([s_r + (0 if truck else 0.5)] * 2 + [s_f - (0 if truck else 1.3)] * 2,
                              [dl - 0.1, dr + 0.1, dr + 0.1, dl - 0.1], top), col * 0.9, depth, order=-2)
-        self._vehicle_face(v, s_r, dl, dr, H, z_body, col, depth)
+        self._vehicle_face(v, pt, s_r, dl, dr, H, z_body, col, depth)
 
-    def _vehicle_face(self, v: Vehicle, s: float, dl: float, dr: float, H: float, z_body: float,
+    def _vehicle_face(self, v: Vehicle, pt, s: float, dl: float, dr: float, H: float, z_body: float,
                       col: np.ndarray, depth: float) -> None:
         night = self.scene.env.headlights
         lamp = HEAD if v.oncoming else TAIL
         glow = (2.5 if v.oncoming else 1.4) if night else (0.6 if hash01(np.array([int(v.s)]), 3)[0] < 0.15 else 0)
-        self.face(self.pt(s, [dl, dr, dr, dl], [0, 0, z_body, z_body]), DARK, depth, order=0, lit=False)
+        self.face(pt(s, [dl, dr, dr, dl], [0, 0, z_body, z_body]), DARK, depth, order=0, lit=False)
         if v.kind == "truck":
-            self.face(self.pt(s, [dl, dr, dr, dl], [z_body, z_body, H, H]), col, depth, order=1)
-            self.face(self.pt(s, [v.d + 0.03, v.d - 0.03, v.d - 0.03, v.d + 0.03], [z_body, z_body, H, H]),
+            self.face(pt(s, [dl, dr, dr, dl], [z_body, z_body, H, H]), col, depth, order=1)
+            self.face(pt(s, [v.d + 0.03, v.d - 0.03, v.d - 0.03, v.d + 0.03], [z_body, z_body, H, H]),
                       col * 0.4, depth, order=2)
-            self.face(self.pt(s, [dl - 0.1, dr + 0.1, dr + 0.1, dl - 0.1], [0.45, 0.45, 0.6, 0.6]),
+            self.face(pt(s, [dl - 0.1, dr + 0.1, dr + 0.1, dl - 0.1], [0.45, 0.45, 0.6, 0.6]),
                       np.array([0.35, 0.35, 0.35]), depth, order=2)
             lz = (z_body + 0.05, z_body + 0.22)
         else:
             lo, hi = 0.62 * H, 0.93 * H
-            self.face(self.pt(s, [dl, dr, dr, dl], [z_body, z_body, lo, lo]), col, depth, order=1)
-            self.face(self.pt(s + 0.35, [dl - 0.12, dr + 0.12, dr + 0.16, dl - 0.16], [lo, lo, hi, hi]),
+            self.face(pt(s, [dl, dr, dr, dl], [z_body, z_body, lo, lo]), col, depth, order=1)
+            self.face(pt(s + 0.35, [dl - 0.12, dr + 0.12, dr + 0.16, dl - 0.16], [lo, lo, hi, hi]),
                       GLASS + 0.12 * np.asarray(self.scene.env.sky_horizon), depth, order=2)
-            self.face(self.pt(s, [dl, dr, dr, dl], [z_body, z_body, z_body + 0.16, z_body + 0.16]),
+            self.face(pt(s, [dl, dr, dr, dl], [z_body, z_body, z_body + 0.16, z_body + 0.16]),
                       col * 0.55, depth, order=2)
-            self.face(self.pt(s, [v.d + 0.26, v.d - 0.26, v.d - 0.26, v.d + 0.26], [0.36, 0.36, 0.48, 0.48]),
+            self.face(pt(s, [v.d + 0.26, v.d - 0.26, v.d - 0.26, v.d + 0.26], [0.36, 0.36, 0.48, 0.48]),
                       np.array([0.8, 0.82, 0.85]), depth, order=3)
             lz = (0.5 * H, 0.6 * H)
         for a, b in ((dl - 0.04, dl - 0.34), (dr + 0.34, dr + 0.04)):
-            self.face(self.pt(s - 0.01, [a, b, b, a], [lz[0], lz[0], lz[1], lz[1]]), lamp * (1.0 + glow), depth,
+            self.face(pt(s - 0.01, [a, b, b, a], [lz[0], lz[0], lz[1], lz[1]]), lamp * (1.0 + glow), depth,
                       order=4, glow=glow, lit=not night)
 
     # -- roadside --------------------------------------------------------------------------------
@@ -148,26 +165,27 @@ class PropBuilder:
                  "wall": np.array([0.55, 0.62, 0.66]) * rng.uniform(0.8, 1.2)}[kind]
         s = self.s_ego + self._distances(-3.0, min(self.s_max - self.s_ego, 300.0))
         z_lo = 0.5 if kind == "guardrail" else 0.0
+        face = self.pt(s, d_b, 0)  # foot of the face along the whole strip, then offsets from it
+        back = self.pt(s, d_b + sign * 0.22, 0)
+        up = np.array([0.0, 0.0, 1.0])
+        tones = 0.9 + 0.2 * hash01((s * 7).astype(np.int64), self.salt)
         for k in range(0, len(s) - 1, 6):
-            seg = s[k:k + 7]
-            depth = float(self.pt(seg[0], d_b, 0)[0, 0])
-            tone = 0.9 + 0.2 * float(hash01(np.array([int(seg[0] * 7)]), self.salt)[0])
-            pts = np.concatenate([self.pt(seg, d_b, height), self.pt(seg[::-1], d_b, z_lo)])
-            self.face(pts, color * tone, depth)
+            f, bk = face[k:k + 7], back[k:k + 7]
+            depth, tone = float(f[0, 0]), float(tones[k])
+            self.face(np.concatenate([f + up * height, f[::-1] + up * z_lo]), color * tone, depth)
             if kind == "barrier":
-                self.face(np.concatenate([self.pt(seg, d_b, 0.14), self.pt(seg[::-1], d_b, 0.0)]),
-                          color * tone * 0.55, depth, order=1)
+                self.face(np.concatenate([f + up * 0.14, f[::-1]]), color * tone * 0.55, depth, order=1)
                 if self.cam_pos[2] > height:
-                    top = np.concatenate([self.pt(seg, d_b, height), self.pt(seg[::-1], d_b + sign * 0.22, height)])
-                    self.face(top, color * tone * 1.1, depth, order=1)
-            base = np.concatenate([self.pt(seg, d_b, 0)[:, :2], self.pt(seg[::-1], d_b + sign * 0.3, 0)[:, :2]])
+                    self.face(np.concatenate([f + up * height, bk[::-1] + up * height]), color * tone * 1.1, depth,
+                              order=1)
             if kind != "guardrail":
-                self.shadows.append(np.concatenate([base[:len(seg)], base[:len(seg)][::-1] + self.shadow_vec * height]))
+                self.shadows.append(np.concatenate([f[:, :2], f[::-1, :2] + self.shadow_vec * height]))
         if kind == "guardrail":
             for sp in np.arange(np.ceil(self.s_ego / 3.8) * 3.8, min(self.s_ego + 60, self.s_max), 3.8):
-                depth = float(self.pt(sp, d_b, 0)[0, 0]) + 0.1
-                self.face(self.pt(sp, [d_b + sign * 0.05, d_b + sign * 0.2, d_b + sign * 0.2, d_b + sign * 0.05],
-                                 [0, 0, 0.75, 0.75]), color * 0.45, depth, order=-1)
+                pt = self.local(sp, d_b)
+                depth = float(pt(sp, d_b, 0)[0, 0]) + 0.1
+                self.face(pt(sp, [d_b + sign * 0.05, d_b + sign * 0.2, d_b + sign * 0.2, d_b + sign * 0.05],
+                             [0, 0, 0.75, 0.75]), color * 0.45, depth, order=-1)
 
     def trees(self, side: str, density: float, offsets: tuple[float, float]) -> None:
         """Trees along one side of the road, placed by a hash of 8 m road cells."""
@@ -185,34 +203,36 @@ class PropBuilder:
                 continue
             d_t = edge + sign * (offsets[0] + h[1] * (offsets[1] - offsets[0]))
             height, r = 4.0 + h[2] * 10.0, 1.2 + h[3] * 2.4
-            base = self.pt(s_t, d_t, 0)[0]
+            pt = self.local(s_t, d_t)
+            base = pt(s_t, d_t, 0)[0]
             if base[0] < 0.5:
                 continue
-            self._tree(s_t, d_t, height, r, base, h)
+            self._tree(pt, s_t, d_t, height, r, base, h)
 
-    def _tree(self, s_t: float, d_t: float, height: float, r: float, base: np.ndarray, h: np.ndarray) -> None:
+    def _tree(self, pt, s_t: float, d_t: float, height: float, r: float, base: np.ndarray, h: np.ndarray) -> None:
         sc, env = self.scene.scenery, self.scene.env
         depth = float(base[0])
         color = np.asarray(sc.tree_color) * (0.8 + 0.4 * h[4])
         light = env.ambient + env.sun * (0.45 + 0.4 * self.sun_dir[2])
         conifer = h[3] < sc.conifer_share
         trunk_top = height * (0.25 if conifer else 0.55)
-        self.face(self.pt(s_t, [d_t - 0.15, d_t + 0.15, d_t + 0.15, d_t - 0.15], [0, 0, trunk_top, trunk_top]),
+        self.face(pt(s_t, [d_t - 0.15, d_t + 0.15, d_t + 0.15, d_t - 0.15], [0, 0, trunk_top, trunk_top]),
                   np.array([0.1, 0.13, 0.17]), depth, order=0)
         if conifer:
             w = r * 0.8
             for k, (lo, top) in enumerate(((0.2, 0.75), (0.45, 1.0))):
-                pts = self.pt(s_t, [d_t - w, d_t + w, d_t], [height * lo, height * lo, height * top])
+                pts = pt(s_t, [d_t - w, d_t + w, d_t], [height * lo, height * lo, height * top])
                 self.face(pts, color * light * (0.7 + 0.2 * k), depth, order=1 + k, lit=False)
             shadow_r = w
         else:
-            rng = np.random.default_rng(int(h[0] * 1e9) + 5)
             centre = base + np.array([0, 0, height - r])
-            for k in range(6):
-                off = rng.uniform(-0.55, 0.55, 3) * r
-                shade = 0.7 + 0.5 * (off[2] / r + 0.55) / 1.1 + 0.15 * off[1] / r * np.sign(self.sun_dir[1])
-                rr = r * rng.uniform(0.45, 0.7)
-                self.disc(centre + off, (rr, rr * rng.uniform(0.85, 1.15)), color * light * shade, depth, order=1 + k)
+            blobs = _CROWNS[int(h[0] * len(_CROWNS)) % len(_CROWNS)]
+            sun_side = float(np.sign(self.sun_dir[1]))
+            for k, (ox, oy, oz, size, squash) in enumerate(blobs):
+                shade = 0.7 + 0.5 * (oz + 0.55) / 1.1 + 0.15 * oy * sun_side
+                rr = r * size
+                self.disc(centre + np.array([ox, oy, oz]) * r, (rr, rr * squash), color * light * shade, depth,
+                          order=1 + k)
             shadow_r = r
         ang = np.linspace(0, 2 * np.pi, 12, endpoint=False)
         ring = np.stack([np.cos(ang), np.sin(ang)], 1) * shadow_r + base[:2] + self.shadow_vec * (height - shadow_r)

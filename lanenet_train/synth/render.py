@@ -230,6 +230,8 @@ def _finish(config: SynthConfig, layers: Layers, env, cam_r: CameraParams, pose:
     kind, amount, angle = env.blur
     if kind != "none":
         out = effects.blur(out, kind, amount * config.width / 1280, angle)
+    if env.sharpen > 0 and kind == "none":
+        out = effects.sharpen(out, env.sharpen)
     if env.chroma_shift > 0:
         out = effects.chromatic_aberration(out, env.chroma_shift * config.width / 1280)
     if env.overlay_text:

@@ -61,6 +61,8 @@ class Environment:
     hood: dict | None
     overlay_text: bool
     raindrops: int
+    sheen: float = 0.0
+    sharpen: float = 0.0
 
 
 @dataclass
@@ -80,6 +82,10 @@ class Surface:
     median: Color
     roadside2: Color = (0.4, 0.5, 0.5)
     verge: Color = (0.45, 0.48, 0.5)
+    oil: float = 0.0
+    rumble: bool = False
+    arrow_density: float = 0.0
+    arrow_wear: float = 0.0
 
 
 @dataclass
@@ -156,10 +162,18 @@ def _sky(rng: np.random.Generator, time: str, weather: str) -> tuple[Color, Colo
         return rgb(0.01, 0.012, 0.03), rgb(glow * 1.3, glow, glow * 0.8)
     if weather in ("overcast", "rain", "fog"):
         g = rng.uniform(0.55, 0.92)
-        return jitter(rng, rgb(g * 0.92, g * 0.95, g), 0.04), jitter(rng, rgb(g, g, g * 1.02), 0.03)
+        blue = rng.uniform(0.0, 0.08)
+        return rgb(g * (1 - blue), g * (1 - blue / 2), g), rgb(g, g, g * (1 + blue / 3))
     if time == "dusk":
         return rgb(0.2, 0.25, 0.45), jitter(rng, rgb(0.98, 0.65, 0.38), 0.1)
     return (jitter(rng, rgb(0.3, 0.5, 0.86), 0.15), jitter(rng, rgb(0.8, 0.87, 0.95), 0.05))
+
+
+def _white_balance(rng: np.random.Generator) -> Color:
+    """Per-channel gains of the camera's white balance: warm or cool, rarely green or magenta."""
+    temp = rng.normal(0.0, 0.035)
+    tint = rng.normal(0.0, 0.012)
+    return (1.0 - temp, 1.0 + tint, 1.0 + temp)
 
 
 def sample_environment(cfg: SynthConfig, rng: np.random.Generator) -> Environment:
@@ -201,12 +215,14 @@ def sample_environment(cfg: SynthConfig, rng: np.random.Generator) -> Environmen
         headlights=time == "night" or (weather != "clear" and rng.random() < 0.3),
         streetlights=time == "night" and rng.random() < 0.5, glare=glare, exposure=exposure,
         gamma=rng.uniform(0.85, 1.15), contrast=rng.uniform(0.85, 1.2), saturation=rng.uniform(0.55, 1.2),
-        white_balance=jitter(rng, (1.0, 1.0, 1.0), 0.07),
+        white_balance=_white_balance(rng),
         noise_sigma=rng.uniform(4, 10) if time == "night" else rng.uniform(0.8, 4.0), blur=blur,
         jpeg_quality=int(rng.uniform(25, 75)) if rng.random() < cfg.jpeg_prob else 0,
         vignetting=rng.uniform(0, 0.4), chroma_shift=rng.uniform(0, 1.5) if rng.random() < 0.3 else 0.0,
         hood=hood, overlay_text=rng.random() < cfg.overlay_text_prob,
         raindrops=int(rng.integers(5, 40)) if weather == "rain" and rng.random() < 0.7 else 0,
+        sheen=rng.uniform(0.03, 0.3) if time != "night" else rng.uniform(0.0, 0.05),
+        sharpen=rng.uniform(0.3, 1.2) if rng.random() < 0.5 else 0.0,
     )
 
 
@@ -234,6 +250,8 @@ def sample_surface(rng: np.random.Generator, n_lanes: int, worn_or_concrete: tup
         roadside=jitter(rng, ROADSIDE[kind], 0.15), roadside_kind=kind,
         roadside2=jitter(rng, ROADSIDE[str(rng.choice(list(ROADSIDE)))], 0.15),
         verge=jitter(rng, rgb(0.5, 0.47, 0.42) if rng.random() < 0.6 else ROADSIDE["gravel"], 0.12),
+        oil=rng.uniform(0.0, 0.16) if rng.random() < 0.6 else 0.0, rumble=rng.random() < 0.3,
+        arrow_density=rng.uniform(0.1, 0.6) if rng.random() < 0.25 else 0.0, arrow_wear=rng.uniform(0, 1),
         median=jitter(rng, ROADSIDE[str(rng.choice(["grass", "dry", "gravel"]))], 0.12),
     )
 

@@ -67,7 +67,7 @@ def check_instances_against_geometry(root: Path, record: dict, lanes: list[np.nd
         # cv2 draws a thick line up to about half a pixel wider than its nominal width
         assert dist[body].max(initial=0) <= (lane_width + 1) / 2 + 1.6, f"instance {k} strays from its lane"
         assert dist[mine].max() <= lane_width / 2 + 6.0, f"instance {k} strays from its lane near the horizon"
-        inside = pts[(pts[:, 1] >= lo) & (pts[:, 1] <= hi) & (pts[:, 0] >= 1) & (pts[:, 0] <= W - 2)]
+        inside = pts[(pts[:, 1] >= lo + 20) & (pts[:, 1] <= hi) & (pts[:, 0] >= 1) & (pts[:, 0] <= W - 2)]
         xs, ys = np.round(inside[:, 0]).astype(int), np.round(inside[:, 1]).astype(int)
         alone = others[ys, xs] > lane_width + 2  # where lanes converge the later one is drawn on top
         if alone.any():

@@ -155,13 +155,30 @@ def _patches(s: np.ndarray, d: np.ndarray, fp_lat: np.ndarray, fp_lon: np.ndarra
     return np.where(present, 1.0 + cover * (tone - 1.0), 1.0).astype(np.float32)
 
 
+def _crack_seals(s, d, fp_lat, fp_lon, road: Road) -> np.ndarray:
+    """Coverage of tar-sealed cracks: wavy lines along the lanes and across them, placed per road cell."""
+    seal = np.zeros_like(s)
+    width = 0.035
+    offs = np.array([b.offset for b in road.boundaries], np.float32)
+    cell = np.floor(s * (1 / 25.0)).astype(np.int64)
+    for k in range(3):  # longitudinal cracks beside boundaries, wandering
+        base = np.take(offs, np.minimum((hash01(cell, 300 + k) * len(offs)).astype(np.int64), len(offs) - 1))
+        curve = base + 0.25 + 0.6 * hash01(cell, 310 + k) + 0.12 * np.sin(s * 0.41 + 7 * k) + 0.05 * np.sin(s * 1.7)
+        on = hash01(cell, 320 + k) < 0.5
+        seal = np.maximum(seal, on * _box(d - fp_lat / 2, d + fp_lat / 2, curve - width, curve + width, fp_lat))
+    tcell = np.floor(s * (1 / 9.0)).astype(np.int64)  # transverse cracks across part of the road
+    pos = tcell * 9.0 + 9.0 * hash01(tcell, 330) + 0.15 * np.sin(d * 1.9 + tcell)
+    lo = road.edge_right + (road.edge_left - road.edge_right) * 0.7 * hash01(tcell, 331)
+    span = (d > lo) & (d < lo + 2.0 + 8.0 * hash01(tcell, 332)) & (hash01(tcell, 333) < 0.5)
+    seal = np.maximum(seal, span * _box(s - fp_lon / 2, s + fp_lon / 2, pos - width, pos + width, fp_lon))
+    return np.minimum(seal, 1.0) * np.clip(0.06 / fp_lat, 0.0, 1.0)
+
+
 def _surface_marks(s, d, fp_lat, fp_lon, road: Road, surface: Surface, tex: RoadTextures) -> np.ndarray:
     """Darkening by tar snakes, longitudinal seams and concrete joints (1 = none)."""
     out = np.ones_like(s)
     if surface.tar_snakes > 0:
-        n2 = tex.lookup(tex.mid2, s * 2.0, d * 1.5, tex.MID_RES)
-        fade = np.clip(1.0 - fp_lat * (1 / 0.05), 0.0, 1.0)
-        out -= 0.35 * surface.tar_snakes * smoothstep(0.04, 0.0, np.abs(n2)) * fade
+        out -= 0.4 * surface.tar_snakes * _crack_seals(s, d, fp_lat, fp_lon, road)
     if surface.seam_density > 0.3 or surface.concrete:
         offs = np.array([b.offset for b in road.boundaries], np.float32)
         keep = hash01(np.arange(len(offs)), 41) < (1.0 if surface.concrete else surface.seam_density - 0.3)

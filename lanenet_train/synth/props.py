@@ -35,6 +35,7 @@ class PropBuilder:
         self.s_max = float(window.s[-1]) - 1.0
         self.prims: list[Prim] = []
         self.shadows: list[np.ndarray] = []
+        self.tree_shadows: list[np.ndarray] = []  # leaves let some light through
         self.occlusion: list[np.ndarray] = []
         self.lamps: tuple | None = None
 
@@ -228,15 +229,18 @@ class PropBuilder:
             centre = base + np.array([0, 0, height - r])
             blobs = _CROWNS[int(h[0] * len(_CROWNS)) % len(_CROWNS)]
             sun_side = float(np.sign(self.sun_dir[1]))
+            ang = np.linspace(0, 2 * np.pi, 10, endpoint=False)
+            ring = np.stack([np.cos(ang), np.sin(ang)], 1)
             for k, (ox, oy, oz, size, squash) in enumerate(blobs):
                 shade = 0.7 + 0.5 * (oz + 0.55) / 1.1 + 0.15 * oy * sun_side
                 rr = r * size
-                self.disc(centre + np.array([ox, oy, oz]) * r, (rr, rr * squash), color * light * shade, depth,
-                          order=1 + k)
-            shadow_r = r
+                blob = centre + np.array([ox, oy, oz]) * r
+                self.disc(blob, (rr, rr * squash), color * light * shade, depth, order=1 + k)
+                self.tree_shadows.append(ring * rr * 0.85 + blob[:2] + self.shadow_vec * blob[2])
+            return
         ang = np.linspace(0, 2 * np.pi, 12, endpoint=False)
         ring = np.stack([np.cos(ang), np.sin(ang)], 1) * shadow_r + base[:2] + self.shadow_vec * (height - shadow_r)
-        self.shadows.append(ring)
+        self.tree_shadows.append(ring)
 
     def poles(self, where: str, spacing: float) -> None:
         """Street lamps (lit at night) along one or both edges."""

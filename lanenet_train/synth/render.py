@@ -179,6 +179,9 @@ def _render(config: SynthConfig, world: World, ego: EgoState, rng: np.random.Gen
     rows = cam_r.height - grid.r0
     shadow = np.ones((rows, cam_r.width), np.float32)
     draw_ground_polys(shadow, grid.r0, cam_r, props.shadows, 0.0)
+    leafy = np.ones_like(shadow)
+    draw_ground_polys(leafy, grid.r0, cam_r, props.tree_shadows, 0.3)
+    shadow = np.minimum(shadow, cv2.GaussianBlur(leafy, (0, 0), 1.6))
     occlusion = np.ones_like(shadow)
     draw_ground_polys(occlusion, grid.r0, cam_r, props.occlusion, 0.3)
     light = GroundLight(cv2.GaussianBlur(shadow, (0, 0), 0.8), cv2.GaussianBlur(occlusion, (0, 0), 1.5), props.lamps)

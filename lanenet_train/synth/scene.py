@@ -212,7 +212,7 @@ def sample_environment(cfg: SynthConfig, rng: np.random.Generator) -> Environmen
         ambient_tint=jitter(rng, rgb(0.92, 0.96, 1.05), 0.04), sky_top=sky_top, sky_horizon=sky_horizon,
         haze=haze, visibility_m=visibility, wet=rng.uniform(0.5, 1.0) if weather == "rain" else 0.0,
         clouds=rng.uniform(0, 1) if weather == "clear" else rng.uniform(0, 0.4),
-        headlights=time == "night" or (weather != "clear" and rng.random() < 0.3),
+        headlights=time == "night" or (time == "dusk" and weather != "clear" and rng.random() < 0.5),
         streetlights=time == "night" and rng.random() < 0.5, glare=glare, exposure=exposure,
         gamma=rng.uniform(0.85, 1.15), contrast=rng.uniform(0.85, 1.2), saturation=rng.uniform(0.55, 1.2),
         white_balance=_white_balance(rng),

@@ -22,6 +22,17 @@ MAGIC = b"LANENET-AESGCM-1\n"
 _SALT, _NONCE = 16, 12
 NOT_LANE = re.compile(r"background|void|ignore|arrow|zebra|crosswalk|stop|text|symbol|diamond|bump|other",
                       re.IGNORECASE)
+# Apollo codes: <line kind>_<colour>_<use>; only dividing (d, dn, do) and guiding (g) lines run along lanes
+APOLLO_CODE = re.compile(r"([a-z]+)_([a-z]+)_([a-z]+)")
+APOLLO_LANE_USES = ("d", "dn", "do", "g")
+
+
+def is_lane_class(name: str) -> bool:
+    """Whether a class name is a lane-boundary marking (not background, arrows, stop lines, zebras...)."""
+    code = APOLLO_CODE.fullmatch(name.strip().lower())
+    if code:
+        return code.group(1) in ("s", "b", "d", "ds", "db", "sb", "bs") and code.group(3) in APOLLO_LANE_USES
+    return not NOT_LANE.search(name)
 
 
 class CheckpointError(Exception):
@@ -137,7 +148,7 @@ def make_model_info(spec: Any, class_names: list[str], class_colors: list, finge
     lanenet = m.architecture == "lanenet"
     outputs = ({"binary_logits": "binary_logits", "embedding": "embedding"} if lanenet
                else {"class_logits": "class_logits"})
-    lane_ids = [1] if lanenet else [i for i, n in enumerate(class_names) if i and not NOT_LANE.search(n)]
+    lane_ids = [1] if lanenet else [i for i, n in enumerate(class_names) if i and is_lane_class(n)]
     return {
         "format_version": 1, "architecture": m.architecture, "input_name": "input",
         "input_width": m.input_image_width, "input_height": m.input_image_height,

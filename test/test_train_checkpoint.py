@@ -4,7 +4,14 @@ import pickle
 import pytest
 import torch
 
-from lanenet_train.checkpoint import CheckpointError, load_checkpoint, load_model, make_model_info, save_checkpoint
+from lanenet_train.checkpoint import (
+    CheckpointError,
+    is_lane_class,
+    load_checkpoint,
+    load_model,
+    make_model_info,
+    save_checkpoint,
+)
 from lanenet_train.models import build_model
 from lanenet_train.spec import parse_spec, spec_fingerprint, spec_to_dict
 
@@ -67,3 +74,10 @@ def test_overwrite_keeps_old_file_until_new_one_is_complete(tmp_path):
     with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):  # a lambda cannot be saved
         save_checkpoint(path, dict(payload, model_state=lambda: 0, epoch=4))
     assert load_checkpoint(path)["epoch"] == 3
+
+
+def test_lane_classes_are_lane_boundaries_only():
+    lanes = ["lane", "solid_white", "s_w_d", "ds_y_dn", "sb_w_do", "b_w_g", "db_y_g"]
+    others = ["background", "void", "s_w_s", "s_w_c", "s_w_p", "c_wy_z", "a_w_tl", "r_wy_np", "om_n_n", "zebra"]
+    assert all(is_lane_class(n) for n in lanes)
+    assert not any(is_lane_class(n) for n in others)

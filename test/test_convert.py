@@ -191,3 +191,15 @@ def test_synth_sequence_writes_continuous_clips(tmp_path, fmt):
     assert [c["frame"] for c in cams] == [0, 1, 2, 3]
     assert len({Path(c["image"]).parent for c in cams}) == 1, "one drive stays in one clip/video/record"
     assert all(b["scene"]["s"] > a["scene"]["s"] for a, b in itertools.pairwise(cams))
+
+
+def test_synth_output_does_not_depend_on_the_number_of_workers(tmp_path):
+    one = synth(tmp_path / "one", "tusimple", count=4)
+    args = ["synth", "--out", str(tmp_path / "two"), "--count", "4", "--width", str(W), "--height", str(H),
+            "--nproc", "2", "--seed", "3"]
+    assert main(args) == 0
+    two = tmp_path / "two"
+    assert (one / "label_data_train.json").read_text() == (two / "label_data_train.json").read_text()
+    assert (one / "camera_params.jsonl").read_text() == (two / "camera_params.jsonl").read_text()
+    for p in one.rglob("*.jpg"):
+        assert p.read_bytes() == (two / p.relative_to(one)).read_bytes()

@@ -44,7 +44,8 @@ def _synth_meta(cams: dict[str, dict], rel: str) -> dict:
     entry = cams.get(rel)
     if entry is None:
         return {}
-    return {"camera": entry.get("camera"), "scene": entry.get("scene"), "synth_lanes": entry.get("lanes")}
+    lanes = [{k: lane.get(k) for k in ("type", "color", "position")} for lane in entry.get("lanes") or []]
+    return {"camera": entry.get("camera"), "scene": entry.get("scene"), "synth_lanes": lanes}
 
 
 # -- TuSimple -------------------------------------------------------------------------------------

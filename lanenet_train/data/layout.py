@@ -24,30 +24,6 @@ class DatasetError(Exception):
     """A dataset file is missing or malformed; the message names the file (and line) and a fix."""
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
-
-    Args:
-        path: destination file; its folder is created when missing.
-        data: the complete file content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write UTF-8 ``text`` atomically (see :func:`atomic_write_bytes`)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def default_meta(name: str, source_format: str, classes: list[dict], lane_width_px: int | None) -> dict:
     """A ``dataset.json`` dictionary with the statistics fields still empty (``null``).
 

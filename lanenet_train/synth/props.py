@@ -115,9 +115,10 @@ class PropBuilder:
                 wheel = pt(sw + 0.36 * np.cos(ang), side + np.sign(side - v.d) * 0.02, 0.36 + 0.36 * np.sin(ang))
                 self.face(wheel, DARK * 2, depth, order=-1, lit=False)
         if self.cam_pos[2] > H:
-            top = H if truck else 0.96 * H
-            self.face(pt([s_r + (0 if truck else 0.5)] * 2 + [s_f - (0 if truck else 1.3)] * 2,
-                             [dl - 0.1, dr + 0.1, dr + 0.1, dl - 0.1], top), col * 0.9, depth, order=-2)
+            top = H if truck else 0.95 * H
+            inset = 0.0 if truck else 0.3
+            self.face(pt([s_r + (0 if truck else 0.8)] * 2 + [s_f - (0 if truck else 1.6)] * 2,
+                         [dl - inset, dr + inset, dr + inset, dl - inset], top), col * 0.9, depth, order=-2)
         self._vehicle_face(v, pt, s_r, dl, dr, H, z_body, col, depth)
 
     def _vehicle_face(self, v: Vehicle, pt, s: float, dl: float, dr: float, H: float, z_body: float,
@@ -134,18 +135,24 @@ class PropBuilder:
                       np.array([0.35, 0.35, 0.35]), depth, order=2)
             lz = (z_body + 0.05, z_body + 0.22)
         else:
-            lo, hi = 0.62 * H, 0.93 * H
+            lo, hi = 0.62 * H, 0.95 * H
+            slope = 0.5 if v.kind == "car" else 0.15  # sedans have a sloping rear window, SUVs and vans do not
             self.face(pt(s, [dl, dr, dr, dl], [z_body, z_body, lo, lo]), col, depth, order=1)
-            self.face(pt(s + 0.35, [dl - 0.12, dr + 0.12, dr + 0.16, dl - 0.16], [lo, lo, hi, hi]),
-                      GLASS + 0.12 * np.asarray(self.scene.env.sky_horizon), depth, order=2)
+            back = [s + 0.3, s + 0.3, s + 0.3 + slope, s + 0.3 + slope]
+            cabin = pt(back, [dl - 0.08, dr + 0.08, dr + 0.2, dl - 0.2], [lo, lo, hi, hi])
+            self.face(cabin, col * 0.95, depth, order=2)
+            self.face(pt([s + 0.32, s + 0.32, s + 0.3 + slope * 0.9, s + 0.3 + slope * 0.9],
+                         [dl - 0.2, dr + 0.2, dr + 0.3, dl - 0.3], [lo + 0.04, lo + 0.04, hi - 0.06, hi - 0.06]),
+                      GLASS + 0.12 * np.asarray(self.scene.env.sky_horizon), depth, order=3)
+            self.face(pt(s + 0.01, [dl, dr, dr, dl], [lo - 0.03, lo - 0.03, lo, lo]), col * 1.25, depth, order=2)
             self.face(pt(s, [dl, dr, dr, dl], [z_body, z_body, z_body + 0.16, z_body + 0.16]),
                       col * 0.55, depth, order=2)
             self.face(pt(s, [v.d + 0.26, v.d - 0.26, v.d - 0.26, v.d + 0.26], [0.36, 0.36, 0.48, 0.48]),
-                      np.array([0.8, 0.82, 0.85]), depth, order=3)
+                      np.array([0.8, 0.82, 0.85]), depth, order=4)
             lz = (0.5 * H, 0.6 * H)
         for a, b in ((dl - 0.04, dl - 0.34), (dr + 0.34, dr + 0.04)):
             self.face(pt(s - 0.01, [a, b, b, a], [lz[0], lz[0], lz[1], lz[1]]), lamp * (1.0 + glow), depth,
-                      order=4, glow=glow, lit=not night)
+                      order=5, glow=glow, lit=not night)
 
     # -- roadside --------------------------------------------------------------------------------
     def _distances(self, start: float, stop: float) -> np.ndarray:

@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from lanenet_ros.fileio import atomic_write_text
+
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -252,14 +254,8 @@ def make_bag(args: argparse.Namespace) -> int:
     writer.close()
     if labels is not None:
         stamped = [dict(label, timestamp_ns=start + i * period) for i, label in enumerate(labels[:count])]
-        _write_json_lines(labels_path(args.out), stamped)
+        atomic_write_text(labels_path(args.out), "".join(json.dumps(row) + "\n" for row in stamped))
     return count
-
-
-def _write_json_lines(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lanenet_ros.fileio import atomic_write_text
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.metrics import TuSimpleAccumulator, lanes_to_tusimple
 
@@ -95,9 +96,7 @@ class ReplayLog:
         """Write ``report.json`` and the plots into ``out_dir``; returns the summary."""
         summary = self.summary(published)
         report = {"summary": summary, "frames": [asdict(r) for r in self.records]}
-        tmp = out_dir / "report.json.tmp"
-        tmp.write_text(json.dumps(report, indent=1, default=_json_default), encoding="utf-8")
-        tmp.replace(out_dir / "report.json")
+        atomic_write_text(out_dir / "report.json", json.dumps(report, indent=1, default=_json_default))
         self.plot(out_dir)
         return summary
 

@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from lanenet_ros.engine_cache import atomic_write_bytes
+from lanenet_ros.fileio import atomic_write_bytes
 from lanenet_ros.model_info import ModelInfo
 from lanenet_ros.preprocess import Preprocessor
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from lanenet_ros.fileio import atomic_write_bytes
 
 MAGIC = b"LANENET-AESGCM-1\n"
 _SALT, _NONCE = 16, 12
@@ -71,22 +72,6 @@ def decrypt(blob: bytes, key: str, source: str = "checkpoint") -> bytes:
         raise CheckpointError(f"{source}: cannot decrypt: wrong key (-k) or the file was modified") from None
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any], key: str | None = None) -> None:
     """Save a checkpoint atomically (a run killed mid-write leaves the previous file intact).
 
@@ -98,7 +83,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any], key: str |
     buf = io.BytesIO()
     torch.save(payload, buf)
     data = buf.getvalue()
-    atomic_write(path, encrypt(data, key) if key else data)
+    atomic_write_bytes(path, encrypt(data, key) if key else data)
 
 
 def load_checkpoint(path: str | os.PathLike, key: str | None = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lanenet_train.data.layout import atomic_write_bytes
+from lanenet_ros.fileio import atomic_write_bytes
 
 
 def _pyplot():

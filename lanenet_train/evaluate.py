@@ -20,12 +20,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from lanenet_ros.fileio import atomic_write_text
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.metrics import ConfusionMatrix, CULaneAccumulator, TuSimpleAccumulator, lanes_to_tusimple
 from lanenet_ros.overlay import draw_overlay
 from lanenet_train import eval_report
 from lanenet_train.checkpoint import CheckpointError
-from lanenet_train.data.layout import DatasetError, atomic_write_text
+from lanenet_train.data.layout import DatasetError
 from lanenet_train.datasets import class_lut, read_source
 from lanenet_train.spec import SpecError, load_spec
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lanenet_ros.fileio import atomic_write_text
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.overlay import draw_overlay
 from lanenet_train.checkpoint import CheckpointError
-from lanenet_train.data.layout import atomic_write_text
 from lanenet_train.spec import SpecError, load_spec
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")

@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from lanenet_ros.fileio import atomic_write_text
 from lanenet_train.checkpoint import CheckpointError, load_checkpoint, make_model_info, save_checkpoint
-from lanenet_train.data.layout import DatasetError, atomic_write_text
+from lanenet_train.data.layout import DatasetError
 from lanenet_train.datasets import build_dataset, class_weights_for
 from lanenet_train.distributed import World, close_world, init_world, sync_batchnorm
 from lanenet_train.engine import LossSettings, train_step, validation_loss

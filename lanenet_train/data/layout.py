@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from lanenet_ros.fileio import atomic_write_text
 
 FORMAT_NAME = "lanenet-dataset"
 FORMAT_VERSION = 1

@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lanenet_ros.fileio import atomic_write_bytes, atomic_write_text
 from lanenet_ros.lanes import Position
-from lanenet_train.data.layout import atomic_write_bytes, atomic_write_text
 from lanenet_train.synth.render import SynthFrame, describe_lanes
 
 FORMATS = ("tusimple", "culane", "apollo")

@@ -13,6 +13,9 @@ from lanenet_train.synth.textures import hash01
 
 _CROWNS = np.random.default_rng(0xC0FFEE).uniform([-0.55, -0.55, -0.55, 0.45, 0.85], [0.55, 0.55, 0.55, 0.7, 1.15],
                                                   (32, 6, 5))  # tree crown blobs: offset x y z, size, squash
+_FACADES = [np.array(c) for c in ((0.6, 0.62, 0.64), (0.45, 0.55, 0.7), (0.35, 0.4, 0.55), (0.75, 0.75, 0.72),
+                                   (0.5, 0.47, 0.45))]
+WINDOW_LIT = np.array([0.35, 0.6, 0.8])
 GLASS = np.array([0.09, 0.08, 0.07])
 DARK = np.array([0.03, 0.03, 0.03])
 TAIL = np.array([0.08, 0.08, 0.85])
@@ -295,6 +298,36 @@ class PropBuilder:
         shift = self.shadow_vec * clearance
         band = np.concatenate([self.pt(s_b, span, 0)[:, :2], self.pt(s_b + length, span[::-1], 0)[:, :2]])
         self.shadows.append(band + shift)
+
+    def ego_shadow(self) -> None:
+        """The ego vehicle's own shadow, seen at the bottom of the image when the sun is behind."""
+        foot = np.array([[-2.6, 0.9], [2.0, 0.9], [2.0, -0.9], [-2.6, -0.9]])
+        self.ground_shadow(foot, self.scene.camera.height_m * 0.95)
+
+    def buildings(self, side: str) -> None:
+        """Blocks of buildings set back from one side of the road, with floors of windows."""
+        sign = 1.0 if side == "left" else -1.0
+        edge = self.edges[0 if side == "left" else 1]
+        salt = self.salt + (41 if side == "left" else 43)
+        cells = np.arange(int(self.s_ego // 45) - 1, int(min(self.s_max, self.s_ego + 260) // 45))
+        for c in cells[hash01(cells, salt) < 0.6]:
+            h = hash01(np.array([c * 5 + k for k in range(5)]), salt + 1)
+            s0, length = c * 45.0 + 5 * h[0], 15.0 + 22.0 * h[1]
+            if s0 + length > self.s_max or s0 + length < self.s_ego + 2:
+                continue
+            near, far, height = edge + sign * (11 + 20 * h[2]), edge + sign * (23 + 20 * h[2]), 6 + 22 * h[3]
+            pt = self.local(s0, near)
+            depth = float(pt(s0, near, 0)[0, 0])
+            wall = _FACADES[int(h[4] * len(_FACADES)) % len(_FACADES)]
+            self.face(pt([s0, s0 + length, s0 + length, s0], near, [0, 0, height, height]), wall, depth)
+            self.face(pt(s0, [near, far, far, near], [0, 0, height, height]), wall * 0.9, depth, order=1)
+            night = self.scene.env.time == "night"
+            for k in range(min(int(height // 3.2), 8)):
+                z0 = 1.0 + 3.2 * k
+                lit = night and hash01(np.array([c * 16 + k]), salt + 2)[0] < 0.35
+                self.face(pt([s0 + 1, s0 + length - 1, s0 + length - 1, s0 + 1], near - sign * 0.02,
+                             [z0, z0, z0 + 1.4, z0 + 1.4]), WINDOW_LIT if lit else GLASS * 2.0, depth, order=2 + k,
+                          lit=not lit)
 
     def sign(self, s_sign: float) -> None:
         """A green roadside direction sign on two posts."""

@@ -162,6 +162,11 @@ def _build_props(world: World, window: RoadWindow, ego: EgoState, pose: Pose) ->
         b.overpass(s_b, length, clearance)
     for s_sign in world.sign_positions(ego.s):
         b.sign(s_sign)
+    if sc.buildings:
+        b.buildings("left")
+        b.buildings("right")
+    if scene.env.sun > 0:
+        b.ego_shadow()
     for v in world.vehicles:
         b.vehicle(v)
     return b

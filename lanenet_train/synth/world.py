@@ -69,9 +69,15 @@ class World:
         lane = self.scene.ego_lane
         width = self.road.boundaries[lane].offset - self.road.boundaries[lane + 1].offset
         d = self.lane_centre(lane) + rng.uniform(-0.35, 0.35) * max(width - 1.8, 0.2)
+        yaw = float(rng.normal(0, 0.015))
+        if rng.random() < 0.08:  # caught changing lanes: astride a boundary, heading across
+            side = int(rng.integers(2))
+            d = self.road.boundaries[lane + side].offset + (1 - 2 * side) * rng.uniform(-0.9, 0.3)
+            yaw = float((1 - 2 * side) * rng.uniform(0.01, 0.05))
         cam = self.scene.camera
-        return EgoState(s=float(s), d=d, rel_yaw=float(rng.normal(0, 0.01)), speed=float(speed), camera=cam,
-                        base_pitch=cam.pitch_rad, lane=lane, target_d=d)
+        target = self.lane_centre(lane) + rng.uniform(-0.2, 0.2)  # a drive settles back into its lane
+        return EgoState(s=float(s), d=float(d), rel_yaw=yaw, speed=float(speed), camera=cam,
+                        base_pitch=cam.pitch_rad, lane=lane, target_d=float(target))
 
     def step(self, ego: EgoState, dt: float, rng: np.random.Generator) -> None:
         """Advance the ego vehicle (lane keeping, occasional lane changes, camera shake) and the traffic."""

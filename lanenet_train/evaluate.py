@@ -89,6 +89,7 @@ class Scorer:
         self.tusimple, self.culane = TuSimpleAccumulator(), CULaneAccumulator()
         self.confusion = ConfusionMatrix(len(class_names))
         self.frame_scores: list[tuple[float, str]] = []
+        self.tusimple_lane_counts: list[int] = []
 
     def add(self, sample: dict[str, Any], frame: LaneFrame) -> float:
         """Score one frame against its sample's labels; returns the frame's score (higher is better)."""
@@ -98,6 +99,7 @@ class Scorer:
             h = sample["tusimple"]["h_samples"]
             acc, _, _ = self.tusimple.add(lanes_to_tusimple(frame.lanes, h, frame.width),
                                           sample["tusimple"]["lanes"], h)
+            self.tusimple_lane_counts.append(len(sample["tusimple"]["lanes"]))
             scores.append(("TuSimple acc", acc))
         if sample.get("lanes") is not None:
             gt = [np.asarray(lane, dtype=np.float64) for lane in sample["lanes"] if len(lane) > 1]
@@ -120,7 +122,8 @@ class Scorer:
         iou = self.confusion.iou()
         report: dict[str, Any] = {"frames": len(self.frame_scores)}
         if self.tusimple.per_frame:
-            report["tusimple"] = self.tusimple.result()
+            report["tusimple"] = self.tusimple.result() | _tusimple_lane_check(self.tusimple.per_frame,
+                                                                                self.tusimple_lane_counts)
         if self.culane.tp + self.culane.fp + self.culane.fn:
             report["culane"] = self.culane.result()
         if self.confusion.matrix.sum():
@@ -130,6 +133,14 @@ class Scorer:
                 "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(self.names, iou, strict=True)},
                 "confusion_matrix": self.confusion.matrix.tolist()}
         return report
+
+
+def _tusimple_lane_check(per_frame: list[tuple[float, float, float]], lane_counts: list[int]) -> dict:
+    """TuSimple's formula assumes at most 5 labelled lanes (real TuSimple has no more): with 6 or more, one
+    frame can score above 1. Report how many frames have more and the accuracy over the others."""
+    valid = [acc for (acc, _, _), n in zip(per_frame, lane_counts, strict=True) if n <= 5]
+    return {"frames_over_5_lanes": len(per_frame) - len(valid),
+            "accuracy_frames_up_to_5_lanes": float(np.mean(valid)) if valid else None}
 
 
 def constant_baseline_miou(matrix: np.ndarray) -> float:

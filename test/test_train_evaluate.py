@@ -95,6 +95,8 @@ def test_scorer_gives_full_marks_to_the_ground_truth_and_counts_a_missed_lane(tm
     report = scorer.report()
     assert report["tusimple"]["accuracy"] == pytest.approx((1 + 2 / 3) / 2)
     assert report["tusimple"]["fn"] == pytest.approx((0 + 1 / 3) / 2)
+    assert report["tusimple"]["frames_over_5_lanes"] == 0
+    assert report["tusimple"]["accuracy_frames_up_to_5_lanes"] == report["tusimple"]["accuracy"]
     assert report["culane"]["tp"] == 5 and report["culane"]["fn"] == 1
     assert report["segmentation"]["per_class_iou"]["lane"] == pytest.approx(0.5)
     lane_pixels = 2 * int((mask > 0).sum())

@@ -126,6 +126,8 @@ def test_culane_round_trip_keeps_the_four_slots_left_to_right(tmp_path):
 
         def gap(pts: np.ndarray, ln: list) -> float:
             x, y = ln[0]
+            if not pts[:, 1].min() - 0.5 <= y <= pts[:, 1].max() + 0.5:
+                return float("inf")
             return abs(float(np.interp(y, pts[::-1, 1], pts[::-1, 0])) - x)
 
         expected = [min(lanes, key=lambda pts, ln=ln: gap(pts, ln)) for ln in rec["lanes"]]

@@ -181,15 +181,7 @@ def _render(config: SynthConfig, world: World, ego: EgoState, rng: np.random.Gen
     pose = Pose.on_road(road, ego.s, ego.d, ego.rel_yaw)
     window = RoadWindow(road, pose, ego.s - 6.0, ego.s + 450.0)
     props = _build_props(world, window, ego, pose)
-    rows = cam_r.height - grid.r0
-    shadow = np.ones((rows, cam_r.width), np.float32)
-    draw_ground_polys(shadow, grid.r0, cam_r, props.shadows, 0.0)
-    leafy = np.ones_like(shadow)
-    draw_ground_polys(leafy, grid.r0, cam_r, props.tree_shadows, 0.3)
-    shadow = np.minimum(shadow, cv2.GaussianBlur(leafy, (0, 0), 1.6))
-    occlusion = np.ones_like(shadow)
-    draw_ground_polys(occlusion, grid.r0, cam_r, props.occlusion, 0.3)
-    light = GroundLight(cv2.GaussianBlur(shadow, (0, 0), 0.8), cv2.GaussianBlur(occlusion, (0, 0), 1.5), props.lamps)
+    light = _ground_light(props, grid, cam_r)
     ground, cover, cls = shade_ground(grid, road, window, scene.surface, env, world.tex, light, world.salt)
     image = render_sky(grid, env, scene.scenery, pose.yaw, world.tex)
     below = image[grid.r0:]
@@ -200,14 +192,33 @@ def _render(config: SynthConfig, world: World, ego: EgoState, rng: np.random.Gen
     if env.hood:
         _draw_hood(layers, config, env.hood, env, scale)
     out = _finish(config, layers, env, cam_r, pose, rng)
-    cover_full = np.zeros(image.shape[:2], np.float32)
-    cls_full = np.zeros(image.shape[:2], np.uint8)
-    cover_full[grid.r0:] = np.where(grid.valid, cover, 0)
-    cls_full[grid.r0:] = cls
-    cover_full[np.isfinite(layers.zbuf)] = 0.0
     lanes = lane_ground_truth(road.boundaries, window, ego.s, ego.d, cam, scene.label_distance,
                               _occlusion_test(layers.zbuf, scale), _hood_row(config, env.hood))
+    cover_full, cls_full = _paint_label(grid, cover, cls, layers.zbuf)
     return SynthFrame(image=out, lanes=lanes, camera=cam, info=world.describe(ego), _cover=cover_full, _cls=cls_full)
+
+
+def _ground_light(props: PropBuilder, grid, cam_r: CameraParams) -> GroundLight:
+    """Shadow and occlusion maps of the road from the props' ground polygons."""
+    rows = cam_r.height - grid.r0
+    shadow = np.ones((rows, cam_r.width), np.float32)
+    draw_ground_polys(shadow, grid.r0, cam_r, props.shadows, 0.0)
+    leafy = np.ones_like(shadow)
+    draw_ground_polys(leafy, grid.r0, cam_r, props.tree_shadows, 0.3)
+    shadow = np.minimum(cv2.GaussianBlur(shadow, (0, 0), 0.8), cv2.GaussianBlur(leafy, (0, 0), 1.6))
+    occlusion = np.ones_like(shadow)
+    draw_ground_polys(occlusion, grid.r0, cam_r, props.occlusion, 0.3)
+    return GroundLight(shadow, cv2.GaussianBlur(occlusion, (0, 0), 1.5), props.lamps)
+
+
+def _paint_label(grid, cover: np.ndarray, cls: np.ndarray, zbuf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Full-frame paint coverage and class at render size; nothing where an object hides the road."""
+    cover_full = np.zeros(zbuf.shape, np.float32)
+    cls_full = np.zeros(zbuf.shape, np.uint8)
+    cover_full[grid.r0:] = np.where(grid.valid, cover, 0)
+    cls_full[grid.r0:] = cls
+    cover_full[np.isfinite(zbuf)] = 0.0
+    return cover_full, cls_full
 
 
 def _occlusion_test(zbuf: np.ndarray, scale: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:

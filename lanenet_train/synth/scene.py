@@ -183,6 +183,12 @@ def sample_environment(cfg: SynthConfig, rng: np.random.Generator) -> Environmen
     u = rng.random()
     weather = ("rain" if u < cfg.rain_prob else "fog" if u < cfg.rain_prob + cfg.fog_prob
                else "overcast" if u < cfg.rain_prob + cfg.fog_prob + cfg.overcast_prob else "clear")
+    return Environment(time=time, weather=weather, **_lighting(cfg, rng, time, weather),
+                       **_camera_response(cfg, rng, time, weather))
+
+
+def _lighting(cfg: SynthConfig, rng: np.random.Generator, time: str, weather: str) -> dict:
+    """Sun, sky light, sky colours, haze and wetness for a time of day and weather."""
     sky_top, sky_horizon = _sky(rng, time, weather)
     clear = weather == "clear"
     sun = (rng.uniform(0.55, 1.0) if clear else rng.uniform(0.0, 0.2)) * (0.0 if time == "night" else 1.0)
@@ -195,8 +201,20 @@ def sample_environment(cfg: SynthConfig, rng: np.random.Generator) -> Environmen
         elevation = math.radians(rng.uniform(2, 14))
     visibility = {"clear": rng.uniform(700, 4000), "overcast": rng.uniform(300, 1500),
                   "rain": rng.uniform(120, 600), "fog": rng.uniform(35, 140)}[weather]
-    haze = sky_horizon if time != "night" else tuple(c * 0.6 for c in sky_horizon)
-    exposure = float(np.exp(rng.normal(0.0, 0.2)))
+    return dict(
+        sun_azimuth=rng.uniform(-math.pi, math.pi), sun_elevation=elevation, sun=sun, ambient=ambient,
+        sun_tint=rgb(1.0, 0.8, 0.6) if time == "dusk" else rgb(1.0, 0.97, 0.92),
+        ambient_tint=jitter(rng, rgb(0.92, 0.96, 1.05), 0.04), sky_top=sky_top, sky_horizon=sky_horizon,
+        haze=sky_horizon if time != "night" else tuple(c * 0.6 for c in sky_horizon), visibility_m=visibility,
+        wet=rng.uniform(0.5, 1.0) if weather == "rain" else 0.0,
+        clouds=rng.uniform(0, 1) if clear else rng.uniform(0, 0.4), glare=glare,
+        headlights=time == "night" or (time == "dusk" and weather != "clear" and rng.random() < 0.5),
+        streetlights=time == "night" and rng.random() < 0.5,
+        sheen=rng.uniform(0.03, 0.3) if time != "night" else rng.uniform(0.0, 0.05))
+
+
+def _camera_response(cfg: SynthConfig, rng: np.random.Generator, time: str, weather: str) -> dict:
+    """Exposure, colour, noise, blur, compression and what sits in front of the lens."""
     blur = ("none", 0.0, 0.0)
     if rng.random() < cfg.blur_prob:
         blur = ("gauss", rng.uniform(0.5, 1.6), 0.0) if rng.random() < 0.6 else \
@@ -206,24 +224,15 @@ def sample_environment(cfg: SynthConfig, rng: np.random.Generator) -> Environmen
         hood = {"height": rng.uniform(0.04, 0.13), "bulge": rng.uniform(0.0, 0.05),
                 "color": jitter(rng, rgb(*[rng.choice([0.05, 0.15, 0.5, 0.85])] * 3), 0.2),
                 "shine": rng.uniform(0.05, 0.3)}
-    return Environment(
-        time=time, weather=weather, sun_azimuth=rng.uniform(-math.pi, math.pi), sun_elevation=elevation,
-        sun=sun, ambient=ambient, sun_tint=rgb(1.0, 0.8, 0.6) if time == "dusk" else rgb(1.0, 0.97, 0.92),
-        ambient_tint=jitter(rng, rgb(0.92, 0.96, 1.05), 0.04), sky_top=sky_top, sky_horizon=sky_horizon,
-        haze=haze, visibility_m=visibility, wet=rng.uniform(0.5, 1.0) if weather == "rain" else 0.0,
-        clouds=rng.uniform(0, 1) if weather == "clear" else rng.uniform(0, 0.4),
-        headlights=time == "night" or (time == "dusk" and weather != "clear" and rng.random() < 0.5),
-        streetlights=time == "night" and rng.random() < 0.5, glare=glare, exposure=exposure,
-        gamma=rng.uniform(0.85, 1.15), contrast=rng.uniform(0.85, 1.2), saturation=rng.uniform(0.55, 1.2),
-        white_balance=_white_balance(rng),
+    return dict(
+        exposure=float(np.exp(rng.normal(0.0, 0.2))), gamma=rng.uniform(0.85, 1.15),
+        contrast=rng.uniform(0.85, 1.2), saturation=rng.uniform(0.55, 1.2), white_balance=_white_balance(rng),
         noise_sigma=rng.uniform(4, 10) if time == "night" else rng.uniform(0.8, 4.0), blur=blur,
         jpeg_quality=int(rng.uniform(25, 75)) if rng.random() < cfg.jpeg_prob else 0,
         vignetting=rng.uniform(0, 0.4), chroma_shift=rng.uniform(0, 1.5) if rng.random() < 0.3 else 0.0,
         hood=hood, overlay_text=rng.random() < cfg.overlay_text_prob,
         raindrops=int(rng.integers(5, 40)) if weather == "rain" and rng.random() < 0.7 else 0,
-        sheen=rng.uniform(0.03, 0.3) if time != "night" else rng.uniform(0.0, 0.05),
-        sharpen=rng.uniform(0.3, 1.2) if rng.random() < 0.5 else 0.0,
-    )
+        sharpen=rng.uniform(0.3, 1.2) if rng.random() < 0.5 else 0.0)
 
 
 ROADSIDE = {"grass": rgb(0.36, 0.42, 0.24), "dry": rgb(0.62, 0.56, 0.4), "dirt": rgb(0.5, 0.42, 0.32),

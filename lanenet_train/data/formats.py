@@ -91,72 +91,77 @@ def discover_tusimple(root: Path) -> tuple[list[SourceSample], list[BadInputErro
     samples, bad, seen = [], [], {}
     cams = load_camera_params(root)
     for path in files:
-        split = split_from_name(path.stem)
         with path.open(encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    entry = _tusimple_line(path, lineno, line)
-                except BadInputError as exc:
-                    bad.append(exc)
-                    continue
-                image = path.parent / entry["raw_file"]
-                rel = os.path.relpath(image, root).replace(os.sep, "/")
-                name = safe_name(rel)
-                if name in seen:
-                    bad.append(BadInputError(f"{path}:{lineno}: {entry['raw_file']} is labelled again (first at "
-                                        f"{seen[name]}); keep one line per image"))
-                    continue
-                seen[name] = f"{path}:{lineno}"
-                h = entry["h_samples"]
-                lanes = [[(float(x), float(y)) for x, y in zip(lane, h, strict=True) if x >= 0]
-                         for lane in entry["lanes"]]
-                samples.append(SourceSample(
-                    name=name, split=split, group=os.path.dirname(rel), image=image, origin=f"{path}:{lineno}",
-                    lanes=lanes, tusimple={"lanes": entry["lanes"], "h_samples": h},
-                    meta={"source": rel, **_synth_meta(cams, rel)}))
+                if line.strip():
+                    try:
+                        samples.append(_tusimple_sample(root, path, lineno, line, seen, cams))
+                    except BadInputError as exc:
+                        bad.append(exc)
     return samples, bad
+
+
+def _tusimple_sample(root: Path, path: Path, lineno: int, line: str, seen: dict, cams: dict) -> SourceSample:
+    entry = _tusimple_line(path, lineno, line)
+    image = path.parent / entry["raw_file"]
+    rel = os.path.relpath(image, root).replace(os.sep, "/")
+    name = safe_name(rel)
+    if name in seen:
+        raise BadInputError(f"{path}:{lineno}: {entry['raw_file']} is labelled again (first at {seen[name]}); "
+                            "keep one line per image")
+    seen[name] = f"{path}:{lineno}"
+    h = entry["h_samples"]
+    lanes = [[(float(x), float(y)) for x, y in zip(lane, h, strict=True) if x >= 0] for lane in entry["lanes"]]
+    return SourceSample(name=name, split=split_from_name(path.stem), group=os.path.dirname(rel), image=image,
+                        origin=f"{path}:{lineno}", lanes=lanes, tusimple={"lanes": entry["lanes"], "h_samples": h},
+                        meta={"source": rel, **_synth_meta(cams, rel)})
 
 
 # -- CULane ---------------------------------------------------------------------------------------
-def discover_culane(root: Path) -> tuple[list[SourceSample], list[BadInputError]]:
-    """CULane: ``list/{train,val,test}[_gt].txt`` under ``root``, lanes in ``<image>.lines.txt``."""
-    lists = root / "list"
+def _culane_lists(root: Path) -> dict[str, Path]:
+    """The list file of each split, preferring ``<split>_gt.txt`` (with lane flags) to ``<split>.txt``."""
     chosen: dict[str, Path] = {}
     for split in ("train", "val", "test"):
         for name in (f"{split}_gt.txt", f"{split}.txt"):
-            if (lists / name).is_file():
-                chosen[split] = lists / name
+            if (root / "list" / name).is_file():
+                chosen[split] = root / "list" / name
                 break
+    return chosen
+
+
+def discover_culane(root: Path) -> tuple[list[SourceSample], list[BadInputError]]:
+    """CULane: ``list/{train,val,test}[_gt].txt`` under ``root``, lanes in ``<image>.lines.txt``."""
+    chosen = _culane_lists(root)
     if not chosen:
-        return [], [BadInputError(f"{lists}: no train/val/test list found (list/train_gt.txt, list/val.txt, ...); "
-                             "is this a CULane folder?")]
+        return [], [BadInputError(f"{root / 'list'}: no train/val/test list found (list/train_gt.txt, "
+                                  "list/val.txt, ...); is this a CULane folder?")]
     samples, bad, seen = [], [], set()
     cams = load_camera_params(root)
     for split, path in chosen.items():
-        gt = path.stem.endswith("_gt")
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             tokens = line.split()
-            if not tokens:
+            if not tokens or tokens[0].lstrip("/") in seen:
                 continue
-            where = f"{path}:{lineno}"
-            if gt and (len(tokens) != 6 or any(t not in ("0", "1") for t in tokens[2:])):
-                bad.append(BadInputError(f"{where}: expected '/image.jpg /label.png f1 f2 f3 f4' with four 0/1 "
-                                    f"lane flags, got {len(tokens)} fields"))
-                continue
-            rel = tokens[0].lstrip("/")
-            if rel in seen:
-                continue
-            seen.add(rel)
-            image = root / rel
-            meta = {"source": rel, **_synth_meta(cams, rel)}
-            if gt:
-                meta["culane_flags"] = [int(t) for t in tokens[2:]]
-            samples.append(SourceSample(
-                name=safe_name(rel), split=split, group=os.path.dirname(rel), image=image, origin=where,
-                lines_file=image.with_suffix(".lines.txt"), meta=meta))
+            try:
+                samples.append(_culane_sample(root, split, f"{path}:{lineno}", tokens, path.stem.endswith("_gt"),
+                                              cams))
+                seen.add(tokens[0].lstrip("/"))
+            except BadInputError as exc:
+                bad.append(exc)
     return samples, bad
+
+
+def _culane_sample(root: Path, split: str, where: str, tokens: list[str], gt: bool, cams: dict) -> SourceSample:
+    if gt and (len(tokens) != 6 or any(t not in ("0", "1") for t in tokens[2:])):
+        raise BadInputError(f"{where}: expected '/image.jpg /label.png f1 f2 f3 f4' with four 0/1 lane flags, "
+                            f"got {len(tokens)} fields")
+    rel = tokens[0].lstrip("/")
+    image = root / rel
+    meta = {"source": rel, **_synth_meta(cams, rel)}
+    if gt:
+        meta["culane_flags"] = [int(t) for t in tokens[2:]]
+    return SourceSample(name=safe_name(rel), split=split, group=os.path.dirname(rel), image=image, origin=where,
+                        lines_file=image.with_suffix(".lines.txt"), meta=meta)
 
 
 # -- Apollo lane marks ----------------------------------------------------------------------------

@@ -300,3 +300,20 @@ def test_bad_folder_input_is_named(tmp_path, capsys, case, message):
     assert convert("folder", src, out) == 1
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_skip_bad_drops_a_sample_that_went_bad_and_refuses_an_all_bad_source(tmp_path, capsys):
+    src = tmp_path / "tu"
+    tusimple(src, [entry("a", [[40, 45, 50]]), entry("b", [[4, 5, 6]])])
+    out = tmp_path / "ds"
+    assert convert("tusimple", src, out) == 0
+    (src / "clips/0313-1/b/20.jpg").write_bytes(b"broken now")
+    assert convert("tusimple", src, out, "--skip-bad") == 0
+    _, samples = load_dataset(out)
+    assert [s["meta"]["source"] for s in samples] == ["clips/0313-1/a/20.jpg"]
+    assert not (out / "images/train/clips_0313-1_b_20.jpg").exists()
+    (src / "clips/0313-1/a/20.jpg").write_bytes(b"broken too")
+    fresh = tmp_path / "fresh"
+    assert convert("tusimple", src, fresh, "--skip-bad") == 1
+    assert "every sample was bad" in capsys.readouterr().err
+    assert not fresh.exists()

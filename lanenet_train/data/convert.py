@@ -218,23 +218,28 @@ def _run(args: argparse.Namespace) -> int:
         if worker_bad and not args.skip_bad:
             unchanged = "" if new_output else f"; {output} is unchanged"
             return _fail(bad_msgs, "nothing was written" + unchanged)
-        return _finish(args, output, staging, new_output, classes, samples, old, old_meta, results, bad_msgs, moved)
+        attempted = {f"{s.split}/{s.name}" for s in todo}
+        return _finish(args, output, staging, new_output, classes, samples, old, old_meta, results, bad_msgs, moved,
+                       attempted)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
 
 
 def _finish(args, output: Path, staging: Path, new_output: bool, classes: list[dict], samples: list[SourceSample],
-            old: dict, old_meta: dict | None, results: list[dict], bad_msgs: list[str], moved: int) -> int:
+            old: dict, old_meta: dict | None, results: list[dict], bad_msgs: list[str], moved: int,
+            attempted: set[str]) -> int:
     fresh = {r["record"]["id"]: r["record"] for r in results}
     records, unchanged = [], 0
     for s in sorted(samples, key=lambda s: (SPLIT_ORDER.get(s.split, 9), s.name)):
         sid = f"{s.split}/{s.name}"
         if sid in fresh:
             records.append(fresh[sid])
-        elif sid in old and sid not in fresh and not any(b.startswith(str(s.image)) for b in bad_msgs):
+        elif sid in old and sid not in attempted:  # up to date: keep it as it is
             records.append(old[sid])
             unchanged += 1
+    if not records and bad_msgs:
+        return _fail(bad_msgs, "every sample was bad; nothing was written")
     keep_ids = {r["id"] for r in records}
     stale = [o[k] for sid, o in old.items() if sid not in keep_ids for k in ("image", "mask", "instance") if o.get(k)]
     lane_width = None if args.format in ("apollo", "folder") else (args.lane_width or DEFAULT_LANE_WIDTH[args.format])
@@ -248,7 +253,7 @@ def _finish(args, output: Path, staging: Path, new_output: bool, classes: list[d
     write_dataset_meta(target, meta)
     _commit(output, staging, new_output, stale)
     _summary(args, records, fresh, unchanged, stale, bad_msgs, moved, results)
-    return 0 if records or not bad_msgs else 1
+    return 0
 
 
 def _summary(args, records, fresh, unchanged, stale, bad_msgs, moved, results) -> None:

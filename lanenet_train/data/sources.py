@@ -126,6 +126,15 @@ def read_culane_lines(path: Path, origin: str) -> list[list[tuple[float, float]]
     return lanes
 
 
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link the source image into the dataset (no copy, no extra space); copy across file systems."""
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def _write_png(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), array):
@@ -165,7 +174,7 @@ def convert_one(sample: SourceSample, options: ConvertOptions, staging: Path, ma
     else:
         mask, instance, unknown = mapper(sample, image)
     (staging / rel_img).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(sample.image, staging / rel_img)
+    _link_or_copy(sample.image, staging / rel_img)
     _write_png(staging / rel_mask, mask)
     if instance is not None:
         _write_png(staging / rel_inst, instance)

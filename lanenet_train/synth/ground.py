@@ -190,6 +190,13 @@ def _surface_marks(s, d, fp_lat, fp_lon, road: Road, surface: Surface, tex: Road
             out -= 0.3 * np.clip((0.01 - dist + fp_lat / 2) / fp_lat, 0, 1) * np.clip(0.025 / fp_lat, 0, 1)
     if surface.concrete:
         out -= 0.4 * (1.0 - _dash_cover(s + 0.01, fp_lon, np.float32(4.98), np.float32(5.0)))
+    for frac, dash, tone in surface.ghosts:  # removed old lines: ground-off (dark) or faded paint (light)
+        offs = np.array([b.offset for b in road.boundaries], np.float32)
+        centre = float(offs[-1] + frac * (offs[0] - offs[-1]))
+        cov = np.minimum(_box(d - fp_lat / 2, d + fp_lat / 2, centre - 0.1, centre + 0.1, fp_lat), 1.0)
+        if dash:
+            cov = cov * _dash_cover(s, fp_lon, np.float32(dash), np.float32(dash * 2.5))
+        out += (tone - 1.0) * 0.8 * cov
     return out
 
 

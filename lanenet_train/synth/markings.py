@@ -57,6 +57,9 @@ def _boundary_type(rng: np.random.Generator, i: int, n: int, oncoming: int, styl
 
 def _stripes(rng: np.random.Generator, b: int, offset: float, kind: MarkingType, color: MarkingColor,
              width: float, opts: dict, wear: float) -> list[PaintLine]:
+    if kind == MarkingType.DASHED and b not in (0, opts.get("n_lanes", -1)) and rng.random() < 0.06:
+        opts = dict(opts, dash=rng.uniform(0.8, 1.2), gap=rng.uniform(2.4, 3.6))  # wide dotted line at exits
+        width = rng.uniform(0.2, 0.3)
     period = opts["dash"] + opts["gap"]
     phase = rng.uniform(0, period)
     paint = paint_color(rng, color)
@@ -100,7 +103,7 @@ def build_boundaries(rng: np.random.Generator, n_lanes: int, lane_width: tuple[f
     widths = np.clip(base + rng.uniform(-0.12, 0.12, n_lanes), *lane_width)
     offsets = np.concatenate([np.cumsum(widths[::-1])[::-1], [0.0]])
     wear = rng.uniform(0.25, 0.8) if worn else rng.uniform(0.0, 0.15)
-    opts = dict(opts, dots=style == "us" and rng.random() < opts.get("dots_prob", 0.0))
+    opts = dict(opts, dots=style == "us" and rng.random() < opts.get("dots_prob", 0.0), n_lanes=n_lanes)
     boundaries, lines = [], []
     for i, off in enumerate(offsets):
         kind, color = _boundary_type(rng, i, n_lanes, oncoming, style, opts)

@@ -86,6 +86,7 @@ class Surface:
     rumble: bool = False
     arrow_density: float = 0.0
     arrow_wear: float = 0.0
+    ghosts: tuple[tuple[float, float, float], ...] = ()  # (lane fraction, dash length or 0, tone) of old lines
 
 
 @dataclass
@@ -261,6 +262,9 @@ def sample_surface(rng: np.random.Generator, n_lanes: int, worn_or_concrete: tup
         verge=jitter(rng, rgb(0.5, 0.47, 0.42) if rng.random() < 0.6 else ROADSIDE["gravel"], 0.12),
         oil=rng.uniform(0.0, 0.16) if rng.random() < 0.6 else 0.0, rumble=rng.random() < 0.3,
         arrow_density=rng.uniform(0.1, 0.6) if rng.random() < 0.25 else 0.0, arrow_wear=rng.uniform(0, 1),
+        ghosts=tuple((rng.uniform(0.15, 0.85), float(rng.choice([0.0, 3.0, 6.0])),
+                      rng.choice([0.75, 1.25]) * rng.uniform(0.9, 1.1))
+                     for _ in range(int(rng.integers(1, 3)) if rng.random() < 0.15 else 0)),
         median=jitter(rng, ROADSIDE[str(rng.choice(["grass", "dry", "gravel"]))], 0.12),
     )
 

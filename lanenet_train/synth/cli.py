@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,7 +13,15 @@ from tqdm import tqdm
 
 from lanenet_train.synth.config import SynthConfig
 from lanenet_train.synth.render import drive_segment, render_frame
-from lanenet_train.synth.writers import FORMATS, FrameKey, ensure_dir, finish_dataset, write_frame
+from lanenet_train.synth.writers import (
+    FORMATS,
+    PARTS_DIR,
+    FrameKey,
+    ensure_dir,
+    finish_dataset,
+    stash_camera_lines,
+    write_frame,
+)
 
 _STATE: dict = {}
 
@@ -69,11 +78,14 @@ def _init(state: dict) -> None:
 def _work(task: tuple) -> list[dict]:
     cfg, out, fmt, seed = _STATE["config"], _STATE["out"], _STATE["format"], _STATE["seed"]
     if task[0] == "frames":
-        return [write_frame(out, fmt, render_frame(cfg, seed * 1_000_003 + k.index), k, False, _STATE["quality"])
-                for k in task[1]]
-    _, drive, _, first, keys = task
-    frames = drive_segment(cfg, seed * 1_000_003 + drive, first + len(keys), _STATE["fps"], first=first)
-    return [write_frame(out, fmt, f, k, True, _STATE["quality"]) for f, k in zip(frames, keys, strict=True)]
+        records = [write_frame(out, fmt, render_frame(cfg, seed * 1_000_003 + k.index), k, False, _STATE["quality"])
+                   for k in task[1]]
+    else:
+        _, drive, _, first, keys = task
+        frames = drive_segment(cfg, seed * 1_000_003 + drive, first + len(keys), _STATE["fps"], first=first)
+        records = [write_frame(out, fmt, f, k, True, _STATE["quality"]) for f, k in zip(frames, keys, strict=True)]
+    stash_camera_lines(out, records)
+    return records
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"lanenet-train synth: {exc}", file=sys.stderr)
         return 2
+    shutil.rmtree(args.out / PARTS_DIR, ignore_errors=True)  # left over from an interrupted run
     state = {"config": config, "out": args.out, "format": args.format, "seed": args.seed, "fps": args.fps,
              "quality": args.quality}
     tasks = plan_tasks(args.count, args.sequence, args.val_fraction)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from lanenet_train.synth.render import SynthFrame, describe_lanes
 
 FORMATS = ("tusimple", "culane", "apollo")
 CAMERA_FILE = "camera_params.jsonl"
+PARTS_DIR = ".camera_params.parts"
 CULANE_SLOTS = (Position.SECOND_LEFT, Position.EGO_LEFT, Position.EGO_RIGHT, Position.SECOND_RIGHT)
 
 
@@ -106,15 +108,17 @@ def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence:
     paths = frame_paths(fmt, key, sequence)
     _save_image(out / paths["image"], frame.image, quality)
     h, w = frame.image.shape[:2]
+    camera = {"image": paths["image"], "camera": frame.camera.to_dict(), "frame": frame.index,
+              "timestamp": frame.timestamp, "scene": frame.info, "lanes": describe_lanes(frame), "split": key.split}
     record = {"split": key.split, "image": paths["image"], "index": key.index,
-              "camera": {"image": paths["image"], "camera": frame.camera.to_dict(), "frame": frame.index,
-                         "timestamp": frame.timestamp, "scene": frame.info, "lanes": describe_lanes(frame)}}
+              "camera": json.dumps(camera, separators=(",", ":"))}
     if fmt == "tusimple":
         rows = tusimple_h_samples(h)
         lanes = [[-2 if np.isnan(x) else round(float(x)) for x in lane_x_at_rows(lane.points, np.array(rows), w)]
                  for lane in frame.lanes]
-        record["label"] = {"lanes": [ln for ln in lanes if any(x >= 0 for x in ln)], "h_samples": rows,
-                           "raw_file": paths["image"]}
+        kept = [ln for ln in lanes if any(x >= 0 for x in ln)]
+        label = {"lanes": kept, "h_samples": rows, "raw_file": paths["image"]}
+        record["label"] = json.dumps(label, separators=(",", ":"))
     elif fmt == "culane":
         record["flags"], record["seg"] = _write_culane_labels(out, paths, frame, w, h), paths["seg"]
     else:
@@ -142,13 +146,23 @@ def _write_culane_labels(out: Path, paths: dict, frame: SynthFrame, w: int, h: i
     return flags
 
 
+def stash_camera_lines(out: Path, records: list[dict]) -> None:
+    """Move the records' camera_params lines into a part file (workers call this, so the parent process
+    does not hold every frame's lane geometry in memory); :func:`finish_dataset` joins the parts."""
+    if not records:
+        return
+    first = min(r["index"] for r in records)
+    lines = "".join(r.pop("camera") + "\n" for r in sorted(records, key=lambda r: r["index"]))
+    atomic_write_text(out / PARTS_DIR / f"{first:09d}.jsonl", lines)
+
+
 def finish_dataset(out: Path, fmt: str, records: list[dict]) -> dict[str, int]:
     """Write the format's label lists and camera_params.jsonl (atomically), in frame order.
 
     Args:
         out: dataset root.
         fmt: the format.
-        records: every frame's record from :func:`write_frame`.
+        records: every frame's record from :func:`write_frame` (camera lines possibly stashed).
 
     Returns:
         Frames per split.
@@ -159,15 +173,18 @@ def finish_dataset(out: Path, fmt: str, records: list[dict]) -> dict[str, int]:
         splits.setdefault(r["split"], []).append(r)
     if fmt == "tusimple":
         for split, recs in splits.items():
-            text = "".join(json.dumps(r["label"], separators=(",", ":")) + "\n" for r in recs)
+            text = "".join(r["label"] + "\n" for r in recs)
             atomic_write_text(out / f"label_data_{split}.json", text)
     elif fmt == "culane":
         for split, recs in splits.items():
             atomic_write_text(out / "list" / f"{split}.txt", "".join(f"/{r['image']}\n" for r in recs))
             gt = "".join(f"/{r['image']} /{r['seg']} {' '.join(map(str, r['flags']))}\n" for r in recs)
             atomic_write_text(out / "list" / f"{split}_gt.txt", gt)
-    cams = "".join(json.dumps(dict(r["camera"], split=r["split"]), separators=(",", ":")) + "\n" for r in records)
+    parts = sorted((out / PARTS_DIR).glob("*.jsonl")) if (out / PARTS_DIR).is_dir() else []
+    cams = "".join(p.read_text(encoding="utf-8") for p in parts)
+    cams += "".join(r["camera"] + "\n" for r in records if "camera" in r)
     atomic_write_text(out / CAMERA_FILE, cams)
+    shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
     return {k: len(v) for k, v in splits.items()}
 
 

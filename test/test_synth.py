@@ -145,3 +145,33 @@ def test_camera_projection_and_undistortion_round_trip():
     assert ok[v, u]
     back, _ = cam.scaled(0.25).project(np.array([[X[v, u], Y[v, u], 0.0]]))
     assert np.abs(back[0] - [u, v]).max() < 0.05
+
+
+def test_lanes_stop_where_scenery_hides_them_but_run_on_behind_traffic():
+    from lanenet_train.synth.markings import lane_ground_truth
+    from lanenet_train.synth.road import Pose, RoadWindow
+    from lanenet_train.synth.world import build_world
+
+    cfg = SynthConfig(**SMALL)
+    rng = np.random.default_rng(11)
+    world = build_world(cfg, rng, 600.0)
+    ego = world.start_state(rng, s=100.0)
+    window = RoadWindow(world.road, Pose.on_road(world.road, ego.s, ego.d, ego.rel_yaw), ego.s - 6, ego.s + 400)
+
+    def no_bonnet(u):
+        return np.full(np.shape(u), float(cfg.height))
+
+    def beyond(metres):
+        return lambda uv, depth: depth > metres
+
+    def nothing(uv, depth):
+        return np.zeros(len(depth), bool)
+
+    args = (world.road.boundaries, window, ego.s, ego.d, ego.camera, 150.0)
+    free = lane_ground_truth(*args, nothing, no_bonnet, nothing)
+    walled = lane_ground_truth(*args, nothing, no_bonnet, beyond(30.0))
+    traffic = lane_ground_truth(*args, beyond(30.0), no_bonnet, nothing)
+    assert max(lane.ground[:, 0].max() for lane in free) > 60
+    assert max(lane.ground[:, 0].max() for lane in walled) < 31
+    assert [len(a.points) for a in traffic] == [len(b.points) for b in free]
+    assert all((~lane.visible).any() for lane in traffic if lane.ground[:, 0].max() > 31)

@@ -161,7 +161,8 @@ def _visible_mask(uv: np.ndarray, valid: np.ndarray, camera: CameraParams, hood_
 
 
 def lane_ground_truth(boundaries: list[Boundary], window: RoadWindow, s_ego: float, d_ego: float,
-                      camera: CameraParams, max_distance: float, occluded, hood_row) -> list[SynthLane]:
+                      camera: CameraParams, max_distance: float, occluded, hood_row,
+                      behind_scenery=None) -> list[SynthLane]:
     """The painted boundaries as exact image polylines, left to right.
 
     Args:
@@ -173,6 +174,9 @@ def lane_ground_truth(boundaries: list[Boundary], window: RoadWindow, s_ego: flo
         max_distance: labelling range ahead (metres).
         occluded: callable ``(uv (N,2), depth (N,)) -> (N,) bool`` telling which points something hides.
         hood_row: callable ``(u (N,)) -> (N,)`` image row of the bonnet's top edge (``h`` when none).
+        behind_scenery: like ``occluded`` for scenery only (walls, barriers, trees); a lane is cut where
+            scenery hides the rest of it, as an annotator stops where a lane disappears behind a wall
+            (vehicles do not cut lanes: annotators follow lanes behind traffic).
 
     Returns:
         The visible lanes as :class:`SynthLane` objects.
@@ -199,6 +203,11 @@ def lane_ground_truth(boundaries: list[Boundary], window: RoadWindow, s_ego: flo
                 ground = np.vstack([g, ground])
         pts, _ = camera.project(ground)
         depth = camera.vehicle_to_camera(np.concatenate([ground, np.zeros((len(ground), 1))], 1))[:, 2]
+        if behind_scenery is not None:
+            seen = np.nonzero(~behind_scenery(pts, depth))[0]
+            if len(seen) < 2:
+                continue
+            pts, ground, depth = pts[seen[0]:seen[-1] + 1], ground[seen[0]:seen[-1] + 1], depth[seen[0]:seen[-1] + 1]
         lanes.append(SynthLane(points=pts, ground=ground, marking_type=b.marking_type, color=b.color,
                                position=pos, visible=~occluded(pts, depth)))
     return lanes

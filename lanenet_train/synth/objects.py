@@ -31,6 +31,8 @@ class Prim:
         radius: (horizontal, vertical) radii of a disc; (0, 0) for a polygon.
         glow: strength of light it emits (night lamps), 0 for none.
         occludes: whether it hides lane points behind it.
+        static: part of the scenery (barriers, walls, trees) rather than traffic: lanes are not labelled
+            beyond where scenery hides them, while they are labelled through vehicles.
         order: tie-break so parts of one object draw in sequence.
     """
 
@@ -40,6 +42,7 @@ class Prim:
     radius: tuple[float, float] = (0.0, 0.0)
     glow: float = 0.0
     occludes: bool = True
+    static: bool = True
     order: int = 0
 
 
@@ -50,6 +53,7 @@ class Layers:
     image: np.ndarray
     zbuf: np.ndarray
     glow: np.ndarray
+    zstatic: np.ndarray | None = None
     glow_points: list = field(default_factory=list)
 
 
@@ -141,6 +145,8 @@ def draw_prims(layers: Layers, cam: CameraParams, prims: list[Prim], haze: np.nd
         cv2.fillPoly(layers.image, [px], bgr, cv2.LINE_AA, SHIFT)
         if p.occludes:
             cv2.fillPoly(layers.zbuf, [px], float(p.depth), cv2.LINE_8, SHIFT)
+            if p.static and layers.zstatic is not None:
+                cv2.fillPoly(layers.zstatic, [px], float(p.depth), cv2.LINE_8, SHIFT)
         if p.glow > 0:
             cv2.fillPoly(layers.glow, [px], tuple(c * p.glow for c in p.color), cv2.LINE_8, SHIFT)
             centre = px.mean(axis=0) / _ONE
@@ -159,6 +165,8 @@ def _draw_disc(layers: Layers, cam: CameraParams, p: Prim, bgr: tuple) -> None:
     cv2.ellipse(layers.image, centre, axes, 0, 0, 360, bgr, -1, cv2.LINE_AA, SHIFT)
     if p.occludes:
         cv2.ellipse(layers.zbuf, centre, axes, 0, 0, 360, float(p.depth), -1, cv2.LINE_8, SHIFT)
+        if p.static and layers.zstatic is not None:
+            cv2.ellipse(layers.zstatic, centre, axes, 0, 0, 360, float(p.depth), -1, cv2.LINE_8, SHIFT)
     if p.glow > 0:
         cv2.ellipse(layers.glow, centre, axes, 0, 0, 360, tuple(c * p.glow for c in p.color), -1,
                     cv2.LINE_8, SHIFT)

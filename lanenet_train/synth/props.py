@@ -41,6 +41,7 @@ class PropBuilder:
         self.tree_shadows: list[np.ndarray] = []  # leaves let some light through
         self.occlusion: list[np.ndarray] = []
         self.lamps: tuple | None = None
+        self._static = True
 
     def pt(self, s, d, z) -> np.ndarray:
         """Vehicle-frame 3D points of road coordinates (s, d) at heights z (broadcast)."""
@@ -75,7 +76,8 @@ class PropBuilder:
                 light = light + 1.3 / (1 + (x / 25) ** 2) * math.exp(-(float(pts[:, 1].mean()) / (x + 4) / 0.35) ** 2)
             base = base * light
         d = float(pts[:, 0].min()) if depth is None else depth
-        self.prims.append(Prim(d, pts, np.clip(base, 0, 1.5), glow=glow, occludes=occludes, order=order))
+        self.prims.append(Prim(d, pts, np.clip(base, 0, 1.5), glow=glow, occludes=occludes, order=order,
+                               static=self._static))
 
     def disc(self, centre: np.ndarray, radius: tuple[float, float], color, depth: float, order: int = 0) -> None:
         """Add a disc seen face-on (tree crowns, wheels)."""
@@ -93,6 +95,13 @@ class PropBuilder:
     # -- vehicles --------------------------------------------------------------------------------
     def vehicle(self, v: Vehicle) -> None:
         """A car, SUV, van or truck as lit faces, lights and wheels, with its shadows."""
+        self._static = False
+        try:
+            self._vehicle(v)
+        finally:
+            self._static = True
+
+    def _vehicle(self, v: Vehicle) -> None:
         s_r, s_f = v.s, v.s + v.length
         if s_r > self.s_max - 2 or s_f < self.s_ego + 1.0 or s_r < self.window.s[0]:
             return

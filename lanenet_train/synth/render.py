@@ -187,13 +187,15 @@ def _render(config: SynthConfig, world: World, ego: EgoState, rng: np.random.Gen
     below = image[grid.r0:]
     below[grid.valid] = ground[grid.valid]
     layers = Layers(np.clip(image * PIXEL_SCALE, 0, 255).astype(np.uint8),
-                    np.full(image.shape[:2], np.inf, np.float32), np.zeros_like(image))
+                    np.full(image.shape[:2], np.inf, np.float32), np.zeros_like(image),
+                    zstatic=np.full(image.shape[:2], np.inf, np.float32))
     draw_prims(layers, cam_r, props.prims, np.asarray(env.haze), env.visibility_m)
     if env.hood:
         _draw_hood(layers, config, env.hood, env, scale)
     out = _finish(config, layers, env, cam_r, pose, rng)
     lanes = lane_ground_truth(road.boundaries, window, ego.s, ego.d, cam, scene.label_distance,
-                              _occlusion_test(layers.zbuf, scale), _hood_row(config, env.hood))
+                              _occlusion_test(layers.zbuf, scale), _hood_row(config, env.hood),
+                              _occlusion_test(layers.zstatic, scale))
     cover_full, cls_full = _paint_label(grid, cover, cls, layers.zbuf)
     return SynthFrame(image=out, lanes=lanes, camera=cam, info=world.describe(ego), _cover=cover_full, _cls=cls_full)
 

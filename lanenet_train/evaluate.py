@@ -40,16 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("val", "train"), default="val",
                         help="evaluate the validation sources (default) or the training sources")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
+                        help="decoder setting (after evaluation_config.decode), e.g. --decode max_lanes=5")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="spec overrides")
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and write the report; returns the exit code (2 for bad inputs)."""
-    from lanenet_train.predict import Predictor
+    from lanenet_train.predict import Predictor, decode_params_from
 
     try:
         spec = load_spec(args.experiment_spec, args.overrides)
-        predictor = Predictor(args.model, args.key, args.device)
+        params = decode_params_from([*spec.evaluation_config.decode, *args.decode])
+        predictor = Predictor(args.model, args.key, args.device, params)
         out = Path(args.output_dir) if args.output_dir else Path(args.model).resolve().parent / "evaluation"
         report = evaluate(predictor, spec, out, args.split)
     except (SpecError, CheckpointError, DatasetError, ValueError) as exc:

@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=0.0, help="video frame rate (default: the input's, or 10)")
     parser.add_argument("--no-video", action="store_true", help="write overlay images only")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
+                        help="decoder setting (after evaluation_config.decode), e.g. --decode max_lanes=5")
 
 
 def read_frames(source: str | Path) -> tuple[Iterator[tuple[str, np.ndarray]], float]:
@@ -109,11 +111,12 @@ def run(args: argparse.Namespace) -> int:
     """Run inference; returns the exit code (2 for bad inputs)."""
     from tqdm import tqdm
 
-    from lanenet_train.predict import Predictor
+    from lanenet_train.predict import Predictor, decode_params_from
 
     try:
         spec = load_spec(args.experiment_spec, check_paths=False)
-        predictor = Predictor(args.model, args.key, args.device)
+        params = decode_params_from([*spec.evaluation_config.decode, *args.decode])
+        predictor = Predictor(args.model, args.key, args.device, params)
         frames, source_fps = read_frames(args.input)
     except (SpecError, CheckpointError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,6 +9,7 @@ from train_fixture import make_dataset
 from lanenet_ros.lanes import DetectedLane, LaneFrame
 from lanenet_train.cli import main
 from lanenet_train.evaluate import Scorer
+from lanenet_train.predict import decode_params_from
 from lanenet_train.spec.schema import EvaluationConfig
 
 
@@ -43,6 +44,9 @@ def test_evaluate_writes_report_and_pictures(trained, capsys):
     assert "report:" in capsys.readouterr().out
     assert main(["evaluate", "-e", str(spec), "-m", str(root / "run" / "latest.pth"), "-k", "bad"]) == 2
     assert "wrong key" in capsys.readouterr().err
+    assert main(["evaluate", "-e", str(spec), "-m", str(root / "run" / "latest.pth"), "-k", "pw",
+                 "--decode", "max_lanz=3"]) == 2
+    assert "max_lanz=3" in capsys.readouterr().err
 
 
 def test_exported_onnx_model_scores_as_its_checkpoint(trained):
@@ -102,3 +106,14 @@ def test_scorer_gives_full_marks_to_the_ground_truth_and_counts_a_missed_lane(tm
     lane_pixels = 2 * int((mask > 0).sum())
     background = 2 * mask.size - lane_pixels
     assert report["segmentation"]["constant_baseline_miou"] == pytest.approx(background / (2 * mask.size) / 2)
+
+
+def test_decode_settings_are_typed_and_checked():
+    params = decode_params_from(["max_lanes=5", "min_confidence=0.3"])
+    assert params.max_lanes == 5 and params.min_confidence == 0.3
+    with pytest.raises(ValueError, match="one of"):
+        decode_params_from(["max_lane=5"])
+    with pytest.raises(ValueError, match="not a int"):
+        decode_params_from(["max_lanes=five"])
+    with pytest.raises(ValueError, match="max_lanes"):
+        decode_params_from(["max_lanes=0"])

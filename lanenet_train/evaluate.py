@@ -80,7 +80,9 @@ def evaluation_samples(spec: Any, class_names: list[str], split: str) -> list[di
     for src in sources:
         data = read_source(src, ds.image_extension, keys)
         lut = class_lut(data.classes, ds.target_class_mapping, class_names, binary)
-        samples += [dict(s, lut=lut) for s in data.samples]
+        # Apollo labels (and folder masks) have no lane polylines: no CULane score for them
+        polylines = bool(data.meta) and data.meta.get("source_format") not in ("apollo", "folder")
+        samples += [dict(s, lut=lut, lanes=s.get("lanes") if polylines else None) for s in data.samples]
     return samples
 
 

@@ -22,7 +22,9 @@ from lanenet_train.synth.render import SynthFrame, describe_lanes
 FORMATS = ("tusimple", "culane", "apollo")
 CAMERA_FILE = "camera_params.jsonl"
 PARTS_DIR = ".camera_params.parts"
-CULANE_SLOTS = (Position.SECOND_LEFT, Position.EGO_LEFT, Position.EGO_RIGHT, Position.SECOND_RIGHT)
+# The lines TuSimple and CULane label: those of the ego lane and of its two neighbours, left to right.
+# Lines further out stay unlabelled, as in the real datasets (TuSimple scores at most 4 lanes per frame).
+BENCHMARK_SLOTS = (Position.SECOND_LEFT, Position.EGO_LEFT, Position.EGO_RIGHT, Position.SECOND_RIGHT)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,17 @@ def lane_x_at_rows(points: np.ndarray, rows: np.ndarray, width: int) -> np.ndarr
     x = np.interp(rows, ys, xs)
     absent = (rows < ys[0]) | (rows > ys[-1]) | (x < 0) | (x > width - 1)
     return np.where(absent, np.nan, x)
+
+
+def benchmark_lane_xs(frame: SynthFrame, rows: np.ndarray) -> list[np.ndarray]:
+    """x of the labelled lanes (:data:`BENCHMARK_SLOTS`, left to right) at ``rows``; NaN where absent.
+
+    Lanes with no point inside the image are left out.
+    """
+    w = frame.image.shape[1]
+    by_slot = {lane.position: lane for lane in frame.lanes}
+    xs = [lane_x_at_rows(by_slot[p].points, rows, w) for p in BENCHMARK_SLOTS if p in by_slot]
+    return [x for x in xs if (~np.isnan(x)).any()]
 
 
 def _save_image(path: Path, image: np.ndarray, quality: int) -> None:
@@ -114,10 +127,8 @@ def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence:
               "camera": json.dumps(camera, separators=(",", ":"))}
     if fmt == "tusimple":
         rows = tusimple_h_samples(h)
-        lanes = [[-2 if np.isnan(x) else round(float(x)) for x in lane_x_at_rows(lane.points, np.array(rows), w)]
-                 for lane in frame.lanes]
-        kept = [ln for ln in lanes if any(x >= 0 for x in ln)]
-        label = {"lanes": kept, "h_samples": rows, "raw_file": paths["image"]}
+        lanes = [[-2 if np.isnan(v) else round(float(v)) for v in x] for x in benchmark_lane_xs(frame, np.array(rows))]
+        label = {"lanes": lanes, "h_samples": rows, "raw_file": paths["image"]}
         record["label"] = json.dumps(label, separators=(",", ":"))
     elif fmt == "culane":
         record["flags"], record["seg"] = _write_culane_labels(out, paths, frame, w, h), paths["seg"]
@@ -132,7 +143,7 @@ def _write_culane_labels(out: Path, paths: dict, frame: SynthFrame, w: int, h: i
     lines, flags = [], []
     seg = np.zeros((h, w), np.uint8)
     thickness = max(1, round(16 * w / 1640))
-    for slot, position in enumerate(CULANE_SLOTS, 1):
+    for slot, position in enumerate(BENCHMARK_SLOTS, 1):
         lane = by_slot.get(position)
         x = lane_x_at_rows(lane.points, rows, w) if lane is not None else np.array([np.nan])
         ok = ~np.isnan(x)

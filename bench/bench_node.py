@@ -126,7 +126,8 @@ def main() -> int:
         node = LaneNetNode(context=context, parameter_overrides=params)
         assert node.start(), "the node did not start"
         node._on_camera_info(CAMERA)  # horizon at 40% of the height, as in the frames: lanes on the ground
-        messages = [bgr8_msg(image, Header(frame_id="camera")) for image in frames(args.frames)]
+        images = frames(args.frames, drive=args.model is not None)
+        messages = [bgr8_msg(image, Header(frame_id="camera")) for image in images]
         print(f"model {Path(model).name} on {node.pipeline.backend_name}, "
               f"{args.frames} frames of 1280x720 bgr8 per set-up")
         watcher = watch_everything(context, node)

@@ -4,7 +4,8 @@ Model: ``--model PATH`` (a trained, exported model), else a stand-in with the re
 project's LaneNet (``lanenet_train.models``, 512x256, random weights) runs in full inside the ONNX graph, and
 its outputs are added, multiplied by zero, to those of a hand-set line detector (test/model_fixtures.py), so
 inference costs what LaneNet costs while the decoder sees masks and embeddings of real painted lines.
-Frames: 1280x720 roads with 2-4 straight lines (same vanishing point as the stand-in expects).
+Frames: 1280x720 roads with 2-4 straight lines (same vanishing point as the stand-in expects); with
+``--model``, a 1280x720 drive from the synthetic generator.
 
 Everything is measured in this one run: median and p90 per stage over the frames, then the ratio
 "everything except inference" / "inference". Goal (issue 6): at most 15% on the CPU backend.
@@ -59,7 +60,13 @@ def stand_in_model(path: Path) -> Path:
     return path
 
 
-def frames(n: int) -> list[np.ndarray]:
+def frames(n: int, drive: bool = False) -> list[np.ndarray]:
+    """1280x720 test frames: simple painted roads for the stand-in, or (``drive``, for a trained model) a
+    drive from the synthetic generator, so that decoding sees what a trained model makes of real scenes."""
+    if drive:
+        from lanenet_train.synth import SynthConfig, iter_drive
+
+        return [f.image for f in iter_drive(SynthConfig(width=1280, height=720), 11, n, 10.0)]
     from model_fixtures import draw_road
 
     rng = np.random.default_rng(0)
@@ -112,7 +119,7 @@ def main() -> int:
         model = args.model or stand_in_model(Path(tmp) / "stand_in.onnx")
         pipe = LanePipeline(model, backend="onnxruntime-cpu", tracking=not args.no_tracking,
                             intra_op_threads=args.threads)
-        images = frames(args.frames)
+        images = frames(args.frames, drive=args.model is not None)
         print(f"model {model.name}: {pipe.info.architecture} {pipe.info.input_width}x{pipe.info.input_height}, "
               f"backend {pipe.backend_name}, {args.frames} frames of 1280x720")
         lanes = float(np.mean([len(pipe.process(image).lanes) for image in images[:10]]))

@@ -94,31 +94,37 @@ class Scorer:
         self.tusimple, self.culane = TuSimpleAccumulator(), CULaneAccumulator()
         self.confusion = ConfusionMatrix(len(class_names))
         self.frame_scores: list[tuple[float, str]] = []
+        self.per_frame: list[dict[str, Any]] = []
         self.tusimple_lane_counts: list[int] = []
 
     def add(self, sample: dict[str, Any], frame: LaneFrame) -> float:
         """Score one frame against its sample's labels; returns the frame's score (higher is better)."""
         size = (frame.width, frame.height)
         scores = []
+        record: dict[str, Any] = {"id": sample["id"], "lanes": len(frame.lanes)}
         if sample.get("tusimple"):
             h = sample["tusimple"]["h_samples"]
-            acc, _, _ = self.tusimple.add(lanes_to_tusimple(frame.lanes, h, frame.width),
-                                          sample["tusimple"]["lanes"], h)
+            acc, fp, fn = self.tusimple.add(lanes_to_tusimple(frame.lanes, h, frame.width),
+                                            sample["tusimple"]["lanes"], h)
             self.tusimple_lane_counts.append(len(sample["tusimple"]["lanes"]))
             scores.append(("TuSimple acc", acc))
+            record["tusimple"] = {"accuracy": float(acc), "fp": float(fp), "fn": float(fn)}
         if sample.get("lanes") is not None:
             gt = [np.asarray(lane, dtype=np.float64) for lane in sample["lanes"] if len(lane) > 1]
             tp, fp, fn = self.culane.add([lane.points for lane in frame.lanes], gt, size,
                                          lane_width=self.config.culane_lane_width,
                                          iou_threshold=self.config.culane_iou_threshold)
             scores.append(("CULane F1", 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0))
+            record["culane"] = {"tp": int(tp), "fp": int(fp), "fn": int(fn)}
         if sample.get("mask"):
             gt_mask = _read_mask(sample["mask"], sample["lut"], frame.class_mask.shape)
             before = self.confusion.matrix.copy()
             self.confusion.update(frame.class_mask, gt_mask)
             frame_matrix = self.confusion.matrix - before
             scores.append(("lane IoU", _lane_iou(frame_matrix)))
+            record["lane_iou"] = float(scores[-1][1])
         name, score = scores[0] if scores else ("none", 0.0)
+        self.per_frame.append(record)
         self.frame_scores.append((score, f"{sample['id']}: {name} {score:.3f}"))
         return score
 
@@ -137,6 +143,7 @@ class Scorer:
                 "constant_baseline_miou": constant_baseline_miou(self.confusion.matrix),
                 "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(self.names, iou, strict=True)},
                 "confusion_matrix": self.confusion.matrix.tolist()}
+        report["per_frame"] = self.per_frame
         return report
 
 

@@ -103,6 +103,12 @@ def test_scorer_gives_full_marks_to_the_ground_truth_and_counts_a_missed_lane(tm
     assert report["tusimple"]["accuracy_frames_up_to_5_lanes"] == report["tusimple"]["accuracy"]
     assert report["culane"]["tp"] == 5 and report["culane"]["fn"] == 1
     assert report["segmentation"]["per_class_iou"]["lane"] == pytest.approx(0.5)
+    first, second = report["per_frame"]
+    assert first["id"] == second["id"] == sample["id"] and (first["lanes"], second["lanes"]) == (3, 2)
+    assert first["tusimple"] == {"accuracy": 1.0, "fp": 0.0, "fn": 0.0}
+    assert second["tusimple"]["fn"] == pytest.approx(1 / 3) and second["culane"] == {"tp": 2, "fp": 0, "fn": 1}
+    assert first["lane_iou"] == pytest.approx(1.0) and second["lane_iou"] == 0.0
+    json.dumps(report)  # plain data all through
     lane_pixels = 2 * int((mask > 0).sum())
     background = 2 * mask.size - lane_pixels
     assert report["segmentation"]["constant_baseline_miou"] == pytest.approx(background / (2 * mask.size) / 2)

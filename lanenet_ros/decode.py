@@ -33,6 +33,8 @@ class DecodeParams:
     Attributes:
         min_lane_pixels: instances with fewer pixels are dropped.
         min_lane_rows: instances spanning fewer distinct rows are dropped.
+        min_span: lanes covering less than this fraction of the network's rows are dropped (fragments near the
+            horizon, where lanes converge and clusters mix).
         poly_degree: degree of x(y) (lowered for short lanes).
         outlier_px: a pixel row further than this from the fit (at least) is an outlier.
         point_step_px: camera rows between sampled lane points.
@@ -48,6 +50,7 @@ class DecodeParams:
 
     min_lane_pixels: int = 30
     min_lane_rows: int = 8
+    min_span: float = 0.0
     poly_degree: int = 3
     outlier_px: float = 2.5
     point_step_px: float = 10.0
@@ -67,6 +70,7 @@ class DecodeParams:
             ValueError: naming the first bad parameter and its allowed range.
         """
         checks = {"min_lane_pixels": self.min_lane_pixels >= 2, "min_lane_rows": self.min_lane_rows >= 2,
+                  "min_span": 0 <= self.min_span < 1,
                   "poly_degree": 1 <= self.poly_degree <= 5, "outlier_px": self.outlier_px > 0,
                   "point_step_px": self.point_step_px > 0, "cluster_bandwidth": self.cluster_bandwidth > 0,
                   "cluster_radius": self.cluster_radius > 0, "chain_px": self.chain_px >= 0,
@@ -248,6 +252,8 @@ class LaneDecoder:
         if len(rows) < p.min_lane_rows:
             return None
         span = (rows[-1] - rows[0] + 1) / geo.input_height
+        if span < p.min_span:
+            return None
         degree = p.poly_degree if span >= 0.3 else min(p.poly_degree, 2 if span >= 0.15 else 1)
         coeffs_in, inliers = fitting.robust_polyfit(rows, median, degree, p.outlier_px)
         confidence = px.scores[lane_id] * np.count_nonzero(inliers) / len(inliers) * min(1.0, span / 0.25)

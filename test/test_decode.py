@@ -102,6 +102,18 @@ def test_four_lanes_back_in_camera_pixels_with_positions() -> None:
         assert 0.5 < lane.confidence <= 1.0
 
 
+def test_min_span_drops_fragments_near_the_horizon() -> None:
+    image, mask = scene(FOUR[1:3])
+    # a 40-row stub just below the horizon: 40 / 468 camera rows below the crop, about 9% of the network's rows
+    cv2.line(mask, (900, 300), (960, 340), 3, 8)
+    kept = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, image)
+    assert len(kept.lanes) == 3
+    dropped = LaneDecoder(LANENET, DecodeParams(min_span=0.15)).decode(lanenet_outputs(mask), GEO, image)
+    assert len(dropped.lanes) == 2 and all(lane.y_max > 700 for lane in dropped.lanes)
+    with pytest.raises(ValueError, match="min_span"):
+        DecodeParams(min_span=1.0).validate()
+
+
 def test_marking_type_and_colour() -> None:
     image, mask = scene(FOUR)
     frame = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, image)

@@ -61,6 +61,7 @@ def test_every_row_is_described():
     ("no_such_parameter", 1, "unknown parameter 'no_such_parameter'"),
     ("decode.poly_degree", 9, "poly_degree=9 is out of range"),
     ("decode.max_lanes", 2.5, "needs a whole number"),
+    ("decode.min_span", 1.0, "min_span=1.0 is out of range"),
 ])
 def test_invalid_values_are_refused_with_the_reason(name, value, reason):
     with pytest.raises(ParamError, match=reason):

@@ -9,7 +9,7 @@ image, else the mask's own gaps: :mod:`lanenet_ros.paint`), ordered left to righ
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,27 @@ class DecodeParams:
                 raise ValueError(f"decode parameter {name}={getattr(self, name)!r} is out of range "
                                  "(counts >= 2 or 1, sizes > 0, fractions in [0, 1], poly_degree 1..5)")
         return self
+
+
+def decode_params_from(pairs: Sequence[str]) -> DecodeParams:
+    """``DecodeParams`` with ``NAME=VALUE`` overrides (``max_lanes=5``), each checked by its validation.
+
+    Raises:
+        ValueError: an unknown name, a value of the wrong type, or out of range.
+    """
+    fields = {f.name: f for f in dataclasses.fields(DecodeParams)}
+    values = {}
+    for pair in pairs:
+        name, _, raw = pair.partition("=")
+        name = name.strip()
+        if name not in fields or not raw:
+            raise ValueError(f"decode parameter {pair!r}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
+        kind = type(fields[name].default)
+        try:
+            values[name] = kind(raw) if kind is not bool else raw.strip().lower() in ("1", "true", "yes")
+        except ValueError:
+            raise ValueError(f"decode parameter {name}: {raw!r} is not a {kind.__name__}") from None
+    return DecodeParams(**values).validate()
 
 
 @dataclass

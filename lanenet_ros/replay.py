@@ -65,10 +65,12 @@ def load_labels(path: Path | None, bag: Path) -> list[dict] | None:
 
 def replay_offline(args: argparse.Namespace, log: ReplayLog, video: VideoSink) -> int:
     """Every image of the bag through one LanePipeline; returns the number of images."""
+    from lanenet_ros.decode import decode_params_from
     from lanenet_ros.overlay import draw_overlay
     from lanenet_ros.pipeline import LanePipeline
 
-    pipeline = LanePipeline(model_path=args.model, backend=args.backend)
+    pipeline = LanePipeline(model_path=args.model, backend=args.backend,
+                            decode_params=decode_params_from(getattr(args, "decode", [])))
     print(f"model: {pipeline.info.architecture} {pipeline.info.input_width}x{pipeline.info.input_height}, "
           f"backend: {pipeline.backend_name}")
     topic = pick_topic(args.bag, args.topic)
@@ -96,6 +98,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate-scale", type=float, default=1.0, help="live: play faster (>1) or slower (<1)")
     parser.add_argument("--wait", type=float, default=30.0, help="live: seconds to wait for the node to appear")
     parser.add_argument("--fps", type=float, default=10.0, help="overlay video frame rate")
+    parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
+                        help="offline: decoder setting (lanenet_ros.decode.DecodeParams), e.g. --decode max_lanes=4; "
+                             "live: set the node's decode.* parameters instead")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and write the report; returns the exit code (2 for bad inputs)."""
-    from lanenet_train.predict import Predictor, decode_params_from
+    from lanenet_ros.decode import decode_params_from
+    from lanenet_train.predict import Predictor
 
     try:
         spec = load_spec(args.experiment_spec, args.overrides)

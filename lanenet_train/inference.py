@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     """Run inference; returns the exit code (2 for bad inputs)."""
     from tqdm import tqdm
 
-    from lanenet_train.predict import Predictor, decode_params_from
+    from lanenet_ros.decode import decode_params_from
+    from lanenet_train.predict import Predictor
 
     try:
         spec = load_spec(args.experiment_spec, check_paths=False)

@@ -5,7 +5,6 @@ Evaluation and ``inference`` use the same ROS-free pieces as the node (``lanenet
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -18,27 +17,6 @@ from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.model_info import ModelInfo
 from lanenet_ros.preprocess import Preprocessor
 from lanenet_train.checkpoint import load_model
-
-
-def decode_params_from(pairs: Sequence[str]) -> DecodeParams:
-    """``DecodeParams`` with ``NAME=VALUE`` overrides (``max_lanes=5``), each checked by its validation.
-
-    Raises:
-        ValueError: an unknown name, a value of the wrong type, or out of range.
-    """
-    fields = {f.name: f for f in dataclasses.fields(DecodeParams)}
-    values = {}
-    for pair in pairs:
-        name, _, raw = pair.partition("=")
-        name = name.strip()
-        if name not in fields or not raw:
-            raise ValueError(f"decode parameter {pair!r}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
-        kind = type(fields[name].default)
-        try:
-            values[name] = kind(raw) if kind is not bool else raw.strip().lower() in ("1", "true", "yes")
-        except ValueError:
-            raise ValueError(f"decode parameter {name}: {raw!r} is not a {kind.__name__}") from None
-    return DecodeParams(**values).validate()
 
 
 class Predictor:

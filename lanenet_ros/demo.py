@@ -17,6 +17,9 @@ from lanenet_ros.bag import make_bag
 from lanenet_ros.replay import add_arguments as replay_arguments
 from lanenet_ros.replay import run as replay_run
 
+# evaluation_config.decode of config/specs/lanenet_tusimple.txt, the default model's spec (a test keeps them in step)
+DEFAULT_DECODE = ("max_lanes=5", "min_span=0.3")
+
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="lanenet-demo", description=__doc__.splitlines()[0])
@@ -26,6 +29,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=10.0, help="frames per second (default %(default)s)")
     parser.add_argument("--model", type=Path, default=None, help="model (default: the embedded default model)")
     parser.add_argument("--backend", default="onnxruntime-cpu", help="node back end (default %(default)s)")
+    parser.add_argument("--decode", action="append", default=None, metavar="NAME=VALUE",
+                        help="node decoder setting (its decode.* parameters); default: the settings the default "
+                             f"model was evaluated with ({' '.join(DEFAULT_DECODE)})")
     return parser.parse_args(argv)
 
 
@@ -47,13 +53,22 @@ def start_node(args: argparse.Namespace) -> subprocess.Popen:
                 "-p", "qos.reliability:=reliable"]
     if args.model is not None:
         ros_args += ["-p", f"model:={args.model.resolve()}"]
+    for setting in DEFAULT_DECODE if args.decode is None else args.decode:
+        ros_args += ["-p", f"decode.{setting.replace('=', ':=', 1)}"]
     return subprocess.Popen([sys.executable, "-m", "lanenet_ros.node", *ros_args])
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns an exit code."""
     args = parse(argv)
+    from lanenet_ros.decode import decode_params_from
     from lanenet_ros.pipeline import DEFAULT_MODEL
+
+    try:
+        decode_params_from(DEFAULT_DECODE if args.decode is None else args.decode)
+    except ValueError as exc:
+        print(f"lanenet-demo: error: {exc}", file=sys.stderr)
+        return 2
 
     model = args.model or DEFAULT_MODEL
     if not model.is_file():

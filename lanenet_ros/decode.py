@@ -42,6 +42,8 @@ class DecodeParams:
         cluster_radius: embedding distance within which a pixel joins a lane.
         chain_px: multi-class: a dash joins a marking when within this of its extended line.
         max_lanes: most lanes kept (highest confidence).
+        max_per_side: most lanes kept on each side of the ego centre line, nearest first (0: no limit); 2 keeps
+            the ego and the second lanes, the ones TuSimple and CULane label.
         min_confidence: lanes below are dropped.
         double_fraction: share of near rows with two runs that makes a double line.
         ego_center: vehicle centre line as a fraction of the image width at the bottom row.
@@ -58,6 +60,7 @@ class DecodeParams:
     cluster_radius: float = 1.5
     chain_px: float = 6.0
     max_lanes: int = 8
+    max_per_side: int = 0
     min_confidence: float = 0.1
     double_fraction: float = 0.4
     ego_center: float = 0.5
@@ -74,7 +77,8 @@ class DecodeParams:
                   "poly_degree": 1 <= self.poly_degree <= 5, "outlier_px": self.outlier_px > 0,
                   "point_step_px": self.point_step_px > 0, "cluster_bandwidth": self.cluster_bandwidth > 0,
                   "cluster_radius": self.cluster_radius > 0, "chain_px": self.chain_px >= 0,
-                  "max_lanes": self.max_lanes >= 1, "min_confidence": 0 <= self.min_confidence <= 1,
+                  "max_lanes": self.max_lanes >= 1, "max_per_side": self.max_per_side >= 0,
+                  "min_confidence": 0 <= self.min_confidence <= 1,
                   "double_fraction": 0 < self.double_fraction <= 1, "ego_center": 0 <= self.ego_center <= 1,
                   "camera_height_m": self.camera_height_m > 0}
         for name, ok in checks.items():
@@ -181,6 +185,10 @@ class LaneDecoder:
         lanes = self._fit_lanes(pixels, geo, image_bgr) if pixels is not None else []
         lanes = sorted(lanes, key=lambda lane: -lane.confidence)[: self.params.max_lanes]
         lanes, ego_l, ego_r = fitting.order_lanes(lanes, geo.src_width, geo.src_height, self.params.ego_center)
+        if self.params.max_per_side and len(lanes) > 2 * self.params.max_per_side:
+            n_left, keep = ego_l + 1, self.params.max_per_side
+            lanes = lanes[max(0, n_left - keep): n_left + keep]
+            lanes, ego_l, ego_r = fitting.order_lanes(lanes, geo.src_width, geo.src_height, self.params.ego_center)
         return LaneFrame(width=geo.src_width, height=geo.src_height, class_mask=geo.mask_to_camera(class_mask),
                          lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
 

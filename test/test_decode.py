@@ -114,6 +114,18 @@ def test_min_span_drops_fragments_near_the_horizon() -> None:
         DecodeParams(min_span=1.0).validate()
 
 
+def test_max_per_side_keeps_the_lanes_nearest_the_ego_vehicle() -> None:
+    image, mask = scene(FOUR)
+    one = LaneDecoder(LANENET, DecodeParams(max_per_side=1)).decode(lanenet_outputs(mask), GEO, image)
+    assert [lane.position for lane in one.lanes] == [Position.EGO_LEFT, Position.EGO_RIGHT]
+    assert (one.ego_left_index, one.ego_right_index) == (0, 1)
+    assert np.allclose([lane.points[0, 0] for lane in one.lanes], [FOUR[1]["bottom"], FOUR[2]["bottom"]], atol=3)
+    two = LaneDecoder(LANENET, DecodeParams(max_per_side=2)).decode(lanenet_outputs(mask), GEO, image)
+    assert len(two.lanes) == 4
+    with pytest.raises(ValueError, match="max_per_side"):
+        DecodeParams(max_per_side=-1).validate()
+
+
 def test_marking_type_and_colour() -> None:
     image, mask = scene(FOUR)
     frame = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, image)

@@ -9,6 +9,7 @@ image, else the mask's own gaps: :mod:`lanenet_ros.paint`), ordered left to righ
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ class DecodeParams:
     """Tuning of the decoder (pixel sizes are network-output pixels unless they say camera).
 
     Attributes:
+        lane_threshold: LaneNet: a pixel is lane when the binary branch's lane probability exceeds this. A model
+            trained with class weights w (background, lane) is calibrated to w_lane / (w_bg + w_lane), not 0.5.
         min_lane_pixels: instances with fewer pixels are dropped.
         min_lane_rows: instances spanning fewer distinct rows are dropped.
         min_span: lanes covering less than this fraction of the network's rows are dropped (fragments near the
@@ -50,6 +53,7 @@ class DecodeParams:
         camera_height_m: camera height assumed when reading paint widths from the image (metres).
     """
 
+    lane_threshold: float = 0.5
     min_lane_pixels: int = 30
     min_lane_rows: int = 8
     min_span: float = 0.0
@@ -72,8 +76,8 @@ class DecodeParams:
         Raises:
             ValueError: naming the first bad parameter and its allowed range.
         """
-        checks = {"min_lane_pixels": self.min_lane_pixels >= 2, "min_lane_rows": self.min_lane_rows >= 2,
-                  "min_span": 0 <= self.min_span < 1,
+        checks = {"lane_threshold": 0 < self.lane_threshold < 1, "min_lane_pixels": self.min_lane_pixels >= 2,
+                  "min_lane_rows": self.min_lane_rows >= 2, "min_span": 0 <= self.min_span < 1,
                   "poly_degree": 1 <= self.poly_degree <= 5, "outlier_px": self.outlier_px > 0,
                   "point_step_px": self.point_step_px > 0, "cluster_bandwidth": self.cluster_bandwidth > 0,
                   "cluster_radius": self.cluster_radius > 0, "chain_px": self.chain_px >= 0,
@@ -172,7 +176,8 @@ class LaneDecoder:
             pixels = self._component_pixels(class_mask, logits)
         elif "binary_logits" in named:
             logits = named["binary_logits"]
-            class_mask = (logits[1] > logits[0]).astype(np.uint8)
+            t = self.params.lane_threshold  # softmax over two logits: p(lane) > t  <=>  l1 - l0 > logit(t)
+            class_mask = (logits[1] - logits[0] > math.log(t / (1 - t))).astype(np.uint8)
             embedding = named.get("embedding")
             if embedding is None or embedding.shape[0] == 0:
                 pixels = self._component_pixels(class_mask, logits)

@@ -126,6 +126,19 @@ def test_max_per_side_keeps_the_lanes_nearest_the_ego_vehicle() -> None:
         DecodeParams(max_per_side=-1).validate()
 
 
+def test_lane_threshold_on_the_binary_probability() -> None:
+    image, mask = scene(FOUR[1:3])
+    outputs = lanenet_outputs(mask)
+    outputs["binary_logits"] *= np.linspace(0.1, 1.0, GEO.input_height, dtype=np.float32)[:, None]  # surer nearer
+    p_lane = 1 / (1 + np.exp(outputs["binary_logits"][0] - outputs["binary_logits"][1]))
+    cut = float(np.median(p_lane[p_lane > 0.5]))  # the far half of the lane pixels is less sure than this
+    strict = LaneDecoder(LANENET, DecodeParams(lane_threshold=cut)).decode(outputs, GEO, image)
+    loose = LaneDecoder(LANENET).decode(outputs, GEO, image)
+    assert 0 < np.count_nonzero(strict.class_mask) < 0.7 * np.count_nonzero(loose.class_mask)
+    with pytest.raises(ValueError, match="lane_threshold"):
+        DecodeParams(lane_threshold=1.0).validate()
+
+
 def test_marking_type_and_colour() -> None:
     image, mask = scene(FOUR)
     frame = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, image)

@@ -35,15 +35,15 @@ def convert(fmt: str, src: Path, out: Path, *extra: str) -> int:
 SLOTS = ("SECOND_LEFT", "EGO_LEFT", "EGO_RIGHT", "SECOND_RIGHT")  # the lines TuSimple and CULane label
 
 
-def generator_lanes(src: Path) -> dict[str, list[np.ndarray]]:
-    """Exact image polylines of every frame's labelled lanes (the ego lane's and its neighbours' lines, left to
-    right), projected from the generator's ground points."""
+def generator_lanes(src: Path, all_lanes: bool = False) -> dict[str, list[np.ndarray]]:
+    """Exact image polylines of every frame's labelled lanes (the ego lane's and its neighbours' lines, or with
+    ``all_lanes`` every line, left to right), projected from the generator's ground points."""
     out = {}
     for line in (src / "camera_params.jsonl").read_text().splitlines():
         entry = json.loads(line)
         cam = CameraParams.from_dict(entry["camera"])
         out[entry["image"]] = [cam.project(np.array(lane["ground"]))[0] for lane in entry["lanes"]
-                               if lane["position"] in SLOTS]
+                               if all_lanes or lane["position"] in SLOTS]
     return out
 
 
@@ -79,20 +79,22 @@ def check_instances_against_geometry(root: Path, record: dict, lanes: list[np.nd
             assert (inst[ys, xs][alone] == k).mean() > 0.97, f"lane {k} is not covered by instance {k}"
 
 
-def test_tusimple_round_trip_matches_generator_geometry(tmp_path):
-    src = synth(tmp_path, "tusimple")
+@pytest.mark.parametrize("label_lanes", ["benchmark", "all"])
+def test_tusimple_round_trip_matches_generator_geometry(tmp_path, label_lanes):
+    src = synth(tmp_path, "tusimple", label_lanes=label_lanes)
     out = tmp_path / "ds"
     assert convert("tusimple", src, out, "--val-fraction", "0") == 0
     meta, samples = load_dataset(out)
     assert meta["source_format"] == "tusimple" and meta["lane_width_px"] == 5
     assert [c["name"] for c in meta["classes"]] == ["background", "lane"]
-    geometry = generator_lanes(src)
+    geometry = generator_lanes(src, label_lanes == "all")
     labels = {}
     for name in ("label_data_train.json", "label_data_val.json"):
         if (src / name).exists():
             for line in (src / name).read_text().splitlines():
                 labels[json.loads(line)["raw_file"]] = json.loads(line)
     assert len(samples) == 6
+    n_lanes: dict[str, int] = {}
     for rec in samples:
         raw = rec["meta"]["source"]
         label = labels[raw]
@@ -109,6 +111,9 @@ def test_tusimple_round_trip_matches_generator_geometry(tmp_path):
                 rows.append((valid.min(), valid.max()))
         check_instances_against_geometry(out, rec, expected, rows, 5)
         assert len(rec["lanes"]) == len(expected)
+        n_lanes[label_lanes] = n_lanes.get(label_lanes, 0) + len(expected)
+    if label_lanes == "all":  # these six frames have lines beyond the benchmark's four
+        assert n_lanes["all"] > sum(map(len, generator_lanes(src).values()))
 
 
 def test_culane_round_trip_keeps_the_four_slots_left_to_right(tmp_path):

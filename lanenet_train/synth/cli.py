@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="render the scene at this fraction of the size, then finish at full size (default 0.5)")
     parser.add_argument("--val-fraction", type=float, default=0.1,
                         help="share of frames (of drives, with --sequence) written to the val split (default 0.1)")
+    parser.add_argument("--label-lanes", choices=("benchmark", "all"), default="benchmark",
+                        help="tusimple: label the four lines the benchmark scores (ego lane and its neighbours, "
+                             "default) or every painted line (for training; decode with max_per_side=2)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--nproc", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
 
@@ -78,12 +81,13 @@ def _init(state: dict) -> None:
 def _work(task: tuple) -> list[dict]:
     cfg, out, fmt, seed = _STATE["config"], _STATE["out"], _STATE["format"], _STATE["seed"]
     if task[0] == "frames":
-        records = [write_frame(out, fmt, render_frame(cfg, seed * 1_000_003 + k.index), k, False, _STATE["quality"])
-                   for k in task[1]]
+        records = [write_frame(out, fmt, render_frame(cfg, seed * 1_000_003 + k.index), k, False, _STATE["quality"],
+                               _STATE["all_lanes"]) for k in task[1]]
     else:
         _, drive, _, first, keys = task
         frames = drive_segment(cfg, seed * 1_000_003 + drive, first + len(keys), _STATE["fps"], first=first)
-        records = [write_frame(out, fmt, f, k, True, _STATE["quality"]) for f, k in zip(frames, keys, strict=True)]
+        records = [write_frame(out, fmt, f, k, True, _STATE["quality"], _STATE["all_lanes"])
+                   for f, k in zip(frames, keys, strict=True)]
     stash_camera_lines(out, records)
     return records
 
@@ -102,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     shutil.rmtree(args.out / PARTS_DIR, ignore_errors=True)  # left over from an interrupted run
     state = {"config": config, "out": args.out, "format": args.format, "seed": args.seed, "fps": args.fps,
-             "quality": args.quality}
+             "quality": args.quality, "all_lanes": args.label_lanes == "all"}
     tasks = plan_tasks(args.count, args.sequence, args.val_fraction)
     records: list[dict] = []
     with tqdm(total=args.count, unit="img", desc=f"synth {args.format}") as bar:

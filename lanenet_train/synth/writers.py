@@ -63,14 +63,17 @@ def lane_x_at_rows(points: np.ndarray, rows: np.ndarray, width: int) -> np.ndarr
     return np.where(absent, np.nan, x)
 
 
-def benchmark_lane_xs(frame: SynthFrame, rows: np.ndarray) -> list[np.ndarray]:
+def benchmark_lane_xs(frame: SynthFrame, rows: np.ndarray, all_lanes: bool = False) -> list[np.ndarray]:
     """x of the labelled lanes (:data:`BENCHMARK_SLOTS`, left to right) at ``rows``; NaN where absent.
 
-    Lanes with no point inside the image are left out.
+    Lanes with no point inside the image are left out. ``all_lanes`` labels every line the generator drew
+    (in its order), for training a network that finds them all (the decoder's ``max_per_side`` then keeps
+    the ones a benchmark labels).
     """
     w = frame.image.shape[1]
     by_slot = {lane.position: lane for lane in frame.lanes}
-    xs = [lane_x_at_rows(by_slot[p].points, rows, w) for p in BENCHMARK_SLOTS if p in by_slot]
+    chosen = frame.lanes if all_lanes else [by_slot[p] for p in BENCHMARK_SLOTS if p in by_slot]
+    xs = [lane_x_at_rows(lane.points, rows, w) for lane in chosen]
     return [x for x in xs if (~np.isnan(x)).any()]
 
 
@@ -104,7 +107,8 @@ def frame_paths(fmt: str, key: FrameKey, sequence: bool) -> dict[str, str]:
             "label": f"Labels_road02/Label/{folder}/{stamp}_Camera_5_bin.png"}
 
 
-def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence: bool, quality: int = 95) -> dict:
+def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence: bool, quality: int = 95,
+                all_lanes: bool = False) -> dict:
     """Write one frame's image and per-image label files; return what the dataset lists need.
 
     Args:
@@ -114,6 +118,7 @@ def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence:
         key: where it goes.
         sequence: whether frames come from drives (changes the folder layout).
         quality: JPEG quality.
+        all_lanes: TuSimple: label every line, not just the benchmark's four (see :func:`benchmark_lane_xs`).
 
     Returns:
         A JSON-able record for :func:`finish_dataset`.
@@ -127,7 +132,8 @@ def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence:
               "camera": json.dumps(camera, separators=(",", ":"))}
     if fmt == "tusimple":
         rows = tusimple_h_samples(h)
-        lanes = [[-2 if np.isnan(v) else round(float(v)) for v in x] for x in benchmark_lane_xs(frame, np.array(rows))]
+        xs = benchmark_lane_xs(frame, np.array(rows), all_lanes)
+        lanes = [[-2 if np.isnan(v) else round(float(v)) for v in x] for x in xs]
         label = {"lanes": lanes, "h_samples": rows, "raw_file": paths["image"]}
         record["label"] = json.dumps(label, separators=(",", ":"))
     elif fmt == "culane":

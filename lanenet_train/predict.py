@@ -36,7 +36,7 @@ class Predictor:
         if str(model_path).lower().endswith(".onnx"):
             from lanenet_ros.backends import create_backend
 
-            self.backend = create_backend(str(model_path), "onnxruntime")
+            self.backend = create_backend(str(model_path), "onnxruntime", reuse_outputs=False)  # outputs kept
             self.info = self.backend.info
         else:
             self.model, checkpoint = load_model(model_path, key)

@@ -50,7 +50,7 @@ def test_evaluate_writes_report_and_pictures(trained, capsys):
 
 
 def test_exported_onnx_model_scores_as_its_checkpoint(trained):
-    root, spec, _ = trained
+    root, spec, data = trained
     ckpt, onnx_path = root / "run" / "latest.pth", root / "model.onnx"
     assert main(["export", "-m", str(ckpt), "-o", str(onnx_path), "-k", "pw"]) == 0
     reports = []
@@ -59,6 +59,15 @@ def test_exported_onnx_model_scores_as_its_checkpoint(trained):
         reports.append(json.loads((out / "report.json").read_text()))
     for key in ("tusimple", "culane"):
         assert reports[1][key] == pytest.approx(reports[0][key], abs=0.02)
+    # image by image: the ONNX model (static batch, run once per image) gives each image its own outputs
+    from lanenet_train.predict import Predictor
+
+    images = [cv2.imread(str(p)) for p in sorted((data / "images" / "val").glob("*"))]
+    by_onnx, _ = Predictor(onnx_path).outputs(images)
+    by_ckpt, _ = Predictor(ckpt, key="pw").outputs(images)
+    for name, value in by_ckpt.items():
+        assert np.abs(by_onnx[name] - value).max() < 1e-3, name
+        assert np.abs(value[0] - value[-1]).max() > 1e-3, "the images should give different outputs"
     assert reports[1]["segmentation"]["miou"] == pytest.approx(reports[0]["segmentation"]["miou"], abs=0.01)
 
 

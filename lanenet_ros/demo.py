@@ -18,7 +18,7 @@ from lanenet_ros.replay import add_arguments as replay_arguments
 from lanenet_ros.replay import run as replay_run
 
 # evaluation_config.decode of config/specs/lanenet_tusimple.txt, the default model's spec (a test keeps them in step)
-DEFAULT_DECODE = ("max_lanes=5", "min_span=0.3")
+DEFAULT_DECODE = ("max_lanes=5", "max_per_side=2", "lane_threshold=0.8", "min_span=0.2")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -145,7 +145,7 @@ def train_step(model: nn.Module, batch: dict[str, torch.Tensor], optimizer: torc
     report = _global_constant(torch.stack([t.detach().float() for t in terms.values()]), world).tolist()
     named = dict(zip(terms, report, strict=True))
     if penalty is not None:
-        named["weight_penalty"] = float(penalty)
+        named["weight_penalty"] = float(penalty.detach())
     return StepResult(sum(named.values()), named, optimizer.param_groups[0]["lr"])
 
 

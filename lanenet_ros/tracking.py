@@ -117,8 +117,13 @@ class LaneTracker:
                 self._tracks.append(_Track(self._next_id, dataclasses.replace(lane)))
                 self._tracks[-1].vote(lane)
                 self._next_id += 1
-        lanes = [lane for t in self._tracks if (lane := self._report(t)) is not None]
-        lanes, ego_l, ego_r = fitting.order_lanes(lanes, frame.width, frame.height, self.ego_center)
+        lanes = [lane for t in self._tracks if not t.misses and (lane := self._report(t)) is not None]
+        # a coasting track stands in for a lane missed this frame, not for one seen again a little away
+        coasting = [lane for t in self._tracks if t.misses and (lane := self._report(t)) is not None]
+        if coasting and lanes:
+            near = lane_distances(coasting, lanes, frame.height).min(axis=1) <= 2 * gate
+            coasting = [lane for lane, dup in zip(coasting, near, strict=True) if not dup]
+        lanes, ego_l, ego_r = fitting.order_lanes(lanes + coasting, frame.width, frame.height, self.ego_center)
         return dataclasses.replace(frame, lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
 
     def _merge(self, track: _Track, det: DetectedLane) -> None:

@@ -67,6 +67,16 @@ def test_coasting_then_removal_after_max_misses() -> None:
     assert reborn.lanes[0].track_id not in (0, tid)
 
 
+def test_a_lane_seen_again_a_little_away_is_not_doubled_by_its_coasting_track() -> None:
+    tracker = LaneTracker(min_hits=1, max_misses=3)
+    tracker.update(frame(lane(400), lane(900)))
+    tracker.update(frame(lane(400), lane(900)))
+    moved = tracker.update(frame(lane(400 + 0.03 * W + 20), lane(900)))  # beyond the gate: a new track
+    assert len(moved.lanes) == 2  # the old track coasts unseen: the new one stands where it was
+    missed = tracker.update(frame(lane(900)))  # nothing near the old place now: the coaster shows
+    assert len(missed.lanes) == 3 and bottoms(missed)[1] == pytest.approx(400 + 0.03 * W + 20)
+
+
 def test_no_coasting_and_far_jumps_start_new_tracks() -> None:
     tracker = LaneTracker(min_hits=1, coast=False)
     a = tracker.update(frame(lane(400))).lanes[0].track_id

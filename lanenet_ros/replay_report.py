@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lanenet_ros.fileio import atomic_write_text
+from lanenet_ros.fitting import bottom_x
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.metrics import TuSimpleAccumulator, lanes_to_tusimple
 
@@ -31,12 +32,15 @@ class FrameRecord:
 
 
 def ego_width(frame: LaneFrame) -> float | None:
-    """Ego-lane width in pixels at the bottom image row, or None without both ego boundaries."""
+    """Ego-lane width in pixels at the bottom image row, or None without both ego boundaries.
+
+    Lanes that end above the bottom row are extended straight from their nearest point (as for ordering
+    them), not along their polynomial, which can swing far off outside the rows it was fitted on.
+    """
     if frame.ego_left_index < 0 or frame.ego_right_index < 0:
         return None
-    y = frame.height - 1
     left, right = frame.lanes[frame.ego_left_index], frame.lanes[frame.ego_right_index]
-    return float(right.x_at(y) - left.x_at(y))
+    return float(bottom_x(right, frame.height) - bottom_x(left, frame.height))
 
 
 class ReplayLog:

@@ -122,3 +122,20 @@ def test_demo_decodes_as_the_default_model_was_evaluated(capsys):
     assert list(demo.DEFAULT_DECODE) == list(spec.evaluation_config.decode)
     assert demo.main(["--decode", "min_span=2"]) == 2
     assert "min_span" in capsys.readouterr().err
+
+
+def test_ego_width_extends_lanes_straight_to_the_bottom_row():
+    from lanenet_ros.fitting import sample_points
+    from lanenet_ros.lanes import DetectedLane, LaneFrame
+    from lanenet_ros.replay_report import ego_width
+
+    def ending_at_500(bottom: float, cubic: float) -> DetectedLane:
+        # x = x500 + 0.5 (y - 500) + cubic (y - 500)^3: straight near its end (y <= 500), not below it
+        shifted = np.polynomial.Polynomial([bottom - 0.5 * 219, 0.5, 0.0, cubic])
+        coeffs = shifted(np.polynomial.Polynomial([-500.0, 1.0])).coef
+        return DetectedLane(coeffs, 300.0, 500.0, sample_points(coeffs, 300.0, 500.0, 10.0))
+
+    lanes = [ending_at_500(400.0, 1e-4), ending_at_500(900.0, -1e-4)]
+    frame = LaneFrame(1280, 720, np.zeros((720, 1280), np.uint8), lanes, ego_left_index=0, ego_right_index=1)
+    assert abs(lanes[0].x_at(719.0) - 400.0) > 500  # the polynomial swings far off below its rows
+    assert ego_width(frame) == pytest.approx(500.0, abs=1.0)

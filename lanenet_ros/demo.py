@@ -17,9 +17,6 @@ from lanenet_ros.bag import make_bag
 from lanenet_ros.replay import add_arguments as replay_arguments
 from lanenet_ros.replay import run as replay_run
 
-# evaluation_config.decode of config/specs/lanenet_tusimple.txt, the default model's spec (a test keeps them in step)
-DEFAULT_DECODE = ("max_lanes=5", "max_per_side=2", "lane_threshold=0.8", "min_span=0.2")
-
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="lanenet-demo", description=__doc__.splitlines()[0])
@@ -29,9 +26,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=10.0, help="frames per second (default %(default)s)")
     parser.add_argument("--model", type=Path, default=None, help="model (default: the embedded default model)")
     parser.add_argument("--backend", default="onnxruntime-cpu", help="node back end (default %(default)s)")
-    parser.add_argument("--decode", action="append", default=None, metavar="NAME=VALUE",
-                        help="node decoder setting (its decode.* parameters); default: the settings the default "
-                             f"model was evaluated with ({' '.join(DEFAULT_DECODE)})")
+    parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
+                        help="node decoder setting (its decode.* parameters); by default the node decodes as the "
+                             "model was evaluated (the settings its description carries)")
     return parser.parse_args(argv)
 
 
@@ -53,7 +50,7 @@ def start_node(args: argparse.Namespace) -> subprocess.Popen:
                 "-p", "qos.reliability:=reliable"]
     if args.model is not None:
         ros_args += ["-p", f"model:={args.model.resolve()}"]
-    for setting in DEFAULT_DECODE if args.decode is None else args.decode:
+    for setting in args.decode:
         ros_args += ["-p", f"decode.{setting.replace('=', ':=', 1)}"]
     return subprocess.Popen([sys.executable, "-m", "lanenet_ros.node", *ros_args])
 
@@ -65,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from lanenet_ros.pipeline import DEFAULT_MODEL
 
     try:
-        decode_params_from(DEFAULT_DECODE if args.decode is None else args.decode)
+        decode_params_from(args.decode)
     except ValueError as exc:
         print(f"lanenet-demo: error: {exc}", file=sys.stderr)
         return 2

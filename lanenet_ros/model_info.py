@@ -46,6 +46,7 @@ class ModelInfo:
     spec_fingerprint: str = ""
     dynamic_batch: bool = False
     opset: int = 0
+    decode: list[str] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
 
     @property
@@ -114,7 +115,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "input_width": (int,), "input_height": (int,), "input_channels": (int,), "embedding_dim": (int,),
     "opset": (int,), "format_version": (int,), "roi_top": (int, float), "dynamic_batch": (bool,),
     "mean": (list, tuple), "std": (list, tuple), "class_names": (list,), "class_colors": (list,),
-    "lane_class_ids": (list,), "outputs": (dict,),
+    "lane_class_ids": (list,), "outputs": (dict,), "decode": (list,),
 }
 
 

@@ -6,6 +6,7 @@ run with a message that says why, and fills ``LaneFrame.timings`` with the secon
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from lanenet_ros.backends import create_backend
-from lanenet_ros.decode import DecodeParams, LaneDecoder
+from lanenet_ros.decode import DecodeParams, LaneDecoder, decode_params_from
 from lanenet_ros.ground import GroundProjector, add_ground_lanes
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.model_info import ModelError, ModelInfo
@@ -36,7 +37,8 @@ class LanePipeline:
         model_path: ``.onnx`` model or TensorRT engine; None for the embedded default model.
         backend: ``auto``, ``tensorrt``, ``onnxruntime``, ``onnxruntime-trt``, ``onnxruntime-cuda`` or
             ``onnxruntime-cpu`` (see :func:`lanenet_ros.backends.create_backend`).
-        decode_params: decoder tuning; defaults when None.
+        decode_params: decoder tuning; a setting left at its generic default takes the value the model was
+            evaluated with, when its description carries one (``decode``, see docs/model_format.md).
         roi_top: fraction of image rows cut from the top, overriding the model's ``roi_top``.
         camera: ground projection: a ``GroundProjector``, or anything with ``fx, fy, cx, cy, height_m,
             pitch_rad`` (and optionally ``k1, k2``); None for image-space lanes only.
@@ -61,7 +63,7 @@ class LanePipeline:
         self.info: ModelInfo = self.backend.info
         check_suitable(self.info, path)
         self.preprocessor = Preprocessor.from_info(self.info, roi_top=roi_top)
-        self.decoder = LaneDecoder(self.info, decode_params)
+        self.decoder = LaneDecoder(self.info, decode_settings(self.info, decode_params))
         self.tracker = LaneTracker() if tracking else None
         self.projector: Any = None
         self.set_ground(camera)
@@ -112,6 +114,22 @@ class LanePipeline:
         frame.timings = {stage: clock[i + 1] - clock[i] for i, stage in enumerate(STAGES)}
         frame.timings["total"] = clock[-1] - clock[0]
         return frame
+
+
+def decode_settings(info: ModelInfo, given: DecodeParams | None) -> DecodeParams:
+    """The decoder settings for a model: those it was evaluated with (``info.decode``, written by export),
+    with every setting of ``given`` that differs from the generic default on top.
+
+    Raises:
+        ValueError: a setting is out of range (the message names it).
+    """
+    base = decode_params_from(info.decode)
+    if given is None:
+        return base
+    generic = DecodeParams()
+    changed = {f.name: getattr(given, f.name) for f in dataclasses.fields(DecodeParams)
+               if getattr(given, f.name) != getattr(generic, f.name)}
+    return dataclasses.replace(base, **changed).validate()
 
 
 def check_suitable(info: ModelInfo, path: Path) -> None:

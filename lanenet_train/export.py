@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lanenet_ros.decode import decode_params_from
 from lanenet_ros.model_info import OUTPUT_MEANINGS, ModelError, ModelInfo, info_from_session, open_onnx_session
 
 DEFAULT_OPSET = 17
@@ -212,6 +213,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                         help="largest accepted |onnx - torch| / (1 + |torch|) (default %(default)g)")
     parser.add_argument("--verify-images", type=int, default=4, help="inputs compared (default %(default)s)")
+    parser.add_argument("--decode", action="append", default=None, metavar="NAME=VALUE",
+                        help="decoder setting the model is to be run with, kept in its description (default: "
+                             "the training spec's evaluation_config.decode)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -220,7 +224,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         model, checkpoint = load_model(args.model, key=args.key)
-        report = export_model(model, checkpoint["model_info"], args.output, opset=args.opset,
+        spec_decode = checkpoint.get("spec", {}).get("evaluation_config", {}).get("decode", [])
+        settings = list(spec_decode if args.decode is None else args.decode)
+        decode_params_from(settings)  # a bad setting fails here, naming it
+        report = export_model(model, {**checkpoint["model_info"], "decode": settings}, args.output, opset=args.opset,
                               dynamic_batch=args.dynamic_batch, tolerance=args.tolerance,
                               verify_images=args.verify_images)
     except CheckpointError as exc:

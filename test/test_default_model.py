@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -26,8 +27,12 @@ def test_default_model_is_small_and_has_its_records_beside_it() -> None:
 
 def test_pipeline_without_a_model_finds_the_lanes_of_a_synthetic_drive() -> None:
     spec = load_spec(DEFAULT_MODEL.parent / "default.spec.txt", check_paths=False)
-    pipe = LanePipeline(backend="onnxruntime-cpu", decode_params=decode_params_from(spec.evaluation_config.decode))
+    pipe = LanePipeline(backend="onnxruntime-cpu")  # decodes as the model was evaluated: its own settings
     assert pipe.model_path == DEFAULT_MODEL and pipe.info.architecture == "lanenet"
+    assert pipe.decoder.params == decode_params_from(spec.evaluation_config.decode)
+    recipe = load_spec(Path(__file__).resolve().parents[1] / "config" / "specs" / "lanenet_tusimple.txt",
+                       check_paths=False)
+    assert pipe.info.decode == list(recipe.evaluation_config.decode)  # the recipe's spec is in step
     h = tusimple_h_samples(720)
     score = TuSimpleAccumulator()
     for frame in iter_drive(SynthConfig(width=1280, height=720), 4242, 10, 10.0):

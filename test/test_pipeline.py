@@ -149,3 +149,19 @@ def test_tracking_keeps_ids_while_the_car_drifts(line_model: Path) -> None:
         ids.append([lane.track_id for lane in frame.lanes])
         assert [lane.track_id for lane in untracked.process(image).lanes] == [0, 0, 0]
     assert len(set(map(tuple, ids[1:]))) == 1 and len(set(ids[-1])) == 3 and 0 not in ids[-1]
+
+
+def test_decoder_settings_come_from_the_model_unless_given(tmp_path):
+    from model_fixtures import export_tiny
+
+    from lanenet_ros.decode import DecodeParams
+
+    path = tmp_path / "tuned.onnx"
+    export_tiny(path, info_overrides={"decode": ["max_lanes=2", "lane_threshold=0.8"]})
+    assert LanePipeline(path, "onnxruntime-cpu").decoder.params == DecodeParams(max_lanes=2, lane_threshold=0.8)
+    mixed = LanePipeline(path, "onnxruntime-cpu", decode_params=DecodeParams(max_lanes=3, min_span=0.1))
+    assert mixed.decoder.params == DecodeParams(max_lanes=3, lane_threshold=0.8, min_span=0.1)
+    bad = tmp_path / "bad.onnx"
+    export_tiny(bad, info_overrides={"decode": ["max_lanes=0"]})
+    with pytest.raises(ValueError, match="max_lanes"):
+        LanePipeline(bad, "onnxruntime-cpu")

@@ -113,17 +113,6 @@ def test_offline_replay_takes_decoder_settings(road_bag, tmp_path, capsys):
     assert "max_lanes" in capsys.readouterr().err
 
 
-def test_demo_decodes_as_the_default_model_was_evaluated(capsys):
-    from lanenet_ros import demo
-    from lanenet_train.spec import load_spec
-
-    spec = load_spec(Path(__file__).resolve().parents[1] / "config" / "specs" / "lanenet_tusimple.txt",
-                     check_paths=False)
-    assert list(demo.DEFAULT_DECODE) == list(spec.evaluation_config.decode)
-    assert demo.main(["--decode", "min_span=2"]) == 2
-    assert "min_span" in capsys.readouterr().err
-
-
 def test_ego_width_extends_lanes_straight_to_the_bottom_row():
     from lanenet_ros.fitting import sample_points
     from lanenet_ros.lanes import DetectedLane, LaneFrame

@@ -59,6 +59,13 @@ def test_exported_onnx_model_scores_as_its_checkpoint(trained):
         reports.append(json.loads((out / "report.json").read_text()))
     for key in ("tusimple", "culane"):
         assert reports[1][key] == pytest.approx(reports[0][key], abs=0.02)
+    from lanenet_ros.model_info import read_model_info
+
+    assert read_model_info(onnx_path).decode == []  # the spec's evaluation_config.decode: none
+    tuned = root / "tuned.onnx"
+    assert main(["export", "-m", str(ckpt), "-o", str(tuned), "-k", "pw", "--decode", "max_lanes=3"]) == 0
+    assert read_model_info(tuned).decode == ["max_lanes=3"]
+    assert main(["export", "-m", str(ckpt), "-o", str(tuned), "-k", "pw", "--decode", "max_lanes=0"]) == 1
     # image by image: the ONNX model (static batch, run once per image) gives each image its own outputs
     from lanenet_train.predict import Predictor
 

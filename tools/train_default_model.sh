@@ -12,7 +12,8 @@
 # The held-out set: ten continuous drives of 30 frames made with another seed (777): day, dusk and
 # night; clear, overcast, rain and fog.
 # On this project's 2-core CPU machine this takes about an hour (47 min of training); on one GPU a few
-# minutes. Then tune evaluation_config.decode on data/tusimple_tune and evaluate again.
+# minutes. Then tune evaluation_config.decode on data/tusimple_tune, re-export with those settings
+# (lanenet-train export ... --decode NAME=VALUE ...: the model carries them) and evaluate again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT="${1:-2500}" EPOCHS="${2:-15}"

@@ -128,3 +128,10 @@ def test_ego_width_extends_lanes_straight_to_the_bottom_row():
     frame = LaneFrame(1280, 720, np.zeros((720, 1280), np.uint8), lanes, ego_left_index=0, ego_right_index=1)
     assert abs(lanes[0].x_at(719.0) - 400.0) > 500  # the polynomial swings far off below its rows
     assert ego_width(frame) == pytest.approx(500.0, abs=1.0)
+
+
+def test_demo_refuses_a_bad_decoder_setting(capsys):
+    from lanenet_ros import demo
+
+    assert demo.main(["--decode", "min_span=2"]) == 2
+    assert "min_span" in capsys.readouterr().err

@@ -24,6 +24,7 @@ setup(
         "pyyaml>=6",
         "tqdm>=4.60",
         "rosbags>=0.10",
+        "threadpoolctl>=3.1",
     ],
     extras_require={
         "train": ["torch==2.13.0", "onnx>=1.15", "tensorboard>=2.14", "cryptography>=42", "matplotlib>=3.7"],

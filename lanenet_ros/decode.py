@@ -8,9 +8,11 @@ image, else the mask's own gaps: :mod:`lanenet_ros.paint`), ordered left to righ
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,6 +171,11 @@ class LaneDecoder:
         Raises:
             ValueError: a needed output is missing or has the wrong shape (the message names it).
         """
+        with single_threaded_blas():
+            return self._decode(outputs, geometry, image_bgr)
+
+    def _decode(self, outputs: Mapping[str, np.ndarray], geometry: Geometry,
+                image_bgr: np.ndarray | None) -> LaneFrame:
         named = self._by_meaning(outputs)
         if "class_logits" in named:
             logits = named["class_logits"]
@@ -187,13 +194,12 @@ class LaneDecoder:
             raise ValueError(f"model outputs {sorted(outputs)} hold neither binary_logits nor class_logits "
                              "(check the model's 'outputs' metadata)")
         geo = dataclasses.replace(geometry, input_width=class_mask.shape[1], input_height=class_mask.shape[0])
-        lanes = self._fit_lanes(pixels, geo, image_bgr) if pixels is not None else []
-        lanes = sorted(lanes, key=lambda lane: -lane.confidence)[: self.params.max_lanes]
+        lanes: list[DetectedLane] = []
+        if pixels is not None:
+            seg = fitting.row_segments(pixels.rows, pixels.cols, pixels.labels)
+            fits = self._select(self._fit_all(pixels, seg, geo), geo)
+            lanes = self._typed(pixels, seg, fits, geo, image_bgr)
         lanes, ego_l, ego_r = fitting.order_lanes(lanes, geo.src_width, geo.src_height, self.params.ego_center)
-        if self.params.max_per_side and len(lanes) > 2 * self.params.max_per_side:
-            n_left, keep = ego_l + 1, self.params.max_per_side
-            lanes = lanes[max(0, n_left - keep): n_left + keep]
-            lanes, ego_l, ego_r = fitting.order_lanes(lanes, geo.src_width, geo.src_height, self.params.ego_center)
         return LaneFrame(width=geo.src_width, height=geo.src_height, class_mask=geo.mask_to_camera(class_mask),
                          lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
 
@@ -268,12 +274,27 @@ class LaneDecoder:
         order = np.lexsort((cols, rows, labels))
         return LanePixels(rows[order], cols[order], labels[order], np.array(class_ids), np.array(scores))
 
-    def _fit_lanes(self, px: LanePixels, geo: Geometry, image_bgr: np.ndarray | None) -> list[DetectedLane]:
-        """Fit every lane of ``px``, then give each its marking type and colour."""
-        seg = fitting.row_segments(px.rows, px.cols, px.labels)
+    def _fit_all(self, px: LanePixels, seg: fitting.RowSegments, geo: Geometry) -> list[_Fit]:
+        """Fit every lane of ``px`` (those too small or too weak left out)."""
         bounds = np.searchsorted(seg.label, np.arange(len(px.class_ids) + 1))
-        fits = [f for k in range(len(px.class_ids))
+        return [f for k in range(len(px.class_ids))
                 if (f := self._fit_one(px, seg, slice(bounds[k], bounds[k + 1]), k, geo)) is not None]
+
+    def _select(self, fits: list[_Fit], geo: Geometry) -> list[_Fit]:
+        """The ``max_lanes`` most confident fits, then at most ``max_per_side`` nearest on each side of the ego
+        centre line."""
+        p = self.params
+        fits = sorted(fits, key=lambda f: -f.lane.confidence)[: p.max_lanes]
+        if not p.max_per_side or len(fits) <= 2 * p.max_per_side:
+            return fits
+        by_lane = {id(f.lane): f for f in fits}
+        lanes, ego_l, _ = fitting.order_lanes([f.lane for f in fits], geo.src_width, geo.src_height, p.ego_center)
+        n_left = ego_l + 1
+        return [by_lane[id(lane)] for lane in lanes[max(0, n_left - p.max_per_side): n_left + p.max_per_side]]
+
+    def _typed(self, px: LanePixels, seg: fitting.RowSegments, fits: list[_Fit], geo: Geometry,
+               image_bgr: np.ndarray | None) -> list[DetectedLane]:
+        """The fitted lanes with their marking type and colour (read for the kept lanes only)."""
         markings = self._markings(px, seg, fits, geo, image_bgr)
         return [dataclasses.replace(f.lane, marking_type=kind, color=color)
                 for f, (kind, color) in zip(fits, markings, strict=True)]
@@ -364,6 +385,28 @@ def _to_camera_poly(coeffs_in: np.ndarray, geo: Geometry) -> np.ndarray:
     coeffs = fitting.affine_poly(coeffs_in, a, b) * geo.scale_x
     coeffs[0] += 0.5 * geo.scale_x - 0.5
     return coeffs
+
+
+@functools.cache
+def _blas_pools() -> Any:
+    """numpy's BLAS thread pools (threadpoolctl), found once; None without threadpoolctl."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # a ROS install without it (pip install threadpoolctl): decoding works, only slower
+        return None
+    return ThreadpoolController().select(user_api="blas")
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """numpy's BLAS limited to one thread inside the block, restored after.
+
+    The decoder's matrices are small: BLAS worker threads gain nothing on them, and where an inference backend
+    owns the other cores they spin against its threads (bench/bench_pipeline.py: decode several times slower).
+    """
+    pools = _blas_pools()
+    with pools.limit(limits=1) if pools is not None else contextlib.nullcontext():
+        yield
 
 
 def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

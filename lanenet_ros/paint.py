@@ -32,11 +32,13 @@ def is_solid(rows: np.ndarray, row_min: int, row_max: int, min_gap: int = 2) -> 
     """Whether occupied ``rows`` cover [row_min, row_max] like a solid line (no repeated gaps).
 
     Dashed: two or more gaps of at least ``min_gap`` rows, or one gap with less than 60 % of the rows covered
-    (a single short gap is more likely an occlusion than a dash).
+    (a single short gap is more likely an occlusion than a dash). Rows outside [row_min, row_max] are ignored.
     """
+    rows = np.asarray(rows)
+    rows = rows[(rows >= row_min) & (rows <= row_max)]
     padded = np.ones(row_max - row_min + 3, dtype=np.int8)  # occupied rows, with an occupied row each side
     padded[1:-1] = 0
-    padded[np.asarray(rows) - row_min + 1] = 1
+    padded[rows - row_min + 1] = 1
     occupied = padded[1:-1]
     edges = padded[1:] - padded[:-1]
     gap_lengths = np.flatnonzero(edges == 1) - np.flatnonzero(edges == -1)

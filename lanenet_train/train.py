@@ -123,6 +123,8 @@ class Trainer:
         tc = self.spec.train_config
         if resume:
             self.restore(self.results / "latest.pth")
+        elif tc.pretrained_model_path:
+            self.load_pretrained(Path(tc.pretrained_model_path))
         if self.world.main:
             self.results.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.results / "spec.txt", spec_to_text(self.spec))
@@ -199,6 +201,29 @@ class Trainer:
             payload = self.payload()
             save_checkpoint(self.results / f"model_epoch_{self.epoch:03d}.pth", payload, self.key)
             save_checkpoint(self.results / "latest.pth", payload, self.key)
+
+    def load_pretrained(self, path: Path) -> None:
+        """Start from the network weights of another run's checkpoint (``train_config.pretrained_model_path``).
+
+        Raises:
+            CheckpointError: the file is not a readable checkpoint.
+            ValueError: its network does not match ``model_config`` (the message names the first tensor).
+        """
+        state = load_checkpoint(path, self.key)["model_state"]
+        own = self.raw_model.state_dict()
+        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        if missing:
+            what = f"has no {missing[0]!r}"
+        elif extra:
+            what = f"has an extra {extra[0]!r}"
+        elif wrong:
+            what = f"has {wrong[0]!r} of shape {tuple(state[wrong[0]].shape)} where this model_config needs " \
+                f"{tuple(own[wrong[0]].shape)}"
+        if missing or extra or wrong:
+            raise ValueError(f"train_config.pretrained_model_path {path}: its network does not match "
+                             f"model_config (it {what})")
+        self.raw_model.load_state_dict(state)
 
     def restore(self, path: Path) -> None:
         """Load model, optimizer, schedule, scaler, counters and RNG from a checkpoint of this run."""

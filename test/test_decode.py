@@ -257,3 +257,14 @@ def test_noise_outputs_decode_to_a_bounded_frame() -> None:
     noisy = {"binary_logits": rng.normal(size=(2, 256, 512)).astype(np.float32),
              "embedding": rng.normal(size=(4, 256, 512)).astype(np.float32)}
     assert len(LaneDecoder(LANENET).decode(noisy, GEO, image).lanes) <= DecodeParams().max_lanes
+
+
+def test_decoding_runs_numpy_blas_single_threaded_and_restores_it() -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from lanenet_ros.decode import single_threaded_blas
+
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    with blas.limit(limits=2):
+        with single_threaded_blas():
+            assert {pool["num_threads"] for pool in blas.info()} == {1}
+        assert {pool["num_threads"] for pool in blas.info()} == {2}

@@ -74,6 +74,9 @@ def test_is_solid_and_mask_marking_types() -> None:
     assert paint.is_solid(np.arange(10, 60), 10, 59)
     assert not paint.is_solid(np.r_[10:20, 30:40, 50:60], 10, 59)
     assert paint.is_solid(np.r_[10:45, 48:60], 10, 59)  # one short gap: an occlusion, not a dash
+    # rows beyond the judged span (a side line's stray rows past the fitted marking) are ignored, not an error
+    assert paint.is_solid(np.r_[0:5, 10:60, 70:80], 10, 59)
+    assert not paint.is_solid(np.r_[0:5, 10:20, 30:40, 50:60, 70:80], 10, 59)
     rows = np.arange(20)
     assert paint.marking_type(rows, np.ones(20, int)) == MarkingType.SOLID
     sides = (np.arange(20), np.r_[0:5, 10:15])

@@ -64,6 +64,30 @@ def test_train_writes_checkpoints_and_resume_continues_exactly(tmp_path, arch):
     assert a["model_info"]["architecture"] == arch and a["spec"]["model_config"]["architecture"] == arch
 
 
+def test_fine_tuning_starts_from_the_pretrained_weights_and_refuses_another_network(tmp_path, capsys):
+    spec = write_spec(tmp_path)
+    first, tuned = tmp_path / "first", tmp_path / "tuned"
+    assert main(["train", "-e", str(spec), "-r", str(first), "train_config.epochs=1"]) == 0
+    pretrained = load_checkpoint(first / "latest.pth")["model_state"]
+    assert main(["train", "-e", str(spec), "-r", str(tuned), "train_config.epochs=1",
+                 "train_config.learning_rate.soft_start_annealing_schedule.max_learning_rate=1e-9",
+                 "train_config.learning_rate.soft_start_annealing_schedule.min_learning_rate=1e-9",
+                 f"train_config.pretrained_model_path={first / 'latest.pth'}"]) == 0
+    # a vanishing learning rate: the fine-tuned weights are the pretrained ones (batch-norm statistics aside)
+    tuned_state = load_checkpoint(tuned / "latest.pth")["model_state"]
+    conv = [k for k in pretrained if k.endswith("weight") and pretrained[k].ndim == 4]
+    assert conv and all(torch.allclose(tuned_state[k], pretrained[k], atol=1e-6) for k in conv)
+    fresh = load_checkpoint(tuned / "latest.pth")
+    assert fresh["epoch"] == 1  # a new run: its own epochs and schedule, not the pretrained run's
+    assert main(["train", "-e", str(spec), "-r", str(tmp_path / "other"), "model_config.width_multiplier=0.5",
+                 f"train_config.pretrained_model_path={first / 'latest.pth'}"]) == 2
+    err = capsys.readouterr().err
+    assert "pretrained_model_path" in err and "does not match model_config" in err and "shape" in err
+    assert main(["train", "-e", str(spec), "-r", str(tmp_path / "none"),
+                 f"train_config.pretrained_model_path={tmp_path / 'missing.pth'}"]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
 def test_bad_override_is_a_clear_error(tmp_path, capsys):
     spec = write_spec(tmp_path)
     assert main(["train", "-e", str(spec), "-r", str(tmp_path / "r"), "train_config.batch_sise=2"]) == 2

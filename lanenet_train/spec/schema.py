@@ -130,6 +130,8 @@ class TrainConfig:
     checkpoint_interval: int = opt(1, "epochs between checkpoints", range=(1, 100000))
     validation_interval: int = opt(1, "epochs between validation loss passes; 0 = never", range=(0, 100000))
     log_interval: int = opt(10, "steps between TensorBoard scalars", range=(1, 100000))
+    pretrained_model_path: str = opt("", "start from the weights of this checkpoint (fine-tuning); its network "
+                                     "must match model_config; optimizer and schedule start afresh")
 
 
 @dataclass

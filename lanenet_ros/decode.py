@@ -40,6 +40,8 @@ class DecodeParams:
         min_lane_rows: instances spanning fewer distinct rows are dropped.
         min_span: lanes covering less than this fraction of the network's rows are dropped (fragments near the
             horizon, where lanes converge and clusters mix).
+        extend_far: each lane's far end is continued along its fit by this fraction of the camera image's
+            height (the network's mask fades before a lane's labelled far end).
         poly_degree: degree of x(y) (lowered for short lanes).
         outlier_px: a pixel row further than this from the fit (at least) is an outlier.
         point_step_px: camera rows between sampled lane points.
@@ -59,6 +61,7 @@ class DecodeParams:
     min_lane_pixels: int = 30
     min_lane_rows: int = 8
     min_span: float = 0.0
+    extend_far: float = 0.0
     poly_degree: int = 3
     outlier_px: float = 2.5
     point_step_px: float = 10.0
@@ -80,6 +83,7 @@ class DecodeParams:
         """
         checks = {"lane_threshold": 0 < self.lane_threshold < 1, "min_lane_pixels": self.min_lane_pixels >= 2,
                   "min_lane_rows": self.min_lane_rows >= 2, "min_span": 0 <= self.min_span < 1,
+                  "extend_far": 0 <= self.extend_far < 1,
                   "poly_degree": 1 <= self.poly_degree <= 5, "outlier_px": self.outlier_px > 0,
                   "point_step_px": self.point_step_px > 0, "cluster_bandwidth": self.cluster_bandwidth > 0,
                   "cluster_radius": self.cluster_radius > 0, "chain_px": self.chain_px >= 0,
@@ -317,7 +321,8 @@ class LaneDecoder:
         coeffs = _to_camera_poly(coeffs_in, geo)
         support = rows[inliers]
         # outer edges of the first and last supporting network rows, in camera rows (see Geometry.to_camera)
-        y_min = max(float(support[0]) * geo.scale_y + geo.crop_top - 0.5, float(geo.crop_top))
+        y_min = max(float(support[0]) * geo.scale_y + geo.crop_top - 0.5 - p.extend_far * geo.src_height,
+                    float(geo.crop_top))
         y_max = min((float(support[-1]) + 1.0) * geo.scale_y + geo.crop_top - 0.5, geo.src_height - 1.0)
         lane = DetectedLane(image_coeffs=coeffs, y_min=y_min, y_max=y_max,
                             points=fitting.sample_points(coeffs, y_min, y_max, p.point_step_px),

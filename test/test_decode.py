@@ -102,6 +102,17 @@ def test_four_lanes_back_in_camera_pixels_with_positions() -> None:
         assert 0.5 < lane.confidence <= 1.0
 
 
+def test_extend_far_continues_each_lane_along_its_fit() -> None:
+    image, mask = scene(FOUR)
+    plain = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, image)
+    longer = LaneDecoder(LANENET, DecodeParams(extend_far=0.02)).decode(lanenet_outputs(mask), GEO, image)
+    for a, b, spec in zip(plain.lanes, longer.lanes, FOUR, strict=True):
+        assert b.y_max == a.y_max and b.y_min == pytest.approx(max(a.y_min - 0.02 * H, GEO.crop_top))
+        assert np.abs(b.points[:, 0] - lane_x(spec["bottom"], b.points[:, 1])).max() < 3.0  # still on the line
+    with pytest.raises(ValueError, match="extend_far"):
+        DecodeParams(extend_far=-0.1).validate()
+
+
 def test_min_span_drops_fragments_near_the_horizon() -> None:
     image, mask = scene(FOUR[1:3])
     # a 40-row stub just below the horizon: 40 / 468 camera rows below the crop, about 9% of the network's rows

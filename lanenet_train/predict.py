@@ -15,6 +15,7 @@ import torch
 from lanenet_ros.decode import DecodeParams, LaneDecoder
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.model_info import ModelInfo
+from lanenet_ros.pipeline import decode_settings
 from lanenet_ros.preprocess import Preprocessor
 from lanenet_train.checkpoint import load_model
 
@@ -27,7 +28,8 @@ class Predictor:
             runtime's ONNX Runtime backend, image by image unless its batch dimension is dynamic).
         key: the checkpoint's passphrase when encrypted.
         device: torch device for a checkpoint's network.
-        decode_params: decoder tuning (defaults when None).
+        decode_params: decoder tuning; as in the node (``lanenet_ros.pipeline.decode_settings``), a setting left
+            at its generic default takes the value an exported model carries (its description's ``decode``).
     """
 
     def __init__(self, model_path: str | os.PathLike, key: str | None = None, device: str = "cpu",
@@ -44,7 +46,7 @@ class Predictor:
             self.model.to(self.device)
             self.info = ModelInfo.from_dict(checkpoint["model_info"], str(model_path))
         self.preprocessor = Preprocessor.from_info(self.info, reuse_output=False)
-        self.decoder = LaneDecoder(self.info, decode_params)
+        self.decoder = LaneDecoder(self.info, decode_settings(self.info, decode_params))
 
     @torch.no_grad()
     def outputs(self, images_bgr: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], list[Any]]:

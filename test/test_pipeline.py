@@ -161,6 +161,12 @@ def test_decoder_settings_come_from_the_model_unless_given(tmp_path):
     assert LanePipeline(path, "onnxruntime-cpu").decoder.params == DecodeParams(max_lanes=2, lane_threshold=0.8)
     mixed = LanePipeline(path, "onnxruntime-cpu", decode_params=DecodeParams(max_lanes=3, min_span=0.1))
     assert mixed.decoder.params == DecodeParams(max_lanes=3, lane_threshold=0.8, min_span=0.1)
+    # evaluate / inference decode an exported model the same way
+    from lanenet_train.predict import Predictor
+
+    assert Predictor(path).decoder.params == DecodeParams(max_lanes=2, lane_threshold=0.8)
+    assert Predictor(path, decode_params=DecodeParams(max_lanes=3)).decoder.params == \
+        DecodeParams(max_lanes=3, lane_threshold=0.8)
     bad = tmp_path / "bad.onnx"
     export_tiny(bad, info_overrides={"decode": ["max_lanes=0"]})
     with pytest.raises(ValueError, match="max_lanes"):

@@ -89,7 +89,8 @@ def _find_centres(emb: np.ndarray, bandwidth: float, assign_radius: float, min_c
                 break
             taken[i] = not near_old[:, i].any() and bool(np.all(apart[taken, i]))
         centres = np.vstack([centres, climbed[taken]])
-        uncovered &= np.min(_sq_dists(sample, sample_sq, centres), axis=0) >= assign_radius**2
+        if len(centres):
+            uncovered &= np.min(_sq_dists(sample, sample_sq, centres), axis=0) >= assign_radius**2
     return centres
 
 
@@ -137,12 +138,6 @@ def _sq_dists(emb: np.ndarray, emb_sq: np.ndarray, centres: np.ndarray) -> np.nd
     d2 += emb_sq[None, :]
     d2 += np.einsum("ij,ij->i", centres, centres)[:, None]
     return d2
-
-
-def _sq_dist(emb: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """Squared distance of every embedding to one centre."""
-    diff = emb - centre.astype(np.float32)
-    return np.einsum("ij,ij->i", diff, diff)
 
 
 def _assign(emb: np.ndarray, centres: np.ndarray, assign_radius: float, min_cluster_size: int,

@@ -81,8 +81,9 @@ def _find_centres(emb: np.ndarray, bandwidth: float, assign_radius: float, min_c
             break
         climbed, support = _mean_shift(sample, sample_sq, left[first[order]], bandwidth, max_iter)
         climbed = climbed[np.argsort(-support, kind="stable")]  # best supported first; one centre per blob
-        apart = _sq_dists(climbed, np.einsum("ij,ij->i", climbed, climbed), climbed) > bandwidth**2
-        near_old = _sq_dists(climbed, np.einsum("ij,ij->i", climbed, climbed), centres) <= bandwidth**2
+        climbed_sq = np.einsum("ij,ij->i", climbed, climbed)
+        apart = _sq_dists(climbed, climbed_sq, climbed) > bandwidth**2
+        near_old = _sq_dists(climbed, climbed_sq, centres) <= bandwidth**2
         taken = np.zeros(len(climbed), dtype=bool)
         for i in range(len(climbed)):
             if len(centres) + taken.sum() >= 2 * max_clusters:

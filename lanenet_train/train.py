@@ -220,10 +220,11 @@ class Trainer:
         elif wrong:
             what = f"has {wrong[0]!r} of shape {tuple(state[wrong[0]].shape)} where this model_config needs " \
                 f"{tuple(own[wrong[0]].shape)}"
-        if missing or extra or wrong:
-            raise ValueError(f"train_config.pretrained_model_path {path}: its network does not match "
-                             f"model_config (it {what})")
-        self.raw_model.load_state_dict(state)
+        else:
+            self.raw_model.load_state_dict(state)
+            return
+        raise ValueError(f"train_config.pretrained_model_path {path}: its network does not match "
+                         f"model_config (it {what})")
 
     def restore(self, path: Path) -> None:
         """Load model, optimizer, schedule, scaler, counters and RNG from a checkpoint of this run."""

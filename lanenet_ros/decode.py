@@ -406,8 +406,8 @@ def _blas_pools() -> Any:
 def single_threaded_blas() -> Iterator[None]:
     """numpy's BLAS limited to one thread inside the block, restored after.
 
-    The decoder's matrices are small: BLAS worker threads gain nothing on them, and where an inference backend
-    owns the other cores they spin against its threads (bench/bench_pipeline.py: decode several times slower).
+    The decoder's matrices are small: BLAS worker threads gain nothing on them, and when another process keeps
+    the cores busy they wait for each other and slow the clustering down several times.
     """
     pools = _blas_pools()
     with pools.limit(limits=1) if pools is not None else contextlib.nullcontext():

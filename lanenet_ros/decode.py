@@ -285,16 +285,12 @@ class LaneDecoder:
                 if (f := self._fit_one(px, seg, slice(bounds[k], bounds[k + 1]), k, geo)) is not None]
 
     def _select(self, fits: list[_Fit], geo: Geometry) -> list[_Fit]:
-        """The ``max_lanes`` most confident fits, then at most ``max_per_side`` nearest on each side of the ego
-        centre line."""
+        """The fits of the lanes ``fitting.limit_lanes`` keeps (``max_lanes``, ``max_per_side``)."""
         p = self.params
-        fits = sorted(fits, key=lambda f: -f.lane.confidence)[: p.max_lanes]
-        if not p.max_per_side or len(fits) <= 2 * p.max_per_side:
-            return fits
         by_lane = {id(f.lane): f for f in fits}
-        lanes, ego_l, _ = fitting.order_lanes([f.lane for f in fits], geo.src_width, geo.src_height, p.ego_center)
-        n_left = ego_l + 1
-        return [by_lane[id(lane)] for lane in lanes[max(0, n_left - p.max_per_side): n_left + p.max_per_side]]
+        lanes, _, _ = fitting.limit_lanes([f.lane for f in fits], geo.src_width, geo.src_height, p.ego_center,
+                                          p.max_lanes, p.max_per_side)
+        return [by_lane[id(lane)] for lane in lanes]
 
     def _typed(self, px: LanePixels, seg: fitting.RowSegments, fits: list[_Fit], geo: Geometry,
                image_bgr: np.ndarray | None) -> list[DetectedLane]:

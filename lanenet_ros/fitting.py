@@ -188,6 +188,23 @@ def order_lanes(lanes: Sequence[DetectedLane], width: int, height: int,
     return ordered, ego_left, ego_right
 
 
+def limit_lanes(lanes: Sequence[DetectedLane], width: int, height: int, ego_center: float = 0.5,
+                max_lanes: int = 0, max_per_side: int = 0) -> tuple[list[DetectedLane], int, int]:
+    """The ``max_lanes`` most confident lanes, then at most ``max_per_side`` nearest on each side of the ego
+    centre line, ordered as :func:`order_lanes` orders them (0: no limit).
+
+    Returns:
+        (sorted lanes, ego_left index or -1, ego_right index or -1).
+    """
+    if max_lanes and len(lanes) > max_lanes:
+        lanes = sorted(lanes, key=lambda lane: -lane.confidence)[:max_lanes]
+    ordered, ego_l, ego_r = order_lanes(lanes, width, height, ego_center)
+    if not max_per_side or len(ordered) <= 2 * max_per_side:
+        return ordered, ego_l, ego_r
+    n_left = ego_l + 1
+    return order_lanes(ordered[max(0, n_left - max_per_side): n_left + max_per_side], width, height, ego_center)
+
+
 def chain_components(rows: np.ndarray, cols: np.ndarray, comp: np.ndarray, chain_px: float) -> list[np.ndarray]:
     """Group connected components lying on one line (the dashes of a dashed marking).
 

@@ -64,7 +64,9 @@ class LanePipeline:
         check_suitable(self.info, path)
         self.preprocessor = Preprocessor.from_info(self.info, roi_top=roi_top)
         self.decoder = LaneDecoder(self.info, decode_settings(self.info, decode_params))
-        self.tracker = LaneTracker() if tracking else None
+        p = self.decoder.params  # the tracker reports lanes as the decoder keeps them: no more, same order
+        self.tracker = LaneTracker(point_step_px=p.point_step_px, ego_center=p.ego_center, max_lanes=p.max_lanes,
+                                   max_per_side=p.max_per_side) if tracking else None
         self.projector: Any = None
         self.set_ground(camera)
 

@@ -47,7 +47,8 @@ class LaneTracker:
 
     def __init__(self, enabled: bool = True, min_hits: int = 2, max_misses: int = 3, alpha: float = 0.5,
                  match_fraction: float = 0.03, coast: bool = True, point_step_px: float = 10.0,
-                 ego_center: float = 0.5, max_gap_s: float = 1.0) -> None:
+                 ego_center: float = 0.5, max_gap_s: float = 1.0, max_lanes: int = 0,
+                 max_per_side: int = 0) -> None:
         """Configure the tracker.
 
         Args:
@@ -60,18 +61,24 @@ class LaneTracker:
             point_step_px: camera rows between re-sampled lane points.
             ego_center: vehicle centre as a fraction of the width, for re-assigning positions.
             max_gap_s: when stamps are given, a jump back in time or a gap longer than this resets the tracks.
+            max_lanes: most lanes reported (highest confidence; 0: no limit). Coasting tracks count, so that
+                the tracker reports no more lanes than the decoder keeps (``DecodeParams.max_lanes``).
+            max_per_side: most lanes reported on each side of the ego centre line, nearest first (0: no
+                limit; ``DecodeParams.max_per_side``).
 
         Raises:
             ValueError: a parameter is out of range (named in the message).
         """
-        if min_hits < 1 or max_misses < 0:
-            raise ValueError(f"min_hits must be >= 1 and max_misses >= 0, got {min_hits} and {max_misses}")
+        if min_hits < 1 or max_misses < 0 or max_lanes < 0 or max_per_side < 0:
+            raise ValueError(f"min_hits must be >= 1, max_misses, max_lanes and max_per_side >= 0; got {min_hits}, "
+                             f"{max_misses}, {max_lanes} and {max_per_side}")
         if not 0 < alpha <= 1 or match_fraction <= 0:
             raise ValueError(f"alpha must be in (0, 1] and match_fraction > 0, got {alpha} and {match_fraction}")
         self.enabled, self.min_hits, self.max_misses = enabled, min_hits, max_misses
         self.alpha, self.match_fraction, self.coast = alpha, match_fraction, coast
         self.point_step_px, self.ego_center = point_step_px, ego_center
         self.max_gap_s = max_gap_s
+        self.max_lanes, self.max_per_side = max_lanes, max_per_side
         self._tracks: list[_Track] = []
         self._next_id = 1
         self._last_stamp: float | None = None
@@ -123,7 +130,8 @@ class LaneTracker:
         if coasting and lanes:
             near = lane_distances(coasting, lanes, frame.height).min(axis=1) <= 2 * gate
             coasting = [lane for lane, dup in zip(coasting, near, strict=True) if not dup]
-        lanes, ego_l, ego_r = fitting.order_lanes(lanes + coasting, frame.width, frame.height, self.ego_center)
+        lanes, ego_l, ego_r = fitting.limit_lanes(lanes + coasting, frame.width, frame.height, self.ego_center,
+                                                  self.max_lanes, self.max_per_side)
         return dataclasses.replace(frame, lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
 
     def _merge(self, track: _Track, det: DetectedLane) -> None:

@@ -159,8 +159,12 @@ def test_decoder_settings_come_from_the_model_unless_given(tmp_path):
     path = tmp_path / "tuned.onnx"
     export_tiny(path, info_overrides={"decode": ["max_lanes=2", "lane_threshold=0.8"]})
     assert LanePipeline(path, "onnxruntime-cpu").decoder.params == DecodeParams(max_lanes=2, lane_threshold=0.8)
-    mixed = LanePipeline(path, "onnxruntime-cpu", decode_params=DecodeParams(max_lanes=3, min_span=0.1))
-    assert mixed.decoder.params == DecodeParams(max_lanes=3, lane_threshold=0.8, min_span=0.1)
+    mixed = LanePipeline(path, "onnxruntime-cpu", decode_params=DecodeParams(max_lanes=3, min_span=0.1,
+                                                                             max_per_side=1, ego_center=0.4))
+    assert mixed.decoder.params == DecodeParams(max_lanes=3, lane_threshold=0.8, min_span=0.1, max_per_side=1,
+                                                ego_center=0.4)
+    tracker = mixed.tracker  # reports lanes as the decoder keeps them (coasting ones included)
+    assert (tracker.max_lanes, tracker.max_per_side, tracker.ego_center) == (3, 1, 0.4)
     # evaluate / inference decode an exported model the same way
     from lanenet_train.predict import Predictor
 

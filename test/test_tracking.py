@@ -77,6 +77,23 @@ def test_a_lane_seen_again_a_little_away_is_not_doubled_by_its_coasting_track() 
     assert len(missed.lanes) == 3 and bottoms(missed)[1] == pytest.approx(400 + 0.03 * W + 20)
 
 
+def test_coasting_tracks_keep_to_the_decoders_lane_limits() -> None:
+    # the decoder kept the nearest lane each side (max_per_side=1); the ego-left lane is missed for a frame and
+    # the next one out is seen: the coasting ego-left lane stands in, the farther one is not added beside it
+    tracker = LaneTracker(min_hits=1, max_misses=3, max_per_side=1)
+    tracker.update(frame(lane(400), lane(900)))
+    out = tracker.update(frame(lane(150), lane(900)))
+    assert bottoms(out) == pytest.approx([400, 900]) and out.lanes[0].confidence == pytest.approx(0.45)
+    assert (out.ego_left_index, out.ego_right_index) == (0, 1)
+    unlimited = LaneTracker(min_hits=1, max_misses=3)
+    unlimited.update(frame(lane(400), lane(900)))
+    assert len(unlimited.update(frame(lane(150), lane(900))).lanes) == 3
+    # max_lanes: the most confident, coasting ones counted at their lowered confidence
+    capped = LaneTracker(min_hits=1, max_misses=3, max_lanes=2)
+    capped.update(frame(lane(400), lane(900)))
+    assert bottoms(capped.update(frame(lane(150), lane(900)))) == pytest.approx([150, 900])
+
+
 def test_no_coasting_and_far_jumps_start_new_tracks() -> None:
     tracker = LaneTracker(min_hits=1, coast=False)
     a = tracker.update(frame(lane(400))).lanes[0].track_id
@@ -117,7 +134,8 @@ def test_time_jumps_reset_the_tracks() -> None:
     assert tracker.update(frame(lane(402)), stamp=9.0).lanes[0].track_id != first  # the bag looped
 
 
-@pytest.mark.parametrize(("kwargs", "word"), [({"min_hits": 0}, "min_hits"), ({"alpha": 0.0}, "alpha")])
+@pytest.mark.parametrize(("kwargs", "word"), [({"min_hits": 0}, "min_hits"), ({"alpha": 0.0}, "alpha"),
+                                             ({"max_per_side": -1}, "max_per_side")])
 def test_bad_parameters(kwargs: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         LaneTracker(**kwargs)

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from lanenet_ros import fitting, paint
+from lanenet_ros import fitting, hood, paint
 from lanenet_ros.cluster import cluster_embeddings
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
 from lanenet_ros.preprocess import Geometry
@@ -55,6 +55,9 @@ class DecodeParams:
         double_fraction: share of near rows with two runs that makes a double line.
         ego_center: vehicle centre line as a fraction of the image width at the bottom row.
         camera_height_m: camera height assumed when reading paint widths from the image (metres).
+        hood: the ego vehicle's hood at the bottom of the image: -1 finds it in each camera image
+            (lanenet_ros/hood.py), 0 takes none, a share in (0, 0.5) of the rows is a known, fixed hood.
+            Lanes end at its edge and the mask is background below it.
     """
 
     lane_threshold: float = 0.5
@@ -74,6 +77,7 @@ class DecodeParams:
     double_fraction: float = 0.4
     ego_center: float = 0.5
     camera_height_m: float = 1.5
+    hood: float = -1.0
 
     def validate(self) -> DecodeParams:
         """Check ranges; return self.
@@ -90,11 +94,12 @@ class DecodeParams:
                   "max_lanes": self.max_lanes >= 1, "max_per_side": self.max_per_side >= 0,
                   "min_confidence": 0 <= self.min_confidence <= 1,
                   "double_fraction": 0 < self.double_fraction <= 1, "ego_center": 0 <= self.ego_center <= 1,
-                  "camera_height_m": self.camera_height_m > 0}
+                  "camera_height_m": self.camera_height_m > 0, "hood": self.hood == -1 or 0 <= self.hood < 0.5}
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"decode parameter {name}={getattr(self, name)!r} is out of range "
-                                 "(counts >= 2 or 1, sizes > 0, fractions in [0, 1], poly_degree 1..5)")
+                                 "(counts >= 2 or 1, sizes > 0, fractions in [0, 1], poly_degree 1..5, hood -1 or "
+                                 "in [0, 0.5))")
         return self
 
 
@@ -203,9 +208,26 @@ class LaneDecoder:
             seg = fitting.row_segments(pixels.rows, pixels.cols, pixels.labels)
             fits = self._select(self._fit_all(pixels, seg, geo), geo)
             lanes = self._typed(pixels, seg, fits, geo, image_bgr)
+        camera_mask = geo.mask_to_camera(class_mask)
+        edge = self._hood(image_bgr, lanes, geo)
+        if edge is not None:
+            lanes = hood.cut_lanes(lanes, edge, self.params.point_step_px, min_rows=2 * self.params.point_step_px)
+            hood.clear_below(camera_mask, edge)
         lanes, ego_l, ego_r = fitting.order_lanes(lanes, geo.src_width, geo.src_height, self.params.ego_center)
-        return LaneFrame(width=geo.src_width, height=geo.src_height, class_mask=geo.mask_to_camera(class_mask),
+        return LaneFrame(width=geo.src_width, height=geo.src_height, class_mask=camera_mask,
                          lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
+
+    def _hood(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane], geo: Geometry) -> hood.HoodEdge | None:
+        """The hood's edge (``params.hood``): the given one, or one found in the image and confirmed by the
+        lanes; None without a hood."""
+        share = self.params.hood
+        if share > 0:
+            return hood.HoodEdge.flat((1 - share) * geo.src_height - 0.5, geo.src_width)
+        if share == 0 or not lanes or image_bgr is None or image_bgr.ndim != 3 \
+                or image_bgr.shape[:2] != (geo.src_height, geo.src_width):
+            return None
+        edge = hood.find_edge(image_bgr)
+        return edge if edge is not None and hood.confirmed(image_bgr, lanes, edge) else None
 
     def _by_meaning(self, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outputs keyed by meaning, batch dimension dropped, shapes checked."""

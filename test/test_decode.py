@@ -279,3 +279,62 @@ def test_decoding_runs_numpy_blas_single_threaded_and_restores_it() -> None:
         with single_threaded_blas():
             assert {pool["num_threads"] for pool in blas.info()} == {1}
         assert {pool["num_threads"] for pool in blas.info()} == {2}
+
+
+def hood_edge_rows(width: int = W) -> np.ndarray:
+    """Top row of the hood drawn by ``with_hood``: 640 at the sides, bulging up to 628 in the middle."""
+    u = (np.arange(width) - width / 2) / (width / 2)
+    return 640.0 - 12.0 * (1 - u * u)
+
+
+def with_hood(image: np.ndarray, colour: tuple = (70, 40, 110)) -> np.ndarray:
+    """The image with a plain bonnet over its bottom rows (the lanes' paint ends at its edge)."""
+    out = image.copy()
+    edge = hood_edge_rows()
+    rows = np.arange(H)[:, None]
+    out[rows >= edge[None, :]] = colour
+    return out
+
+
+def test_lanes_end_at_the_hood_the_network_carries_them_across() -> None:
+    from lanenet_ros import hood
+
+    image, mask = scene(FOUR)  # the network's mask runs on to the bottom row, as trained networks' often do
+    image = with_hood(image)
+    found = hood.find_edge(image)
+    assert found is not None
+    assert np.abs(found.row_at(np.arange(0, W, 40)) - hood_edge_rows()[::40]).max() < 6.0
+    frame = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, image)
+    assert len(frame.lanes) == 4
+    for lane in frame.lanes:
+        edge_here = float(np.interp(lane.x_at(lane.y_max), np.arange(W), hood_edge_rows()))
+        assert edge_here - 8 < lane.y_max < edge_here + 3  # the edge is found on a 4x smaller image
+        assert lane.points[:, 1].max() <= lane.y_max
+    assert not frame.class_mask[660:].any() and frame.class_mask[560:620].any()
+    # hood=0: no hood is looked for; the lanes run on to the bottom
+    plain = LaneDecoder(LANENET, DecodeParams(hood=0.0)).decode(lanenet_outputs(mask), GEO, image)
+    assert all(lane.y_max > 715 for lane in plain.lanes) and plain.class_mask[700:].any()
+
+
+def test_a_shadow_across_the_road_is_not_a_hood() -> None:
+    from lanenet_ros import hood
+
+    image, mask = scene(FOUR)
+    shadow = image.copy()
+    shadow[hood_edge_rows()[None, :] <= np.arange(H)[:, None]] //= 2  # darker below, the paint still shows
+    edge = hood.find_edge(shadow)  # on an even road the shadow's edge looks like a hood's ...
+    assert edge is not None
+    frame = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, shadow)
+    assert not hood.confirmed(shadow, frame.lanes, edge)  # ... but the lanes' paint goes on below it
+    assert all(lane.y_max > 715 for lane in frame.lanes) and frame.class_mask[700:].any()
+
+
+def test_a_known_hood_is_given_as_a_share_of_the_rows() -> None:
+    _, mask = scene(FOUR)
+    frame = LaneDecoder(LANENET, DecodeParams(hood=0.1)).decode(lanenet_outputs(mask), GEO)  # no image needed
+    assert len(frame.lanes) == 4
+    assert all(640 < lane.y_max <= 0.9 * H - 1 for lane in frame.lanes)
+    assert not frame.class_mask[648:].any() and frame.class_mask[600:647].any()
+    for bad in (0.5, -0.5, 1.0):
+        with pytest.raises(ValueError, match="hood"):
+            DecodeParams(hood=bad).validate()

@@ -1,0 +1,169 @@
+"""The ego vehicle's hood (bonnet) at the bottom of the camera image: found, confirmed, lanes cut at its edge.
+
+A network carries lanes on across a hood that shows at the bottom of a dash-cam image: the hood is a small part
+of few training images, and the lane class weighs far more than the background. The labels end at the hood's
+edge, so those extra rows count against every such lane (TuSimple and CULane alike), and a lane drawn on the
+hood is not on the road.
+
+Finding the edge in one image: the strongest change of brightness down each of 16 column strips in the bottom
+part of the image, a smooth curve (a quadratic: hoods bulge) through most strips, a clear step in brightness
+across it and an even surface below. A shadow or a joint across the road can pass that test, so an edge is
+taken for the hood only when the lanes crossing it show paint above it and none below. A camera whose hood is
+known can give it instead, as the share of the image rows it covers (``DecodeParams.hood``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from lanenet_ros.fitting import sample_points
+from lanenet_ros.lanes import DetectedLane
+
+_WORK_WIDTH = 320  # the bottom of the image is searched at a quarter of 1280 columns (rows alike)
+_SEARCH = 0.28  # share of the rows at the bottom searched for the edge
+_STRIPS = 16
+_U = ((np.arange(_STRIPS) + 0.5) / _STRIPS - 0.5) * 2  # strip centres, -1 (left) .. 1 (right)
+_DESIGN = np.stack([np.ones(_STRIPS), _U, _U * _U], axis=1)
+_TRIPLES = np.array(list(itertools.combinations(range(_STRIPS), 3)))
+_TRIPLE_INVERSES = np.linalg.inv(_DESIGN[_TRIPLES])  # the quadratic through three strips' rows
+_INLIER_ROWS = 1.5  # working rows a strip may lie off the curve
+_MIN_INLIERS = 0.6  # share of the strips on the curve
+_MIN_EDGE = 6.0  # mean brightness change across the edge in the strips on it (0-255)
+_MIN_STEP = 8.0  # median brightness difference between just below and just above the edge
+_MAX_TEXTURE = 1.0  # mean horizontal brightness change below the edge, or 0.8 of that above it if more
+_MARGIN = 8  # working rows above the search band read for the checks
+
+
+@dataclass(frozen=True)
+class HoodEdge:
+    """The hood's upper edge: camera row ``c0 + c1 u + c2 u^2`` with ``u = (x - w/2) / (w/2)``."""
+
+    coeffs: tuple[float, float, float]
+    width: int
+
+    @classmethod
+    def flat(cls, row: float, width: int) -> HoodEdge:
+        """A straight edge at one camera row (a hood given as a share of the rows)."""
+        return cls((float(row), 0.0, 0.0), int(width))
+
+    def row_at(self, x: np.ndarray | float) -> np.ndarray:
+        """Camera row of the edge at camera columns ``x``."""
+        u = (np.asarray(x, dtype=np.float64) - self.width / 2) / (self.width / 2)
+        c0, c1, c2 = self.coeffs
+        return c0 + u * (c1 + u * c2)
+
+
+def find_edge(image_bgr: np.ndarray) -> HoodEdge | None:
+    """The edge a hood would have in this image, or None when nothing there looks like one.
+
+    Not yet a hood: see :func:`confirmed` (a shadow across the road can look the same).
+    """
+    h, w = image_bgr.shape[:2]
+    scale = w / _WORK_WIDTH  # camera pixels per working pixel, both ways
+    n = round(h / scale)  # working rows of the whole image
+    top = int((1 - _SEARCH) * n)  # first working row searched
+    first = top - _MARGIN
+    y0 = round(first * scale)
+    grey = cv2.cvtColor(np.ascontiguousarray(image_bgr[y0:, :, :3]), cv2.COLOR_BGR2GRAY)
+    grey = cv2.resize(grey, (_WORK_WIDTH, n - first), interpolation=cv2.INTER_AREA).astype(np.float32)
+    rows_n = len(grey)
+    t = _MARGIN  # the search band's first row in ``grey``
+    change = np.abs(grey[t + 1:] - grey[t - 1:-2])  # vertical change at rows t .. rows_n - 2
+    bw = _WORK_WIDTH // _STRIPS
+    profile = change[:, : bw * _STRIPS].reshape(len(change), _STRIPS, bw).mean(axis=2)  # (rows, strips)
+    rows = profile.argmax(axis=0) + float(t)
+    strength = profile.max(axis=0)
+    # every quadratic through three strips; the one most strips lie on wins
+    coeffs = np.einsum("kij,kj->ki", _TRIPLE_INVERSES, rows[_TRIPLES])
+    on = np.abs(coeffs @ _DESIGN.T - rows[None]) <= _INLIER_ROWS
+    best = on[int(np.argmax(on.sum(axis=1)))]
+    if best.mean() < _MIN_INLIERS or np.median(strength[best]) < _MIN_EDGE:
+        return None
+    c = np.linalg.lstsq(_DESIGN[best], rows[best], rcond=None)[0]
+    if abs(c[2]) > 0.15 * n:  # bent more than any hood
+        return None
+    cols = np.arange(_WORK_WIDTH)
+    u = ((cols + 0.5) / _WORK_WIDTH - 0.5) * 2
+    edge = np.rint(c[0] + u * (c[1] + u * c[2])).astype(np.int64)
+    if edge.min() < t + 3 or edge.max() > rows_n - 3:  # at the band's top: the edge lies above it
+        return None
+    offsets = np.arange(3, 9)
+    below, above = np.minimum(edge[:, None] + offsets, rows_n - 1), edge[:, None] - offsets
+    step = np.median(np.abs(grey[below, cols[:, None]].mean(axis=1) - grey[above, cols[:, None]].mean(axis=1)))
+    across = np.abs(grey[:, 2:] - grey[:, :-2])  # horizontal change, columns 1 .. width - 2
+    inner = cols[1:-1, None] - 1
+    texture_below, texture_above = across[below[1:-1], inner].mean(), across[above[1:-1], inner].mean()
+    if step < _MIN_STEP or texture_below > max(_MAX_TEXTURE, 0.8 * texture_above):
+        return None
+    # working row r covers camera rows around y0 + (r + 0.5) * scale - 0.5; u is the same in both
+    return HoodEdge((y0 + (c[0] + 0.5) * scale - 0.5, c[1] * scale, c[2] * scale), w)
+
+
+def crossing_rows(lanes: Sequence[DetectedLane], edge: HoodEdge) -> list[float | None]:
+    """Camera row where each lane meets the edge, None for a lane that ends above it."""
+    out: list[float | None] = []
+    for lane in lanes:
+        y = float(lane.y_max)
+        for _ in range(3):  # the edge is nearly flat: a few steps settle the crossing
+            y = float(edge.row_at(lane.x_at(y)))
+        out.append(y if y < lane.y_max else None)
+    return out
+
+
+def confirmed(image_bgr: np.ndarray, lanes: Sequence[DetectedLane], edge: HoodEdge) -> bool:
+    """Whether the lanes that cross the edge show paint above it and none below (a hood, not a shadow)."""
+    h, w = image_bgr.shape[:2]
+    seen_above = seen_below = False
+    half = max(3.0, 0.012 * w)
+    for lane, y in zip(lanes, crossing_rows(lanes, edge), strict=True):
+        if y is None:
+            continue
+        below = np.arange(y + 0.006 * h, min(h - 1.0, y + 0.04 * h), 0.004 * h)
+        above = np.arange(max(lane.y_min, y - 0.07 * h), y - 0.006 * h, 0.004 * h)
+        seen_below |= _paint_rows(image_bgr, lane, below, half) >= 2
+        seen_above |= _paint_rows(image_bgr, lane, above, half) >= 2
+    return seen_above and not seen_below
+
+
+def cut_lanes(lanes: Sequence[DetectedLane], edge: HoodEdge, point_step_px: float,
+              min_rows: float) -> list[DetectedLane]:
+    """The lanes ended at the edge; those left with fewer than ``min_rows`` camera rows dropped."""
+    out = []
+    for lane, y in zip(lanes, crossing_rows(lanes, edge), strict=True):
+        if y is None:
+            out.append(lane)
+        elif y - 0.5 - lane.y_min >= min_rows:
+            out.append(dataclasses.replace(lane, y_max=y - 0.5,
+                                           points=sample_points(lane.image_coeffs, lane.y_min, y - 0.5,
+                                                                point_step_px)))
+    return out
+
+
+def clear_below(mask: np.ndarray, edge: HoodEdge) -> None:
+    """Set the mask to background (0) on and below the edge, in place."""
+    h, w = mask.shape
+    first = int(np.clip(np.floor(edge.row_at(np.arange(w)).min()), 0, h))
+    rows = np.arange(first, h)[:, None]
+    mask[first:][rows >= edge.row_at(np.arange(w))[None, :] - 0.5] = 0
+
+
+def _paint_rows(image_bgr: np.ndarray, lane: DetectedLane, ys: np.ndarray, half: float) -> int:
+    """Rows ``ys`` where the lane shows paint: brighter than the road a little way out on both sides."""
+    if len(ys) == 0:
+        return 0
+    xs = lane.x_at(ys)
+    band = xs[:, None] + np.linspace(-half, half, 9)[None, :]
+    refs = np.stack([xs - 2 * half - 3, xs + 2 * half + 3], axis=1)
+    map_x = np.concatenate([band, refs], axis=1).astype(np.float32)
+    map_y = np.broadcast_to(ys[:, None], map_x.shape).astype(np.float32)
+    value = cv2.remap(image_bgr[:, :, :3], map_x, map_y, cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_REPLICATE).max(axis=2).astype(np.float32)  # HSV value
+    left, right = value[:, -2], value[:, -1]
+    contrast = np.minimum(value[:, :-2].max(axis=1) - left, value[:, :-2].max(axis=1) - right)
+    inside = (xs >= 0) & (xs <= image_bgr.shape[1] - 1)
+    return int(np.count_nonzero((contrast >= np.maximum(15.0, 0.15 * np.maximum(left, right))) & inside))

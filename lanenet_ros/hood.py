@@ -35,7 +35,7 @@ _INLIER_ROWS = 1.5  # working rows a strip may lie off the curve
 _MIN_INLIERS = 0.6  # share of the strips on the curve
 _MIN_EDGE = 6.0  # mean brightness change across the edge in the strips on it (0-255)
 _MIN_STEP = 8.0  # median brightness difference between just below and just above the edge
-_MAX_TEXTURE = 1.0  # mean horizontal brightness change below the edge, or 0.8 of that above it if more
+_MAX_TEXTURE = 1.0  # mean horizontal brightness change below the edge (a road shows paint and grain)
 _MARGIN = 8  # working rows above the search band read for the checks
 
 
@@ -96,9 +96,8 @@ def find_edge(image_bgr: np.ndarray) -> HoodEdge | None:
     below, above = np.minimum(edge[:, None] + offsets, rows_n - 1), edge[:, None] - offsets
     step = np.median(np.abs(grey[below, cols[:, None]].mean(axis=1) - grey[above, cols[:, None]].mean(axis=1)))
     across = np.abs(grey[:, 2:] - grey[:, :-2])  # horizontal change, columns 1 .. width - 2
-    inner = cols[1:-1, None] - 1
-    texture_below, texture_above = across[below[1:-1], inner].mean(), across[above[1:-1], inner].mean()
-    if step < _MIN_STEP or texture_below > max(_MAX_TEXTURE, 0.8 * texture_above):
+    under = np.arange(rows_n)[:, None] >= edge[None, 1:-1] + 3  # from 3 rows below the edge to the bottom
+    if step < _MIN_STEP or not under.any() or across[under].mean() > _MAX_TEXTURE:
         return None
     # working row r covers camera rows around y0 + (r + 0.5) * scale - 0.5; u is the same in both
     return HoodEdge((y0 + (c[0] + 0.5) * scale - 0.5, c[1] * scale, c[2] * scale), w)

@@ -300,6 +300,7 @@ def test_lanes_end_at_the_hood_the_network_carries_them_across() -> None:
     from lanenet_ros import hood
 
     image, mask = scene(FOUR)  # the network's mask runs on to the bottom row, as trained networks' often do
+    assert hood.find_edge(image) is None
     image = with_hood(image)
     found = hood.find_edge(image)
     assert found is not None
@@ -322,11 +323,12 @@ def test_a_shadow_across_the_road_is_not_a_hood() -> None:
     image, mask = scene(FOUR)
     shadow = image.copy()
     shadow[hood_edge_rows()[None, :] <= np.arange(H)[:, None]] //= 2  # darker below, the paint still shows
-    edge = hood.find_edge(shadow)  # on an even road the shadow's edge looks like a hood's ...
-    assert edge is not None
     frame = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, shadow)
-    assert not hood.confirmed(shadow, frame.lanes, edge)  # ... but the lanes' paint goes on below it
     assert all(lane.y_max > 715 for lane in frame.lanes) and frame.class_mask[700:].any()
+    # an edge there is a hood only when the lanes' paint stops at it
+    edge = hood.HoodEdge((float(hood_edge_rows()[W // 2]), 0.0, 12.0), W)
+    assert not hood.confirmed(shadow, frame.lanes, edge)
+    assert hood.confirmed(with_hood(image), frame.lanes, edge)
 
 
 def test_a_known_hood_is_given_as_a_share_of_the_rows() -> None:

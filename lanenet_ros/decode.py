@@ -103,14 +103,14 @@ class DecodeParams:
         return self
 
 
-def decode_params_from(pairs: Sequence[str]) -> DecodeParams:
-    """``DecodeParams`` with ``NAME=VALUE`` overrides (``max_lanes=5``), each checked by its validation.
+def decode_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """The settings ``NAME=VALUE`` pairs (``max_lanes=5``) give, typed and each checked by its validation.
 
     Raises:
         ValueError: an unknown name, a value of the wrong type, or out of range.
     """
     fields = {f.name: f for f in dataclasses.fields(DecodeParams)}
-    values = {}
+    values: dict[str, Any] = {}
     for pair in pairs:
         name, _, raw = pair.partition("=")
         name = name.strip()
@@ -121,7 +121,17 @@ def decode_params_from(pairs: Sequence[str]) -> DecodeParams:
             values[name] = kind(raw) if kind is not bool else raw.strip().lower() in ("1", "true", "yes")
         except ValueError:
             raise ValueError(f"decode parameter {name}: {raw!r} is not a {kind.__name__}") from None
-    return DecodeParams(**values).validate()
+    DecodeParams(**values).validate()
+    return values
+
+
+def decode_params_from(pairs: Sequence[str]) -> DecodeParams:
+    """``DecodeParams`` with ``NAME=VALUE`` overrides (``max_lanes=5``) on the generic defaults.
+
+    Raises:
+        ValueError: an unknown name, a value of the wrong type, or out of range.
+    """
+    return DecodeParams(**decode_overrides(pairs))
 
 
 @dataclass

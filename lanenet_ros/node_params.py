@@ -54,6 +54,9 @@ def declare_all(node: Node) -> None:
         rclpy.exceptions.InvalidParameterValueException: a value the node's set-parameters gate refused.
     """
     for row in TABLE:
+        if row.unset:  # no value unless given: the model's own setting applies (see lanenet_ros.params)
+            node.declare_parameter(row.name, None, descriptor(row))
+            continue
         if row.kind != "float_array":
             node.declare_parameter(row.name, row.default, descriptor(row))
             continue
@@ -93,7 +96,8 @@ def gate(params: list[Parameter], current: NodeParams) -> tuple[SetParametersRes
     ours = [(_ROWS[p.name], table_value(_ROWS[p.name], p.value)) for p in params if p.name in _ROWS]
     try:
         for row, value in ours:
-            check(row.name, value)
+            if not (row.unset and value is None):  # a decode.* parameter declared, or left, unset
+                check(row.name, value)
     except ParamError as exc:
         return SetParametersResult(successful=False, reason=str(exc)), current, []
     live = {row.name: value for row, value in ours if row.live}

@@ -8,7 +8,9 @@ start-up and by the node's set-parameters callback alike.
 
 The decoder's tuning (:class:`lanenet_ros.decode.DecodeParams`) appears as ``decode.<field>``, its rows
 derived from that dataclass (default, type, and the description from its docstring) and its values checked
-by ``DecodeParams.validate``, so the two never disagree.
+by ``DecodeParams.validate``, so the two never disagree. These are declared without a value: one left unset
+takes the setting the model carries (its description's ``decode``), else the generic default; one that is
+set (parameter file, ``-p``, ``ros2 param set``) overrides it, whatever its value.
 
 Topics are not parameters: the node subscribes to the relative names ``image`` (or ``image/compressed``)
 and ``camera_info`` and publishes ``lanes``, ``mask``, ``overlay``, ``markers``; remap them with ``-r``.
@@ -21,6 +23,7 @@ import math
 import re
 import sys
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -89,7 +92,8 @@ class NodeParams:
     diagnostics_period: float = _p(1.0, "Seconds between /diagnostics messages", low=0.1, high=60.0)
     warn_period: float = _p(5.0, "Shortest interval in seconds between two warnings about bad input frames",
                             low=0.1, high=3600.0, live=True)
-    decode: DecodeParams = field(default_factory=DecodeParams)  # rows ``decode.*``, see _decode_rows
+    # rows ``decode.*`` (see _decode_rows): only those that are set, as DecodeParams field -> value
+    decode: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> NodeParams:
@@ -108,18 +112,20 @@ class NodeParams:
         unknown = sorted(set(values) - set(specs))
         if unknown:
             raise ParamError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(specs)}")
+        values = {n: v for n, v in values.items() if not (v is None and specs.get(n) and specs[n].unset)}
         for name, value in values.items():
             check(name, value)
         normal = {n: _normalise(specs[n], v) for n, v in values.items()}
         plain = {specs[n].field: v for n, v in normal.items() if not n.startswith("decode.")}
         tuning = {specs[n].field: v for n, v in normal.items() if n.startswith("decode.")}
-        return cls(**plain, decode=DecodeParams(**tuning))
+        return cls(**plain, decode=tuning)
 
     def value(self, name: str) -> Any:
-        """The value of the parameter with this ROS name (``qos.depth``, ``decode.max_lanes``)."""
+        """The value of the parameter with this ROS name (``qos.depth``, ``decode.max_lanes``); None for a
+        ``decode.*`` parameter that is not set."""
         row = spec(name)
         if name.startswith("decode."):
-            return getattr(self.decode, row.field)
+            return self.decode.get(row.field)
         return getattr(self, row.field)
 
 
@@ -137,6 +143,7 @@ class ParamSpec:
         low: smallest allowed number, or None.
         high: largest allowed number, or None.
         live: True when a change applies at once; otherwise at the next configure.
+        unset: declared without a value; left so, the model's own setting applies, else ``default``.
     """
 
     name: str
@@ -148,6 +155,7 @@ class ParamSpec:
     low: float | None = None
     high: float | None = None
     live: bool = False
+    unset: bool = False
 
 
 def _table() -> tuple[ParamSpec, ...]:
@@ -167,7 +175,7 @@ def _decode_rows() -> tuple[ParamSpec, ...]:
     kinds = {bool: "bool", int: "int", float: "float", str: "str"}
     return tuple(
         ParamSpec(f"decode.{f.name}", f.name, f.default, kinds[type(f.default)],
-                  "Decoder: " + " ".join(described.get(f.name, f.name).split()).rstrip("."))
+                  "Decoder: " + " ".join(described.get(f.name, f.name).split()).rstrip("."), unset=True)
         for f in fields(DecodeParams))
 
 
@@ -287,6 +295,9 @@ def _yaml_comment(row: ParamSpec, indent: str) -> list[str]:
         text += f" One of: {', '.join(row.choices)}."
     if row.low is not None:
         text += f" Range {row.low}..{row.high}."
+    if row.unset:
+        text += (f" Unset (commented out): the model's own setting, else {_yaml_value(row, row.default)}; set, "
+                 "it overrides the model's.")
     text += " Applies at once." if row.live else " Applies at the next configure."
     return [f"{indent}# {line}" for line in textwrap.wrap(text, 104 - len(indent), break_on_hyphens=False)]
 
@@ -306,12 +317,13 @@ def render_yaml() -> str:
     group = None
     for row in TABLE:
         head, _, key = row.name.rpartition(".")
+        off = "# " if row.unset else ""  # a key left unset is shown commented out, group line and all
         if head != group:
             if head:
-                lines.append(f"    {head}:")
+                lines.append(f"    {off}{head}:")
             group = head
         indent = "      " if head else "    "
-        lines += [*_yaml_comment(row, indent), f"{indent}{key}: {_yaml_value(row, row.default)}"]
+        lines += [*_yaml_comment(row, indent), f"{indent}{off}{key}: {_yaml_value(row, row.default)}"]
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ Evaluation and ``inference`` use the same ROS-free pieces as the node (``lanenet
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,12 +28,14 @@ class Predictor:
             runtime's ONNX Runtime backend, image by image unless its batch dimension is dynamic).
         key: the checkpoint's passphrase when encrypted.
         device: torch device for a checkpoint's network.
-        decode_params: decoder tuning; as in the node (``lanenet_ros.pipeline.decode_settings``), a setting left
-            at its generic default takes the value an exported model carries (its description's ``decode``).
+        decode_params: decoder tuning on top of the settings an exported model carries (its description's
+            ``decode``), as in the node: a mapping ``name -> value`` (``decode_overrides`` of ``--decode`` pairs)
+            sets exactly those, a ``DecodeParams`` each field that differs from the generic default
+            (``lanenet_ros.pipeline.decode_settings``).
     """
 
     def __init__(self, model_path: str | os.PathLike, key: str | None = None, device: str = "cpu",
-                 decode_params: DecodeParams | None = None) -> None:
+                 decode_params: DecodeParams | Mapping[str, Any] | None = None) -> None:
         self.backend, self.model = None, None
         if str(model_path).lower().endswith(".onnx"):
             from lanenet_ros.backends import create_backend

@@ -154,7 +154,23 @@ def test_parameters_are_validated_at_start_and_on_set(ros, model):
     assert node.set_parameters([Parameter("publish.markers", value=False)])[0].successful
     assert node.params.publish_markers is False  # live: applies at once
     assert node.set_parameters([Parameter("decode.max_lanes", value=4)])[0].successful
-    assert node.params.decode.max_lanes == 8  # applies at the next configure
+    assert "max_lanes" not in node.params.decode  # applies at the next configure
+
+
+def test_decode_parameters_left_unset_take_the_models_settings_and_set_ones_override(ros, tmp_path):
+    from model_fixtures import export_tiny
+
+    path = tmp_path / "tuned.onnx"
+    export_tiny(path, info_overrides={"decode": ["max_lanes=2", "lane_threshold=0.8"]})
+    carried = ros.lanenet(model=str(path), tracking=False)
+    assert carried.get_parameter("decode.max_lanes").value is None  # declared, not set
+    assert (carried.pipeline.decoder.params.max_lanes, carried.pipeline.decoder.params.lane_threshold) == (2, 0.8)
+    # set, even to the generic default (0.5), a setting overrides the model's
+    given = ros.lanenet(namespace="cam2", model=str(path), tracking=False, **{"decode.lane_threshold": 0.5})
+    assert given.get_parameter("decode.lane_threshold").value == 0.5
+    assert (given.pipeline.decoder.params.max_lanes, given.pipeline.decoder.params.lane_threshold) == (2, 0.5)
+    with pytest.raises(ParamError, match="hood"):
+        ros.lanenet(namespace="cam3", model=str(path), start=False, **{"decode.hood": 0.7})
 
 
 def test_markers_switch_off_live(ros, model):

@@ -171,6 +171,15 @@ def test_decoder_settings_come_from_the_model_unless_given(tmp_path):
     assert Predictor(path).decoder.params == DecodeParams(max_lanes=2, lane_threshold=0.8)
     assert Predictor(path, decode_params=DecodeParams(max_lanes=3)).decoder.params == \
         DecodeParams(max_lanes=3, lane_threshold=0.8)
+    # settings named explicitly (--decode pairs, decode.* parameters that are set) win even at the generic
+    # default, which a DecodeParams cannot express
+    from lanenet_ros.decode import decode_overrides
+
+    named = decode_overrides(["lane_threshold=0.5"])
+    assert LanePipeline(path, "onnxruntime-cpu", decode_params=named).decoder.params == DecodeParams(max_lanes=2)
+    assert Predictor(path, decode_params=named).decoder.params == DecodeParams(max_lanes=2)
+    with pytest.raises(ValueError, match="no_such"):
+        LanePipeline(path, "onnxruntime-cpu", decode_params={"no_such": 1})
     bad = tmp_path / "bad.onnx"
     export_tiny(bad, info_overrides={"decode": ["max_lanes=0"]})
     with pytest.raises(ValueError, match="max_lanes"):

@@ -38,9 +38,8 @@ class LanePipeline:
         model_path: ``.onnx`` model or TensorRT engine; None for the embedded default model.
         backend: ``auto``, ``tensorrt``, ``onnxruntime``, ``onnxruntime-trt``, ``onnxruntime-cuda`` or
             ``onnxruntime-cpu`` (see :func:`lanenet_ros.backends.create_backend`).
-        decode_params: decoder tuning on top of the settings the model was evaluated with (its description's
-            ``decode``, see docs/model_format.md): a mapping ``name -> value`` sets exactly those; a
-            ``DecodeParams`` sets each field that differs from the generic default (see :func:`decode_settings`).
+        decode_params: decoder settings ``name -> value`` (fields of ``DecodeParams``) on top of those the model
+            was evaluated with (its description's ``decode``, see docs/model_format.md).
         roi_top: fraction of image rows cut from the top, overriding the model's ``roi_top``.
         camera: ground projection: a ``GroundProjector``, or anything with ``fx, fy, cx, cy, height_m,
             pitch_rad`` (and optionally ``k1, k2``); None for image-space lanes only.
@@ -54,7 +53,7 @@ class LanePipeline:
     """
 
     def __init__(self, model_path: str | Path | None = None, backend: str = "auto",
-                 decode_params: DecodeParams | Mapping[str, Any] | None = None, roi_top: float | None = None,
+                 decode_params: Mapping[str, Any] | None = None, roi_top: float | None = None,
                  camera: Any = None, tracking: bool = True, **backend_options: Any) -> None:
         path = Path(model_path) if model_path else default_model_path()
         if model_path is None and not path.is_file():
@@ -120,31 +119,23 @@ class LanePipeline:
         return frame
 
 
-def decode_settings(info: ModelInfo, given: DecodeParams | Mapping[str, Any] | None) -> DecodeParams:
+def decode_settings(info: ModelInfo, given: Mapping[str, Any] | None) -> DecodeParams:
     """The decoder settings for a model: those it was evaluated with (``info.decode``, written by export),
-    with the given ones on top.
+    with the ones given on top.
 
     Args:
         info: the model's description.
-        given: settings chosen by the user: a mapping ``name -> value`` overrides exactly those settings
-            (``decode_overrides`` of ``--decode`` pairs, the node's ``decode.*`` parameters that are set);
-            a ``DecodeParams`` overrides every setting that differs from the generic default; None none.
+        given: settings chosen by the user, ``name -> value`` (``decode_overrides`` of ``--decode`` pairs, the
+            node's ``decode.*`` parameters that are set); each wins whatever its value.
 
     Raises:
         ValueError: a setting is unknown or out of range (the message names it).
     """
     base = decode_params_from(info.decode)
-    if given is None:
-        return base
-    if isinstance(given, Mapping):
-        unknown = sorted(set(given) - {f.name for f in dataclasses.fields(DecodeParams)})
-        if unknown:
-            raise ValueError(f"unknown decode setting(s) {', '.join(unknown)}")
-        return dataclasses.replace(base, **given).validate()
-    generic = DecodeParams()
-    changed = {f.name: getattr(given, f.name) for f in dataclasses.fields(DecodeParams)
-               if getattr(given, f.name) != getattr(generic, f.name)}
-    return dataclasses.replace(base, **changed).validate()
+    unknown = sorted(set(given or {}) - {f.name for f in dataclasses.fields(DecodeParams)})
+    if unknown:
+        raise ValueError(f"unknown decode setting(s) {', '.join(unknown)}")
+    return dataclasses.replace(base, **(given or {})).validate()
 
 
 def check_suitable(info: ModelInfo, path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lanenet_ros.decode import DecodeParams, LaneDecoder
+from lanenet_ros.decode import LaneDecoder
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.model_info import ModelInfo
 from lanenet_ros.pipeline import decode_settings
@@ -28,14 +28,13 @@ class Predictor:
             runtime's ONNX Runtime backend, image by image unless its batch dimension is dynamic).
         key: the checkpoint's passphrase when encrypted.
         device: torch device for a checkpoint's network.
-        decode_params: decoder tuning on top of the settings an exported model carries (its description's
-            ``decode``), as in the node: a mapping ``name -> value`` (``decode_overrides`` of ``--decode`` pairs)
-            sets exactly those, a ``DecodeParams`` each field that differs from the generic default
+        decode_params: decoder settings ``name -> value`` (``decode_overrides`` of ``--decode`` pairs) on top
+            of those an exported model carries (its description's ``decode``), as in the node
             (``lanenet_ros.pipeline.decode_settings``).
     """
 
     def __init__(self, model_path: str | os.PathLike, key: str | None = None, device: str = "cpu",
-                 decode_params: DecodeParams | Mapping[str, Any] | None = None) -> None:
+                 decode_params: Mapping[str, Any] | None = None) -> None:
         self.backend, self.model = None, None
         if str(model_path).lower().endswith(".onnx"):
             from lanenet_ros.backends import create_backend

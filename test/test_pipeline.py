@@ -159,27 +159,28 @@ def test_decoder_settings_come_from_the_model_unless_given(tmp_path):
     path = tmp_path / "tuned.onnx"
     export_tiny(path, info_overrides={"decode": ["max_lanes=2", "lane_threshold=0.8"]})
     assert LanePipeline(path, "onnxruntime-cpu").decoder.params == DecodeParams(max_lanes=2, lane_threshold=0.8)
-    mixed = LanePipeline(path, "onnxruntime-cpu", decode_params=DecodeParams(max_lanes=3, min_span=0.1,
-                                                                             max_per_side=1, ego_center=0.4))
+    mixed = LanePipeline(path, "onnxruntime-cpu", decode_params={"max_lanes": 3, "min_span": 0.1,
+                                                                 "max_per_side": 1, "ego_center": 0.4})
     assert mixed.decoder.params == DecodeParams(max_lanes=3, lane_threshold=0.8, min_span=0.1, max_per_side=1,
                                                 ego_center=0.4)
     tracker = mixed.tracker  # reports lanes as the decoder keeps them (coasting ones included)
     assert (tracker.max_lanes, tracker.max_per_side, tracker.ego_center) == (3, 1, 0.4)
-    # evaluate / inference decode an exported model the same way
-    from lanenet_train.predict import Predictor
-
-    assert Predictor(path).decoder.params == DecodeParams(max_lanes=2, lane_threshold=0.8)
-    assert Predictor(path, decode_params=DecodeParams(max_lanes=3)).decoder.params == \
-        DecodeParams(max_lanes=3, lane_threshold=0.8)
-    # settings named explicitly (--decode pairs, decode.* parameters that are set) win even at the generic
-    # default, which a DecodeParams cannot express
+    # a setting given wins whatever its value, the generic default included (--decode lane_threshold=0.5)
     from lanenet_ros.decode import decode_overrides
 
     named = decode_overrides(["lane_threshold=0.5"])
     assert LanePipeline(path, "onnxruntime-cpu", decode_params=named).decoder.params == DecodeParams(max_lanes=2)
+    # evaluate / inference decode an exported model the same way
+    from lanenet_train.predict import Predictor
+
+    assert Predictor(path).decoder.params == DecodeParams(max_lanes=2, lane_threshold=0.8)
+    assert Predictor(path, decode_params={"max_lanes": 3}).decoder.params == \
+        DecodeParams(max_lanes=3, lane_threshold=0.8)
     assert Predictor(path, decode_params=named).decoder.params == DecodeParams(max_lanes=2)
     with pytest.raises(ValueError, match="no_such"):
         LanePipeline(path, "onnxruntime-cpu", decode_params={"no_such": 1})
+    with pytest.raises(ValueError, match="max_lanes"):
+        LanePipeline(path, "onnxruntime-cpu", decode_params={"max_lanes": 0})
     bad = tmp_path / "bad.onnx"
     export_tiny(bad, info_overrides={"decode": ["max_lanes=0"]})
     with pytest.raises(ValueError, match="max_lanes"):

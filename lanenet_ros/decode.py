@@ -219,25 +219,30 @@ class LaneDecoder:
             fits = self._select(self._fit_all(pixels, seg, geo), geo)
             lanes = self._typed(pixels, seg, fits, geo, image_bgr)
         camera_mask = geo.mask_to_camera(class_mask)
-        edge = self._hood(image_bgr, lanes, geo)
-        if edge is not None:
-            lanes = hood.cut_lanes(lanes, edge, self.params.point_step_px, min_rows=2 * self.params.point_step_px)
+        found = self._hood(image_bgr, lanes, geo)
+        if found is not None:
+            edge, crossings = found
+            lanes = hood.cut_lanes(lanes, crossings, self.params.point_step_px, min_rows=2 * self.params.point_step_px)
             hood.clear_below(camera_mask, edge)
         lanes, ego_l, ego_r = fitting.order_lanes(lanes, geo.src_width, geo.src_height, self.params.ego_center)
         return LaneFrame(width=geo.src_width, height=geo.src_height, class_mask=camera_mask,
                          lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
 
-    def _hood(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane], geo: Geometry) -> hood.HoodEdge | None:
+    def _hood(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane],
+              geo: Geometry) -> tuple[hood.HoodEdge, list[float | None]] | None:
         """The hood's edge (``params.hood``): the given one, or one found in the image and confirmed by the
-        lanes; None without a hood."""
+        lanes; with the row where each lane crosses it. None without a hood."""
         share = self.params.hood
         if share > 0:
-            return hood.HoodEdge.flat((1 - share) * geo.src_height - 0.5, geo.src_width)
-        if share == 0 or not lanes or image_bgr is None or image_bgr.ndim != 3 \
-                or image_bgr.shape[:2] != (geo.src_height, geo.src_width):
+            edge = hood.HoodEdge.flat((1 - share) * geo.src_height - 0.5, geo.src_width)
+            return edge, hood.crossing_rows(lanes, edge)
+        if share == 0 or not lanes or not _camera_image(image_bgr, geo):
             return None
         edge = hood.find_edge(image_bgr)
-        return edge if edge is not None and hood.confirmed(image_bgr, lanes, edge) else None
+        if edge is None:
+            return None
+        crossings = hood.crossing_rows(lanes, edge)
+        return (edge, crossings) if hood.confirmed(image_bgr, lanes, crossings) else None
 
     def _by_meaning(self, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outputs keyed by meaning, batch dimension dropped, shapes checked."""
@@ -361,8 +366,7 @@ class LaneDecoder:
                   image_bgr: np.ndarray | None) -> list[tuple[MarkingType, MarkingColor]]:
         """Type and colour per fit: class name first, then the paint in the image, then the mask's gaps."""
         out = [(MarkingType.UNKNOWN, MarkingColor.UNKNOWN)] * len(fits)
-        usable = image_bgr is not None and image_bgr.ndim == 3 \
-            and image_bgr.shape[:2] == (geo.src_height, geo.src_width)
+        usable = _camera_image(image_bgr, geo)
         read = [i for i, f in enumerate(fits) if self._class_marking.get(f.class_id) is None]
         if usable and read:
             curves = [(fits[i].lane.image_coeffs, fits[i].lane.y_min, fits[i].lane.y_max) for i in read]
@@ -408,6 +412,11 @@ class _Fit:
     part: slice  # its entries in the row segments
     coeffs_in: np.ndarray  # x(y) in network pixels
     class_id: int
+
+
+def _camera_image(image_bgr: np.ndarray | None, geo: Geometry) -> bool:
+    """Whether ``image_bgr`` is the colour camera image the outputs came from (paint and hood are read in it)."""
+    return image_bgr is not None and image_bgr.ndim == 3 and image_bgr.shape[:2] == (geo.src_height, geo.src_width)
 
 
 def _to_camera_poly(coeffs_in: np.ndarray, geo: Geometry) -> np.ndarray:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lanenet_ros import paint
 from lanenet_ros.fitting import sample_points
 from lanenet_ros.lanes import DetectedLane
 
@@ -114,12 +115,13 @@ def crossing_rows(lanes: Sequence[DetectedLane], edge: HoodEdge) -> list[float |
     return out
 
 
-def confirmed(image_bgr: np.ndarray, lanes: Sequence[DetectedLane], edge: HoodEdge) -> bool:
-    """Whether the lanes that cross the edge show paint above it and none below (a hood, not a shadow)."""
+def confirmed(image_bgr: np.ndarray, lanes: Sequence[DetectedLane], crossings: Sequence[float | None]) -> bool:
+    """Whether the lanes that cross the edge (``crossings``: :func:`crossing_rows`) show paint above it and none
+    below (a hood, not a shadow)."""
     h, w = image_bgr.shape[:2]
     seen_above = seen_below = False
     half = max(3.0, 0.012 * w)
-    for lane, y in zip(lanes, crossing_rows(lanes, edge), strict=True):
+    for lane, y in zip(lanes, crossings, strict=True):
         if y is None:
             continue
         below = np.arange(y + 0.006 * h, min(h - 1.0, y + 0.04 * h), 0.004 * h)
@@ -129,11 +131,12 @@ def confirmed(image_bgr: np.ndarray, lanes: Sequence[DetectedLane], edge: HoodEd
     return seen_above and not seen_below
 
 
-def cut_lanes(lanes: Sequence[DetectedLane], edge: HoodEdge, point_step_px: float,
+def cut_lanes(lanes: Sequence[DetectedLane], crossings: Sequence[float | None], point_step_px: float,
               min_rows: float) -> list[DetectedLane]:
-    """The lanes ended at the edge; those left with fewer than ``min_rows`` camera rows dropped."""
+    """The lanes ended where they cross the edge (``crossings``: :func:`crossing_rows`); those left with fewer
+    than ``min_rows`` camera rows dropped."""
     out = []
-    for lane, y in zip(lanes, crossing_rows(lanes, edge), strict=True):
+    for lane, y in zip(lanes, crossings, strict=True):
         if y is None:
             out.append(lane)
         elif y - 0.5 - lane.y_min >= min_rows:
@@ -146,9 +149,9 @@ def cut_lanes(lanes: Sequence[DetectedLane], edge: HoodEdge, point_step_px: floa
 def clear_below(mask: np.ndarray, edge: HoodEdge) -> None:
     """Set the mask to background (0) on and below the edge, in place."""
     h, w = mask.shape
-    first = int(np.clip(np.floor(edge.row_at(np.arange(w)).min()), 0, h))
-    rows = np.arange(first, h)[:, None]
-    mask[first:][rows >= edge.row_at(np.arange(w))[None, :] - 0.5] = 0
+    edge_rows = edge.row_at(np.arange(w))
+    first = int(np.clip(np.floor(edge_rows.min()), 0, h))
+    mask[first:][np.arange(first, h)[:, None] >= edge_rows[None, :] - 0.5] = 0
 
 
 def _paint_rows(image_bgr: np.ndarray, lane: DetectedLane, ys: np.ndarray, half: float) -> int:
@@ -162,7 +165,6 @@ def _paint_rows(image_bgr: np.ndarray, lane: DetectedLane, ys: np.ndarray, half:
     map_y = np.broadcast_to(ys[:, None], map_x.shape).astype(np.float32)
     value = cv2.remap(image_bgr[:, :, :3], map_x, map_y, cv2.INTER_LINEAR,
                       borderMode=cv2.BORDER_REPLICATE).max(axis=2).astype(np.float32)  # HSV value
-    left, right = value[:, -2], value[:, -1]
-    contrast = np.minimum(value[:, :-2].max(axis=1) - left, value[:, :-2].max(axis=1) - right)
+    road = np.maximum(value[:, -2], value[:, -1])  # brighter than the road on both sides
     inside = (xs >= 0) & (xs <= image_bgr.shape[1] - 1)
-    return int(np.count_nonzero((contrast >= np.maximum(15.0, 0.15 * np.maximum(left, right))) & inside))
+    return int(np.count_nonzero(paint.is_paint(value[:, :-2].max(axis=1), road) & inside))

@@ -28,6 +28,12 @@ _MIN_PPM = 25.0  # road pixels per metre below which paint is not read
 _UNKNOWN = (MarkingType.UNKNOWN, MarkingColor.UNKNOWN)
 
 
+def is_paint(value: np.ndarray, road: np.ndarray) -> np.ndarray:
+    """Whether brightness ``value`` (HSV value, 0-255) is paint on a road of brightness ``road``: clearly
+    brighter, by 15 levels or 15 %, whichever is more. Both broadcast."""
+    return value >= road + np.maximum(15.0, 0.15 * road)
+
+
 def is_solid(rows: np.ndarray, row_min: int, row_max: int, min_gap: int = 2) -> bool:
     """Whether occupied ``rows`` cover [row_min, row_max] like a solid line (no repeated gaps).
 
@@ -163,7 +169,7 @@ def read_markings(image_bgr: np.ndarray, curves: Sequence[tuple[np.ndarray, floa
     hsv = cv2.cvtColor(strip, cv2.COLOR_BGR2HSV)
     value = hsv[:, :, 2].astype(np.int16)
     road = np.sort(value[:, _BAND_SAMPLES:], axis=1)[:, 1:3].mean(axis=1)  # middle two of four references
-    paint = value[:, :_BAND_SAMPLES] >= (road + np.maximum(15.0, 0.15 * road))[:, None]
+    paint = is_paint(value[:, :_BAND_SAMPLES], road[:, None])
     inside = (map_x[:, _BAND_SAMPLES // 2] >= 0) & (map_x[:, _BAND_SAMPLES // 2] <= w - 1)
     paint &= inside[:, None]
     return [_UNKNOWN if part is None else

@@ -112,7 +112,7 @@ class NodeParams:
         unknown = sorted(set(values) - set(specs))
         if unknown:
             raise ParamError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(specs)}")
-        values = {n: v for n, v in values.items() if not (v is None and specs.get(n) and specs[n].unset)}
+        values = {n: v for n, v in values.items() if not (v is None and specs[n].unset)}  # unset decode.*
         for name, value in values.items():
             check(name, value)
         normal = {n: _normalise(specs[n], v) for n, v in values.items()}

@@ -327,8 +327,9 @@ def test_a_shadow_across_the_road_is_not_a_hood() -> None:
     assert all(lane.y_max > 715 for lane in frame.lanes) and frame.class_mask[700:].any()
     # an edge there is a hood only when the lanes' paint stops at it
     edge = hood.HoodEdge((float(hood_edge_rows()[W // 2]), 0.0, 12.0), W)
-    assert not hood.confirmed(shadow, frame.lanes, edge)
-    assert hood.confirmed(with_hood(image), frame.lanes, edge)
+    crossings = hood.crossing_rows(frame.lanes, edge)
+    assert not hood.confirmed(shadow, frame.lanes, crossings)
+    assert hood.confirmed(with_hood(image), frame.lanes, crossings)
 
 
 def test_a_known_hood_is_given_as_a_share_of_the_rows() -> None:

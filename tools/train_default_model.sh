@@ -18,8 +18,8 @@
 # (seed 2, benchmark labels), never on the held-out set.
 # The held-out set: ten continuous drives of 30 frames made with another seed (777): day, dusk and
 # night; clear, overcast, rain and fog.
-# On this project's 2-core CPU machine the 15 epochs take about 75 minutes (4.7 min an epoch; a fine-tuning
-# cycle of 10 would add 50); on one GPU a few minutes. The export takes the decoder settings of the spec's
+# On this project's 2-core CPU machine the 15 epochs took 82 minutes (4.8 min an epoch; a fine-tuning
+# cycle of 10 would add about 48); on one GPU a few minutes. The export takes the decoder settings of the spec's
 # evaluation_config.decode; for a new model, tune them on data/tusimple_tune, re-export with those
 # (lanenet-train export ... --decode NAME=VALUE ...: the model carries them) and evaluate again.
 set -euo pipefail

@@ -213,3 +213,16 @@ def test_synth_output_does_not_depend_on_the_number_of_workers(tmp_path):
     assert (one / "camera_params.jsonl").read_text() == (two / "camera_params.jsonl").read_text()
     for p in one.rglob("*.jpg"):
         assert p.read_bytes() == (two / p.relative_to(one)).read_bytes()
+
+
+@pytest.mark.parametrize(("prob", "extra"), [(0.0, -1), (1.0, 1)])
+def test_edge_line_prob_paints_all_outer_edges_or_none(tmp_path, prob, extra):
+    """--edge-line-prob 1: both outer edges carry a line (lanes + 1 lines); 0: neither (lanes - 1)."""
+    src = synth(tmp_path, "tusimple", count=4, label_lanes="all", edge_line_prob=prob)
+    for cam in (json.loads(x) for x in (src / "camera_params.jsonl").read_text().splitlines()):
+        assert len(cam["lanes"]) == cam["scene"]["lanes"] + extra
+
+
+def test_edge_line_prob_out_of_range_is_refused(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "x"), "--edge-line-prob", "1.5"]) == 2
+    assert "--edge-line-prob" in capsys.readouterr().err

@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-lanes", choices=("benchmark", "all"), default="benchmark",
                         help="tusimple: label the four lines the benchmark scores (ego lane and its neighbours, "
                              "default) or every painted line (for training; decode with max_per_side=2)")
+    parser.add_argument("--edge-line-prob", type=float, default=SynthConfig.edge_line_prob, metavar="P",
+                        help="probability that an outer road edge carries a painted edge line; the others are "
+                             f"unpainted asphalt edges, not lanes (default {SynthConfig.edge_line_prob})")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--nproc", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
 
@@ -94,12 +97,14 @@ def _work(task: tuple) -> list[dict]:
 
 def run(args: argparse.Namespace) -> int:
     """Render ``--count`` frames into ``--out``; returns the exit code."""
-    if args.count < 1 or args.sequence < 0 or args.nproc < 1 or not 0 <= args.val_fraction < 1:
+    if (args.count < 1 or args.sequence < 0 or args.nproc < 1 or not 0 <= args.val_fraction < 1
+            or not 0 <= args.edge_line_prob <= 1):
         print("lanenet-train synth: --count and --nproc must be >= 1, --sequence >= 0, "
-              "--val-fraction in [0, 1)", file=sys.stderr)
+              "--val-fraction in [0, 1), --edge-line-prob in [0, 1]", file=sys.stderr)
         return 2
     try:
-        config = SynthConfig(width=args.width, height=args.height, render_scale=args.render_scale)
+        config = SynthConfig(width=args.width, height=args.height, render_scale=args.render_scale,
+                             edge_line_prob=args.edge_line_prob)
         ensure_dir(args.out)
     except (ValueError, OSError) as exc:
         print(f"lanenet-train synth: {exc}", file=sys.stderr)

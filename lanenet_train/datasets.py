@@ -6,7 +6,6 @@ class ids), and :class:`LaneDataset` reads, crops the ROI, resizes, augments and
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch.utils.data import Dataset
 
 from lanenet_train.augment import IGNORE, Augmenter
 from lanenet_train.data.layout import DatasetError, load_dataset, samples_in_split
+from lanenet_train.data.stats import enet_weights
 
 DEFAULT_COLORS = [(0, 0, 0), (255, 255, 255), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0),
                   (255, 0, 255), (0, 255, 255)]
@@ -31,6 +31,7 @@ class SourceData:
     samples: list[dict[str, Any]]
     classes: list[dict[str, Any]]
     meta: dict[str, Any] | None = None
+    root: str | None = None
 
 
 @dataclass
@@ -42,6 +43,7 @@ class ClassTable:
     luts: list[np.ndarray] = field(default_factory=list)  # one (256,) uint8 per source
     pixel_counts: list[float] | None = None
     dataset_weights: list[float] | None = None
+    uncounted: list[str] = field(default_factory=list)  # dataset roots without pixel counts (no `stats` run)
 
 
 def read_source(src: Any, image_extension: str, mapping_keys: Sequence[str]) -> SourceData:
@@ -67,7 +69,7 @@ def read_source(src: Any, image_extension: str, mapping_keys: Sequence[str]) -> 
         root = Path(src.dataset_root)
         for s in chosen:
             s.update({k: str(root / s[k]) if s.get(k) else None for k in ("image", "mask", "instance")})
-        return SourceData(chosen, meta["classes"], meta)
+        return SourceData(chosen, meta["classes"], meta, str(src.dataset_root))
     return _read_folders(src, image_extension, mapping_keys)
 
 
@@ -140,28 +142,27 @@ def class_lut(classes: list[dict], mapping: Sequence[Any], names: list[str], bin
 
 
 def _merged_counts(sources: Sequence[SourceData], table: ClassTable, n: int) -> list[float] | None:
+    """Pixel counts per training class over the sources, or None when one has none (its roots are noted)."""
     counts = np.zeros(n)
+    complete = True
     for src, lut in zip(sources, table.luts, strict=True):
         given = (src.meta or {}).get("pixel_counts")
         if not given:
-            return None
+            complete = False
+            table.uncounted += [src.root] if src.root else []
+            continue
         for cls in src.classes:
             if cls["id"] < len(given):
                 counts[lut[cls["id"]]] += given[cls["id"]]
-    return counts.tolist()
-
-
-def enet_weights(pixel_counts: Sequence[float]) -> list[float]:
-    """ENet class weights ``1 / ln(1.02 + p)`` from pixel counts (p = class frequency)."""
-    total = float(sum(pixel_counts)) or 1.0
-    return [1.0 / math.log(1.02 + c / total) for c in pixel_counts]
+    return counts.tolist() if complete else None
 
 
 def class_weights_for(loss_config: Any, table: ClassTable) -> list[float] | None:
     """Cross-entropy class weights: given in the spec, else from the dataset (``stats``), else uniform (None).
 
     Raises:
-        ValueError: ``loss_config.class_weights`` has the wrong length.
+        ValueError: ``loss_config.class_weights`` has the wrong length, or weights are to come from the data and
+            a dataset has no pixel counts (``lanenet-train stats`` was not run on it).
     """
     n = len(table.names)
     if loss_config.class_weights:
@@ -171,9 +172,13 @@ def class_weights_for(loss_config: Any, table: ClassTable) -> list[float] | None
         return list(loss_config.class_weights)
     if not loss_config.class_weights_from_dataset:
         return None
+    if table.uncounted:  # uniform weights, or weights from part of the data, would change the loss unseen
+        root = table.uncounted[0]
+        raise ValueError(f"loss_config.class_weights_from_dataset: {root} has no pixel counts; run "
+                         f"`lanenet-train stats --dataset {root}`, or give loss_config.class_weights")
     if table.dataset_weights and len(table.dataset_weights) == n:
         return list(table.dataset_weights)
-    return enet_weights(table.pixel_counts) if table.pixel_counts else None
+    return enet_weights(table.pixel_counts).tolist() if table.pixel_counts else None
 
 
 @dataclass

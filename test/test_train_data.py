@@ -1,4 +1,6 @@
 """Datasets and augmentation: canonical layout and TAO folders, class mapping, weights, flips keep lane order."""
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -6,7 +8,9 @@ from train_fixture import draw_sample, make_dataset
 
 from lanenet_train.augment import Augmenter, crop_and_resize, hflip, order_instances
 from lanenet_train.data.layout import DatasetError
-from lanenet_train.datasets import build_dataset, class_weights_for, enet_weights
+from lanenet_train.data.layout import read_dataset_meta, write_dataset_meta
+from lanenet_train.data.stats import enet_weights
+from lanenet_train.datasets import build_dataset, class_weights_for
 from lanenet_train.spec import parse_spec
 from lanenet_train.spec.schema import ClassMapping
 
@@ -52,7 +56,7 @@ def test_class_mapping_merges_classes_and_weights_follow_pixel_counts(tmp_path):
     assert table.names == ["background", "solid", "dashed"]
     assert set(train[0]["mask"].unique().tolist()) == {0, 1, 2}
     weights = class_weights_for(spec.loss_config, table)
-    assert weights == pytest.approx(enet_weights(table.pixel_counts))
+    assert weights == pytest.approx(enet_weights(np.array(table.pixel_counts)))
     assert weights[0] == min(weights) and weights[0] < 2  # background is the most common class
     spec.loss_config.class_weights = [1.0, 2.0]
     with pytest.raises(ValueError, match="2 values for 3 classes"):
@@ -112,3 +116,21 @@ def test_order_instances_keeps_ignore_and_augmenter_is_deterministic_per_seed():
     b = aug(np.random.default_rng((1, 2, 3)), image, mask, instance)
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[0], image)  # photometric jitter changed the pixels
+
+
+def test_weights_from_data_need_the_counts_of_every_source(tmp_path):
+    """Two sources whose pixel counts add up; one without counts (no `stats` run) is an error naming it."""
+    a, b = make_dataset(tmp_path / "a"), make_dataset(tmp_path / "b", seed=1)
+    spec = spec_for(a)
+    spec.dataset_config.data_sources.append(dataclasses.replace(spec.dataset_config.data_sources[0],
+                                                                dataset_root=str(b)))
+    _, table = build_dataset(spec.dataset_config.data_sources, spec, train=True)
+    counts = np.add(read_dataset_meta(a)["pixel_counts"], read_dataset_meta(b)["pixel_counts"])
+    assert class_weights_for(spec.loss_config, table) == pytest.approx(enet_weights(counts))
+    meta = read_dataset_meta(b)
+    write_dataset_meta(b, dict(meta, pixel_counts=None))
+    _, table = build_dataset(spec.dataset_config.data_sources, spec, train=True)
+    with pytest.raises(ValueError, match=f"{b} has no pixel counts; run `lanenet-train stats --dataset {b}`"):
+        class_weights_for(spec.loss_config, table)
+    spec.loss_config.class_weights_from_dataset = False
+    assert class_weights_for(spec.loss_config, table) is None

@@ -7,8 +7,7 @@ import pytest
 from train_fixture import draw_sample, make_dataset
 
 from lanenet_train.augment import Augmenter, crop_and_resize, hflip, order_instances
-from lanenet_train.data.layout import DatasetError
-from lanenet_train.data.layout import read_dataset_meta, write_dataset_meta
+from lanenet_train.data.layout import DatasetError, read_dataset_meta, write_dataset_meta
 from lanenet_train.data.stats import enet_weights
 from lanenet_train.datasets import build_dataset, class_weights_for
 from lanenet_train.spec import parse_spec

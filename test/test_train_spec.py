@@ -72,10 +72,23 @@ def test_round_trips_through_text_and_dict(tmp_path):
     assert spec_from_dict(spec_to_dict(spec)) == spec
 
 
-@pytest.mark.parametrize("name", ["lanenet_tusimple.txt", "deeplabv3plus_apollo.txt"])
+@pytest.mark.parametrize("name", ["lanenet_tusimple.txt", "lanenet_tusimple_finetune.txt",
+                                  "deeplabv3plus_apollo.txt"])
 def test_example_specs_are_valid(name):
     spec = load_spec(SPECS / name, check_paths=False)
     assert spec.model_config.architecture in name.replace("tusimple", "lanenet")
+
+
+def test_finetune_spec_differs_from_the_first_stage_only_in_data_and_schedule():
+    import dataclasses
+
+    first = load_spec(SPECS / "lanenet_tusimple.txt", check_paths=False)
+    tune = load_spec(SPECS / "lanenet_tusimple_finetune.txt", check_paths=False)
+    assert tune.dataset_config.data_sources[0] == first.dataset_config.data_sources[0]
+    assert len(tune.dataset_config.data_sources) == 3
+    same = dataclasses.replace(tune, dataset_config=first.dataset_config, train_config=dataclasses.replace(
+        tune.train_config, epochs=first.train_config.epochs, learning_rate=first.train_config.learning_rate))
+    assert same == first
 
 
 def test_every_spec_field_is_documented():

@@ -60,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({k: v for k, v in report.items() if k in ("tusimple", "culane", "segmentation")}, indent=2))
+    for key, split in report.get("tusimple_by_condition", {}).items():
+        print(f"TuSimple by {key}: " + "; ".join(f"{value} {r['accuracy']:.3f} / FP {r['fp']:.3f} / FN {r['fn']:.3f} "
+                                                  f"({r['frames']})" for value, r in split.items()))
     print(f"report: {out / 'report.json'}")
     return 0
 
@@ -87,6 +90,9 @@ def evaluation_samples(spec: Any, class_names: list[str], split: str) -> list[di
     return samples
 
 
+CONDITIONS = ("time", "weather")  # scene fields of synthetic samples (meta.scene) the TuSimple score is split by
+
+
 class Scorer:
     """Accumulates every metric over frames and remembers a score per frame (to find the worst)."""
 
@@ -97,6 +103,7 @@ class Scorer:
         self.frame_scores: list[tuple[float, str]] = []
         self.per_frame: list[dict[str, Any]] = []
         self.tusimple_lane_counts: list[int] = []
+        self.by_condition: dict[str, dict[str, TuSimpleAccumulator]] = {}
 
     def add(self, sample: dict[str, Any], frame: LaneFrame) -> float:
         """Score one frame against its sample's labels; returns the frame's score (higher is better)."""
@@ -110,6 +117,11 @@ class Scorer:
             self.tusimple_lane_counts.append(len(sample["tusimple"]["lanes"]))
             scores.append(("TuSimple acc", acc))
             record["tusimple"] = {"accuracy": float(acc), "fp": float(fp), "fn": float(fn)}
+            scene = (sample.get("meta") or {}).get("scene") or {}
+            for key in CONDITIONS:
+                if key in scene:
+                    split = self.by_condition.setdefault(key, {})
+                    split.setdefault(str(scene[key]), TuSimpleAccumulator()).per_frame.append((acc, fp, fn))
         if sample.get("lanes") is not None:
             gt = [np.asarray(lane, dtype=np.float64) for lane in sample["lanes"] if len(lane) > 1]
             tp, fp, fn = self.culane.add([lane.points for lane in frame.lanes], gt, size,
@@ -136,6 +148,9 @@ class Scorer:
         if self.tusimple.per_frame:
             report["tusimple"] = self.tusimple.result() | _tusimple_lane_check(self.tusimple.per_frame,
                                                                                 self.tusimple_lane_counts)
+        if self.by_condition:  # synthetic data: the score by time of day and by weather
+            report["tusimple_by_condition"] = {key: {value: acc.result() for value, acc in sorted(split.items())}
+                                               for key, split in self.by_condition.items()}
         if self.culane.tp + self.culane.fp + self.culane.fn:
             report["culane"] = self.culane.result()
         if self.confusion.matrix.sum():

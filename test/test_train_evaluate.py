@@ -124,10 +124,27 @@ def test_scorer_gives_full_marks_to_the_ground_truth_and_counts_a_missed_lane(tm
     assert first["tusimple"] == {"accuracy": 1.0, "fp": 0.0, "fn": 0.0}
     assert second["tusimple"]["fn"] == pytest.approx(1 / 3) and second["culane"] == {"tp": 2, "fp": 0, "fn": 1}
     assert first["lane_iou"] == pytest.approx(1.0) and second["lane_iou"] == 0.0
+    assert "tusimple_by_condition" not in report  # no scene in the fixture's samples
     json.dumps(report)  # plain data all through
     lane_pixels = 2 * int((mask > 0).sum())
     background = 2 * mask.size - lane_pixels
     assert report["segmentation"]["constant_baseline_miou"] == pytest.approx(background / (2 * mask.size) / 2)
+
+
+def test_scorer_splits_the_tusimple_score_by_the_scene_of_synthetic_samples(tmp_path):
+    root = make_dataset(tmp_path / "d", n_train=1, n_val=0, width=1280, height=720)
+    sample = json.loads((root / "index.jsonl").read_text().splitlines()[0])
+    lanes = [lane_from_points(p) for p in sample["lanes"]]
+    mask = np.zeros((720, 1280), np.uint8)
+    scorer = Scorer(["background", "lane"], EvaluationConfig())
+    for time, found in (("day", lanes), ("night", lanes[:2]), ("night", lanes)):
+        scorer.add(dict(sample, mask=None, meta={"scene": {"time": time, "weather": "rain"}}),
+                   LaneFrame(1280, 720, mask, found))
+    split = scorer.report()["tusimple_by_condition"]
+    assert split["time"]["day"] == {"accuracy": 1.0, "fp": 0.0, "fn": 0.0, "frames": 1}
+    assert split["time"]["night"]["fn"] == pytest.approx(1 / 6) and split["time"]["night"]["frames"] == 2
+    overall = scorer.report()["tusimple"]
+    assert split["weather"]["rain"] == {k: overall[k] for k in ("accuracy", "fp", "fn", "frames")}
 
 
 def test_decode_settings_are_typed_and_checked():

@@ -40,21 +40,19 @@ mkdir -p data results "$OUT"
   $PY/lanenet-train convert --format tusimple --input data/raw_tune --output data/tusimple_tune \
     --lane-width 12 --val-fraction 0
 }
-if [ "$CYCLES" -gt 0 ]; then  # the fine-tuning spec's further data sources
-  [ -f data/tusimple_edges/dataset.json ] || {
-    $PY/lanenet-train synth --format tusimple --out data/raw_edges --count 1200 --seed 11 --val-fraction 0 \
-      --label-lanes all --edge-line-prob 0.5
-    $PY/lanenet-train convert --format tusimple --input data/raw_edges --output data/tusimple_edges \
-      --lane-width 12 --val-fraction 0
-    $PY/lanenet-train stats --dataset data/tusimple_edges
-  }
-  [ -f data/tusimple_fresh/dataset.json ] || {
-    $PY/lanenet-train synth --format tusimple --out data/raw_fresh --count 1200 --seed 12 --val-fraction 0 \
-      --label-lanes all
-    $PY/lanenet-train convert --format tusimple --input data/raw_fresh --output data/tusimple_fresh \
-      --lane-width 12 --val-fraction 0
-    $PY/lanenet-train stats --dataset data/tusimple_fresh
-  }
+stage2_set() {  # stage2_set NAME SEED [SYNTH OPTION ...]: a data source of the fine-tuning spec, with stats
+  local name=$1 seed=$2
+  shift 2
+  [ -f "data/tusimple_$name/dataset.json" ] && return 0
+  $PY/lanenet-train synth --format tusimple --out "data/raw_$name" --count 1200 --seed "$seed" --val-fraction 0 \
+    --label-lanes all "$@"
+  $PY/lanenet-train convert --format tusimple --input "data/raw_$name" --output "data/tusimple_$name" \
+    --lane-width 12 --val-fraction 0
+  $PY/lanenet-train stats --dataset "data/tusimple_$name"
+}
+if [ "$CYCLES" -gt 0 ]; then
+  stage2_set edges 11 --edge-line-prob 0.5
+  stage2_set fresh 12
 fi
 [ -f data/tusimple_heldout/dataset.json ] || {
   $PY/lanenet-train synth --format tusimple --out data/raw_heldout --count 300 --sequence 30 --seed 777 --val-fraction 0

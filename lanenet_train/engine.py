@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch import nn
 
 from lanenet_train.distributed import World
-from lanenet_train.losses import discriminative_loss, weighted_cross_entropy
+from lanenet_train.losses import discriminative_loss, hard_negative_loss, weighted_cross_entropy
 
 
 @dataclass
@@ -33,6 +33,9 @@ class LossSettings:
     gamma: float = 0.001
     regularizer: str = "NO_REG"
     regularizer_weight: float = 0.0
+    hard_negative_weight: float = 0.0
+    hard_negative_fraction: float = 0.01
+    hard_negative_margin: int = 4
 
     @classmethod
     def from_spec(cls, spec: Any, class_weights: Sequence[float] | None) -> LossSettings:
@@ -40,7 +43,7 @@ class LossSettings:
         lc, reg = spec.loss_config, spec.train_config.regularizer
         return cls(class_weights, lc.ignore_index, lc.segmentation_weight, lc.embedding_weight, lc.delta_v,
                    lc.delta_d, lc.variance_weight, lc.distance_weight, lc.regularization_weight, reg.type,
-                   reg.weight)
+                   reg.weight, lc.hard_negative_weight, lc.hard_negative_fraction, lc.hard_negative_margin)
 
 
 def _global_constant(value: torch.Tensor, world: World) -> torch.Tensor:
@@ -82,6 +85,10 @@ def compute_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor
         den = valid.sum().float()
     ce = weighted_cross_entropy(logits, mask, settings.class_weights, settings.ignore_index)
     terms = {"segmentation": settings.segmentation_weight * _share(ce, den, world)}
+    if settings.hard_negative_weight > 0:
+        hard, chosen = hard_negative_loss(logits, mask, settings.hard_negative_fraction,
+                                          settings.hard_negative_margin, settings.ignore_index)
+        terms["hard_negative"] = settings.hard_negative_weight * _share(hard, logits.new_tensor(chosen), world)
     if "embedding" in outputs and settings.embedding_weight > 0:
         inst = batch["instance"]
         has_lanes = ((inst != 0) & (inst != settings.ignore_index)).flatten(1).any(1).sum().float()

@@ -1,10 +1,12 @@
-"""Losses: class-weighted cross-entropy with an ignore label, and LaneNet's discriminative embedding loss.
+"""Losses: class-weighted cross-entropy with an ignore label, hard-negative mining of background look-alikes,
+and LaneNet's discriminative embedding loss.
 
 Both are small functions of tensors; every constant tensor is made on the input's device
 (``logits.new_tensor``), so the same code runs on CPU, one GPU or under DDP.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -41,6 +43,39 @@ def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
     if not bool(valid.any()):
         return logits.sum() * 0.0
     return F.cross_entropy(logits, target.long(), weight=weight, ignore_index=ignore_index)
+
+
+def hard_negative_loss(logits: torch.Tensor, target: torch.Tensor, fraction: float, margin: int = 0,
+                       ignore_index: int = 255) -> tuple[torch.Tensor, int]:
+    """Online hard-negative mining: mean cross-entropy of the hardest background pixels away from lanes.
+
+    The class-weighted loss makes a false lane pixel cheap next to a missed one, so look-alikes that no lane
+    label covers (unpainted road edges, the rim of a guard-rail shadow) cost little. This term picks the
+    ``fraction`` of background pixels (class 0) with the highest cross-entropy, leaving out those within
+    ``margin`` pixels of a labelled pixel (a label's own fuzzy rim is not a look-alike), and averages them.
+
+    Args:
+        logits: (N, C, H, W) raw scores.
+        target: (N, H, W) integer class ids; 0 is background.
+        fraction: share of the eligible background pixels to keep, in (0, 1].
+        margin: pixels around labelled (non-background, not ignored) pixels that are not eligible.
+        ignore_index: label value that is neither background nor a lane.
+
+    Returns:
+        ``(mean over the chosen pixels, how many were chosen)``; ``(0, 0)`` when no pixel is eligible.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"hard-negative fraction {fraction} is not in (0, 1]")
+    labelled = ((target != 0) & (target != ignore_index)).unsqueeze(1).float()
+    if margin > 0:
+        labelled = F.max_pool2d(labelled, 2 * margin + 1, stride=1, padding=margin)
+    eligible = (target == 0) & (labelled[:, 0] == 0)
+    count = int(eligible.sum())
+    if count == 0:
+        return logits.float().sum() * 0.0, 0
+    nll = -F.log_softmax(logits.float(), dim=1)[:, 0]
+    k = max(1, math.ceil(fraction * count))
+    return torch.topk(nll[eligible], k, sorted=False).values.mean(), k
 
 
 def discriminative_loss(embedding: torch.Tensor, instances: torch.Tensor, delta_v: float = 0.5,

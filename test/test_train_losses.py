@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from lanenet_train.losses import discriminative_loss, weighted_cross_entropy
+from lanenet_train.distributed import World
+from lanenet_train.engine import LossSettings, compute_loss
+from lanenet_train.losses import discriminative_loss, hard_negative_loss, weighted_cross_entropy
 
 
 def direct_weighted_ce(logits, target, weights, ignore):
@@ -95,3 +97,54 @@ def test_discriminative_loss_is_zero_for_tight_far_apart_clusters_and_has_gradie
     assert parts["push"].item() == pytest.approx(36.0)  # (2 * 3 - 0) ** 2
     loss.backward()
     assert close.grad is not None
+
+
+def background_nll(logits):
+    return -F.log_softmax(logits, dim=1)[:, 0]
+
+
+def test_hard_negative_loss_is_the_mean_of_the_hardest_eligible_background_pixels():
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 2, 6, 8, generator=g)
+    target = torch.zeros(2, 6, 8, dtype=torch.long)
+    target[0, :, 1] = 1  # a lane
+    target[1, 0, :] = 255  # ignored
+    logits[0, 1, 2, 2] = 9.0  # a very lane-like background pixel right beside the lane
+    for margin, fraction in [(0, 0.1), (0, 1.0), (1, 0.25), (2, 0.05)]:
+        got, k = hard_negative_loss(logits, target, fraction, margin)
+        eligible = torch.ones_like(target, dtype=torch.bool)
+        for n, y, x in itertools.product(range(2), range(6), range(8)):
+            near = [(yy, xx) for yy in range(y - margin, y + margin + 1) for xx in range(x - margin, x + margin + 1)
+                    if 0 <= yy < 6 and 0 <= xx < 8]
+            eligible[n, y, x] = target[n, y, x] == 0 and all(target[n, yy, xx] in (0, 255) for yy, xx in near)
+        values = sorted(background_nll(logits)[eligible].tolist(), reverse=True)
+        assert k == math.ceil(fraction * len(values))
+        assert got.item() == pytest.approx(sum(values[:k]) / k, rel=1e-5)
+        assert (margin == 0) == (background_nll(logits)[0, 2, 2].item() in values)
+
+
+def test_hard_negative_loss_without_eligible_pixels_and_bad_fraction():
+    logits = torch.zeros(1, 2, 3, 3, requires_grad=True)
+    lanes = torch.ones(1, 3, 3, dtype=torch.long)
+    value, k = hard_negative_loss(logits, lanes, 0.5)
+    assert (value.item(), k) == (0.0, 0)
+    value.backward()
+    assert torch.isfinite(logits.grad).all()
+    with pytest.raises(ValueError, match="fraction"):
+        hard_negative_loss(logits, lanes, 0.0)
+
+
+def test_compute_loss_adds_the_hard_negative_term_only_when_weighted():
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(2, 2, 8, 8, generator=g, requires_grad=True)
+    batch = {"mask": torch.zeros(2, 8, 8, dtype=torch.long), "instance": torch.zeros(2, 8, 8, dtype=torch.long)}
+    batch["mask"][:, :, 3] = 1
+    off = compute_loss({"binary_logits": logits}, batch, LossSettings([1.0, 5.0]), World())
+    assert set(off) == {"segmentation"}
+    on = compute_loss({"binary_logits": logits}, batch, LossSettings(
+        [1.0, 5.0], hard_negative_weight=0.5, hard_negative_fraction=0.2, hard_negative_margin=1), World())
+    want, _ = hard_negative_loss(logits, batch["mask"], 0.2, 1)
+    torch.testing.assert_close(on["hard_negative"], 0.5 * want)
+    torch.testing.assert_close(on["segmentation"], off["segmentation"])
+    on["hard_negative"].backward()
+    assert logits.grad[:, :, :, 3].abs().sum() == 0 and logits.grad.abs().sum() > 0

@@ -155,6 +155,12 @@ class LossConfig:
     ignore_index: int = opt(255, "label value that the loss skips", range=(0, 255))
     segmentation_weight: float = opt(1.0, "weight of the cross-entropy term", range=(0.0, 1e3))
     embedding_weight: float = opt(1.0, "weight of the discriminative embedding term", range=(0.0, 1e3))
+    hard_negative_weight: float = opt(0.0, "weight of the hard-negative term (0 = off): the hardest background "
+                                      "pixels away from lanes", range=(0.0, 1e3))
+    hard_negative_fraction: float = opt(0.01, "share of the eligible background pixels the hard-negative term keeps",
+                                        range=(1e-6, 1.0))
+    hard_negative_margin: int = opt(4, "pixels (network input scale) around labelled pixels that the hard-negative "
+                                    "term leaves out", range=(0, 64))
     delta_v: float = opt(0.5, "pull margin of the embedding loss", range=(0.0, 100.0))
     delta_d: float = opt(3.0, "push margin of the embedding loss", range=(0.0, 100.0))
     variance_weight: float = opt(1.0, "alpha: pull term weight", range=(0.0, 1e3))

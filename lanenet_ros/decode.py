@@ -125,6 +125,15 @@ def decode_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     return values
 
 
+def merge_decode_settings(*groups: Sequence[str]) -> list[str]:
+    """``NAME=VALUE`` settings of several groups, in order; a later one replaces an earlier one of its name."""
+    merged: dict[str, str] = {}
+    for group in groups:
+        for pair in group:
+            merged[pair.partition("=")[0].strip()] = pair
+    return list(merged.values())
+
+
 def decode_params_from(pairs: Sequence[str]) -> DecodeParams:
     """``DecodeParams`` with ``NAME=VALUE`` overrides (``max_lanes=5``) on the generic defaults.
 

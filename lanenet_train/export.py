@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lanenet_ros.decode import decode_params_from
+from lanenet_ros.decode import decode_params_from, merge_decode_settings
 from lanenet_ros.model_info import OUTPUT_MEANINGS, ModelError, ModelInfo, info_from_session, open_onnx_session
 
 DEFAULT_OPSET = 17
@@ -213,9 +213,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                         help="largest accepted |onnx - torch| / (1 + |torch|) (default %(default)g)")
     parser.add_argument("--verify-images", type=int, default=4, help="inputs compared (default %(default)s)")
-    parser.add_argument("--decode", action="append", default=None, metavar="NAME=VALUE",
-                        help="decoder setting the model is to be run with, kept in its description (default: "
-                             "the training spec's evaluation_config.decode)")
+    parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
+                        help="decoder setting the model is to be run with, kept in its description; the "
+                             "training spec's evaluation_config.decode settings are kept, and one of the same "
+                             "name is replaced")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -225,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         model, checkpoint = load_model(args.model, key=args.key)
         spec_decode = checkpoint.get("spec", {}).get("evaluation_config", {}).get("decode", [])
-        settings = list(spec_decode if args.decode is None else args.decode)
+        settings = merge_decode_settings(spec_decode, args.decode)
         decode_params_from(settings)  # a bad setting fails here, naming it
         report = export_model(model, {**checkpoint["model_info"], "decode": settings}, args.output, opset=args.opset,
                               dynamic_batch=args.dynamic_batch, tolerance=args.tolerance,

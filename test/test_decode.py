@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lanenet_ros.decode import DecodeParams, LaneDecoder, argmax_channels
+from lanenet_ros.decode import DecodeParams, LaneDecoder, argmax_channels, merge_decode_settings
 from lanenet_ros.lanes import MarkingColor, MarkingType, Position
 from lanenet_ros.preprocess import Geometry
 
@@ -341,3 +341,10 @@ def test_a_known_hood_is_given_as_a_share_of_the_rows() -> None:
     for bad in (0.5, -0.5, 1.0):
         with pytest.raises(ValueError, match="hood"):
             DecodeParams(hood=bad).validate()
+
+
+def test_merged_settings_keep_the_base_and_replace_by_name() -> None:
+    spec = ["max_lanes=6", "lane_threshold=0.8", "min_span=0.22"]
+    assert merge_decode_settings(spec, ["lane_threshold=0.5"]) == ["max_lanes=6", "lane_threshold=0.5", "min_span=0.22"]
+    assert merge_decode_settings(spec, []) == spec
+    assert merge_decode_settings([], [" max_lanes=3", "max_lanes=4"]) == ["max_lanes=4"]

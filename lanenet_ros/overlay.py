@@ -126,13 +126,15 @@ def draw_lanes(canvas: np.ndarray, lanes: Sequence[DetectedLane], labels: bool =
     Args:
         canvas: (H, W, 3) uint8 BGR image, modified.
         lanes: lanes in the canvas's pixel coordinates.
-        labels: whether to write the text label at the far end of each lane.
+        labels: whether to write the text label at the far end of each lane (lanes meet near the horizon, so
+            a label that would cover one already written moves down below it).
 
     Returns:
         ``canvas``.
     """
     thickness = max(2, canvas.shape[1] // 320)
     font_scale = max(0.4, canvas.shape[1] / 2000.0)
+    texts = []
     for lane in lanes:
         points = np.asarray(lane.points, dtype=np.float64).reshape(-1, 2)
         points = points[np.all(np.isfinite(points), axis=1)]
@@ -140,15 +142,51 @@ def draw_lanes(canvas: np.ndarray, lanes: Sequence[DetectedLane], labels: bool =
             continue
         bgr = position_color_rgb(lane.position)[::-1]
         cv2.polylines(canvas, [np.round(points).astype(np.int32)], False, bgr, thickness, cv2.LINE_AA)
-        if labels:
-            x, y = np.round(points[-1]).astype(int)
-            origin = (int(np.clip(x - 20, 0, canvas.shape[1] - 60)),
-                      int(np.clip(y - 8, 15, canvas.shape[0] - 4)))
-            cv2.putText(canvas, lane_label(lane), origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0),
-                        thickness + 2, cv2.LINE_AA)
-            cv2.putText(canvas, lane_label(lane), origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, bgr,
-                        max(1, thickness - 1), cv2.LINE_AA)
+        texts.append((lane_label(lane), points[-1], bgr))
+    if not labels:
+        return canvas
+    sizes = []
+    for text, _, _ in texts:
+        (w, h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness + 2)
+        sizes.append((w, h + baseline))  # room for the descenders and the outline
+    origins = label_origins([end for _, end, _ in texts], sizes, canvas.shape[:2])
+    for (text, _, bgr), origin in zip(texts, origins, strict=True):
+        cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), thickness + 2,
+                    cv2.LINE_AA)
+        cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, bgr, max(1, thickness - 1),
+                    cv2.LINE_AA)
     return canvas
+
+
+def label_origins(ends: Sequence[Sequence[float]], sizes: Sequence[tuple[int, int]],
+                  shape: tuple[int, int]) -> list[tuple[int, int]]:
+    """Bottom-left text origins for labels at lane ends, inside the image and not covering one another.
+
+    Each label starts just above its lane's end, centred on it; one that would overlap a label already placed
+    moves down below it, as often as needed (labels are placed in order).
+
+    Args:
+        ends: (x, y) far end of each lane.
+        sizes: (width, height) of each label's text.
+        shape: (height, width) of the image.
+
+    Returns:
+        One ``(x, y)`` origin per label.
+    """
+    height, width = shape
+    placed: list[tuple[int, int, int, int]] = []  # x0, y0 (top), x1, y1 (bottom) of each label
+    origins = []
+    for (x, y), (w, h) in zip(ends, sizes, strict=True):
+        ox = int(np.clip(round(x) - w // 2, 0, max(0, width - w)))
+        oy = int(np.clip(round(y) - 8, h + 2, height - 4))
+        for _ in range(len(placed) + 1):
+            hit = [b for b in placed if ox < b[2] and b[0] < ox + w and oy - h - 2 < b[3] and b[1] < oy + 4]
+            if not hit:
+                break
+            oy = min(max(b[3] for b in hit) + h + 4, height - 4)
+        placed.append((ox, oy - h - 2, ox + w, oy + 4))
+        origins.append((ox, oy))
+    return origins
 
 
 def draw_overlay(image_bgr: np.ndarray, frame: LaneFrame,

@@ -1,11 +1,13 @@
 """The overlay picture: mask tinted in the class colours, lanes drawn in their position colours."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType, Position
-from lanenet_ros.overlay import draw_overlay, lane_label, position_color_rgb
+from lanenet_ros.overlay import draw_overlay, label_origins, lane_label, position_color_rgb
 
 
 def vertical_lane(x: float, position: Position, height: int = 120) -> DetectedLane:
@@ -57,6 +59,19 @@ def test_labels_add_text_pixels_near_the_far_end(scene):
     labelled = draw_overlay(image, frame, labels=True)
     changed = np.argwhere(np.any(plain != labelled, axis=2))
     assert len(changed) > 20 and changed[:, 0].max() < 40  # text sits at the top (far) end
+
+
+def test_labels_of_lanes_that_meet_do_not_cover_one_another():
+    ends = [(640.0, 300.0), (650.0, 302.0), (630.0, 298.0), (1270.0, 5.0)]
+    sizes = [(300, 20), (280, 20), (320, 20), (200, 20)]
+    origins = label_origins(ends, sizes, (720, 1280))
+    boxes = [(x, y - h, x + w, y) for (x, y), (w, h) in zip(origins, sizes, strict=True)]
+    for a, b in itertools.combinations(boxes, 2):
+        assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+    for x0, y0, x1, y1 in boxes:
+        assert x0 >= 0 and x1 <= 1280 and y0 >= 0 and y1 <= 720
+    assert origins[0] == (490, 292)  # the first keeps its place: centred just above its lane's end
+    assert origins[1][1] > origins[0][1] and origins[2][1] > origins[1][1]
 
 
 def test_label_reads_position_track_type_colour_and_confidence():

@@ -226,3 +226,23 @@ def test_edge_line_prob_paints_all_outer_edges_or_none(tmp_path, prob, extra):
 def test_edge_line_prob_out_of_range_is_refused(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path / "x"), "--edge-line-prob", "1.5"]) == 2
     assert "--edge-line-prob" in capsys.readouterr().err
+
+
+def test_camera_height_and_low_end_camera_reach_the_frames(tmp_path, capsys):
+    src = tmp_path / "high"
+    assert main(["synth", "--out", str(src), "--count", "4", "--width", str(W), "--height", str(H), "--nproc", "1",
+                 "--camera-height", "2.4", "3.0", "--low-end-camera-prob", "0.5"]) == 0
+    for cam in (json.loads(x) for x in (src / "camera_params.jsonl").read_text().splitlines()):
+        assert 2.4 <= cam["camera"]["height_m"] <= 3.0
+    assert main(["synth", "--out", str(tmp_path / "x"), "--camera-height", "3", "2"]) == 2
+    assert "camera_height_m" in capsys.readouterr().err
+
+
+def test_low_end_camera_noise_compression_and_exposure():
+    from lanenet_train.synth import SynthConfig
+    from lanenet_train.synth.scene import sample_environment
+
+    envs = [sample_environment(SynthConfig(low_end_camera_prob=1.0), np.random.default_rng(i)) for i in range(20)]
+    assert all(8 <= e.noise_sigma <= 20 and 10 <= e.jpeg_quality <= 30 and 1.2 <= e.gamma <= 2.0 for e in envs)
+    plain = [sample_environment(SynthConfig(), np.random.default_rng(i)) for i in range(20)]
+    assert max(e.noise_sigma for e in plain) <= 10 and all(e.gamma <= 1.15 for e in plain)

@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--edge-line-prob", type=float, default=SynthConfig.edge_line_prob, metavar="P",
                         help="probability that an outer road edge carries a painted edge line; the others are "
                              f"unpainted asphalt edges, not lanes (default {SynthConfig.edge_line_prob})")
+    parser.add_argument("--camera-height", type=float, nargs=2, default=SynthConfig.camera_height_m,
+                        metavar=("LOW", "HIGH"), help="camera height above the road in metres, drawn per frame "
+                        "or drive (default %(default)s; a truck's camera sits higher)")
+    parser.add_argument("--low-end-camera-prob", type=float, default=SynthConfig.low_end_camera_prob, metavar="P",
+                        help="probability of a low-end camera: heavy noise, JPEG quality 10-30, under-exposure "
+                             "(default %(default)s)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--nproc", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
 
@@ -104,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         config = SynthConfig(width=args.width, height=args.height, render_scale=args.render_scale,
-                             edge_line_prob=args.edge_line_prob)
+                             edge_line_prob=args.edge_line_prob, camera_height_m=tuple(args.camera_height),
+                             low_end_camera_prob=args.low_end_camera_prob)
         ensure_dir(args.out)
     except (ValueError, OSError) as exc:
         print(f"lanenet-train synth: {exc}", file=sys.stderr)

@@ -44,6 +44,9 @@ class SynthConfig:
         overlay_text_prob: probability of a burnt-in dash-cam timestamp.
         blur_prob: probability of defocus or motion blur.
         jpeg_prob: probability of an extra low-quality compression pass.
+        low_end_camera_prob: probability of a low-end camera: heavy sensor noise (sigma 8-20 grey levels),
+            hard compression (JPEG quality 10-30) and under-exposure (gamma 1.2-2.0). 0 (the default) draws
+            nothing, so the other frames of a seed stay as they were.
     """
 
     width: int = 1280
@@ -80,6 +83,7 @@ class SynthConfig:
     overlay_text_prob: float = 0.15
     blur_prob: float = 0.4
     jpeg_prob: float = 0.3
+    low_end_camera_prob: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -102,5 +106,7 @@ class SynthConfig:
                 raise ValueError(f"{f.name} must be a (low, high) pair with low <= high, got {value}")
         if self.lanes[0] < 1 or self.lanes[1] > 8:
             raise ValueError(f"lanes must lie in 1..8, got {self.lanes}")
+        if self.camera_height_m[0] < 0.3:
+            raise ValueError(f"camera_height_m must be at least 0.3 m, got {self.camera_height_m}")
         if self.lane_width_m[0] <= 1.0:
             raise ValueError(f"lane_width_m must be above 1 m, got {self.lane_width_m}")

@@ -225,7 +225,7 @@ def _camera_response(cfg: SynthConfig, rng: np.random.Generator, time: str, weat
         hood = {"height": rng.uniform(0.04, 0.13), "bulge": rng.uniform(0.0, 0.05),
                 "color": jitter(rng, rgb(*[rng.choice([0.05, 0.15, 0.5, 0.85])] * 3), 0.2),
                 "shine": rng.uniform(0.05, 0.3)}
-    return dict(
+    out = dict(
         exposure=float(np.exp(rng.normal(0.0, 0.2))), gamma=rng.uniform(0.85, 1.15),
         contrast=rng.uniform(0.85, 1.2), saturation=rng.uniform(0.55, 1.2), white_balance=_white_balance(rng),
         noise_sigma=rng.uniform(4, 10) if time == "night" else rng.uniform(0.8, 4.0), blur=blur,
@@ -234,6 +234,9 @@ def _camera_response(cfg: SynthConfig, rng: np.random.Generator, time: str, weat
         hood=hood, overlay_text=rng.random() < cfg.overlay_text_prob,
         raindrops=int(rng.integers(5, 40)) if weather == "rain" and rng.random() < 0.7 else 0,
         sharpen=rng.uniform(0.3, 1.2) if rng.random() < 0.5 else 0.0)
+    if cfg.low_end_camera_prob > 0 and rng.random() < cfg.low_end_camera_prob:
+        out.update(noise_sigma=rng.uniform(8, 20), jpeg_quality=int(rng.uniform(10, 30)), gamma=rng.uniform(1.2, 2.0))
+    return out
 
 
 ROADSIDE = {"grass": rgb(0.36, 0.42, 0.24), "dry": rgb(0.62, 0.56, 0.4), "dirt": rgb(0.5, 0.42, 0.32),

@@ -1,7 +1,7 @@
-"""TuSimple accuracy / FP / FN of a model on synthetic frames pushed past what it was trained on, the way a
-real dash-cam can differ: a truck's higher mount, a wider lens, stronger barrel distortion, and images that
-are more compressed, noisier, softer, darker or blurred than any in the training data. A stand-in for the
-real highway footage the project does not have. Not a timing: `make bench` does not run it.
+"""TuSimple accuracy / FP / FN of a model on synthetic frames pushed past the generator's default ranges, the
+way a real dash-cam can differ: a truck's higher mount, a wider lens, stronger barrel distortion, and images
+that are more compressed, noisier, softer, darker or blurred than the generator makes by default. A stand-in
+for the real highway footage the project does not have. Not a timing: `make bench` does not run it.
 
     .venv/bin/python bench/camera_shifts.py [--model lanenet_ros/models/default.onnx] [--frames 100]
 
@@ -31,10 +31,10 @@ from lanenet_train.synth.writers import benchmark_lane_xs, tusimple_h_samples
 FIRST_SEED = 50_000  # away from the seeds of the training, tuning and held-out sets
 
 CAMERAS: dict[str, dict] = {
-    "as trained (the generator's defaults)": {},
-    "truck mount: camera 2.4-3.0 m high (trained 1.15-2.1)": {"camera_height_m": (2.4, 3.0)},
-    "wide lens: 90-110 deg field of view (trained 53-90)": {"focal_range": (0.35, 0.5)},
-    "strong barrel distortion: k1 -0.45..-0.3 (trained -0.3..0.02)": {"distortion_prob": 1.0,
+    "the generator's defaults": {},
+    "truck mount: camera 2.4-3.0 m high (default 1.15-2.1)": {"camera_height_m": (2.4, 3.0)},
+    "wide lens: 90-110 deg field of view (default 53-90)": {"focal_range": (0.35, 0.5)},
+    "strong barrel distortion: k1 -0.45..-0.3 (default -0.3..0.02)": {"distortion_prob": 1.0,
                                                                         "k1_range": (-0.45, -0.3)},
 }
 
@@ -67,7 +67,7 @@ def _motion(image: np.ndarray, length: int) -> np.ndarray:
 
 
 IMAGES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "JPEG quality 12 (trained 25 or more)": lambda im: _jpeg(im, 12),
+    "JPEG quality 12 (default 25 or more)": lambda im: _jpeg(im, 12),
     "sensor noise, sigma 18 grey levels": lambda im: _noise(im, 18.0),
     "soft optics: a third of the resolution, upscaled": lambda im: _soft(im, 1 / 3),
     "under-exposed: gamma 2.2": lambda im: _gamma(im, 2.2),

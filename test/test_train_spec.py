@@ -73,7 +73,7 @@ def test_round_trips_through_text_and_dict(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["lanenet_tusimple.txt", "lanenet_tusimple_finetune.txt",
-                                  "deeplabv3plus_apollo.txt"])
+                                  "lanenet_tusimple_camera.txt", "deeplabv3plus_apollo.txt"])
 def test_example_specs_are_valid(name):
     spec = load_spec(SPECS / name, check_paths=False)
     assert spec.model_config.architecture in name.replace("tusimple", "lanenet")
@@ -102,3 +102,16 @@ def test_every_spec_field_is_documented():
                 schema.AugmentationConfig, schema.LossConfig, schema.EvaluationConfig):
         for f in dataclasses.fields(cls):
             assert f"`{f.name}`" in doc or f"{f.name} {{" in doc or f".{f.name}" in doc, f"{cls.__name__}.{f.name}"
+
+
+def test_camera_spec_is_the_finetune_spec_with_one_more_source_and_a_shorter_schedule():
+    import dataclasses
+
+    tune = load_spec(SPECS / "lanenet_tusimple_finetune.txt", check_paths=False)
+    camera = load_spec(SPECS / "lanenet_tusimple_camera.txt", check_paths=False)
+    sources = camera.dataset_config.data_sources
+    assert sources[:3] == tune.dataset_config.data_sources
+    assert str(sources[3].dataset_root).endswith("data/tusimple_camera")
+    same = dataclasses.replace(camera, dataset_config=tune.dataset_config, train_config=dataclasses.replace(
+        camera.train_config, epochs=tune.train_config.epochs, learning_rate=tune.train_config.learning_rate))
+    assert same == tune

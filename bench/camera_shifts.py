@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lanenet_ros.metrics import TuSimpleAccumulator, lanes_to_tusimple
 from lanenet_ros.pipeline import LanePipeline
-from lanenet_train.synth import SynthConfig
+from lanenet_train.synth import SynthConfig, effects
 from lanenet_train.synth.render import render_frame
 from lanenet_train.synth.writers import benchmark_lane_xs, tusimple_h_samples
 
@@ -37,11 +37,6 @@ CAMERAS: dict[str, dict] = {
     "strong barrel distortion: k1 -0.45..-0.3 (default -0.3..0.02)": {"distortion_prob": 1.0,
                                                                         "k1_range": (-0.45, -0.3)},
 }
-
-
-def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else image
 
 
 def _noise(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -60,18 +55,12 @@ def _gamma(image: np.ndarray, gamma: float) -> np.ndarray:
     return cv2.LUT(image, lut)
 
 
-def _motion(image: np.ndarray, length: int) -> np.ndarray:
-    kernel = np.zeros((length, length), np.float32)
-    kernel[length // 2] = 1.0 / length
-    return cv2.filter2D(image, -1, kernel)
-
-
 IMAGES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "JPEG quality 12 (default 25 or more)": lambda im: _jpeg(im, 12),
+    "JPEG quality 12 (default 25 or more)": lambda im: effects.jpeg_roundtrip(im, 12),
     "sensor noise, sigma 18 grey levels": lambda im: _noise(im, 18.0),
     "soft optics: a third of the resolution, upscaled": lambda im: _soft(im, 1 / 3),
     "under-exposed: gamma 2.2": lambda im: _gamma(im, 2.2),
-    "motion blur, 15 px horizontal": lambda im: _motion(im, 15),
+    "motion blur, 15 px horizontal": lambda im: effects.blur(im, "motion", 15, 0.0),
 }
 
 

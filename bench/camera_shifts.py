@@ -26,7 +26,7 @@ from lanenet_ros.metrics import TuSimpleAccumulator, lanes_to_tusimple
 from lanenet_ros.pipeline import LanePipeline
 from lanenet_train.synth import SynthConfig, effects
 from lanenet_train.synth.render import render_frame
-from lanenet_train.synth.writers import benchmark_lane_xs, tusimple_h_samples
+from lanenet_train.synth.writers import tusimple_h_samples, tusimple_lane_xs
 
 FIRST_SEED = 50_000  # away from the seeds of the training, tuning and held-out sets
 
@@ -50,16 +50,11 @@ def _soft(image: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _gamma(image: np.ndarray, gamma: float) -> np.ndarray:
-    lut = np.clip(np.round(255 * (np.arange(256) / 255) ** gamma), 0, 255).astype(np.uint8)
-    return cv2.LUT(image, lut)
-
-
 IMAGES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "JPEG quality 12 (default 25 or more)": lambda im: effects.jpeg_roundtrip(im, 12),
     "sensor noise, sigma 18 grey levels": lambda im: _noise(im, 18.0),
     "soft optics: a third of the resolution, upscaled": lambda im: _soft(im, 1 / 3),
-    "under-exposed: gamma 2.2": lambda im: _gamma(im, 2.2),
+    "under-exposed: gamma 2.2": lambda im: cv2.LUT(im, effects.tone_lut(2.2, 1.0)),
     "motion blur, 15 px horizontal": lambda im: effects.blur(im, "motion", 15, 0.0),
 }
 
@@ -77,8 +72,7 @@ def render(config: SynthConfig, count: int, label: str) -> list[tuple[np.ndarray
     frames = []
     for i in tqdm(range(count), desc=f"render: {label[:24]}", unit="frame", leave=False):
         frame = render_frame(config, FIRST_SEED + i)
-        lanes = [np.round(np.nan_to_num(x, nan=-2.0), 1).tolist()
-                 for x in benchmark_lane_xs(frame, np.asarray(rows))]
+        lanes = [np.round(x, 1).tolist() for x in tusimple_lane_xs(frame, np.asarray(rows))]
         frames.append((frame.image, lanes, rows))
     return frames
 

@@ -191,7 +191,7 @@ def synth_frames(count: int, seed: int, width: int, height: int, fps: float) -> 
     only when a synthetic bag is asked for.
     """
     from lanenet_train.synth import SynthConfig, iter_drive
-    from lanenet_train.synth.writers import benchmark_lane_xs, tusimple_h_samples
+    from lanenet_train.synth.writers import tusimple_h_samples, tusimple_lane_xs
 
     h_samples = tusimple_h_samples(height)
     labels: list[dict] = []
@@ -199,9 +199,8 @@ def synth_frames(count: int, seed: int, width: int, height: int, fps: float) -> 
     def frames() -> Iterator[np.ndarray]:
         config = SynthConfig(width=width, height=height)
         for index, frame in enumerate(iter_drive(config, seed, count, fps)):
-            lanes = [np.nan_to_num(x, nan=-2.0) for x in benchmark_lane_xs(frame, np.asarray(h_samples))]
             labels.append({"raw_file": str(index), "h_samples": h_samples,
-                           "lanes": [np.round(x, 1).tolist() for x in lanes],
+                           "lanes": [np.round(x, 1).tolist() for x in tusimple_lane_xs(frame, np.asarray(h_samples))],
                            "camera": frame.camera.to_dict()})
             yield frame.image
 

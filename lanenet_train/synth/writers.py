@@ -77,6 +77,11 @@ def benchmark_lane_xs(frame: SynthFrame, rows: np.ndarray, all_lanes: bool = Fal
     return [x for x in xs if (~np.isnan(x)).any()]
 
 
+def tusimple_lane_xs(frame: SynthFrame, rows: np.ndarray, all_lanes: bool = False) -> list[np.ndarray]:
+    """:func:`benchmark_lane_xs` in TuSimple's convention: ``-2`` where a lane is absent."""
+    return [np.nan_to_num(x, nan=-2.0) for x in benchmark_lane_xs(frame, rows, all_lanes)]
+
+
 def _save_image(path: Path, image: np.ndarray, quality: int) -> None:
     ext = path.suffix.lower()
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if ext in (".jpg", ".jpeg") else []
@@ -132,8 +137,7 @@ def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence:
               "camera": json.dumps(camera, separators=(",", ":"))}
     if fmt == "tusimple":
         rows = tusimple_h_samples(h)
-        xs = benchmark_lane_xs(frame, np.array(rows), all_lanes)
-        lanes = [[-2 if np.isnan(v) else round(float(v)) for v in x] for x in xs]
+        lanes = [[round(float(v)) for v in x] for x in tusimple_lane_xs(frame, np.array(rows), all_lanes)]
         label = {"lanes": lanes, "h_samples": rows, "raw_file": paths["image"]}
         record["label"] = json.dumps(label, separators=(",", ":"))
     elif fmt == "culane":

@@ -3,7 +3,7 @@ way a real dash-cam can differ: a truck's higher mount, a wider lens, stronger b
 that are more compressed, noisier, softer, darker or blurred than the generator makes by default. A stand-in
 for the real highway footage the project does not have. Not a timing: `make bench` does not run it.
 
-    .venv/bin/python bench/camera_shifts.py [--model lanenet_ros/models/default.onnx] [--frames 100]
+    .venv/bin/python bench/camera_shifts.py [--model lanenet_ros/models/default.onnx] [--frames 300]
 
 Camera shifts render the same scenes again with other camera settings (same seeds); image shifts degrade the
 frames of the first row. Labels are the generator's (the lines TuSimple labels), scored at 1280x720.
@@ -80,7 +80,7 @@ def render(config: SynthConfig, count: int, label: str) -> list[tuple[np.ndarray
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="ONNX model (default: the embedded default model)")
-    parser.add_argument("--frames", type=int, default=100, help="frames per camera setting (default %(default)s)")
+    parser.add_argument("--frames", type=int, default=300, help="frames per camera setting (default %(default)s)")
     args = parser.parse_args()
     pipe = LanePipeline(args.model, backend="onnxruntime-cpu", tracking=False)
     rows = []

@@ -228,6 +228,41 @@ def test_edge_line_prob_out_of_range_is_refused(tmp_path, capsys):
     assert "--edge-line-prob" in capsys.readouterr().err
 
 
+def test_ignore_worn_moves_worn_lines_to_ignore_lanes_and_their_pixels_to_ignore(tmp_path, capsys):
+    """--ignore-worn W: the same images; lines worn by W or more leave ``lanes`` for ``ignore_lanes``; the
+    converted mask marks them 255 (neither lane nor background), so lane-or-ignore is the plain mask."""
+    plain = synth(tmp_path / "plain", "tusimple", count=8, label_lanes="all", val_fraction=0)
+    worn = synth(tmp_path / "worn", "tusimple", count=8, label_lanes="all", val_fraction=0, ignore_worn=0.3)
+    for p in plain.rglob("*.jpg"):
+        assert p.read_bytes() == (worn / p.relative_to(plain)).read_bytes()
+    cams = {c["image"]: c for c in map(json.loads, (plain / "camera_params.jsonl").read_text().splitlines())}
+    a = {e["raw_file"]: e for e in map(json.loads, (plain / "label_data_train.json").read_text().splitlines())}
+    b = {e["raw_file"]: e for e in map(json.loads, (worn / "label_data_train.json").read_text().splitlines())}
+    moved = kept = 0
+    for raw, e in a.items():
+        assert "ignore_lanes" not in e
+        assert sorted(b[raw]["lanes"] + b[raw]["ignore_lanes"]) == sorted(e["lanes"])
+        wear = [lane["wear"] for lane in cams[raw]["lanes"]]
+        if len(wear) == len(e["lanes"]):  # every line in view: labels and generator lanes pair up in order
+            assert b[raw]["ignore_lanes"] == [x for x, w in zip(e["lanes"], wear, strict=True) if w >= 0.3]
+        moved, kept = moved + len(b[raw]["ignore_lanes"]), kept + len(b[raw]["lanes"])
+    assert moved > 0 and kept > 0, "seed 3 has both worn and fresh paint in 8 frames"
+    assert convert("tusimple", plain, tmp_path / "a", "--val-fraction", "0") == 0
+    assert convert("tusimple", worn, tmp_path / "b", "--val-fraction", "0") == 0
+    recs = {r["id"]: r for r in load_dataset(tmp_path / "b")[1]}
+    n_ignore = 0
+    for rec in load_dataset(tmp_path / "a")[1]:
+        m_a = cv2.imread(str(tmp_path / "a" / rec["mask"]), cv2.IMREAD_UNCHANGED)
+        m_b = cv2.imread(str(tmp_path / "b" / recs[rec["id"]]["mask"]), cv2.IMREAD_UNCHANGED)
+        i_b = cv2.imread(str(tmp_path / "b" / recs[rec["id"]]["instance"]), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(m_a > 0, m_b > 0) and np.array_equal(m_b == 1, i_b > 0)
+        n_ignore += int((m_b == 255).sum())
+    assert n_ignore > 0
+    for bad in (["--ignore-worn", "0"], ["--ignore-worn", "1.5"], ["--format", "culane", "--ignore-worn", "0.5"]):
+        assert main(["synth", "--out", str(tmp_path / "x"), *bad]) == 2
+        assert "--ignore-worn" in capsys.readouterr().err
+
+
 def test_camera_height_and_low_end_camera_reach_the_frames(tmp_path, capsys):
     src = tmp_path / "high"
     assert main(["synth", "--out", str(src), "--count", "4", "--width", str(W), "--height", str(H), "--nproc", "1",

@@ -68,6 +68,23 @@ def test_tusimple_lanes_are_drawn_left_to_right_at_the_given_width(tmp_path):
     assert (out / rec["image"]).read_bytes() == (src / "clips/0313-1/a/20.jpg").read_bytes()
 
 
+def test_tusimple_ignore_lanes_become_ignore_where_no_lane_is(tmp_path):
+    """The generator's worn-out lines (``ignore_lanes``): 255 in the mask, no instance, not a lane; where
+    one crosses a lane the lane wins."""
+    src = tmp_path / "tu"
+    tusimple(src, [entry("a", [[40, 45, 50]]) | {"ignore_lanes": [[10, 20, 30], [-2, 44, -2]]}])
+    out = tmp_path / "ds"
+    assert convert("tusimple", src, out, "--lane-width", "3") == 0
+    _, samples = load_dataset(out)
+    rec = samples[0]
+    assert rec["tusimple"]["lanes"] == [[40, 45, 50]] and len(rec["lanes"]) == 1
+    inst = cv2.imread(str(out / rec["instance"]), cv2.IMREAD_UNCHANGED)
+    mask = cv2.imread(str(out / rec["mask"]), cv2.IMREAD_UNCHANGED)
+    assert mask[10, 10] == 255 and mask[20, 20] == 255 and mask[30, 30] == 255 and inst[20, 20] == 0
+    assert mask[20, 45] == 1 and inst[20, 45] == 1, "a one-point ignore lane on the lane leaves the lane alone"
+    assert set(np.unique(mask)) == {0, 1, 255} and np.array_equal(mask == 1, inst > 0)
+
+
 def test_test_label_file_becomes_the_test_split(tmp_path):
     src = tmp_path / "tu"
     tusimple(src, [entry("a", [[40, 45, 50]])])
@@ -82,7 +99,9 @@ def test_test_label_file_becomes_the_test_split(tmp_path):
 
 @pytest.mark.parametrize("bad_line, message", [
     ('{"raw_file": "clips/x/20.jpg", "lanes": [[1, 2, 3]], ', "malformed JSON"),
-    (json.dumps(entry("c", [[40, 45]])), "lane 0 has 2 x values but h_samples has 3"),
+    (json.dumps(entry("c", [[40, 45]])), "lanes[0] has 2 x values but h_samples has 3"),
+    (json.dumps(entry("c", [[40, 45, 50]]) | {"ignore_lanes": [[1, 2, 3], [4, "x", 6]]}),
+     "ignore_lanes[1] must be a list of x values"),
     (json.dumps({"raw_file": "clips/y/20.jpg", "lanes": []}), "missing h_samples"),
 ])
 def test_bad_tusimple_line_is_named_and_nothing_is_written(tmp_path, capsys, bad_line, message):

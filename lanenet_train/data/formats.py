@@ -61,17 +61,19 @@ def _tusimple_line(path: Path, lineno: int, line: str) -> dict:
     missing = [k for k in ("raw_file", "lanes", "h_samples") if k not in entry]
     if missing:
         raise BadInputError(f"{where}: missing {', '.join(missing)}; every line needs raw_file, lanes and h_samples")
-    h, lanes = entry["h_samples"], entry["lanes"]
+    h = entry["h_samples"]
     if not isinstance(h, list) or not all(isinstance(v, (int, float)) for v in h):
         raise BadInputError(f"{where}: h_samples must be a list of row numbers")
-    if not isinstance(lanes, list):
-        raise BadInputError(f"{where}: lanes must be a list of lanes")
-    for k, lane in enumerate(lanes):
-        if not isinstance(lane, list) or not all(isinstance(v, (int, float)) for v in lane):
-            raise BadInputError(f"{where}: lane {k} must be a list of x values (-2 where absent)")
-        if len(lane) != len(h):
-            raise BadInputError(f"{where}: lane {k} has {len(lane)} x values but h_samples has {len(h)}; "
-                           "give one x (or -2) per h_sample")
+    for key in ("lanes", "ignore_lanes"):  # ignore_lanes (optional): the generator's worn-out lines
+        lanes = entry.get(key, [])
+        if not isinstance(lanes, list):
+            raise BadInputError(f"{where}: {key} must be a list of lanes")
+        for k, lane in enumerate(lanes):
+            if not isinstance(lane, list) or not all(isinstance(v, (int, float)) for v in lane):
+                raise BadInputError(f"{where}: {key}[{k}] must be a list of x values (-2 where absent)")
+            if len(lane) != len(h):
+                raise BadInputError(f"{where}: {key}[{k}] has {len(lane)} x values but h_samples has {len(h)}; "
+                                    "give one x (or -2) per h_sample")
     if not isinstance(entry["raw_file"], str) or not entry["raw_file"]:
         raise BadInputError(f"{where}: raw_file must be the image path relative to the label file")
     return entry
@@ -111,9 +113,13 @@ def _tusimple_sample(root: Path, path: Path, lineno: int, line: str, seen: dict,
                             "keep one line per image")
     seen[name] = f"{path}:{lineno}"
     h = entry["h_samples"]
-    lanes = [[(float(x), float(y)) for x, y in zip(lane, h, strict=True) if x >= 0] for lane in entry["lanes"]]
+
+    def points(key: str) -> list:
+        return [[(float(x), float(y)) for x, y in zip(lane, h, strict=True) if x >= 0] for lane in entry.get(key, [])]
+
     return SourceSample(name=name, split=split_from_name(path.stem), group=os.path.dirname(rel), image=image,
-                        origin=f"{path}:{lineno}", lanes=lanes, tusimple={"lanes": entry["lanes"], "h_samples": h},
+                        origin=f"{path}:{lineno}", lanes=points("lanes"), ignore_lanes=points("ignore_lanes"),
+                        tusimple={"lanes": entry["lanes"], "h_samples": h},
                         meta={"source": rel, **_synth_meta(cams, rel)})
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lanenet_train.data.raster import order_lanes, rasterise_lanes
+from lanenet_train.data.raster import IGNORE, order_lanes, rasterise_lanes
 
 CONVERTER_VERSION = 1
 LANE_CLASSES = [{"id": 0, "name": "background", "color": [0, 0, 0]},
@@ -35,6 +35,8 @@ class SourceSample:
         image: the source image file.
         origin: ``file:line`` (or file) the sample came from, for error messages.
         lanes: lane polylines [(x, y), ...] in image pixels, in source order (TuSimple).
+        ignore_lanes: polylines drawn as ignore (255) in the mask where no lane is: lines whose paint is
+            worn away, neither lane nor background (the generator's ``ignore_lanes``).
         lines_file: CULane ``*.lines.txt`` to read the lanes from.
         tusimple: ``{"lanes", "h_samples"}`` exactly as in the TuSimple label file.
         label: Apollo colour label or folder mask file.
@@ -48,6 +50,7 @@ class SourceSample:
     image: Path
     origin: str
     lanes: list | None = None
+    ignore_lanes: list = field(default_factory=list)
     lines_file: Path | None = None
     tusimple: dict | None = None
     label: Path | None = None
@@ -81,7 +84,8 @@ def fingerprint(sample: SourceSample, options: ConvertOptions) -> str:
                 h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode())
             except OSError:
                 h.update(f"{path}|missing".encode())
-    payload = {"lanes": sample.lanes, "split": sample.split, "fmt": options.fmt, "w": options.lane_width,
+    payload = {"lanes": sample.lanes, "ignore": sample.ignore_lanes, "split": sample.split, "fmt": options.fmt,
+               "w": options.lane_width,
                "map": None if options.value_map is None else options.value_map.tolist(), "v": CONVERTER_VERSION,
                "meta": sample.meta}
     h.update(json.dumps(payload, sort_keys=True, default=str).encode())
@@ -171,6 +175,10 @@ def convert_one(sample: SourceSample, options: ConvertOptions, staging: Path, ma
         lanes_out = [[[round(float(x), 3), round(float(y), 3)] for x, y in lanes[i]] for i in order]
         mask, instance = rasterise_lanes([np.asarray(ln, float).reshape(-1, 2) for ln in lanes_out], w, h,
                                          options.lane_width)
+        if sample.ignore_lanes:
+            worn_px, _ = rasterise_lanes([np.asarray(ln, float).reshape(-1, 2) for ln in sample.ignore_lanes],
+                                            w, h, options.lane_width)
+            mask[(worn_px > 0) & (mask == 0)] = IGNORE
     else:
         mask, instance, unknown = mapper(sample, image)
     (staging / rel_img).parent.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--low-end-camera-prob", type=float, default=SynthConfig.low_end_camera_prob, metavar="P",
                         help="probability of a low-end camera: heavy noise, JPEG quality 10-30, under-exposure "
                              "(default %(default)s)")
+    parser.add_argument("--ignore-worn", type=float, default=None, metavar="W",
+                        help="tusimple: lines whose paint is worn by W (0-1) or more are written to the label's "
+                             "ignore_lanes, which training neither learns as lane nor as background (default: "
+                             "none; paint is worn by at most 0.9)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--nproc", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
 
@@ -91,11 +95,11 @@ def _work(task: tuple) -> list[dict]:
     cfg, out, fmt, seed = _STATE["config"], _STATE["out"], _STATE["format"], _STATE["seed"]
     if task[0] == "frames":
         records = [write_frame(out, fmt, render_frame(cfg, seed * 1_000_003 + k.index), k, False, _STATE["quality"],
-                               _STATE["all_lanes"]) for k in task[1]]
+                               _STATE["all_lanes"], _STATE["ignore_worn"]) for k in task[1]]
     else:
         _, drive, _, first, keys = task
         frames = drive_segment(cfg, seed * 1_000_003 + drive, first + len(keys), _STATE["fps"], first=first)
-        records = [write_frame(out, fmt, f, k, True, _STATE["quality"], _STATE["all_lanes"])
+        records = [write_frame(out, fmt, f, k, True, _STATE["quality"], _STATE["all_lanes"], _STATE["ignore_worn"])
                    for f, k in zip(frames, keys, strict=True)]
     stash_camera_lines(out, records)
     return records
@@ -108,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
         print("lanenet-train synth: --count and --nproc must be >= 1, --sequence >= 0, "
               "--val-fraction in [0, 1), --edge-line-prob in [0, 1]", file=sys.stderr)
         return 2
+    if args.ignore_worn is not None and (args.format != "tusimple" or not 0 < args.ignore_worn <= 1):
+        print("lanenet-train synth: --ignore-worn needs --format tusimple and a share in (0, 1]", file=sys.stderr)
+        return 2
     try:
         config = SynthConfig(width=args.width, height=args.height, render_scale=args.render_scale,
                              edge_line_prob=args.edge_line_prob, camera_height_m=tuple(args.camera_height),
@@ -118,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     shutil.rmtree(args.out / PARTS_DIR, ignore_errors=True)  # left over from an interrupted run
     state = {"config": config, "out": args.out, "format": args.format, "seed": args.seed, "fps": args.fps,
-             "quality": args.quality, "all_lanes": args.label_lanes == "all"}
+             "quality": args.quality, "all_lanes": args.label_lanes == "all",
+             "ignore_worn": args.ignore_worn}
     tasks = plan_tasks(args.count, args.sequence, args.val_fraction)
     records: list[dict] = []
     with tqdm(total=args.count, unit="img", desc=f"synth {args.format}") as bar:

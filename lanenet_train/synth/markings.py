@@ -27,6 +27,7 @@ class SynthLane:
         color: marking colour.
         position: position relative to the ego vehicle.
         visible: (N,) bool, False where another vehicle or object hides the point.
+        wear: fraction of its paint worn away (the road's :class:`Boundary` ``wear``).
     """
 
     points: np.ndarray
@@ -35,6 +36,7 @@ class SynthLane:
     color: MarkingColor
     position: Position
     visible: np.ndarray
+    wear: float = 0.0
 
 
 def _boundary_type(rng: np.random.Generator, i: int, n: int, oncoming: int, style: str,
@@ -112,7 +114,9 @@ def build_boundaries(rng: np.random.Generator, n_lanes: int, lane_width: tuple[f
         boundaries.append(Boundary(float(off), kind, color, APOLLO_IDS[(kind, color == MarkingColor.YELLOW)],
                                    painted))
         if painted:
-            lines += _stripes(rng, i, float(off), kind, color, width, opts, wear)
+            stripes = _stripes(rng, i, float(off), kind, color, width, opts, wear)
+            boundaries[-1].wear = max(p.wear for p in stripes)
+            lines += stripes
     lines.sort(key=lambda p: p.offset)
     shoulders = [rng.uniform(0.4, 3.2) if b.painted else rng.uniform(0.1, 0.5)
                  for b in (boundaries[0], boundaries[-1])]
@@ -209,5 +213,5 @@ def lane_ground_truth(boundaries: list[Boundary], window: RoadWindow, s_ego: flo
                 continue
             pts, ground, depth = pts[seen[0]:seen[-1] + 1], ground[seen[0]:seen[-1] + 1], depth[seen[0]:seen[-1] + 1]
         lanes.append(SynthLane(points=pts, ground=ground, marking_type=b.marking_type, color=b.color,
-                               position=pos, visible=~occluded(pts, depth)))
+                               position=pos, visible=~occluded(pts, depth), wear=b.wear))
     return lanes

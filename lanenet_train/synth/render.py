@@ -265,6 +265,7 @@ def _finish(config: SynthConfig, layers: Layers, env, cam_r: CameraParams, pose:
 def describe_lanes(frame: SynthFrame) -> list[dict]:
     """JSON-able attributes and ground points of a frame's lanes (for camera_params.jsonl)."""
     return [{"type": lane.marking_type.name, "color": lane.color.name, "position": lane.position.name,
-             "ground": np.round(lane.ground, 3).tolist(), "visible": lane.visible.astype(int).tolist()}
+             "ground": np.round(lane.ground, 3).tolist(), "visible": lane.visible.astype(int).tolist(),
+             "wear": round(lane.wear, 3)}
             for lane in frame.lanes]
 

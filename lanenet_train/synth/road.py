@@ -53,6 +53,7 @@ class Boundary:
         color: marking colour.
         apollo_train_id: Apollo lane-mark trainId of the painted pixels.
         painted: False for an outer edge without an edge line (then not a ground-truth lane).
+        wear: the largest wear of its stripes (0 when unpainted).
     """
 
     offset: float
@@ -60,6 +61,7 @@ class Boundary:
     color: MarkingColor
     apollo_train_id: int
     painted: bool = True
+    wear: float = 0.0
 
 
 @dataclass

@@ -63,23 +63,28 @@ def lane_x_at_rows(points: np.ndarray, rows: np.ndarray, width: int) -> np.ndarr
     return np.where(absent, np.nan, x)
 
 
-def benchmark_lane_xs(frame: SynthFrame, rows: np.ndarray, all_lanes: bool = False) -> list[np.ndarray]:
+def benchmark_lane_xs(frame: SynthFrame, rows: np.ndarray, all_lanes: bool = False,
+                      worn: tuple[float, bool] | None = None) -> list[np.ndarray]:
     """x of the labelled lanes (:data:`BENCHMARK_SLOTS`, left to right) at ``rows``; NaN where absent.
 
     Lanes with no point inside the image are left out. ``all_lanes`` labels every line the generator drew
     (in its order), for training a network that finds them all (the decoder's ``max_per_side`` then keeps
-    the ones a benchmark labels).
+    the ones a benchmark labels). ``worn = (limit, which)`` keeps only the lanes whose paint is worn by
+    ``limit`` or more (``which`` True) or by less (False); None keeps them all.
     """
     w = frame.image.shape[1]
     by_slot = {lane.position: lane for lane in frame.lanes}
     chosen = frame.lanes if all_lanes else [by_slot[p] for p in BENCHMARK_SLOTS if p in by_slot]
+    if worn is not None:
+        chosen = [lane for lane in chosen if (lane.wear >= worn[0]) == worn[1]]
     xs = [lane_x_at_rows(lane.points, rows, w) for lane in chosen]
     return [x for x in xs if (~np.isnan(x)).any()]
 
 
-def tusimple_lane_xs(frame: SynthFrame, rows: np.ndarray, all_lanes: bool = False) -> list[np.ndarray]:
+def tusimple_lane_xs(frame: SynthFrame, rows: np.ndarray, all_lanes: bool = False,
+                     worn: tuple[float, bool] | None = None) -> list[np.ndarray]:
     """:func:`benchmark_lane_xs` in TuSimple's convention: ``-2`` where a lane is absent."""
-    return [np.nan_to_num(x, nan=-2.0) for x in benchmark_lane_xs(frame, rows, all_lanes)]
+    return [np.nan_to_num(x, nan=-2.0) for x in benchmark_lane_xs(frame, rows, all_lanes, worn)]
 
 
 def _save_image(path: Path, image: np.ndarray, quality: int) -> None:
@@ -113,7 +118,7 @@ def frame_paths(fmt: str, key: FrameKey, sequence: bool) -> dict[str, str]:
 
 
 def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence: bool, quality: int = 95,
-                all_lanes: bool = False) -> dict:
+                all_lanes: bool = False, ignore_worn: float | None = None) -> dict:
     """Write one frame's image and per-image label files; return what the dataset lists need.
 
     Args:
@@ -124,6 +129,9 @@ def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence:
         sequence: whether frames come from drives (changes the folder layout).
         quality: JPEG quality.
         all_lanes: TuSimple: label every line, not just the benchmark's four (see :func:`benchmark_lane_xs`).
+        ignore_worn: TuSimple: lines whose paint is worn by this share or more go to ``ignore_lanes``
+            (neither lane nor background in training, see docs/data.md) instead of ``lanes``; None: all
+            in ``lanes``.
 
     Returns:
         A JSON-able record for :func:`finish_dataset`.
@@ -137,8 +145,14 @@ def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence:
               "camera": json.dumps(camera, separators=(",", ":"))}
     if fmt == "tusimple":
         rows = tusimple_h_samples(h)
-        lanes = [[round(float(v)) for v in x] for x in tusimple_lane_xs(frame, np.array(rows), all_lanes)]
-        label = {"lanes": lanes, "h_samples": rows, "raw_file": paths["image"]}
+        def xs(worn: tuple[float, bool] | None) -> list[list[int]]:
+            return [[round(float(v)) for v in x] for x in tusimple_lane_xs(frame, np.array(rows), all_lanes, worn)]
+
+        if ignore_worn is None:
+            label = {"lanes": xs(None), "h_samples": rows, "raw_file": paths["image"]}
+        else:
+            label = {"lanes": xs((ignore_worn, False)), "h_samples": rows, "raw_file": paths["image"],
+                     "ignore_lanes": xs((ignore_worn, True))}
         record["label"] = json.dumps(label, separators=(",", ":"))
     elif fmt == "culane":
         record["flags"], record["seg"] = _write_culane_labels(out, paths, frame, w, h), paths["seg"]

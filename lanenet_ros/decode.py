@@ -40,6 +40,10 @@ class DecodeParams:
         min_lane_rows: instances spanning fewer distinct rows are dropped.
         min_span: lanes covering less than this fraction of the network's rows are dropped (fragments near the
             horizon, where lanes converge and clusters mix).
+        min_fill: lanes with pixels on less than this share of the network rows between their ends are dropped
+            (0: off). A LaneNet trained on every line marks a real line along its whole length, through dash
+            gaps and behind traffic; what it marks only in patches is mostly a bare road edge or a shadow.
+            Keep it 0 for per-class models, whose dashes leave gaps.
         extend_far: each lane's far end is continued along its fit by this fraction of the camera image's
             height (the network's mask fades before a lane's labelled far end).
         poly_degree: degree of x(y) (lowered for short lanes).
@@ -64,6 +68,7 @@ class DecodeParams:
     min_lane_pixels: int = 30
     min_lane_rows: int = 8
     min_span: float = 0.0
+    min_fill: float = 0.0
     extend_far: float = 0.0
     poly_degree: int = 3
     outlier_px: float = 2.5
@@ -87,6 +92,7 @@ class DecodeParams:
         """
         checks = {"lane_threshold": 0 < self.lane_threshold < 1, "min_lane_pixels": self.min_lane_pixels >= 2,
                   "min_lane_rows": self.min_lane_rows >= 2, "min_span": 0 <= self.min_span < 1,
+                  "min_fill": 0 <= self.min_fill <= 1,
                   "extend_far": 0 <= self.extend_far < 1,
                   "poly_degree": 1 <= self.poly_degree <= 5, "outlier_px": self.outlier_px > 0,
                   "point_step_px": self.point_step_px > 0, "cluster_bandwidth": self.cluster_bandwidth > 0,
@@ -353,7 +359,7 @@ class LaneDecoder:
         if len(rows) < p.min_lane_rows:
             return None
         span = (rows[-1] - rows[0] + 1) / geo.input_height
-        if span < p.min_span:
+        if span < p.min_span or len(rows) < p.min_fill * (rows[-1] - rows[0] + 1):  # rows: one per row, sorted
             return None
         degree = p.poly_degree if span >= 0.3 else min(p.poly_degree, 2 if span >= 0.15 else 1)
         coeffs_in, inliers = fitting.robust_polyfit(rows, median, degree, p.outlier_px)

@@ -125,6 +125,21 @@ def test_min_span_drops_fragments_near_the_horizon() -> None:
         DecodeParams(min_span=1.0).validate()
 
 
+def test_min_fill_drops_a_lane_marked_only_in_patches() -> None:
+    """A lane with pixels on half the rows between its ends (its dashes marked, not the gaps) goes at
+    min_fill=0.65; the same line marked whole through its gaps, as LaneNet marks a line, stays."""
+    patchy = [{"bottom": 470, "dashed": True}, {"bottom": 820}]
+    image, mask = scene(patchy)
+    assert len(LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, image).lanes) == 2
+    frame = LaneDecoder(LANENET, DecodeParams(min_fill=0.65)).decode(lanenet_outputs(mask), GEO, image)
+    near = frame.lanes[0].points[np.argmax(frame.lanes[0].points[:, 1])]
+    assert len(frame.lanes) == 1 and abs(near[0] - lane_x(820, near[1:2])[0]) < 5
+    image, mask = scene([dict(patchy[0], label="polyline"), patchy[1]])
+    assert len(LaneDecoder(LANENET, DecodeParams(min_fill=0.65)).decode(lanenet_outputs(mask), GEO, image).lanes) == 2
+    with pytest.raises(ValueError, match="min_fill"):
+        DecodeParams(min_fill=1.5).validate()
+
+
 def test_max_per_side_keeps_the_lanes_nearest_the_ego_vehicle() -> None:
     image, mask = scene(FOUR)
     one = LaneDecoder(LANENET, DecodeParams(max_per_side=1)).decode(lanenet_outputs(mask), GEO, image)

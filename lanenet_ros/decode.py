@@ -358,8 +358,9 @@ class LaneDecoder:
         rows, median = seg.row[part], seg.median[part]
         if len(rows) < p.min_lane_rows:
             return None
-        span = (rows[-1] - rows[0] + 1) / geo.input_height
-        if span < p.min_span or len(rows) < p.min_fill * (rows[-1] - rows[0] + 1):  # rows: one per row, sorted
+        spanned = rows[-1] - rows[0] + 1  # rows: one entry per occupied row, sorted
+        span = spanned / geo.input_height
+        if span < p.min_span or len(rows) < p.min_fill * spanned:
             return None
         degree = p.poly_degree if span >= 0.3 else min(p.poly_degree, 2 if span >= 0.15 else 1)
         coeffs_in, inliers = fitting.robust_polyfit(rows, median, degree, p.outlier_px)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from lanenet_ros.fileio import atomic_write_bytes, atomic_write_text
 from lanenet_ros.lanes import Position
+from lanenet_train.synth.markings import SynthLane
 from lanenet_train.synth.render import SynthFrame, describe_lanes
 
 FORMATS = ("tusimple", "culane", "apollo")
@@ -64,27 +66,26 @@ def lane_x_at_rows(points: np.ndarray, rows: np.ndarray, width: int) -> np.ndarr
 
 
 def benchmark_lane_xs(frame: SynthFrame, rows: np.ndarray, all_lanes: bool = False,
-                      worn: tuple[float, bool] | None = None) -> list[np.ndarray]:
+                      keep: Callable[[SynthLane], bool] | None = None) -> list[np.ndarray]:
     """x of the labelled lanes (:data:`BENCHMARK_SLOTS`, left to right) at ``rows``; NaN where absent.
 
     Lanes with no point inside the image are left out. ``all_lanes`` labels every line the generator drew
     (in its order), for training a network that finds them all (the decoder's ``max_per_side`` then keeps
-    the ones a benchmark labels). ``worn = (limit, which)`` keeps only the lanes whose paint is worn by
-    ``limit`` or more (``which`` True) or by less (False); None keeps them all.
+    the ones a benchmark labels). ``keep``, when given, chooses among those lanes (by their wear, say).
     """
     w = frame.image.shape[1]
     by_slot = {lane.position: lane for lane in frame.lanes}
     chosen = frame.lanes if all_lanes else [by_slot[p] for p in BENCHMARK_SLOTS if p in by_slot]
-    if worn is not None:
-        chosen = [lane for lane in chosen if (lane.wear >= worn[0]) == worn[1]]
+    if keep is not None:
+        chosen = [lane for lane in chosen if keep(lane)]
     xs = [lane_x_at_rows(lane.points, rows, w) for lane in chosen]
     return [x for x in xs if (~np.isnan(x)).any()]
 
 
 def tusimple_lane_xs(frame: SynthFrame, rows: np.ndarray, all_lanes: bool = False,
-                     worn: tuple[float, bool] | None = None) -> list[np.ndarray]:
+                     keep: Callable[[SynthLane], bool] | None = None) -> list[np.ndarray]:
     """:func:`benchmark_lane_xs` in TuSimple's convention: ``-2`` where a lane is absent."""
-    return [np.nan_to_num(x, nan=-2.0) for x in benchmark_lane_xs(frame, rows, all_lanes, worn)]
+    return [np.nan_to_num(x, nan=-2.0) for x in benchmark_lane_xs(frame, rows, all_lanes, keep)]
 
 
 def _save_image(path: Path, image: np.ndarray, quality: int) -> None:
@@ -145,14 +146,15 @@ def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence:
               "camera": json.dumps(camera, separators=(",", ":"))}
     if fmt == "tusimple":
         rows = tusimple_h_samples(h)
-        def xs(worn: tuple[float, bool] | None) -> list[list[int]]:
-            return [[round(float(v)) for v in x] for x in tusimple_lane_xs(frame, np.array(rows), all_lanes, worn)]
+
+        def xs(keep: Callable[[SynthLane], bool] | None) -> list[list[int]]:
+            return [[round(float(v)) for v in x] for x in tusimple_lane_xs(frame, np.array(rows), all_lanes, keep)]
 
         if ignore_worn is None:
             label = {"lanes": xs(None), "h_samples": rows, "raw_file": paths["image"]}
         else:
-            label = {"lanes": xs((ignore_worn, False)), "h_samples": rows, "raw_file": paths["image"],
-                     "ignore_lanes": xs((ignore_worn, True))}
+            label = {"lanes": xs(lambda lane: lane.wear < ignore_worn), "h_samples": rows,
+                     "raw_file": paths["image"], "ignore_lanes": xs(lambda lane: lane.wear >= ignore_worn)}
         record["label"] = json.dumps(label, separators=(",", ":"))
     elif fmt == "culane":
         record["flags"], record["seg"] = _write_culane_labels(out, paths, frame, w, h), paths["seg"]

@@ -62,6 +62,10 @@ class DecodeParams:
         hood: the ego vehicle's hood at the bottom of the image: -1 finds it in each camera image
             (lanenet_ros/hood.py), 0 takes none, a share in (0, 0.5) of the rows is a known, fixed hood.
             Lanes end at its edge and the mask is background below it.
+        flip_average: LaneNet: run the network on the image and on its mirror image and average the binary
+            branch's logits (the mirror's flipped back); lanes are still separated by the first run's
+            embedding. Costs a second inference; lowers false lanes where the network's response is
+            one-sided (bare road edges). Not for per-class models, some of whose classes have a side.
     """
 
     lane_threshold: float = 0.5
@@ -83,6 +87,7 @@ class DecodeParams:
     ego_center: float = 0.5
     camera_height_m: float = 1.5
     hood: float = -1.0
+    flip_average: bool = False
 
     def validate(self) -> DecodeParams:
         """Check ranges; return self.

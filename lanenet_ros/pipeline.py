@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,7 @@ class LanePipeline:
         clock = [time.perf_counter()]
         batch, geometry = self.preprocessor(image_bgr)
         clock.append(time.perf_counter())
-        outputs = self.backend.infer(batch)
+        outputs = run_model(self.backend.infer, batch, self.info, self.decoder.params.flip_average)
         clock.append(time.perf_counter())
         frame = self.decoder.decode(outputs, geometry, image_bgr)
         clock.append(time.perf_counter())
@@ -135,7 +135,34 @@ def decode_settings(info: ModelInfo, given: Mapping[str, Any] | None) -> DecodeP
     unknown = sorted(set(given or {}) - {f.name for f in dataclasses.fields(DecodeParams)})
     if unknown:
         raise ValueError(f"unknown decode setting(s) {', '.join(unknown)}")
-    return dataclasses.replace(base, **(given or {})).validate()
+    params = dataclasses.replace(base, **(given or {})).validate()
+    if params.flip_average and info.output_for("binary_logits") is None:
+        raise ValueError("decode parameter flip_average: averages a LaneNet's binary_logits, and this model has "
+                         "none (a per-class model's classes may have a side); set flip_average false")
+    return params
+
+
+def run_model(infer: Callable[[np.ndarray], Mapping[str, np.ndarray]], batch: np.ndarray, info: ModelInfo,
+              flip_average: bool = False) -> dict[str, np.ndarray]:
+    """The network's outputs for a preprocessed batch, averaged with its mirror image's when asked.
+
+    Args:
+        infer: runs the network: (N, C, H, W) float32 -> output tensors by name.
+        batch: the preprocessed input.
+        info: the model's description (which output is ``binary_logits``).
+        flip_average: run the network on the mirrored batch too and average the ``binary_logits`` (the
+            mirror's flipped back); the other outputs are the first run's (``DecodeParams.flip_average``).
+    """
+    outputs = infer(batch)
+    if not flip_average:
+        return dict(outputs)
+    name = info.output_for("binary_logits")
+    if name is None:
+        raise ValueError("flip_average needs a binary_logits output")
+    first = {k: np.array(v, copy=True) for k, v in outputs.items()}  # a backend may reuse its output buffers
+    mirrored = infer(np.ascontiguousarray(batch[..., ::-1]))[name]
+    first[name] = (first[name] + mirrored[..., ::-1]) * np.float32(0.5)
+    return first
 
 
 def check_suitable(info: ModelInfo, path: Path) -> None:

@@ -15,7 +15,7 @@ import torch
 from lanenet_ros.decode import LaneDecoder
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.model_info import ModelInfo
-from lanenet_ros.pipeline import decode_settings
+from lanenet_ros.pipeline import decode_settings, run_model
 from lanenet_ros.preprocess import Preprocessor
 from lanenet_train.checkpoint import load_model
 
@@ -53,13 +53,17 @@ class Predictor:
     def outputs(self, images_bgr: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], list[Any]]:
         """Raw network outputs of a batch of camera images (any sizes) and each image's geometry."""
         inputs, geometries = zip(*(self.preprocessor(img) for img in images_bgr), strict=True)
+        flip = self.decoder.params.flip_average
         if self.backend is not None:
             step = len(inputs) if self.info.dynamic_batch else 1
-            parts = [self.backend.infer(np.concatenate(inputs[i:i + step])) for i in range(0, len(inputs), step)]
+            parts = [run_model(self.backend.infer, np.concatenate(inputs[i:i + step]), self.info, flip)
+                     for i in range(0, len(inputs), step)]
             return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, list(geometries)
-        batch = torch.from_numpy(np.concatenate(inputs)).to(self.device)
-        out = self.model(batch)
-        return {k: v.float().cpu().numpy() for k, v in out.items()}, list(geometries)
+        return run_model(self._torch_infer, np.concatenate(inputs), self.info, flip), list(geometries)
+
+    def _torch_infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        out = self.model(torch.from_numpy(batch).to(self.device))
+        return {k: v.float().cpu().numpy() for k, v in out.items()}
 
     def __call__(self, images_bgr: Sequence[np.ndarray]) -> list[LaneFrame]:
         """Detect lanes in a batch of camera images.

@@ -185,3 +185,39 @@ def test_decoder_settings_come_from_the_model_unless_given(tmp_path):
     export_tiny(bad, info_overrides={"decode": ["max_lanes=0"]})
     with pytest.raises(ValueError, match="max_lanes"):
         LanePipeline(bad, "onnxruntime-cpu")
+
+
+def test_flip_average_averages_the_binary_branch_with_the_mirror_image(tmp_path, line_model):
+    from model_fixtures import export_tiny
+
+    from lanenet_ros.pipeline import run_model
+
+    path = tmp_path / "tiny.onnx"
+    export_tiny(path)
+    pipe = LanePipeline(path, "onnxruntime-cpu", tracking=False)  # its backend reuses its output buffers
+    batch, _ = pipe.preprocessor(draw_road((0.3, 0.6)))
+    plain = {k: v.copy() for k, v in pipe.backend.infer(batch).items()}
+    mirror = {k: v.copy() for k, v in pipe.backend.infer(np.ascontiguousarray(batch[..., ::-1])).items()}
+    averaged = run_model(pipe.backend.infer, batch, pipe.info, flip_average=True)
+    assert averaged["binary_logits"] == pytest.approx((plain["binary_logits"] + mirror["binary_logits"][..., ::-1])
+                                                      / 2, abs=1e-6)
+    assert not np.allclose(averaged["binary_logits"], plain["binary_logits"], atol=1e-3)  # the net is one-sided
+    assert np.array_equal(averaged["embedding"], plain["embedding"])  # lanes are told apart by the first run
+    assert run_model(pipe.backend.infer, batch, pipe.info)["binary_logits"] == pytest.approx(plain["binary_logits"])
+    # end to end, lanes are still found where they are painted, by the node's pipeline and by evaluation's
+    from lanenet_train.predict import Predictor
+
+    flipped = LanePipeline(line_model, "onnxruntime-cpu", decode_params={"flip_average": True}, tracking=False)
+    frame = flipped.process(draw_road(LINES))
+    assert [float(lane.x_at(719)) for lane in frame.lanes] == pytest.approx([x * 1280 for x in LINES], abs=8)
+    (evaluated,) = Predictor(line_model, decode_params={"flip_average": True})([draw_road(LINES)])
+    assert [float(lane.x_at(719)) for lane in evaluated.lanes] == pytest.approx([x * 1280 for x in LINES], abs=8)
+
+
+def test_flip_average_is_refused_for_a_per_class_model(tmp_path):
+    from model_fixtures import export_tiny
+
+    path = tmp_path / "classes.onnx"
+    export_tiny(path, "deeplabv3plus")
+    with pytest.raises(ValueError, match="flip_average"):
+        LanePipeline(path, "onnxruntime-cpu", decode_params={"flip_average": True})

@@ -9,7 +9,8 @@ Frames: 1280x720 roads with 2-4 straight lines (same vanishing point as the stan
 
 Everything is measured in this one run: median and p90 per stage over the frames, then the ratio
 "everything except inference" / "inference". Goal (issue 6): at most 15% on the CPU backend.
-The second table compares ONNX Runtime with output buffers reused (io_binding) against fresh outputs.
+The second table compares ONNX Runtime with output buffers reused (io_binding) against fresh outputs, the
+third a LaneNet with and without ``decode.flip_average`` (a second inference on the mirror image).
 
     .venv/bin/python bench/bench_pipeline.py [--frames 40] [--threads 0] [--model model.onnx]
 """
@@ -108,6 +109,25 @@ def report_reuse(model: Path, images: list[np.ndarray], threads: int) -> None:
         print(f"{'reused (io_binding)' if reuse else 'fresh arrays':<24}{np.median(t) * 1e3:>16.2f}")
 
 
+def report_flip(model: Path, images: list[np.ndarray], threads: int) -> None:
+    """Inference and whole-pipeline medians with ``decode.flip_average`` off and on, frames interleaved."""
+    pipes = {on: LanePipeline(model, backend="onnxruntime-cpu", tracking=False, intra_op_threads=threads,
+                              decode_params={"flip_average": on}) for on in (False, True)}
+    times: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    for image in images[:3]:
+        for pipe in pipes.values():
+            pipe.process(image)
+    for image in images:
+        for on, pipe in pipes.items():
+            times[on].append(pipe.process(image).timings)
+    print(f"\n{'decode.flip_average':<24}{'median infer ms':>16}{'median total ms':>16}")
+    med = {on: {k: np.median([t[k] for t in times[on]]) * 1e3 for k in ("infer", "total")} for on in pipes}
+    for on in pipes:
+        print(f"{str(on).lower():<24}{med[on]['infer']:>16.2f}{med[on]['total']:>16.2f}")
+    print(f"flip_average on / off: inference x{med[True]['infer'] / med[False]['infer']:.2f}, "
+          f"whole pipeline x{med[True]['total'] / med[False]['total']:.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=40, help="timed frames (default %(default)s)")
@@ -125,6 +145,8 @@ def main() -> int:
         lanes = float(np.mean([len(pipe.process(image).lanes) for image in images[:10]]))
         ratio = report_stages(stage_table(pipe, images), lanes)
         report_reuse(model, images, args.threads)
+        if pipe.info.output_for("binary_logits") is not None:
+            report_flip(model, images, args.threads)
     return 0 if ratio <= 0.15 else 1
 
 

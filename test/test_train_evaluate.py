@@ -78,6 +78,13 @@ def test_exported_onnx_model_scores_as_its_checkpoint(trained):
     for name, value in by_ckpt.items():
         assert np.abs(by_onnx[name] - value).max() < 1e-3, name
         assert np.abs(value[0] - value[-1]).max() > 1e-3, "the images should give different outputs"
+    # flip_average: the checkpoint (one batch) and the ONNX model (image by image) average the same way
+    flip = {"flip_average": True}
+    flipped_onnx, _ = Predictor(onnx_path, decode_params=flip).outputs(images)
+    flipped_ckpt, _ = Predictor(ckpt, key="pw", decode_params=flip).outputs(images)
+    assert np.abs(flipped_onnx["binary_logits"] - flipped_ckpt["binary_logits"]).max() < 1e-3
+    assert np.abs(flipped_ckpt["binary_logits"] - by_ckpt["binary_logits"]).max() > 1e-3
+    assert np.array_equal(flipped_ckpt["embedding"], by_ckpt["embedding"])
     assert reports[1]["segmentation"]["miou"] == pytest.approx(reports[0]["segmentation"]["miou"], abs=0.01)
 
 

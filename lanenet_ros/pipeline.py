@@ -143,7 +143,7 @@ def decode_settings(info: ModelInfo, given: Mapping[str, Any] | None) -> DecodeP
 
 
 def run_model(infer: Callable[[np.ndarray], Mapping[str, np.ndarray]], batch: np.ndarray, info: ModelInfo,
-              flip_average: bool = False) -> dict[str, np.ndarray]:
+              flip_average: bool = False) -> Mapping[str, np.ndarray]:
     """The network's outputs for a preprocessed batch, averaged with its mirror image's when asked.
 
     Args:
@@ -155,7 +155,7 @@ def run_model(infer: Callable[[np.ndarray], Mapping[str, np.ndarray]], batch: np
     """
     outputs = infer(batch)
     if not flip_average:
-        return dict(outputs)
+        return outputs
     name = info.output_for("binary_logits")
     if name is None:
         raise ValueError("flip_average needs a binary_logits output")

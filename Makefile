@@ -18,7 +18,7 @@ lint: setup  ## ruff, and package.xml against the format-3 rules
 	$(PY) -m ruff check .
 
 demo: setup  ## synthetic drive bag -> lanenet node (ONNX Runtime, CPU) -> overlay video and report
-	$(PY) -m lanenet_ros.demo
+	$(PY) -m lanenet_ros.replay.demo
 
 bench: setup  ## benchmarks (print ratios measured side by side)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -34,9 +34,9 @@ setup(
     entry_points={
         "console_scripts": [
             "lanenet-train = lanenet_train.cli:main",
-            "lanenet-node = lanenet_ros.node:main",
-            "lanenet-replay = lanenet_ros.replay:main",
-            "lanenet-bag = lanenet_ros.bag:main",
+            "lanenet-node = lanenet_ros.node.lanenet_node:main",
+            "lanenet-replay = lanenet_ros.replay.cli:main",
+            "lanenet-bag = lanenet_ros.replay.bags:main",
         ],
     },
 )

@@ -1,4 +1,4 @@
-"""Lane-instance clustering: lanenet_ros.cluster against scikit-learn DBSCAN on the same embeddings.
+"""Lane-instance clustering: lanenet_ros.decode.cluster against scikit-learn DBSCAN on the same embeddings.
 
 Each synthetic frame is a 512x256 LaneNet output: 3-6 lanes drawn in perspective (some dashed, 3-5 px wide),
 each lane's pixels given a 4-D embedding the way a trained discriminative loss leaves them (within 0.5 of the
@@ -19,7 +19,7 @@ import time
 import cv2
 import numpy as np
 
-from lanenet_ros.cluster import cluster_embeddings
+from lanenet_ros.decode.cluster import cluster_embeddings
 
 WIDTH, HEIGHT, DIM = 512, 256, 4
 DBSCAN_EPS, DBSCAN_MIN_SAMPLES = 0.35, 20

@@ -32,8 +32,8 @@ from visualization_msgs.msg import MarkerArray
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pipeline import frames, stand_in_model
 
-from lanenet_ros.node import LaneNetNode
-from lanenet_ros.ros_convert import bgr8_msg
+from lanenet_ros.node.convert import bgr8_msg
+from lanenet_ros.node.lanenet_node import LaneNetNode
 
 CAMERA = CameraInfo(width=1280, height=720, distortion_model="plumb_bob", d=[0.0] * 5,
                     k=[1000.0, 0.0, 640.0, 0.0, 1000.0, 360.0, 0.0, 0.0, 1.0])
@@ -84,7 +84,7 @@ def watch_everything(context: rclpy.Context, node: LaneNetNode) -> rclpy.node.No
     return watcher
 
 
-ADAPTER = ("convert_in", "publish")  # what lanenet_ros/node.py adds around the pipeline
+ADAPTER = ("convert_in", "publish")  # what lanenet_ros/node/lanenet_node.py adds around the pipeline
 
 
 def report(columns: dict[str, dict[str, float]], wire_ms: float) -> float:

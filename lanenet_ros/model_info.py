@@ -1,7 +1,7 @@
 """The self-description every lanenet model carries (docs/model_format.md), and reading it back.
 
 An ONNX model stores a JSON object under the metadata key ``lanenet``; a TensorRT engine keeps the
-same JSON in a sidecar file beside it (``<engine>.json``, see :mod:`lanenet_ros.engine_cache`).
+same JSON in a sidecar file beside it (``<engine>.json``, see :mod:`lanenet_ros.backends.engine_cache`).
 Reading needs only ONNX Runtime (no ``onnx``, no torch), so the car can check a model it was given.
 """
 from __future__ import annotations
@@ -310,7 +310,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
     """
     path = Path(path)
     if path.suffix.lower() in ENGINE_SUFFIXES:
-        from lanenet_ros.engine_cache import read_sidecar
+        from lanenet_ros.backends.engine_cache import read_sidecar
 
         _check_readable(path)
         return read_sidecar(path)[0]

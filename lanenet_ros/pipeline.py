@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lanenet_ros.backends import create_backend
-from lanenet_ros.decode import DecodeParams, LaneDecoder, decode_params_from
+from lanenet_ros.decode.decoder import DecodeParams, LaneDecoder, decode_params_from
 from lanenet_ros.ground import GroundProjector, add_ground_lanes
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.model_info import ModelError, ModelInfo

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lanenet_ros import fitting
+from lanenet_ros.decode import fitting
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
 from lanenet_ros.metrics import min_cost_assignment
 

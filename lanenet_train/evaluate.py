@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and write the report; returns the exit code (2 for bad inputs)."""
-    from lanenet_ros.decode import decode_overrides
+    from lanenet_ros.decode.decoder import decode_overrides
     from lanenet_train.predict import Predictor
 
     try:

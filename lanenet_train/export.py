@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lanenet_ros.decode import decode_params_from, merge_decode_settings
+from lanenet_ros.decode.decoder import decode_params_from, merge_decode_settings
 from lanenet_ros.model_info import OUTPUT_MEANINGS, ModelError, ModelInfo, info_from_session, open_onnx_session
 
 DEFAULT_OPSET = 17

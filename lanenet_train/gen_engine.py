@@ -2,7 +2,7 @@
 ``gen_trt_engine``).
 
 Without ``--engine_file`` the engine goes where the runtime looks for it (the engine cache, see
-:mod:`lanenet_ros.engine_cache`), so running this once before a drive means the node starts without
+:mod:`lanenet_ros.backends.engine_cache`), so running this once before a drive means the node starts without
 building: a valid cached engine is kept (``--force`` rebuilds it). With ``--engine_file`` the engine and
 its sidecar JSON are written there. Needs TensorRT and an NVIDIA GPU; where there is none it stops at
 once with exit code 3 and says so.
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace, prepare_engine: Callable[..., Any]) -> int:
-    from lanenet_ros.engine_cache import default_cache_dir
+    from lanenet_ros.backends.engine_cache import default_cache_dir
 
     timing = args.timing_cache or Path(args.cache_dir or default_cache_dir()) / "timing.cache"
     start = time.monotonic()

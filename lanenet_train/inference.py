@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     """Run inference; returns the exit code (2 for bad inputs)."""
     from tqdm import tqdm
 
-    from lanenet_ros.decode import decode_overrides
+    from lanenet_ros.decode.decoder import decode_overrides
     from lanenet_train.predict import Predictor
 
     try:

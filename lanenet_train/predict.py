@@ -1,7 +1,7 @@
 """A trained checkpoint as a lane detector: the runtime's preprocessing and decoding around the torch model.
 
 Evaluation and ``inference`` use the same ROS-free pieces as the node (``lanenet_ros.preprocess``,
-``lanenet_ros.decode``), so what they measure is what the car will run, up to the ONNX export.
+``lanenet_ros.decode.decoder``), so what they measure is what the car will run, up to the ONNX export.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lanenet_ros.decode import LaneDecoder
+from lanenet_ros.decode.decoder import LaneDecoder
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.model_info import ModelInfo
 from lanenet_ros.pipeline import decode_settings, run_model

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lanenet_ros.bag import image_topics, main, read_images
+from lanenet_ros.replay.bags import image_topics, main, read_images
 
 
 def numbered_images(folder: Path, count: int = 6) -> list[np.ndarray]:

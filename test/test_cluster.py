@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lanenet_ros.cluster import cluster_embeddings
+from lanenet_ros.decode.cluster import cluster_embeddings
 
 
 def lane_embeddings(rng: np.random.Generator, sizes: list[int], centres: np.ndarray | None = None,

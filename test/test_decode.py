@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lanenet_ros.decode import DecodeParams, LaneDecoder, argmax_channels, merge_decode_settings
+from lanenet_ros.decode.decoder import DecodeParams, LaneDecoder, argmax_channels, merge_decode_settings
 from lanenet_ros.lanes import MarkingColor, MarkingType, Position
 from lanenet_ros.preprocess import Geometry
 
@@ -287,7 +287,7 @@ def test_noise_outputs_decode_to_a_bounded_frame() -> None:
 
 def test_decoding_runs_numpy_blas_single_threaded_and_restores_it() -> None:
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from lanenet_ros.decode import single_threaded_blas
+    from lanenet_ros.decode.decoder import single_threaded_blas
 
     blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
     with blas.limit(limits=2):
@@ -312,7 +312,7 @@ def with_hood(image: np.ndarray, colour: tuple = (70, 40, 110)) -> np.ndarray:
 
 
 def test_lanes_end_at_the_hood_the_network_carries_them_across() -> None:
-    from lanenet_ros import hood
+    from lanenet_ros.decode import hood
 
     image, mask = scene(FOUR)  # the network's mask runs on to the bottom row, as trained networks' often do
     assert hood.find_edge(image) is None
@@ -333,7 +333,7 @@ def test_lanes_end_at_the_hood_the_network_carries_them_across() -> None:
 
 
 def test_a_shadow_across_the_road_is_not_a_hood() -> None:
-    from lanenet_ros import hood
+    from lanenet_ros.decode import hood
 
     image, mask = scene(FOUR)
     shadow = image.copy()

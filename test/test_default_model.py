@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lanenet_ros.decode import decode_params_from
+from lanenet_ros.decode.decoder import decode_params_from
 from lanenet_ros.metrics import TuSimpleAccumulator, lanes_to_tusimple
 from lanenet_ros.pipeline import DEFAULT_MODEL, LanePipeline
 from lanenet_train.spec import load_spec

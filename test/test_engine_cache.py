@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from model_fixtures import export_tiny
 
-from lanenet_ros.engine_cache import (
+from lanenet_ros.backends.engine_cache import (
     CacheStatus,
     EngineFingerprint,
     atomic_write_bytes,

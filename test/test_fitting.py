@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lanenet_ros import fitting, paint
+from lanenet_ros.decode import fitting, paint
 from lanenet_ros.lanes import DetectedLane, MarkingColor, MarkingType, Position
 
 P = np.polynomial.polynomial

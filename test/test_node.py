@@ -30,8 +30,8 @@ from test_node_model import (  # noqa: E402
 )
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from lanenet_ros.params import ParamError  # noqa: E402
-from lanenet_ros.ros_convert import bgr8_msg  # noqa: E402
+from lanenet_ros.node.convert import bgr8_msg  # noqa: E402
+from lanenet_ros.node.params import ParamError  # noqa: E402
 
 pytestmark = pytest.mark.ros
 DOMAIN_ID = os.getpid() % 200 + 20
@@ -218,7 +218,7 @@ def test_two_cameras_in_two_namespaces_stay_apart(ros, model):
 
 
 def test_console_script_runs_with_the_params_file_and_exits_with_meaning(ros, model):
-    script = [sys.executable, "-m", "lanenet_ros.node"]
+    script = [sys.executable, "-m", "lanenet_ros.node.lanenet_node"]
     env = {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN_ID)}
     assert subprocess.run([*script, "--help"], capture_output=True, env=env).returncode == 0
     bad = subprocess.run([*script, "--ros-args", "-p", "input:=video"], capture_output=True, text=True,

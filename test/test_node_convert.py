@@ -13,8 +13,7 @@ from visualization_msgs.msg import Marker
 
 from lanenet_ros.image_codec import ImageError
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType, Position
-from lanenet_ros.overlay import position_color_rgb
-from lanenet_ros.ros_convert import (
+from lanenet_ros.node.convert import (
     MarkerBuilder,
     bgr8_msg,
     compressed_msg_to_bgr,
@@ -23,6 +22,7 @@ from lanenet_ros.ros_convert import (
     lane_array_msg,
     mask_msg,
 )
+from lanenet_ros.overlay import position_color_rgb
 
 pytestmark = pytest.mark.ros
 

@@ -14,7 +14,7 @@ from lanenet_ros.msg import LaneArray  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from test_node_model import RosHarness, camera_header, export_stripe_model, frame_seq, stripes_image  # noqa: E402
 
-from lanenet_ros.ros_convert import bgr8_msg  # noqa: E402
+from lanenet_ros.node.convert import bgr8_msg  # noqa: E402
 
 pytestmark = pytest.mark.ros
 DOMAIN_ID = os.getpid() % 200 + 20

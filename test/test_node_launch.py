@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lanenet_ros.params import BACKENDS, check
+from lanenet_ros.node.params import BACKENDS, check
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = ROOT / "launch" / "lanenet.launch.py"
@@ -79,8 +79,8 @@ def test_executable_is_the_one_cmake_installs_and_runs_the_node_main(launch_modu
     cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     assert f"tools/ros_entry/{launch_module.EXECUTABLE}" in cmake
     entry = (ROOT / "tools" / "ros_entry" / launch_module.EXECUTABLE).read_text(encoding="utf-8")
-    assert "from lanenet_ros.node import main" in entry
-    assert "lanenet-node = lanenet_ros.node:main" in (ROOT / "setup.py").read_text(encoding="utf-8")
+    assert "from lanenet_ros.node.lanenet_node import main" in entry
+    assert "lanenet-node = lanenet_ros.node.lanenet_node:main" in (ROOT / "setup.py").read_text(encoding="utf-8")
     assert re.search(r"install\(DIRECTORY launch config", cmake)
 
 
@@ -96,7 +96,7 @@ def test_remappings_from_the_launch_file_are_what_the_node_subscribes_to(launch_
     rclpy = pytest.importorskip("rclpy")
     from test_node_model import export_stripe_model
 
-    from lanenet_ros.node import LaneNetNode
+    from lanenet_ros.node.lanenet_node import LaneNetNode
 
     model = export_stripe_model(tmp_path / "stripes.onnx")
     values = {**defaults(launch_module), "model": str(model), "image_topic": "/front/image_raw"}

@@ -96,7 +96,7 @@ class RosHarness:
         """A LaneNetNode with these parameters (dotted names as keys via a dict), added to the executor."""
         from rclpy.parameter import Parameter
 
-        from lanenet_ros.node import LaneNetNode
+        from lanenet_ros.node.lanenet_node import LaneNetNode
 
         overrides = [Parameter(name, value=value) for name, value in params.items()]
         node = LaneNetNode(context=self.context, namespace=namespace, parameter_overrides=overrides)

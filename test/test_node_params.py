@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lanenet_ros.params import TABLE, NodeParams, ParamError, check, spec
+from lanenet_ros.node.params import TABLE, NodeParams, ParamError, check, spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,16 +117,16 @@ def test_config_yaml_documents_every_parameter():
 
 
 def test_config_yaml_is_the_rendering_of_the_table():
-    from lanenet_ros.params import render_yaml
+    from lanenet_ros.node.params import render_yaml
 
     assert (ROOT / "config" / "lanenet.yaml").read_text(encoding="utf-8") == render_yaml(), (
-        "config/lanenet.yaml is stale: run `python -m lanenet_ros.params > config/lanenet.yaml`")
+        "config/lanenet.yaml is stale: run `python -m lanenet_ros.node.params > config/lanenet.yaml`")
 
 
 def test_decoder_tuning_rows_follow_decode_params():
     from dataclasses import fields
 
-    from lanenet_ros.decode import DecodeParams
+    from lanenet_ros.decode.decoder import DecodeParams
 
     rows = {row.name: row for row in TABLE if row.name.startswith("decode.")}
     assert set(rows) == {f"decode.{f.name}" for f in fields(DecodeParams)}

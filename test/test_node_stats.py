@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from lanenet_ros.node_stats import Mailbox, NodeStats
+from lanenet_ros.node.stats import Mailbox, NodeStats
 
 
 def test_a_new_item_replaces_the_one_not_yet_taken():

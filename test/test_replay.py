@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from model_fixtures import draw_road, export_line_model
 
-from lanenet_ros import replay
-from lanenet_ros.bag import main as bag_main
+from lanenet_ros.replay import cli as replay
+from lanenet_ros.replay.bags import main as bag_main
 
 LINES = (0.15, 0.45, 0.85)
 H, W, HORIZON = 720, 1280, 0.4
@@ -90,7 +90,7 @@ def test_bad_labels_name_file_and_line(road_bag, tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.ros
 def test_demo_runs_the_node_live_on_a_synthetic_drive(road_bag, tmp_path, capsys):
-    from lanenet_ros import demo
+    from lanenet_ros.replay import demo
 
     _, model = road_bag
     assert demo.main(["--out", str(tmp_path), "--frames", "12", "--model", str(model), "--rate", "5"]) == 0
@@ -114,9 +114,9 @@ def test_offline_replay_takes_decoder_settings(road_bag, tmp_path, capsys):
 
 
 def test_ego_width_extends_lanes_straight_to_the_bottom_row():
-    from lanenet_ros.fitting import sample_points
+    from lanenet_ros.decode.fitting import sample_points
     from lanenet_ros.lanes import DetectedLane, LaneFrame
-    from lanenet_ros.replay_report import ego_width
+    from lanenet_ros.replay.report import ego_width
 
     def ending_at_500(bottom: float, cubic: float) -> DetectedLane:
         # x = x500 + 0.5 (y - 500) + cubic (y - 500)^3: straight near its end (y <= 500), not below it
@@ -131,7 +131,7 @@ def test_ego_width_extends_lanes_straight_to_the_bottom_row():
 
 
 def test_demo_refuses_a_bad_decoder_setting(capsys):
-    from lanenet_ros import demo
+    from lanenet_ros.replay import demo
 
     assert demo.main(["--decode", "min_span=2"]) == 2
     assert "min_span" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import pytest
 from model_fixtures import export_tiny
 
 from lanenet_ros.backends import BackendError, create_backend
-from lanenet_ros.engine_cache import CacheStatus, check_engine, read_sidecar
+from lanenet_ros.backends.engine_cache import CacheStatus, check_engine, read_sidecar
 
 
 def _gpu_problem() -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lanenet_ros.fitting import sample_points
+from lanenet_ros.decode.fitting import sample_points
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType, Position
 from lanenet_ros.tracking import LaneTracker
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from train_fixture import make_dataset
 
-from lanenet_ros.decode import decode_params_from
+from lanenet_ros.decode.decoder import decode_params_from
 from lanenet_ros.lanes import DetectedLane, LaneFrame
 from lanenet_train.cli import main
 from lanenet_train.evaluate import Scorer

@@ -134,7 +134,7 @@ def _session_options(ort: Any, intra_op_threads: int) -> Any:
 def _provider_entry(provider: str, precision: str, cache_dir: str | Path | None) -> str | tuple[str, dict]:
     if provider != TRT:
         return provider
-    from lanenet_ros.engine_cache import default_cache_dir
+    from lanenet_ros.backends.engine_cache import default_cache_dir
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir() / "ort-trt"
     cache.mkdir(parents=True, exist_ok=True)

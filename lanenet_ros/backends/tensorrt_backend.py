@@ -120,8 +120,8 @@ def _as_float32(array: np.ndarray) -> np.ndarray:
 def _open_engine_file(path: Path) -> tuple[Any, ModelInfo]:
     """Deserialise an engine given by path, after checking it was built for this TensorRT and GPU."""
     from lanenet_ros.backends.cuda_memory import load_cuda
+    from lanenet_ros.backends.engine_cache import read_sidecar
     from lanenet_ros.backends.tensorrt_build import deserialize_engine, import_tensorrt
-    from lanenet_ros.engine_cache import read_sidecar
 
     info, stored = read_sidecar(path)
     gpu, capability = load_cuda().device_info()

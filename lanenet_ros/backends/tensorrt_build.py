@@ -1,7 +1,7 @@
 """Building TensorRT engines from lanenet ONNX models (TensorRT 10 Python API; 8.6 also works).
 
 :func:`prepare_engine` is what the runtime and ``lanenet-train gen-engine`` call: it computes the
-fingerprint of here and now, asks :mod:`lanenet_ros.engine_cache` whether the cached engine can be used,
+fingerprint of here and now, asks :mod:`lanenet_ros.backends.engine_cache` whether the cached engine can be used,
 and builds (FP32 / FP16 / INT8 with a calibrator, optional timing cache) when it cannot. TensorRT is
 imported inside the functions, so importing this module costs nothing on a machine without it.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lanenet_ros.backends import BackendError
-from lanenet_ros.engine_cache import (
+from lanenet_ros.backends.engine_cache import (
     CacheCheck,
     EngineFingerprint,
     atomic_write_bytes,

@@ -12,10 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lanenet_ros.bag import add_arguments as bag_arguments
-from lanenet_ros.bag import make_bag
-from lanenet_ros.replay import add_arguments as replay_arguments
-from lanenet_ros.replay import run as replay_run
+from lanenet_ros.replay.bags import add_arguments as bag_arguments
+from lanenet_ros.replay.bags import make_bag
+from lanenet_ros.replay.cli import add_arguments as replay_arguments
+from lanenet_ros.replay.cli import run as replay_run
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -52,13 +52,13 @@ def start_node(args: argparse.Namespace) -> subprocess.Popen:
         ros_args += ["-p", f"model:={args.model.resolve()}"]
     for setting in args.decode:
         ros_args += ["-p", f"decode.{setting.replace('=', ':=', 1)}"]
-    return subprocess.Popen([sys.executable, "-m", "lanenet_ros.node", *ros_args])
+    return subprocess.Popen([sys.executable, "-m", "lanenet_ros.node.lanenet_node", *ros_args])
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns an exit code."""
     args = parse(argv)
-    from lanenet_ros.decode import decode_params_from
+    from lanenet_ros.decode.decoder import decode_params_from
     from lanenet_ros.pipeline import DEFAULT_MODEL
 
     try:

@@ -1,6 +1,6 @@
 """From the node's parameters to a LanePipeline and its ground projection (no ROS imports).
 
-Kept apart from :mod:`lanenet_ros.node` so that the mapping from parameters to the pipeline can be read
+Kept apart from :mod:`lanenet_ros.node.lanenet_node` so that the mapping from parameters to the pipeline can be read
 and tested without rclpy.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lanenet_ros.params import NodeParams
+from lanenet_ros.node.params import NodeParams
 from lanenet_ros.pipeline import LanePipeline
 
 # distortion models whose first two coefficients are the radial k1, k2

@@ -1,6 +1,6 @@
 """Lane geometry from pixel sets: robust polynomial fits, per-row statistics, dashes chained into markings,
-left-to-right order and ego assignment. Plain numpy on arrays; :mod:`lanenet_ros.decode` wires them to network
-outputs and :mod:`lanenet_ros.paint` reads marking types and colours.
+left-to-right order and ego assignment. Plain numpy on arrays; :mod:`lanenet_ros.decode.decoder` wires them to network
+outputs and :mod:`lanenet_ros.decode.paint` reads marking types and colours.
 """
 from __future__ import annotations
 

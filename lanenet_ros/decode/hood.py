@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lanenet_ros import paint
-from lanenet_ros.fitting import sample_points
+from lanenet_ros.decode import paint
+from lanenet_ros.decode.fitting import sample_points
 from lanenet_ros.lanes import DetectedLane
 
 _WORK_WIDTH = 320  # the bottom of the image is searched at a quarter of 1280 columns (rows alike)

@@ -1,10 +1,10 @@
 """Network outputs of one image -> LaneFrame: class mask at camera resolution and fitted, typed lanes.
 
 LaneNet (``binary_logits`` + ``embedding``): lane pixels from the binary branch, instances from clustering
-their embeddings (:mod:`lanenet_ros.cluster`). Multi-class models (``class_logits``): per lane class, connected
+their embeddings (:mod:`lanenet_ros.decode.cluster`). Multi-class models (``class_logits``): per lane class, connected
 components, with the dashes of one marking chained along their common line. Each instance is then fitted in
-camera pixels (:mod:`lanenet_ros.fitting`), typed and coloured (class name, else the paint along it in the camera
-image, else the mask's own gaps: :mod:`lanenet_ros.paint`), ordered left to right and assigned to the ego lane.
+camera pixels (:mod:`lanenet_ros.decode.fitting`), typed and coloured (class name, else the paint along it in the camera
+image, else the mask's own gaps: :mod:`lanenet_ros.decode.paint`), ordered left to right and assigned to the ego lane.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from lanenet_ros import fitting, hood, paint
-from lanenet_ros.cluster import cluster_embeddings
+from lanenet_ros.decode import fitting, hood, paint
+from lanenet_ros.decode.cluster import cluster_embeddings
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
 from lanenet_ros.preprocess import Geometry
 
@@ -60,7 +60,7 @@ class DecodeParams:
         ego_center: vehicle centre line as a fraction of the image width at the bottom row.
         camera_height_m: camera height assumed when reading paint widths from the image (metres).
         hood: the ego vehicle's hood at the bottom of the image: -1 finds it in each camera image
-            (lanenet_ros/hood.py), 0 takes none, a share in (0, 0.5) of the rows is a known, fixed hood.
+            (lanenet_ros/decode/hood.py), 0 takes none, a share in (0, 0.5) of the rows is a known, fixed hood.
             Lanes end at its edge and the mask is background below it.
         flip_average: LaneNet: run the network on the image and on its mirror image and average the binary
             branch's logits (the mirror's flipped back); lanes are still separated by the first run's

@@ -34,12 +34,8 @@ from visualization_msgs.msg import MarkerArray
 
 from lanenet_ros.image_codec import ImageError
 from lanenet_ros.msg import LaneArray
-from lanenet_ros.node_params import declare_all, gate, read_all
-from lanenet_ros.node_pipeline import ground_from_camera_info, open_pipeline
-from lanenet_ros.node_stats import Mailbox, NodeStats, Period
-from lanenet_ros.overlay import draw_overlay
-from lanenet_ros.params import TABLE, NodeParams, ParamError
-from lanenet_ros.ros_convert import (
+from lanenet_ros.node.configure import ground_from_camera_info, open_pipeline
+from lanenet_ros.node.convert import (
     MarkerBuilder,
     bgr8_msg,
     compressed_msg_to_bgr,
@@ -48,6 +44,10 @@ from lanenet_ros.ros_convert import (
     lane_array_msg,
     mask_msg,
 )
+from lanenet_ros.node.params import TABLE, NodeParams, ParamError
+from lanenet_ros.node.ros_params import declare_all, gate, read_all
+from lanenet_ros.node.stats import Mailbox, NodeStats, Period
+from lanenet_ros.overlay import draw_overlay
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)

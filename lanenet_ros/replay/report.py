@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lanenet_ros.decode.fitting import bottom_x
 from lanenet_ros.fileio import atomic_write_text
-from lanenet_ros.fitting import bottom_x
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.metrics import TuSimpleAccumulator, lanes_to_tusimple
 

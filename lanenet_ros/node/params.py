@@ -2,11 +2,11 @@
 
 Each field of :class:`NodeParams` is one ROS parameter: its default, type, description, range or choices
 and whether a change applies at once (``live``) or at the next configure. The node declares every entry
-with a ``ParameterDescriptor`` built from this table (:mod:`lanenet_ros.node`), ``config/lanenet.yaml``
+with a ``ParameterDescriptor`` built from this table (:mod:`lanenet_ros.node.lanenet_node`), ``config/lanenet.yaml``
 lists the same keys (a test checks it), and :func:`check` is the single place a value is judged, used at
 start-up and by the node's set-parameters callback alike.
 
-The decoder's tuning (:class:`lanenet_ros.decode.DecodeParams`) appears as ``decode.<field>``, its rows
+The decoder's tuning (:class:`lanenet_ros.decode.decoder.DecodeParams`) appears as ``decode.<field>``, its rows
 derived from that dataclass (default, type, and the description from its docstring) and its values checked
 by ``DecodeParams.validate``, so the two never disagree. These are declared without a value: one left unset
 takes the setting the model carries (its description's ``decode``), else the generic default; one that is
@@ -29,7 +29,7 @@ from typing import Any
 
 from lanenet_ros.backends import KINDS as BACKENDS
 from lanenet_ros.backends import PRECISIONS
-from lanenet_ros.decode import DecodeParams
+from lanenet_ros.decode.decoder import DecodeParams
 
 
 class ParamError(ValueError):
@@ -309,7 +309,7 @@ def render_yaml() -> str:
         YAML text for ``--params-file`` (the ``/**`` key applies it to the node in any namespace).
     """
     lines = ["# lanenet node parameters: every key, its default and what it does. Generated from",
-             "# lanenet_ros/params.py (`python -m lanenet_ros.params > config/lanenet.yaml`); the node",
+             "# lanenet_ros/node/params.py (`python -m lanenet_ros.node.params > config/lanenet.yaml`); the node",
              "# checks every value at start-up and on `ros2 param set`, refusing a bad one with the reason.",
              "# Topics are not parameters: remap image, image/compressed, camera_info, lanes, mask, overlay",
              "# and markers with -r (or the launch file's image_topic argument).",
@@ -328,7 +328,7 @@ def render_yaml() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the parameter file (``python -m lanenet_ros.params``)."""
+    """Print the parameter file (``python -m lanenet_ros.node.params``)."""
     parser = argparse.ArgumentParser(description="Print the lanenet node's parameter YAML with its defaults.")
     parser.parse_args(argv)
     sys.stdout.write(render_yaml())

@@ -1,4 +1,4 @@
-"""The parameter table (:mod:`lanenet_ros.params`) on an rclpy node: declaration with descriptors, reading
+"""The parameter table (:mod:`lanenet_ros.node.params`) on an rclpy node: declaration with descriptors, reading
 back, refusing misspelt keys, and the set-parameters gate that calls the table's single check."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from rcl_interfaces.msg import (
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from lanenet_ros.params import TABLE, NodeParams, ParamError, ParamSpec, check
+from lanenet_ros.node.params import TABLE, NodeParams, ParamError, ParamSpec, check
 
 _ROS_TYPES = {"bool": ParameterType.PARAMETER_BOOL, "int": ParameterType.PARAMETER_INTEGER,
               "float": ParameterType.PARAMETER_DOUBLE, "str": ParameterType.PARAMETER_STRING,
@@ -54,7 +54,7 @@ def declare_all(node: Node) -> None:
         rclpy.exceptions.InvalidParameterValueException: a value the node's set-parameters gate refused.
     """
     for row in TABLE:
-        if row.unset:  # no value unless given: the model's own setting applies (see lanenet_ros.params)
+        if row.unset:  # no value unless given: the model's own setting applies (see lanenet_ros.node.params)
             node.declare_parameter(row.name, None, descriptor(row))
             continue
         if row.kind != "float_array":

@@ -16,10 +16,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from tqdm import tqdm
 
-from lanenet_ros.bag import count_images, pick_topic, read_images
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType, Position
 from lanenet_ros.msg import LaneArray
-from lanenet_ros.replay_report import ReplayLog
+from lanenet_ros.replay.bags import count_images, pick_topic, read_images
+from lanenet_ros.replay.report import ReplayLog
 
 
 def frame_from_msg(msg: LaneArray) -> LaneFrame:

@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from lanenet_ros.bag import count_images, labels_path, pick_topic, read_images
-from lanenet_ros.replay_report import ReplayLog, format_summary
+from lanenet_ros.replay.bags import count_images, labels_path, pick_topic, read_images
+from lanenet_ros.replay.report import ReplayLog, format_summary
 
 
 class VideoSink:
@@ -65,7 +65,7 @@ def load_labels(path: Path | None, bag: Path) -> list[dict] | None:
 
 def replay_offline(args: argparse.Namespace, log: ReplayLog, video: VideoSink) -> int:
     """Every image of the bag through one LanePipeline; returns the number of images."""
-    from lanenet_ros.decode import decode_overrides
+    from lanenet_ros.decode.decoder import decode_overrides
     from lanenet_ros.overlay import draw_overlay
     from lanenet_ros.pipeline import LanePipeline
 
@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", type=float, default=30.0, help="live: seconds to wait for the node to appear")
     parser.add_argument("--fps", type=float, default=10.0, help="overlay video frame rate")
     parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
-                        help="offline: decoder setting (lanenet_ros.decode.DecodeParams), e.g. --decode max_lanes=4; "
+                        help="offline: decoder setting (DecodeParams, docs/node.md), e.g. --decode max_lanes=4; "
                              "live: set the node's decode.* parameters instead")
 
 
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     log = ReplayLog(load_labels(args.labels, args.bag))
     video = VideoSink(args.out / "overlay.mp4", args.fps)
     if args.live:
-        from lanenet_ros.replay_live import replay_live
+        from lanenet_ros.replay.live import replay_live
 
         published = replay_live(args, log, video)
     else:

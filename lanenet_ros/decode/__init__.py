@@ -1,0 +1,1 @@
+"""Network outputs -> lanes: the decoder and its settings, clustering, fitting, marking paint and the hood."""

@@ -6,7 +6,6 @@ run with a message that says why, and fills ``LaneFrame.timings`` with the secon
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from lanenet_ros.backends import create_backend
-from lanenet_ros.decode.decoder import DecodeParams, LaneDecoder, decode_params_from
+from lanenet_ros.decode.decoder import LaneDecoder
+from lanenet_ros.decode.settings import DecodeParams
 from lanenet_ros.ground import GroundProjector, add_ground_lanes
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.model_info import ModelError, ModelInfo
@@ -38,8 +38,9 @@ class LanePipeline:
         model_path: ``.onnx`` model or TensorRT engine; None for the embedded default model.
         backend: ``auto``, ``tensorrt``, ``onnxruntime``, ``onnxruntime-trt``, ``onnxruntime-cuda`` or
             ``onnxruntime-cpu`` (see :func:`lanenet_ros.backends.create_backend`).
-        decode_params: decoder settings ``name -> value`` (fields of ``DecodeParams``) on top of those the model
-            was evaluated with (its description's ``decode``, see docs/model_format.md).
+        decode_params: decoder settings ``name -> value`` (:mod:`lanenet_ros.decode.settings`) on top of those
+            the model was evaluated with (its description's ``decode``, see docs/model_format.md); each one
+            given wins, whatever its value.
         roi_top: fraction of image rows cut from the top, overriding the model's ``roi_top``.
         camera: ground projection: a ``GroundProjector``, or anything with ``fx, fy, cx, cy, height_m,
             pitch_rad`` (and optionally ``k1, k2``); None for image-space lanes only.
@@ -64,7 +65,7 @@ class LanePipeline:
         self.info: ModelInfo = self.backend.info
         check_suitable(self.info, path)
         self.preprocessor = Preprocessor.from_info(self.info, roi_top=roi_top)
-        self.decoder = LaneDecoder(self.info, decode_settings(self.info, decode_params))
+        self.decoder = LaneDecoder(self.info, DecodeParams.from_pairs(self.info.decode).override(decode_params))
         p = self.decoder.params  # the tracker reports lanes as the decoder keeps them: no more, same order
         self.tracker = LaneTracker(point_step_px=p.point_step_px, ego_center=p.ego_center, max_lanes=p.max_lanes,
                                    max_per_side=p.max_per_side) if tracking else None
@@ -117,29 +118,6 @@ class LanePipeline:
         frame.timings = {stage: clock[i + 1] - clock[i] for i, stage in enumerate(STAGES)}
         frame.timings["total"] = clock[-1] - clock[0]
         return frame
-
-
-def decode_settings(info: ModelInfo, given: Mapping[str, Any] | None) -> DecodeParams:
-    """The decoder settings for a model: those it was evaluated with (``info.decode``, written by export),
-    with the ones given on top.
-
-    Args:
-        info: the model's description.
-        given: settings chosen by the user, ``name -> value`` (``decode_overrides`` of ``--decode`` pairs, the
-            node's ``decode.*`` parameters that are set); each wins whatever its value.
-
-    Raises:
-        ValueError: a setting is unknown or out of range (the message names it).
-    """
-    base = decode_params_from(info.decode)
-    unknown = sorted(set(given or {}) - {f.name for f in dataclasses.fields(DecodeParams)})
-    if unknown:
-        raise ValueError(f"unknown decode setting(s) {', '.join(unknown)}")
-    params = dataclasses.replace(base, **(given or {})).validate()
-    if params.flip_average and info.output_for("binary_logits") is None:
-        raise ValueError("decode parameter flip_average: averages a LaneNet's binary_logits, and this model has "
-                         "none (a per-class model's classes may have a side); set flip_average false")
-    return params
 
 
 def run_model(infer: Callable[[np.ndarray], Mapping[str, np.ndarray]], batch: np.ndarray, info: ModelInfo,

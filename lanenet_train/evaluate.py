@@ -47,12 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and write the report; returns the exit code (2 for bad inputs)."""
-    from lanenet_ros.decode.decoder import decode_overrides
+    from lanenet_ros.decode.settings import parse_pairs
     from lanenet_train.predict import Predictor
 
     try:
         spec = load_spec(args.experiment_spec, args.overrides)
-        params = decode_overrides([*spec.evaluation_config.decode, *args.decode])
+        params = parse_pairs([*spec.evaluation_config.decode, *args.decode])
         predictor = Predictor(args.model, args.key, args.device, params)
         out = Path(args.output_dir) if args.output_dir else Path(args.model).resolve().parent / "evaluation"
         report = evaluate(predictor, spec, out, args.split)

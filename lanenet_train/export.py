@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lanenet_ros.decode.decoder import decode_params_from, merge_decode_settings
+from lanenet_ros.decode.settings import format_pairs, parse_pairs
 from lanenet_ros.model_info import OUTPUT_MEANINGS, ModelError, ModelInfo, info_from_session, open_onnx_session
 
 DEFAULT_OPSET = 17
@@ -226,8 +226,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         model, checkpoint = load_model(args.model, key=args.key)
         spec_decode = checkpoint.get("spec", {}).get("evaluation_config", {}).get("decode", [])
-        settings = merge_decode_settings(spec_decode, args.decode)
-        decode_params_from(settings)  # a bad setting fails here, naming it
+        settings = format_pairs(parse_pairs([*spec_decode, *args.decode]))  # a bad one fails here, named
         report = export_model(model, {**checkpoint["model_info"], "decode": settings}, args.output, opset=args.opset,
                               dynamic_batch=args.dynamic_batch, tolerance=args.tolerance,
                               verify_images=args.verify_images)

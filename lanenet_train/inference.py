@@ -111,12 +111,12 @@ def run(args: argparse.Namespace) -> int:
     """Run inference; returns the exit code (2 for bad inputs)."""
     from tqdm import tqdm
 
-    from lanenet_ros.decode.decoder import decode_overrides
+    from lanenet_ros.decode.settings import parse_pairs
     from lanenet_train.predict import Predictor
 
     try:
         spec = load_spec(args.experiment_spec, check_paths=False)
-        params = decode_overrides([*spec.evaluation_config.decode, *args.decode])
+        params = parse_pairs([*spec.evaluation_config.decode, *args.decode])
         predictor = Predictor(args.model, args.key, args.device, params)
         frames, source_fps = read_frames(args.input)
     except (SpecError, CheckpointError, FileNotFoundError, ValueError) as exc:

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from lanenet_ros.decode.decoder import LaneDecoder
+from lanenet_ros.decode.settings import DecodeParams
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.model_info import ModelInfo
-from lanenet_ros.pipeline import decode_settings, run_model
+from lanenet_ros.pipeline import run_model
 from lanenet_ros.preprocess import Preprocessor
 from lanenet_train.checkpoint import load_model
 
@@ -28,9 +29,9 @@ class Predictor:
             runtime's ONNX Runtime backend, image by image unless its batch dimension is dynamic).
         key: the checkpoint's passphrase when encrypted.
         device: torch device for a checkpoint's network.
-        decode_params: decoder settings ``name -> value`` (``decode_overrides`` of ``--decode`` pairs) on top
+        decode_params: decoder settings ``name -> value`` (``parse_pairs`` of ``--decode`` pairs) on top
             of those an exported model carries (its description's ``decode``), as in the node
-            (``lanenet_ros.pipeline.decode_settings``).
+            (``DecodeParams.override``).
     """
 
     def __init__(self, model_path: str | os.PathLike, key: str | None = None, device: str = "cpu",
@@ -47,7 +48,7 @@ class Predictor:
             self.model.to(self.device)
             self.info = ModelInfo.from_dict(checkpoint["model_info"], str(model_path))
         self.preprocessor = Preprocessor.from_info(self.info, reuse_output=False)
-        self.decoder = LaneDecoder(self.info, decode_settings(self.info, decode_params))
+        self.decoder = LaneDecoder(self.info, DecodeParams.from_pairs(self.info.decode).override(decode_params))
 
     @torch.no_grad()
     def outputs(self, images_bgr: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], list[Any]]:

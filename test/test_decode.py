@@ -7,13 +7,15 @@ embedding per lane instance. The decoder must give back the drawn lanes in camer
 from __future__ import annotations
 
 import itertools
+import re
 from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
-from lanenet_ros.decode.decoder import DecodeParams, LaneDecoder, argmax_channels, merge_decode_settings
+from lanenet_ros.decode.decoder import LaneDecoder, argmax_channels
+from lanenet_ros.decode.settings import SETTING, SETTINGS, DecodeParams, SettingError, format_pairs, parse_pairs
 from lanenet_ros.lanes import MarkingColor, MarkingType, Position
 from lanenet_ros.preprocess import Geometry
 
@@ -359,7 +361,60 @@ def test_a_known_hood_is_given_as_a_share_of_the_rows() -> None:
 
 
 def test_merged_settings_keep_the_base_and_replace_by_name() -> None:
+    def merge_decode_settings(*groups: list[str]) -> list[str]:
+        return format_pairs(parse_pairs([pair for group in groups for pair in group]))
+
     spec = ["max_lanes=6", "lane_threshold=0.8", "min_span=0.22"]
     assert merge_decode_settings(spec, ["lane_threshold=0.5"]) == ["max_lanes=6", "lane_threshold=0.5", "min_span=0.22"]
     assert merge_decode_settings(spec, []) == spec
     assert merge_decode_settings([], [" max_lanes=3", "max_lanes=4"]) == ["max_lanes=4"]
+
+
+@pytest.mark.parametrize("row", [r for r in SETTINGS if r.kind is not bool], ids=lambda r: r.name)
+def test_every_numeric_setting_has_a_range_and_refuses_what_lies_outside_it(row) -> None:
+    assert row.low <= row.default <= row.high or row.default == row.also
+    for inside in (row.low, row.high):
+        assert DecodeParams(**{row.name: inside}).validate() == DecodeParams(**{row.name: inside})
+    nudge = 1 if row.kind is int else 1e-3
+    for outside in (row.low - nudge, row.high + nudge, *([float("nan")] if row.kind is float else [])):
+        with pytest.raises(SettingError, match=rf"{row.name}=.* is out of range; allowed {re.escape(row.allowed)}\."):
+            DecodeParams(**{row.name: outside}).validate()
+
+
+def test_the_ends_of_the_ranges_that_cost_time_or_find_nothing_still_give_the_lanes() -> None:
+    """point_step_px=0.000001 once took all memory and cluster_bandwidth=1e-9 found no lane; their
+    smallest allowed values keep every lane, with a point per camera row at most."""
+    image, mask = scene(FOUR)
+    lowest = {"point_step_px": SETTING["point_step_px"].low, "cluster_bandwidth": SETTING["cluster_bandwidth"].low,
+              "cluster_radius": SETTING["cluster_radius"].low}
+    frame = LaneDecoder(LANENET, DecodeParams(**lowest)).decode(lanenet_outputs(mask), GEO, image)
+    assert len(frame.lanes) == 4
+    assert all(len(lane.points) <= lane.y_max - lane.y_min + 2 for lane in frame.lanes)
+    with pytest.raises(SettingError, match=re.escape("point_step_px=1e-06 is out of range; allowed 1.0 to 200.0")):
+        DecodeParams.from_pairs(["point_step_px=0.000001"])
+    with pytest.raises(SettingError, match=re.escape("cluster_bandwidth=1e-09 is out of range; allowed 0.25 to 10.0")):
+        DecodeParams.from_pairs(["cluster_bandwidth=1e-9"])
+
+
+def test_every_form_of_a_setting_is_read_by_the_table() -> None:
+    assert parse_pairs(["max_lanes=6", "flip_average=true", "hood=-1", "lane_threshold=0.8"]) == \
+        {"max_lanes": 6, "flip_average": True, "hood": -1.0, "lane_threshold": 0.8}
+    assert format_pairs({"max_lanes": 6, "flip_average": True, "lane_threshold": 0.8}) == \
+        ["max_lanes=6", "flip_average=true", "lane_threshold=0.8"]
+    with pytest.raises(SettingError, match="flip_average: 'maybe' is not a bool"):
+        parse_pairs(["flip_average=maybe"])
+    with pytest.raises(SettingError, match="expected NAME=VALUE"):
+        parse_pairs(["max_lanes"])
+    with pytest.raises(SettingError, match=r"max_lanes=2.5 is not a int"):
+        DecodeParams(max_lanes=2.5).validate()
+    with pytest.raises(SettingError, match="unknown decode setting 'max_lane'; did you mean 'max_lanes'"):
+        DecodeParams().override({"max_lane": 3})
+
+
+def test_the_docs_table_of_settings_is_the_rendering_of_the_table() -> None:
+    from pathlib import Path
+
+    from lanenet_ros.decode.settings import markdown_table
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "node.md").read_text(encoding="utf-8")
+    assert markdown_table() in docs, "docs/node.md: paste the output of `python -m lanenet_ros.decode.settings`"

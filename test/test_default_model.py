@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lanenet_ros.decode.decoder import decode_params_from
+from lanenet_ros.decode.settings import DecodeParams
 from lanenet_ros.metrics import TuSimpleAccumulator, lanes_to_tusimple
 from lanenet_ros.pipeline import DEFAULT_MODEL, LanePipeline
 from lanenet_train.spec import load_spec
@@ -29,7 +29,7 @@ def test_pipeline_without_a_model_finds_the_lanes_of_a_synthetic_drive() -> None
     spec = load_spec(DEFAULT_MODEL.parent / "default.spec.txt", check_paths=False)
     pipe = LanePipeline(backend="onnxruntime-cpu")  # decodes as the model was evaluated: its own settings
     assert pipe.model_path == DEFAULT_MODEL and pipe.info.architecture == "lanenet"
-    assert pipe.decoder.params == decode_params_from(spec.evaluation_config.decode)
+    assert pipe.decoder.params == DecodeParams.from_pairs(spec.evaluation_config.decode)
     recipe = load_spec(Path(__file__).resolve().parents[1] / "config" / "specs" / "lanenet_tusimple.txt",
                        check_paths=False)
     assert pipe.info.decode == list(recipe.evaluation_config.decode)  # the recipe's spec is in step

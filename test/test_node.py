@@ -173,6 +173,21 @@ def test_decode_parameters_left_unset_take_the_models_settings_and_set_ones_over
         ros.lanenet(namespace="cam3", model=str(path), start=False, **{"decode.hood": 0.7})
 
 
+@pytest.mark.parametrize("name, value", [
+    ("decode.point_step_px", 0.000001),  # a lane point per millionth of a row: every frame ran out of memory
+    ("decode.cluster_bandwidth", 1e-9),  # no embedding within reach of another: no lane was ever found
+    ("decode.max_lanes", 1000),
+])
+def test_decode_settings_that_stall_or_blind_the_node_are_refused_at_start_and_on_set(ros, model, name, value):
+    allowed = re.escape(f"{name[len('decode.'):]}={value!r} is out of range; allowed")
+    with pytest.raises(ParamError, match=allowed):
+        ros.lanenet(model=model, start=False, **{name: value})
+    node = ros.lanenet(namespace="cam2", model=model, tracking=False)
+    result = node.set_parameters([Parameter(name, value=value)])[0]
+    assert not result.successful and re.search(allowed, result.reason), result.reason
+    assert node.get_parameter(name).value is None  # still unset: the model's setting runs
+
+
 def test_markers_switch_off_live(ros, model):
     node = ros.lanenet(model=model, tracking=False)
     lanes, markers = ros.collect(LaneArray, "lanes"), ros.collect(MarkerArray, "markers")

@@ -126,7 +126,7 @@ def test_config_yaml_is_the_rendering_of_the_table():
 def test_decoder_tuning_rows_follow_decode_params():
     from dataclasses import fields
 
-    from lanenet_ros.decode.decoder import DecodeParams
+    from lanenet_ros.decode.settings import DecodeParams
 
     rows = {row.name: row for row in TABLE if row.name.startswith("decode.")}
     assert set(rows) == {f"decode.{f.name}" for f in fields(DecodeParams)}

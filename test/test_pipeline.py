@@ -154,7 +154,7 @@ def test_tracking_keeps_ids_while_the_car_drifts(line_model: Path) -> None:
 def test_decoder_settings_come_from_the_model_unless_given(tmp_path):
     from model_fixtures import export_tiny
 
-    from lanenet_ros.decode.decoder import DecodeParams
+    from lanenet_ros.decode.settings import DecodeParams
 
     path = tmp_path / "tuned.onnx"
     export_tiny(path, info_overrides={"decode": ["max_lanes=2", "lane_threshold=0.8"]})
@@ -166,9 +166,9 @@ def test_decoder_settings_come_from_the_model_unless_given(tmp_path):
     tracker = mixed.tracker  # reports lanes as the decoder keeps them (coasting ones included)
     assert (tracker.max_lanes, tracker.max_per_side, tracker.ego_center) == (3, 1, 0.4)
     # a setting given wins whatever its value, the generic default included (--decode lane_threshold=0.5)
-    from lanenet_ros.decode.decoder import decode_overrides
+    from lanenet_ros.decode.settings import parse_pairs
 
-    named = decode_overrides(["lane_threshold=0.5"])
+    named = parse_pairs(["lane_threshold=0.5"])
     assert LanePipeline(path, "onnxruntime-cpu", decode_params=named).decoder.params == DecodeParams(max_lanes=2)
     # evaluate / inference decode an exported model the same way
     from lanenet_train.predict import Predictor

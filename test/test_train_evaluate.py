@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from train_fixture import make_dataset
 
-from lanenet_ros.decode.decoder import decode_params_from
+from lanenet_ros.decode.settings import DecodeParams
 from lanenet_ros.lanes import DetectedLane, LaneFrame
 from lanenet_train.cli import main
 from lanenet_train.evaluate import Scorer
@@ -158,11 +158,11 @@ def test_scorer_splits_the_tusimple_score_by_the_scene_of_synthetic_samples(tmp_
 
 
 def test_decode_settings_are_typed_and_checked():
-    params = decode_params_from(["max_lanes=5", "min_confidence=0.3"])
+    params = DecodeParams.from_pairs(["max_lanes=5", "min_confidence=0.3"])
     assert params.max_lanes == 5 and params.min_confidence == 0.3
     with pytest.raises(ValueError, match="one of"):
-        decode_params_from(["max_lane=5"])
+        DecodeParams.from_pairs(["max_lane=5"])
     with pytest.raises(ValueError, match="not a int"):
-        decode_params_from(["max_lanes=five"])
+        DecodeParams.from_pairs(["max_lanes=five"])
     with pytest.raises(ValueError, match="max_lanes"):
-        decode_params_from(["max_lanes=0"])
+        DecodeParams.from_pairs(["max_lanes=0"])

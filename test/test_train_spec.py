@@ -47,6 +47,9 @@ def test_missing_data_folder_names_its_line(tmp_path):
     ("train_config { learning_rate { poly_schedule {} soft_start_annealing_schedule {} } }", r"not both"),
     ("augmentation_config { zoom_min: 2 zoom_max: 1.5 }", r"zoom_min 2.0 > zoom_max"),
     ("model_config { input_image_width: 512", r"add the missing '}'"),
+    ("evaluation_config {\n  decode: \"max_lanes=6\"\n  decode: \"point_step_px=0.000001\" }",
+     r"x:2: evaluation_config.decode: decode setting point_step_px=1e-06 is out of range; allowed 1.0 to 200.0"),
+    ("evaluation_config { decode: \"max_lane=6\" }", r"x:1: .*did you mean 'max_lanes'"),
 ])
 def test_bad_spec_is_an_error_naming_the_line(text, message):
     with pytest.raises(SpecError, match=message):

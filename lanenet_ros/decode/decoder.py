@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,137 +21,13 @@ import numpy as np
 
 from lanenet_ros.decode import fitting, hood, paint
 from lanenet_ros.decode.cluster import cluster_embeddings
+from lanenet_ros.decode.settings import DecodeParams, SettingError
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
 from lanenet_ros.preprocess import Geometry
 
 MEANINGS = ("binary_logits", "embedding", "class_logits")
 P = np.polynomial.polynomial
 _MAX_COMPONENTS = 64  # per class, largest first
-
-
-@dataclass
-class DecodeParams:
-    """Tuning of the decoder (pixel sizes are network-output pixels unless they say camera).
-
-    Attributes:
-        lane_threshold: LaneNet: a pixel is lane when the binary branch's lane probability exceeds this. A model
-            trained with class weights w (background, lane) is calibrated to w_lane / (w_bg + w_lane), not 0.5.
-        min_lane_pixels: instances with fewer pixels are dropped.
-        min_lane_rows: instances spanning fewer distinct rows are dropped.
-        min_span: lanes covering less than this fraction of the network's rows are dropped (fragments near the
-            horizon, where lanes converge and clusters mix).
-        min_fill: lanes with pixels on less than this share of the network rows between their ends are dropped
-            (0: off). A LaneNet trained on every line marks a real line along its whole length, through dash
-            gaps and behind traffic; what it marks only in patches is mostly a bare road edge or a shadow.
-            Keep it 0 for per-class models, whose dashes leave gaps.
-        extend_far: each lane's far end is continued along its fit by this fraction of the camera image's
-            height (the network's mask fades before a lane's labelled far end).
-        poly_degree: degree of x(y) (lowered for short lanes).
-        outlier_px: a pixel row further than this from the fit (at least) is an outlier.
-        point_step_px: camera rows between sampled lane points.
-        cluster_bandwidth: mean-shift kernel radius in embedding space.
-        cluster_radius: embedding distance within which a pixel joins a lane.
-        chain_px: multi-class: a dash joins a marking when within this of its extended line.
-        max_lanes: most lanes kept (highest confidence).
-        max_per_side: most lanes kept on each side of the ego centre line, nearest first (0: no limit); 2 keeps
-            the ego and the second lanes, the ones TuSimple and CULane label.
-        min_confidence: lanes below are dropped.
-        double_fraction: share of near rows with two runs that makes a double line.
-        ego_center: vehicle centre line as a fraction of the image width at the bottom row.
-        camera_height_m: camera height assumed when reading paint widths from the image (metres).
-        hood: the ego vehicle's hood at the bottom of the image: -1 finds it in each camera image
-            (lanenet_ros/decode/hood.py), 0 takes none, a share in (0, 0.5) of the rows is a known, fixed hood.
-            Lanes end at its edge and the mask is background below it.
-        flip_average: LaneNet: run the network on the image and on its mirror image and average the binary
-            branch's logits (the mirror's flipped back); lanes are still separated by the first run's
-            embedding. Costs a second inference; lowers false lanes where the network's response is
-            one-sided (bare road edges). Not for per-class models, some of whose classes have a side.
-    """
-
-    lane_threshold: float = 0.5
-    min_lane_pixels: int = 30
-    min_lane_rows: int = 8
-    min_span: float = 0.0
-    min_fill: float = 0.0
-    extend_far: float = 0.0
-    poly_degree: int = 3
-    outlier_px: float = 2.5
-    point_step_px: float = 10.0
-    cluster_bandwidth: float = 1.0
-    cluster_radius: float = 1.5
-    chain_px: float = 6.0
-    max_lanes: int = 8
-    max_per_side: int = 0
-    min_confidence: float = 0.1
-    double_fraction: float = 0.4
-    ego_center: float = 0.5
-    camera_height_m: float = 1.5
-    hood: float = -1.0
-    flip_average: bool = False
-
-    def validate(self) -> DecodeParams:
-        """Check ranges; return self.
-
-        Raises:
-            ValueError: naming the first bad parameter and its allowed range.
-        """
-        checks = {"lane_threshold": 0 < self.lane_threshold < 1, "min_lane_pixels": self.min_lane_pixels >= 2,
-                  "min_lane_rows": self.min_lane_rows >= 2, "min_span": 0 <= self.min_span < 1,
-                  "min_fill": 0 <= self.min_fill <= 1,
-                  "extend_far": 0 <= self.extend_far < 1,
-                  "poly_degree": 1 <= self.poly_degree <= 5, "outlier_px": self.outlier_px > 0,
-                  "point_step_px": self.point_step_px > 0, "cluster_bandwidth": self.cluster_bandwidth > 0,
-                  "cluster_radius": self.cluster_radius > 0, "chain_px": self.chain_px >= 0,
-                  "max_lanes": self.max_lanes >= 1, "max_per_side": self.max_per_side >= 0,
-                  "min_confidence": 0 <= self.min_confidence <= 1,
-                  "double_fraction": 0 < self.double_fraction <= 1, "ego_center": 0 <= self.ego_center <= 1,
-                  "camera_height_m": self.camera_height_m > 0, "hood": self.hood == -1 or 0 <= self.hood < 0.5}
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"decode parameter {name}={getattr(self, name)!r} is out of range "
-                                 "(counts >= 2 or 1, sizes > 0, fractions in [0, 1], poly_degree 1..5, hood -1 or "
-                                 "in [0, 0.5))")
-        return self
-
-
-def decode_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """The settings ``NAME=VALUE`` pairs (``max_lanes=5``) give, typed and each checked by its validation.
-
-    Raises:
-        ValueError: an unknown name, a value of the wrong type, or out of range.
-    """
-    fields = {f.name: f for f in dataclasses.fields(DecodeParams)}
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        name, _, raw = pair.partition("=")
-        name = name.strip()
-        if name not in fields or not raw:
-            raise ValueError(f"decode parameter {pair!r}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
-        kind = type(fields[name].default)
-        try:
-            values[name] = kind(raw) if kind is not bool else raw.strip().lower() in ("1", "true", "yes")
-        except ValueError:
-            raise ValueError(f"decode parameter {name}: {raw!r} is not a {kind.__name__}") from None
-    DecodeParams(**values).validate()
-    return values
-
-
-def merge_decode_settings(*groups: Sequence[str]) -> list[str]:
-    """``NAME=VALUE`` settings of several groups, in order; a later one replaces an earlier one of its name."""
-    merged: dict[str, str] = {}
-    for group in groups:
-        for pair in group:
-            merged[pair.partition("=")[0].strip()] = pair
-    return list(merged.values())
-
-
-def decode_params_from(pairs: Sequence[str]) -> DecodeParams:
-    """``DecodeParams`` with ``NAME=VALUE`` overrides (``max_lanes=5``) on the generic defaults.
-
-    Raises:
-        ValueError: an unknown name, a value of the wrong type, or out of range.
-    """
-    return DecodeParams(**decode_overrides(pairs))
 
 
 @dataclass
@@ -183,6 +59,10 @@ class LaneDecoder:
             info: ``ModelInfo`` or anything with ``architecture``, ``outputs`` (tensor name -> meaning),
                 ``class_names``, ``lane_class_ids`` and ``embedding_dim``.
             params: tuning; defaults when None.
+
+        Raises:
+            SettingError: a setting out of range, or one the model cannot take (``flip_average`` without
+                ``binary_logits``).
         """
         self.params = (params or DecodeParams()).validate()
         self.architecture = str(getattr(info, "architecture", "lanenet"))
@@ -192,6 +72,9 @@ class LaneDecoder:
         self.lane_class_ids = [int(i) for i in ids] if ids else list(range(1, len(self.class_names)))
         self.embedding_dim = int(getattr(info, "embedding_dim", 0) or 0)
         self._class_marking = {i: paint.parse_class_marking(n) for i, n in enumerate(self.class_names)}
+        if self.params.flip_average and "binary_logits" not in self.output_meanings.values():
+            raise SettingError("decode setting flip_average: averages a LaneNet's binary_logits, and this model "
+                               "has none (a per-class model's classes may have a side); set flip_average false")
 
     def decode(self, outputs: Mapping[str, np.ndarray], geometry: Geometry,
                image_bgr: np.ndarray | None = None) -> LaneFrame:

@@ -6,11 +6,11 @@ with a ``ParameterDescriptor`` built from this table (:mod:`lanenet_ros.node.lan
 lists the same keys (a test checks it), and :func:`check` is the single place a value is judged, used at
 start-up and by the node's set-parameters callback alike.
 
-The decoder's tuning (:class:`lanenet_ros.decode.decoder.DecodeParams`) appears as ``decode.<field>``, its rows
-derived from that dataclass (default, type, and the description from its docstring) and its values checked
-by ``DecodeParams.validate``, so the two never disagree. These are declared without a value: one left unset
-takes the setting the model carries (its description's ``decode``), else the generic default; one that is
-set (parameter file, ``-p``, ``ros2 param set``) overrides it, whatever its value.
+The decoder's settings appear as ``decode.<name>``, one row per row of their own table
+(:mod:`lanenet_ros.decode.settings`: type, default, range and meaning), each value judged by that table, so the
+two never disagree. These are declared without a value: one left unset takes the setting the model carries
+(its description's ``decode``), else the table's default; one that is set (parameter file, ``-p``,
+``ros2 param set``) overrides it, whatever its value.
 
 Topics are not parameters: the node subscribes to the relative names ``image`` (or ``image/compressed``)
 and ``camera_info`` and publishes ``lanes``, ``mask``, ``overlay``, ``markers``; remap them with ``-r``.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 import textwrap
 from collections.abc import Mapping
@@ -29,7 +28,7 @@ from typing import Any
 
 from lanenet_ros.backends import KINDS as BACKENDS
 from lanenet_ros.backends import PRECISIONS
-from lanenet_ros.decode.decoder import DecodeParams
+from lanenet_ros.decode.settings import SETTINGS, SettingError, packaged_settings, setting
 
 
 class ParamError(ValueError):
@@ -143,6 +142,7 @@ class ParamSpec:
         low: smallest allowed number, or None.
         high: largest allowed number, or None.
         live: True when a change applies at once; otherwise at the next configure.
+        constraints: what is allowed, in words, where ``low``, ``high`` and ``choices`` do not say it.
         unset: declared without a value; left so, the model's own setting applies, else ``default``.
     """
 
@@ -155,6 +155,7 @@ class ParamSpec:
     low: float | None = None
     high: float | None = None
     live: bool = False
+    constraints: str = ""
     unset: bool = False
 
 
@@ -170,13 +171,11 @@ def _table() -> tuple[ParamSpec, ...]:
 
 
 def _decode_rows() -> tuple[ParamSpec, ...]:
-    """``decode.<field>`` rows from DecodeParams: its defaults, and descriptions from its docstring."""
-    described = dict(re.findall(r"^\s+(\w+): (.+(?:\n\s{12,}.+)*)", DecodeParams.__doc__ or "", re.MULTILINE))
-    kinds = {bool: "bool", int: "int", float: "float", str: "str"}
-    return tuple(
-        ParamSpec(f"decode.{f.name}", f.name, f.default, kinds[type(f.default)],
-                  "Decoder: " + " ".join(described.get(f.name, f.name).split()).rstrip("."), unset=True)
-        for f in fields(DecodeParams))
+    """``decode.<name>`` rows, one per row of the decoder's settings table (:mod:`lanenet_ros.decode.settings`),
+    whose check judges them (so their range is words, not a ROS range that rclpy would judge first)."""
+    return tuple(ParamSpec(f"decode.{s.name}", s.name, s.default, s.kind.__name__, f"Decoder: {s.doc}",
+                           constraints=f"Allowed: {s.allowed}", unset=True)
+                 for s in SETTINGS)
 
 
 TABLE: tuple[ParamSpec, ...] = _table() + _decode_rows()
@@ -233,6 +232,9 @@ def check(name: str, value: Any) -> None:
     """
     row = spec(name)
     _check_type(row, value)
+    if name.startswith("decode."):  # the decoder's own table judges its settings
+        _check_decode(name, value)
+        return
     if row.choices and value not in row.choices:
         raise ParamError(f"parameter {name!r} is {value!r}; choose one of {', '.join(row.choices)}")
     if row.kind in ("int", "float"):
@@ -240,15 +242,15 @@ def check(name: str, value: Any) -> None:
             raise ParamError(f"parameter {name!r} must be a finite number, got {value!r}")
         if (row.low is not None and value < row.low) or (row.high is not None and value > row.high):
             raise ParamError(f"parameter {name!r} is {value!r}, outside its range [{row.low}, {row.high}]")
-    rule = _RULES.get(name) or (_check_decode if name.startswith("decode.") else None)
+    rule = _RULES.get(name)
     if rule:
         rule(name, value)
 
 
 def _check_decode(name: str, value: Any) -> None:
     try:
-        DecodeParams(**{name[len("decode."):]: value}).validate()
-    except ValueError as exc:
+        setting(name[len("decode."):]).check(value)
+    except SettingError as exc:
         raise ParamError(f"parameter {name!r}: {exc}") from None
 
 
@@ -293,11 +295,13 @@ def _yaml_comment(row: ParamSpec, indent: str) -> list[str]:
     text = row.description + "."
     if row.choices:
         text += f" One of: {', '.join(row.choices)}."
-    if row.low is not None:
+    if row.unset:  # decode.*
+        packaged = packaged_settings().get(row.field)
+        runs = "" if packaged is None else f" (the packaged model's: {_yaml_value(row, packaged)})"
+        text += (f" {row.constraints}. Unset (commented out): the model's own setting{runs}, "
+                 f"else {_yaml_value(row, row.default)}; set, it overrides the model's.")
+    elif row.low is not None:
         text += f" Range {row.low}..{row.high}."
-    if row.unset:
-        text += (f" Unset (commented out): the model's own setting, else {_yaml_value(row, row.default)}; set, "
-                 "it overrides the model's.")
     text += " Applies at once." if row.live else " Applies at the next configure."
     return [f"{indent}# {line}" for line in textwrap.wrap(text, 104 - len(indent), break_on_hyphens=False)]
 

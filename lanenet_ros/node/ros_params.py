@@ -34,6 +34,8 @@ def descriptor(row: ParamSpec) -> ParameterDescriptor:
                                dynamic_typing=row.kind != "float_array")
     if row.choices:
         desc.additional_constraints = "one of: " + ", ".join(row.choices)
+    elif row.constraints:
+        desc.additional_constraints = row.constraints
     if row.kind == "float" and row.low is not None:
         desc.floating_point_range = [FloatingPointRange(from_value=float(row.low), to_value=float(row.high))]
     if row.kind == "int" and row.low is not None:

@@ -65,12 +65,12 @@ def load_labels(path: Path | None, bag: Path) -> list[dict] | None:
 
 def replay_offline(args: argparse.Namespace, log: ReplayLog, video: VideoSink) -> int:
     """Every image of the bag through one LanePipeline; returns the number of images."""
-    from lanenet_ros.decode.decoder import decode_overrides
+    from lanenet_ros.decode.settings import parse_pairs
     from lanenet_ros.overlay import draw_overlay
     from lanenet_ros.pipeline import LanePipeline
 
     pipeline = LanePipeline(model_path=args.model, backend=args.backend,
-                            decode_params=decode_overrides(getattr(args, "decode", [])))
+                            decode_params=parse_pairs(getattr(args, "decode", [])))
     print(f"model: {pipeline.info.architecture} {pipeline.info.input_width}x{pipeline.info.input_height}, "
           f"backend: {pipeline.backend_name}")
     topic = pick_topic(args.bag, args.topic)

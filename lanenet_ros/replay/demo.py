@@ -58,11 +58,11 @@ def start_node(args: argparse.Namespace) -> subprocess.Popen:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns an exit code."""
     args = parse(argv)
-    from lanenet_ros.decode.decoder import decode_params_from
+    from lanenet_ros.decode.settings import parse_pairs
     from lanenet_ros.pipeline import DEFAULT_MODEL
 
     try:
-        decode_params_from(args.decode)
+        parse_pairs(args.decode)
     except ValueError as exc:
         print(f"lanenet-demo: error: {exc}", file=sys.stderr)
         return 2

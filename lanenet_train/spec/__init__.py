@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lanenet_ros.decode.settings import SettingError, parse_pairs
 from lanenet_train.spec.bind import apply_override, bind, field_types
 from lanenet_train.spec.schema import (
     DataSource,
@@ -92,6 +93,10 @@ def _validate(spec: Spec, lines: dict[str, str], check_paths: bool) -> None:
     if sched and sched.soft_start > sched.annealing:
         raise SpecError(f"{where('train_config.learning_rate.soft_start_annealing_schedule')}: soft_start "
                         f"{sched.soft_start} must not exceed annealing {sched.annealing}")
+    try:
+        parse_pairs(spec.evaluation_config.decode)
+    except SettingError as exc:
+        raise SpecError(f"{where('evaluation_config.decode')}: evaluation_config.decode: {exc}") from None
     _validate_sources(spec, where, check_paths)
 
 

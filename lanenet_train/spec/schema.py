@@ -174,7 +174,7 @@ class EvaluationConfig:
     num_worst_frames: int = opt(9, "frames in the worst-frames picture", range=(0, 100))
     culane_lane_width: int = opt(30, "CULane: lane width in pixels at 1640x590", range=(1, 200))
     culane_iou_threshold: float = opt(0.5, "CULane: IoU for a match", range=(0.0, 1.0))
-    decode: list[str] = opt([], "decoder settings NAME=VALUE (DecodeParams), e.g. max_lanes=5")
+    decode: list[str] = opt([], "decoder setting NAME=VALUE (docs/node.md lists them), e.g. max_lanes=5")
 
 
 @dataclass

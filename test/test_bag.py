@@ -70,3 +70,23 @@ def test_reading_a_missing_topic_lists_the_topics_there(tmp_path):
     main(["--images", str(tmp_path / "imgs"), "--out", str(tmp_path / "bag")])
     with pytest.raises(ValueError, match=r"no image topic '/other'.*'/camera/image_raw'"):
         list(read_images(tmp_path / "bag", "/other"))
+
+
+def test_a_synthetic_drive_bag_comes_from_the_training_toolkit(tmp_path, capsys):
+    import json
+
+    from lanenet_ros.replay.bags import labels_path
+    from lanenet_train.cli import main as train_main
+
+    assert main(["--synth", "3", "--out", str(tmp_path / "old"), "--rate", "5"]) == 2
+    assert "lanenet-train synth --bag --count 3 --seed 7 --fps 5 --out" in capsys.readouterr().err
+    out = tmp_path / "drive"
+    assert train_main(["synth", "--bag", "--count", "3", "--width", "320", "--height", "192", "--seed", "5",
+                       "--fps", "5", "--storage", "mcap", "--out", str(out)]) == 0
+    images = list(read_images(out))
+    labels = [json.loads(line) for line in labels_path(out).read_text().splitlines()]
+    assert [label["timestamp_ns"] for label in labels] == [image.timestamp_ns for image in images]
+    assert len(images) == 3 and images[1].timestamp_ns - images[0].timestamp_ns == 2 * 10**8
+    assert images[0].image.shape == (192, 320, 3) and all(label["lanes"] for label in labels)
+    assert train_main(["synth", "--bag", "--count", "3", "--out", str(out)]) == 2  # never over a bag
+    assert "exists already" in capsys.readouterr().err

@@ -1,15 +1,15 @@
 """`lanenet-bag`: rosbag2 bags of camera images (sqlite3 or mcap), read and written with `rosbags`.
 
-Sources: a video file, a folder of images, or a synthetic drive from the generator (with its
-ground truth written beside the bag as TuSimple-format labels keyed by timestamp). No rclpy here.
+Sources: a video file or a folder of images. A synthetic drive, with its ground truth beside the bag as
+TuSimple-format labels keyed by timestamp (:func:`labels_path`), is made by the training toolkit's generator:
+``lanenet-train synth --bag`` (the runtime never imports ``lanenet_train``). No rclpy here.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from lanenet_ros.fileio import atomic_write_text
-
+SYNTH_COMMAND = "lanenet-train synth --bag --count N --out BAG"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -184,76 +183,68 @@ def frames_from_images(folder: Path) -> Iterator[np.ndarray]:
         yield image
 
 
-def synth_frames(count: int, seed: int, width: int, height: int, fps: float) -> tuple[Iterator[np.ndarray], list]:
-    """A synthetic drive's frames, and its TuSimple-format labels (filled in as the frames are drawn).
-
-    The generator lives in ``lanenet_train`` (numpy and OpenCV only, no torch); it is imported here
-    only when a synthetic bag is asked for.
-    """
-    from lanenet_train.synth import SynthConfig, iter_drive
-    from lanenet_train.synth.writers import tusimple_h_samples, tusimple_lane_xs
-
-    h_samples = tusimple_h_samples(height)
-    labels: list[dict] = []
-
-    def frames() -> Iterator[np.ndarray]:
-        config = SynthConfig(width=width, height=height)
-        for index, frame in enumerate(iter_drive(config, seed, count, fps)):
-            labels.append({"raw_file": str(index), "h_samples": h_samples,
-                           "lanes": [np.round(x, 1).tolist() for x in tusimple_lane_xs(frame, np.asarray(h_samples))],
-                           "camera": frame.camera.to_dict()})
-            yield frame.image
-
-    return frames(), labels
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `lanenet-bag`."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--video", type=Path, help="video file to turn into a bag")
     source.add_argument("--images", type=Path, help="folder of images (sorted by name)")
-    source.add_argument("--synth", type=int, metavar="N", help="N frames of a synthetic drive (labels beside the bag)")
+    source.add_argument("--synth", type=int, metavar="N", help=f"moved: {SYNTH_COMMAND} (the training toolkit)")
     parser.add_argument("--out", type=Path, required=True, help="bag directory to create")
+    add_bag_options(parser)
+    parser.add_argument("--rate", type=float, default=10.0, help="frames per second (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)  # --synth's, for its pointer
+    parser.add_argument("--limit", type=int, default=0, help="at most this many frames (0: all)")
+
+
+def add_bag_options(parser: argparse.ArgumentParser) -> None:
+    """How a bag is written (`lanenet-bag` and `lanenet-train synth --bag`): storage, topic, frame id, ..."""
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="rosbag2 storage plugin")
     parser.add_argument("--topic", default="/camera/image_raw", help="image topic (default %(default)s)")
     parser.add_argument("--frame-id", default="camera", help="header.frame_id (default %(default)s)")
-    parser.add_argument("--rate", type=float, default=10.0, help="frames per second (default %(default)s)")
     parser.add_argument("--compressed", action="store_true", help="write CompressedImage (JPEG) instead of Image")
     parser.add_argument("--start", type=float, default=1_700_000_000.0, help="stamp of the first frame, seconds")
-    parser.add_argument("--seed", type=int, default=7, help="synthetic drive: random seed")
-    parser.add_argument("--width", type=int, default=1280, help="synthetic drive: image width")
-    parser.add_argument("--height", type=int, default=720, help="synthetic drive: image height")
-    parser.add_argument("--limit", type=int, default=0, help="video/images: at most this many frames (0: all)")
 
 
-def make_bag(args: argparse.Namespace) -> int:
-    """Write the bag the arguments describe; returns the number of frames written."""
-    if args.rate <= 0:
-        raise ValueError(f"--rate must be positive, got {args.rate}")
-    labels: list[dict] | None = None
-    if args.synth is not None:
-        frames, labels = synth_frames(args.synth, args.seed, args.width, args.height, args.rate)
-        total = args.synth
-    else:
-        frames = frames_from_video(args.video) if args.video else frames_from_images(args.images)
-        total = args.limit or None
-    period = round(1e9 / args.rate)
-    start = round(args.start * 1e9)
+def write_bag(frames: Iterable[np.ndarray], args: argparse.Namespace, rate: float, total: int | None = None,
+              limit: int = 0) -> list[int]:
+    """Write camera images to the new bag ``args.out`` as :func:`add_bag_options` says, atomically.
+
+    Args:
+        frames: BGR images in order.
+        args: ``out`` and the options of :func:`add_bag_options`.
+        rate: frames per second (stamps ``args.start`` + i / rate).
+        total: the number of frames, for the progress bar, when known.
+        limit: stop after this many frames (0: all).
+
+    Returns:
+        The stamp (nanoseconds) of each frame written.
+
+    Raises:
+        ValueError: ``rate`` is not positive.
+        FileExistsError: ``args.out`` exists.
+    """
+    if rate <= 0:
+        raise ValueError(f"the frame rate must be positive, got {rate}")
+    period, start = round(1e9 / rate), round(args.start * 1e9)
     writer = ImageBagWriter(args.out, args.topic, args.frame_id, args.storage, args.compressed)
-    count = 0
+    stamps: list[int] = []
     try:
-        for count, frame in enumerate(tqdm(frames, total=total, desc="bag", unit="frame"), start=1):
-            writer.write(frame, start + (count - 1) * period)
-            if args.limit and count >= args.limit:
+        for frame in tqdm(frames, total=total, desc="bag", unit="frame"):
+            stamps.append(start + len(stamps) * period)
+            writer.write(frame, stamps[-1])
+            if limit and len(stamps) >= limit:
                 break
     except BaseException:
         writer.abort()
         raise
     writer.close()
-    if labels is not None:
-        stamped = [dict(label, timestamp_ns=start + i * period) for i, label in enumerate(labels[:count])]
-        atomic_write_text(labels_path(args.out), "".join(json.dumps(row) + "\n" for row in stamped))
-    return count
+    return stamps
+
+
+def make_bag(args: argparse.Namespace) -> int:
+    """Write the bag the arguments of `lanenet-bag` describe; returns the number of frames written."""
+    frames = frames_from_video(args.video) if args.video else frames_from_images(args.images)
+    return len(write_bag(frames, args, args.rate, args.limit or None, args.limit))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,14 +252,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lanenet-bag", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.synth is not None:  # the generator is the training toolkit's; the runtime does not import it
+        print(f"lanenet-bag: a synthetic drive is made by the training toolkit: lanenet-train synth --bag "
+              f"--count {args.synth} --seed {args.seed} --fps {args.rate:g} --out {args.out}", file=sys.stderr)
+        return 2
     try:
         count = make_bag(args)
     except (ValueError, FileExistsError, OSError) as exc:
         print(f"lanenet-bag: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {count} frames to {args.out} ({args.storage}, {args.topic})")
-    if args.synth is not None:
-        print(f"ground truth: {labels_path(args.out)}")
     return 0
 
 

@@ -8,12 +8,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
-from lanenet_ros.replay.bags import add_arguments as bag_arguments
-from lanenet_ros.replay.bags import make_bag
 from lanenet_ros.replay.cli import add_arguments as replay_arguments
 from lanenet_ros.replay.cli import run as replay_run
 
@@ -33,14 +32,27 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def ensure_bag(args: argparse.Namespace) -> Path:
-    """The demo bag, made on the first run only."""
+    """The demo bag, made on the first run only, by the training toolkit's generator in its own process
+    (``lanenet-train synth --bag``: the runtime does not import ``lanenet_train``).
+
+    Raises:
+        DemoError: the training toolkit is not installed, or it failed (its own message is printed above).
+    """
     bag = args.out / "drive"
-    if not bag.exists():
-        bag_args = argparse.ArgumentParser()
-        bag_arguments(bag_args)
-        make_bag(bag_args.parse_args(["--synth", str(args.frames), "--seed", str(args.seed), "--out", str(bag),
-                                      "--rate", str(args.rate)]))
+    if bag.exists():
+        return bag
+    if importlib.util.find_spec("lanenet_train") is None:
+        raise DemoError("the demo's synthetic drive is drawn by the training toolkit (lanenet-train synth --bag), "
+                        "which is not installed here; install the package with pip (README, Install)")
+    command = [sys.executable, "-m", "lanenet_train.cli", "synth", "--bag", "--count", str(args.frames),
+               "--seed", str(args.seed), "--fps", str(args.rate), "--out", str(bag)]
+    if subprocess.run(command, check=False).returncode != 0:
+        raise DemoError(f"making the drive failed: {' '.join(command[2:])}")
     return bag
+
+
+class DemoError(RuntimeError):
+    """The demo cannot go on; the message says why."""
 
 
 def start_node(args: argparse.Namespace) -> subprocess.Popen:
@@ -74,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    bag = ensure_bag(args)
+    try:
+        bag = ensure_bag(args)
+    except DemoError as exc:
+        print(f"lanenet-demo: error: {exc}", file=sys.stderr)
+        return 2
     node = start_node(args)
     try:
         replay_args = argparse.ArgumentParser()

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
+from lanenet_ros.replay.bags import add_bag_options
 from lanenet_train.synth.config import SynthConfig
 from lanenet_train.synth.render import drive_segment, render_frame
 from lanenet_train.synth.writers import (
@@ -60,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "none; paint is worn by at most 0.9)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--nproc", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    bag = parser.add_argument_group("--bag: one drive as a rosbag2 bag (make demo, lanenet-replay)")
+    bag.add_argument("--bag", action="store_true",
+                     help="write one continuous drive of --count frames at --fps as a rosbag2 bag of camera "
+                          "images at --out, its TuSimple-format ground truth beside it (OUT.labels.json, by "
+                          "timestamp); --seed, --width, --height apply")
+    add_bag_options(bag)
 
 
 def split_of(unit: int, val_fraction: float) -> str:
@@ -119,10 +126,13 @@ def run(args: argparse.Namespace) -> int:
         config = SynthConfig(width=args.width, height=args.height, render_scale=args.render_scale,
                              edge_line_prob=args.edge_line_prob, camera_height_m=tuple(args.camera_height),
                              low_end_camera_prob=args.low_end_camera_prob)
-        ensure_dir(args.out)
+        if not args.bag:
+            ensure_dir(args.out)
     except (ValueError, OSError) as exc:
         print(f"lanenet-train synth: {exc}", file=sys.stderr)
         return 2
+    if args.bag:
+        return _bag(args, config)
     shutil.rmtree(args.out / PARTS_DIR, ignore_errors=True)  # left over from an interrupted run
     state = {"config": config, "out": args.out, "format": args.format, "seed": args.seed, "fps": args.fps,
              "quality": args.quality, "all_lanes": args.label_lanes == "all",
@@ -145,4 +155,18 @@ def run(args: argparse.Namespace) -> int:
     splits = finish_dataset(args.out, args.format, records)
     print(f"wrote {len(records)} frames ({', '.join(f'{k} {v}' for k, v in sorted(splits.items()))}) "
           f"in {args.format} format to {args.out}")
+    return 0
+
+
+def _bag(args: argparse.Namespace, config: SynthConfig) -> int:
+    """``--bag``: the drive as a rosbag2 bag; returns the exit code."""
+    from lanenet_ros.replay.bags import labels_path
+    from lanenet_train.synth.bag import write_drive_bag
+
+    try:
+        count = write_drive_bag(args, config)
+    except (ValueError, FileExistsError, OSError) as exc:
+        print(f"lanenet-train synth: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {count} frames to {args.out} ({args.storage}, {args.topic})\nground truth: {labels_path(args.out)}")
     return 0

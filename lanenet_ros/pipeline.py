@@ -7,19 +7,19 @@ run with a message that says why, and fills ``LaneFrame.timings`` with the secon
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from lanenet_ros.backends import create_backend
+from lanenet_ros.backends import Backend, create_backend
 from lanenet_ros.decode.decoder import LaneDecoder
 from lanenet_ros.decode.settings import DecodeParams
 from lanenet_ros.ground import GroundProjector, add_ground_lanes
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.model_info import ModelError, ModelInfo
-from lanenet_ros.preprocess import Preprocessor
+from lanenet_ros.preprocess import Geometry, Preprocessor
 from lanenet_ros.tracking import LaneTracker
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
@@ -31,19 +31,37 @@ def default_model_path() -> Path:
     return DEFAULT_MODEL
 
 
+class CameraMount(Protocol):
+    """A calibrated camera on the car, as ``lanenet_train.synth.CameraParams`` describes one (``k1``, ``k2``:
+    optional radial distortion)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    height_m: float
+    pitch_rad: float
+
+
+Camera = GroundProjector | CameraMount | Mapping[str, float] | None
+"""A ground projection: a projector, a camera mount, or its fields by name (``fx, fy, cx, cy, height_m,
+pitch_rad`` and optionally ``k1, k2``: the node's camera_info); None for image-space lanes only."""
+
+
 class LanePipeline:
-    """Lane detection on single camera images.
+    """Lane detection on camera images.
 
     Args:
-        model_path: ``.onnx`` model or TensorRT engine; None for the embedded default model.
+        model_path: ``.onnx`` model or TensorRT engine; None for the embedded default model. With a backend
+            object, only named in messages.
         backend: ``auto``, ``tensorrt``, ``onnxruntime``, ``onnxruntime-trt``, ``onnxruntime-cuda`` or
-            ``onnxruntime-cpu`` (see :func:`lanenet_ros.backends.create_backend`).
+            ``onnxruntime-cpu`` (see :func:`lanenet_ros.backends.create_backend`), or a :class:`Backend`
+            already open (``lanenet_train.predict``'s torch backend for a checkpoint).
         decode_params: decoder settings ``name -> value`` (:mod:`lanenet_ros.decode.settings`) on top of those
             the model was evaluated with (its description's ``decode``, see docs/model_format.md); each one
             given wins, whatever its value.
         roi_top: fraction of image rows cut from the top, overriding the model's ``roi_top``.
-        camera: ground projection: a ``GroundProjector``, or anything with ``fx, fy, cx, cy, height_m,
-            pitch_rad`` (and optionally ``k1, k2``); None for image-space lanes only.
+        camera: the ground projection (:data:`Camera`).
         tracking: keep track ids and smooth lanes across frames.
         **backend_options: passed to the backend (``precision``, ``intra_op_threads``, ``cache_dir``, ...).
 
@@ -53,15 +71,19 @@ class LanePipeline:
         ValueError: a parameter is out of range (the message names it).
     """
 
-    def __init__(self, model_path: str | Path | None = None, backend: str = "auto",
+    def __init__(self, model_path: str | Path | None = None, backend: str | Backend = "auto",
                  decode_params: Mapping[str, Any] | None = None, roi_top: float | None = None,
-                 camera: Any = None, tracking: bool = True, **backend_options: Any) -> None:
-        path = Path(model_path) if model_path else default_model_path()
-        if model_path is None and not path.is_file():
-            raise ModelError(f"{path}: no model was given and the embedded default model is missing; pass a "
-                             "model exported with `lanenet-train export` (parameter `model`)")
+                 camera: Camera = None, tracking: bool = True, **backend_options: Any) -> None:
+        if isinstance(backend, str):
+            path = Path(model_path) if model_path else default_model_path()
+            if model_path is None and not path.is_file():
+                raise ModelError(f"{path}: no model was given and the embedded default model is missing; pass a "
+                                 "model exported with `lanenet-train export` (parameter `model`)")
+            backend = create_backend(path, backend, **backend_options)
+        else:
+            path = Path(model_path or backend.name)
         self.model_path = path
-        self.backend = create_backend(path, backend, **backend_options)
+        self.backend = backend
         self.info: ModelInfo = self.backend.info
         check_suitable(self.info, path)
         self.preprocessor = Preprocessor.from_info(self.info, roi_top=roi_top)
@@ -69,7 +91,7 @@ class LanePipeline:
         p = self.decoder.params  # the tracker reports lanes as the decoder keeps them: no more, same order
         self.tracker = LaneTracker(point_step_px=p.point_step_px, ego_center=p.ego_center, max_lanes=p.max_lanes,
                                    max_per_side=p.max_per_side) if tracking else None
-        self.projector: Any = None
+        self.projector: GroundProjector | None = None
         self.set_ground(camera)
 
     @property
@@ -77,11 +99,12 @@ class LanePipeline:
         """The backend that runs the model (``tensorrt``, ``onnxruntime-cpu``, ...)."""
         return self.backend.name
 
-    def set_ground(self, camera: Any) -> bool:
+    def set_ground(self, camera: Camera) -> bool:
         """Set or clear the ground projection (e.g. when ``camera_info`` arrives).
 
         Args:
-            camera: a ``GroundProjector``, camera parameters (``fx, fy, cx, cy, height_m, pitch_rad``), or None.
+            camera: a ``GroundProjector``, camera parameters by name (``fx, fy, cx, cy, height_m, pitch_rad``),
+                or None.
 
         Returns:
             True when lanes will now carry ground coordinates.
@@ -118,6 +141,45 @@ class LanePipeline:
         frame.timings = {stage: clock[i + 1] - clock[i] for i, stage in enumerate(STAGES)}
         frame.timings["total"] = clock[-1] - clock[0]
         return frame
+
+    def outputs(self, images_bgr: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], list[Geometry]]:
+        """The network's outputs for several camera images (any sizes), run in the largest batches the
+        backend takes (all at once with a dynamic batch dimension, else one by one).
+
+        Returns:
+            The outputs by name, stacked along the batch dimension (copies: they outlive the backend's
+            buffers), and each image's geometry.
+        """
+        batch = np.empty((len(images_bgr), self.info.input_channels, self.info.input_height,
+                          self.info.input_width), np.float32)
+        geometries = []
+        for i, image in enumerate(images_bgr):
+            batch[i:i + 1], geometry = self.preprocessor(image)
+            geometries.append(geometry)
+        step = len(batch) if self.info.dynamic_batch else 1
+        flip = self.decoder.params.flip_average
+        parts = [{k: np.array(v, copy=True) for k, v in run_model(self.backend.infer, batch[i:i + step], self.info,
+                                                                    flip).items()}
+                 for i in range(0, len(batch), step)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, geometries
+
+    def process_batch(self, images_bgr: Sequence[np.ndarray]) -> list[LaneFrame]:
+        """Detect lanes in several camera images at once (evaluation, ``lanenet-train inference``); ground
+        lanes when a projection is set, tracked in the given order when tracking is on; no timings.
+
+        Returns:
+            One frame per image (class mask at camera resolution, lanes left to right).
+        """
+        if not images_bgr:
+            return []
+        out, geometries = self.outputs(images_bgr)
+        frames = []
+        for i, (geometry, image) in enumerate(zip(geometries, images_bgr, strict=True)):
+            frame = self.decoder.decode({k: v[i] for k, v in out.items()}, geometry, image)
+            if self.projector is not None:
+                add_ground_lanes(frame, self.projector)
+            frames.append(self.tracker.update(frame, None) if self.tracker is not None else frame)
+        return frames
 
 
 def run_model(infer: Callable[[np.ndarray], Mapping[str, np.ndarray]], batch: np.ndarray, info: ModelInfo,
@@ -156,13 +218,16 @@ def check_suitable(info: ModelInfo, path: Path) -> None:
         raise ModelError(f"{path}: a lanenet model needs an 'embedding' output to separate lanes")
 
 
-def _as_projector(camera: Any) -> Any:
-    if camera is None or hasattr(camera, "image_to_ground"):
+def _as_projector(camera: Camera) -> GroundProjector | None:
+    if camera is None or isinstance(camera, GroundProjector):
         return camera
-    get = camera.get if isinstance(camera, dict) else lambda name, default=None: getattr(camera, name, default)
-    missing = [k for k in ("fx", "fy", "cx", "cy", "height_m", "pitch_rad") if get(k) is None]
+    fields = camera if isinstance(camera, Mapping) else {k: getattr(camera, k, None) for k in _MOUNT}
+    missing = [k for k in _MOUNT[:6] if fields.get(k) is None]
     if missing:
         raise ValueError(f"camera: {', '.join(missing)} missing; give fx, fy, cx, cy, height_m and pitch_rad "
                          "(or a GroundProjector)")
-    return GroundProjector.from_camera(get("fx"), get("fy"), get("cx"), get("cy"), get("height_m"),
-                                       get("pitch_rad"), k1=get("k1", 0.0) or 0.0, k2=get("k2", 0.0) or 0.0)
+    fx, fy, cx, cy, height_m, pitch_rad, k1, k2 = (fields.get(k) for k in _MOUNT)
+    return GroundProjector.from_camera(fx, fy, cx, cy, height_m, pitch_rad, k1=k1 or 0.0, k2=k2 or 0.0)
+
+
+_MOUNT = ("fx", "fy", "cx", "cy", "height_m", "pitch_rad", "k1", "k2")

@@ -6,9 +6,9 @@ embedding per lane instance. The decoder must give back the drawn lanes in camer
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -17,12 +17,13 @@ import pytest
 from lanenet_ros.decode.decoder import LaneDecoder, argmax_channels
 from lanenet_ros.decode.settings import SETTING, SETTINGS, DecodeParams, SettingError, format_pairs, parse_pairs
 from lanenet_ros.lanes import MarkingColor, MarkingType, Position
+from lanenet_ros.model_info import ModelInfo
 from lanenet_ros.preprocess import Geometry
 
 W, H, TOP = 1280, 720, 252
 GEO = Geometry(W, H, TOP, 512, 256)
-LANENET = SimpleNamespace(architecture="lanenet", outputs={"binary_logits": "binary_logits", "embedding": "embedding"},
-                          class_names=["background", "lane"], lane_class_ids=[1], embedding_dim=4)
+LANENET = ModelInfo("lanenet", 512, 256, {"binary_logits": "binary_logits", "embedding": "embedding"},
+                    class_names=["background", "lane"], lane_class_ids=[1], embedding_dim=4)
 WHITE, YELLOW = (235, 235, 235), (0, 200, 230)  # BGR
 
 
@@ -220,9 +221,8 @@ def test_curved_lane_and_stray_pixels_are_rejected() -> None:
 
 
 def test_multiclass_lanes_from_classes_and_chained_dashes() -> None:
-    info = SimpleNamespace(architecture="deeplabv3plus", outputs={"logits": "class_logits"},
-                           class_names=["background", "s_w_d", "b_y_g", "a_w_t"], lane_class_ids=[1, 2],
-                           embedding_dim=0)
+    info = ModelInfo("deeplabv3plus", 512, 256, {"logits": "class_logits"},
+                     class_names=["background", "s_w_d", "b_y_g", "a_w_t"], lane_class_ids=[1, 2])
     image, mask = scene([{"bottom": 200}, {"bottom": 700, "dashed": True}])
     classes = network_view(mask)
     classes[200:215, 300:330] = 3  # an arrow painted on the road: not a lane
@@ -241,7 +241,7 @@ def test_multiclass_lanes_from_classes_and_chained_dashes() -> None:
 def test_outputs_by_tensor_name_with_batch_dimension() -> None:
     _, mask = scene(FOUR[:2])
     out = lanenet_outputs(mask)
-    info = SimpleNamespace(**{**vars(LANENET), "outputs": {"seg": "binary_logits", "emb": "embedding"}})
+    info = dataclasses.replace(LANENET, outputs={"seg": "binary_logits", "emb": "embedding"})
     frame = LaneDecoder(info).decode({"seg": out["binary_logits"][None], "emb": out["embedding"][None]}, GEO)
     assert len(frame.lanes) == 2
     assert (frame.ego_left_index, frame.ego_right_index) == (1, -1)
@@ -276,8 +276,7 @@ def test_argmax_channels_matches_numpy() -> None:
 def test_noise_outputs_decode_to_a_bounded_frame() -> None:
     # an untrained model: random logits everywhere must still give a frame, not an error or a stall
     rng = np.random.default_rng(0)
-    info = SimpleNamespace(architecture="deeplabv3plus", outputs={}, class_names=["background", "s_w_d", "b_y_g"],
-                           lane_class_ids=[1, 2], embedding_dim=0)
+    info = ModelInfo("deeplabv3plus", 512, 256, {}, class_names=["background", "s_w_d", "b_y_g"], lane_class_ids=[1, 2])
     image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     frame = LaneDecoder(info, DecodeParams(max_lanes=5)).decode(
         {"class_logits": rng.normal(size=(3, 256, 512)).astype(np.float32)}, GEO, image)

@@ -23,6 +23,7 @@ from lanenet_ros.decode import fitting, hood, paint
 from lanenet_ros.decode.cluster import cluster_embeddings
 from lanenet_ros.decode.settings import DecodeParams, SettingError
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
+from lanenet_ros.model_info import ModelInfo
 from lanenet_ros.preprocess import Geometry
 
 MEANINGS = ("binary_logits", "embedding", "class_logits")
@@ -52,12 +53,11 @@ class LanePixels:
 class LaneDecoder:
     """Turns one image's network outputs into a :class:`LaneFrame` in camera pixels."""
 
-    def __init__(self, info: Any, params: DecodeParams | None = None) -> None:
+    def __init__(self, info: ModelInfo, params: DecodeParams | None = None) -> None:
         """Configure from a model description.
 
         Args:
-            info: ``ModelInfo`` or anything with ``architecture``, ``outputs`` (tensor name -> meaning),
-                ``class_names``, ``lane_class_ids`` and ``embedding_dim``.
+            info: the model's description (architecture, outputs and their meanings, class table).
             params: tuning; defaults when None.
 
         Raises:
@@ -65,12 +65,11 @@ class LaneDecoder:
                 ``binary_logits``).
         """
         self.params = (params or DecodeParams()).validate()
-        self.architecture = str(getattr(info, "architecture", "lanenet"))
-        self.output_meanings = dict(getattr(info, "outputs", None) or {})
-        self.class_names = list(getattr(info, "class_names", None) or ["background", "lane"])
-        ids = getattr(info, "lane_class_ids", None)
-        self.lane_class_ids = [int(i) for i in ids] if ids else list(range(1, len(self.class_names)))
-        self.embedding_dim = int(getattr(info, "embedding_dim", 0) or 0)
+        self.architecture = info.architecture
+        self.output_meanings = dict(info.outputs)
+        self.class_names = list(info.class_names)
+        self.lane_class_ids = [int(i) for i in info.lane_class_ids] or list(range(1, len(self.class_names)))
+        self.embedding_dim = info.embedding_dim
         self._class_marking = {i: paint.parse_class_marking(n) for i, n in enumerate(self.class_names)}
         if self.params.flip_average and "binary_logits" not in self.output_meanings.values():
             raise SettingError("decode setting flip_average: averages a LaneNet's binary_logits, and this model "

@@ -28,9 +28,9 @@ class LossSettings:
     embedding_weight: float = 1.0
     delta_v: float = 0.5
     delta_d: float = 3.0
-    alpha: float = 1.0
-    beta: float = 1.0
-    gamma: float = 0.001
+    variance_weight: float = 1.0
+    distance_weight: float = 1.0
+    regularization_weight: float = 0.001
     regularizer: str = "NO_REG"
     regularizer_weight: float = 0.0
     hard_negative_weight: float = 0.0
@@ -39,11 +39,15 @@ class LossSettings:
 
     @classmethod
     def from_spec(cls, spec: Any, class_weights: Sequence[float] | None) -> LossSettings:
-        """Settings from ``spec.loss_config`` and ``spec.train_config.regularizer``."""
+        """Settings from ``spec.loss_config`` (fields of the same names) and ``spec.train_config.regularizer``."""
         lc, reg = spec.loss_config, spec.train_config.regularizer
-        return cls(class_weights, lc.ignore_index, lc.segmentation_weight, lc.embedding_weight, lc.delta_v,
-                   lc.delta_d, lc.variance_weight, lc.distance_weight, lc.regularization_weight, reg.type,
-                   reg.weight, lc.hard_negative_weight, lc.hard_negative_fraction, lc.hard_negative_margin)
+        return cls(class_weights=class_weights, ignore_index=lc.ignore_index,
+                   segmentation_weight=lc.segmentation_weight, embedding_weight=lc.embedding_weight,
+                   delta_v=lc.delta_v, delta_d=lc.delta_d, variance_weight=lc.variance_weight,
+                   distance_weight=lc.distance_weight, regularization_weight=lc.regularization_weight,
+                   regularizer=reg.type, regularizer_weight=reg.weight,
+                   hard_negative_weight=lc.hard_negative_weight, hard_negative_fraction=lc.hard_negative_fraction,
+                   hard_negative_margin=lc.hard_negative_margin)
 
 
 def _global_constant(value: torch.Tensor, world: World) -> torch.Tensor:
@@ -92,8 +96,9 @@ def compute_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor
     if "embedding" in outputs and settings.embedding_weight > 0:
         inst = batch["instance"]
         has_lanes = ((inst != 0) & (inst != settings.ignore_index)).flatten(1).any(1).sum().float()
-        emb, _ = discriminative_loss(outputs["embedding"], inst, settings.delta_v, settings.delta_d,
-                                     settings.alpha, settings.beta, settings.gamma, settings.ignore_index)
+        emb, _ = discriminative_loss(outputs["embedding"], inst, delta_v=settings.delta_v, delta_d=settings.delta_d,
+                                     alpha=settings.variance_weight, beta=settings.distance_weight,
+                                     gamma=settings.regularization_weight, ignore_index=settings.ignore_index)
         terms["embedding"] = settings.embedding_weight * _share(emb, has_lanes, world)
     return terms
 

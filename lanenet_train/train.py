@@ -8,6 +8,7 @@ Writes into RESULTS_DIR: ``spec.txt`` (the resolved spec), ``model_epoch_NNN.pth
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -58,6 +59,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def resolved_spec(spec: Any, num_classes: int, class_weights: list[float] | None) -> Any:
+    """A copy of ``spec`` with what the training data resolves: the class count (after the class mapping) and
+    the class weights of the loss (given, from the dataset, or none); what checkpoints store."""
+    return dataclasses.replace(
+        spec, model_config=dataclasses.replace(spec.model_config, num_classes=num_classes),
+        loss_config=dataclasses.replace(spec.loss_config, class_weights=list(class_weights) if class_weights else []))
+
+
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -66,7 +75,16 @@ class Trainer:
     """Builds data, model and optimizer from a spec and runs the epochs (see module docstring)."""
 
     def __init__(self, spec: Any, results: Path, world: World, key: str | None = None) -> None:
-        self.spec, self.results, self.world, self.key = spec, results, world, key
+        """Build data, model and optimizer.
+
+        Args:
+            spec: the training spec; not changed (``self.spec`` is a copy with what the data resolves: the
+                class count and the class weights).
+            results: the run's folder.
+            world: the process group.
+            key: passphrase of the checkpoints, or None.
+        """
+        self.results, self.world, self.key = results, world, key
         tc, ds = spec.train_config, spec.dataset_config
         torch.manual_seed(tc.seed)
         self.train_set, table = build_dataset(ds.data_sources, spec, train=True)
@@ -80,10 +98,9 @@ class Trainer:
             raise ValueError(f"train_config.batch_size {tc.batch_size} exceeds the {len(self.train_set)} training "
                              "samples; lower it")
         weights = class_weights_for(spec.loss_config, table)
-        spec.model_config.num_classes = len(table.names)
-        spec.loss_config.class_weights = list(weights) if weights else []
-        self.settings = LossSettings.from_spec(spec, weights)
-        self.model_info = make_model_info(spec, table.names, table.colors, spec_fingerprint(spec))
+        self.spec = resolved_spec(spec, num_classes=len(table.names), class_weights=weights)
+        self.settings = LossSettings.from_spec(self.spec, weights)
+        self.model_info = make_model_info(self.spec, table.names, table.colors, spec_fingerprint(self.spec))
         self._build_model()
 
     def _build_model(self) -> None:
@@ -113,7 +130,6 @@ class Trainer:
         sampler = DistributedSampler(dataset, self.world.size, self.world.rank, shuffle=train,
                                      seed=self.spec.train_config.seed, drop_last=train)
         sampler.set_epoch(self.epoch)
-        dataset.epoch = self.epoch
         return DataLoader(dataset, self.local_batch if train else self.spec.evaluation_config.batch_size,
                           sampler=sampler, num_workers=self.spec.dataset_config.num_workers, drop_last=train,
                           pin_memory=self.world.device.type == "cuda")
@@ -149,6 +165,7 @@ class Trainer:
 
         self.model.train()
         losses = []
+        self.train_set.epoch = self.epoch  # augmentation draws from (seed, epoch, index): set before workers fork
         batches = iter(self.loader(self.train_set, True))
         bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{self.spec.train_config.epochs}",
                    disable=not self.world.main, leave=False, dynamic_ncols=True)

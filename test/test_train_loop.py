@@ -123,3 +123,36 @@ def test_two_gloo_processes_give_the_loss_of_one_process_on_the_same_global_batc
     update = torch.cat([(a["model_state"][k] - start[k]).flatten() for k in params]).norm()
     apart = torch.cat([(a["model_state"][k] - b["model_state"][k]).flatten() for k in params]).norm()
     assert update > 0 and apart < 0.01 * update
+
+
+def test_trainer_leaves_the_given_spec_as_it_was_and_keeps_what_the_data_resolves(tmp_path):
+    import copy
+
+    from lanenet_train.distributed import World
+    from lanenet_train.spec import load_spec, spec_to_dict
+    from lanenet_train.train import Trainer
+
+    spec = load_spec(write_spec(tmp_path, "deeplabv3plus", "loss_config { class_weights: 1 class_weights: 2 class_weights: 3 class_weights: 4 }"))
+    given = copy.deepcopy(spec_to_dict(spec))
+    trainer = Trainer(spec, tmp_path / "run", World())
+    assert spec_to_dict(spec) == given and spec.model_config.num_classes == 0  # 0: from the dataset
+    assert trainer.spec.model_config.num_classes == 4 and trainer.spec.loss_config.class_weights == [1, 2, 3, 4]
+    assert trainer.settings.class_weights == [1, 2, 3, 4] and len(trainer.model_info["class_names"]) == 4
+
+
+def test_loss_settings_take_every_loss_field_of_the_spec_by_name():
+    from dataclasses import fields
+
+    from lanenet_train.engine import LossSettings
+    from lanenet_train.spec import parse_spec
+
+    values = {f.name: 0.25 + i for i, f in enumerate(fields(LossSettings)) if f.name not in
+              ("class_weights", "ignore_index", "hard_negative_margin", "regularizer", "regularizer_weight",
+               "hard_negative_fraction")}
+    text = "loss_config { " + " ".join(f"{k}: {v}" for k, v in values.items()) + \
+        " ignore_index: 7 hard_negative_margin: 9 hard_negative_fraction: 0.5 }" \
+        " train_config { regularizer { type: L2 weight: 0.125 } }"
+    settings = LossSettings.from_spec(parse_spec(text, "x", check_paths=False), [1.0, 4.0])
+    assert {k: getattr(settings, k) for k in values} == values
+    assert (settings.ignore_index, settings.hard_negative_margin, settings.hard_negative_fraction) == (7, 9, 0.5)
+    assert (settings.regularizer, settings.regularizer_weight, settings.class_weights) == ("L2", 0.125, [1.0, 4.0])

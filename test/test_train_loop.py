@@ -132,7 +132,8 @@ def test_trainer_leaves_the_given_spec_as_it_was_and_keeps_what_the_data_resolve
     from lanenet_train.spec import load_spec, spec_to_dict
     from lanenet_train.train import Trainer
 
-    spec = load_spec(write_spec(tmp_path, "deeplabv3plus", "loss_config { class_weights: 1 class_weights: 2 class_weights: 3 class_weights: 4 }"))
+    weights = "loss_config { " + " ".join(f"class_weights: {w}" for w in (1, 2, 3, 4)) + " }"
+    spec = load_spec(write_spec(tmp_path, "deeplabv3plus", weights))
     given = copy.deepcopy(spec_to_dict(spec))
     trainer = Trainer(spec, tmp_path / "run", World())
     assert spec_to_dict(spec) == given and spec.model_config.num_classes == 0  # 0: from the dataset

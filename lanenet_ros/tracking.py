@@ -45,14 +45,13 @@ class _Track:
 class LaneTracker:
     """Gives lanes stable ``track_id`` values across frames and smooths their polynomials."""
 
-    def __init__(self, enabled: bool = True, min_hits: int = 2, max_misses: int = 3, alpha: float = 0.5,
+    def __init__(self, min_hits: int = 2, max_misses: int = 3, alpha: float = 0.5,
                  match_fraction: float = 0.03, coast: bool = True, point_step_px: float = 10.0,
                  ego_center: float = 0.5, max_gap_s: float = 1.0, max_lanes: int = 0,
                  max_per_side: int = 0) -> None:
         """Configure the tracker.
 
         Args:
-            enabled: False passes frames through untouched (track ids stay 0).
             min_hits: matched frames before a track is confirmed and its id published.
             max_misses: frames without a match before a track is dropped.
             alpha: weight of the new detection in the exponential smoothing (1 = no smoothing).
@@ -74,7 +73,7 @@ class LaneTracker:
                              f"{max_misses}, {max_lanes} and {max_per_side}")
         if not 0 < alpha <= 1 or match_fraction <= 0:
             raise ValueError(f"alpha must be in (0, 1] and match_fraction > 0, got {alpha} and {match_fraction}")
-        self.enabled, self.min_hits, self.max_misses = enabled, min_hits, max_misses
+        self.min_hits, self.max_misses = min_hits, max_misses
         self.alpha, self.match_fraction, self.coast = alpha, match_fraction, coast
         self.point_step_px, self.ego_center = point_step_px, ego_center
         self.max_gap_s = max_gap_s
@@ -98,8 +97,6 @@ class LaneTracker:
         Returns:
             A new LaneFrame (same mask and timings) whose lanes carry track ids, ordered left to right.
         """
-        if not self.enabled:
-            return frame
         if stamp is not None:
             now = stamp * 1e-9 if isinstance(stamp, (int, np.integer)) else float(stamp)
             if self._last_stamp is not None and not 0 <= now - self._last_stamp <= self.max_gap_s:

@@ -208,3 +208,22 @@ def test_reused_outputs_are_overwritten_fresh_ones_are_not(lanenet_onnx: Path) -
     x, y = fresh.infer(a)["embedding"], fresh.infer(b)["embedding"]
     np.testing.assert_allclose(x, kept, atol=1e-5)
     np.testing.assert_allclose(y, second, atol=1e-5)
+
+
+def test_the_node_tests_hand_weighted_model_describes_itself_and_marks_the_stripes(tmp_path):
+    import onnxruntime as ort
+    from node_fixtures import EMBEDDING_DIM, INPUT_WIDTH, export_stripe_model, stripes_image
+
+    path = export_stripe_model(tmp_path / "stripes.onnx")
+    info = read_model_info(path)
+    assert (info.architecture, info.input_width, info.embedding_dim) == ("lanenet", INPUT_WIDTH,
+                                                                          EMBEDDING_DIM)
+    batch, _ = Preprocessor.from_info(info)(stripes_image())
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    binary, embedding = session.run(["binary_logits", "embedding"], {info.input_name: batch})
+    lane = binary[0, 1] > binary[0, 0]
+    columns = np.nonzero(lane.any(axis=0))[0]
+    assert columns.min() < INPUT_WIDTH // 2 < columns.max() and lane.mean() < 0.1
+    on_left = np.arange(INPUT_WIDTH) < INPUT_WIDTH // 2
+    left, right = embedding[0, 0][lane & on_left], embedding[0, 0][lane & ~on_left]
+    assert right.min() - left.max() > 3.0  # far apart in embedding space: two instances

@@ -17,37 +17,23 @@ rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from lanenet_ros.msg import Lane, LaneArray  # noqa: E402
 from lifecycle_msgs.msg import State  # noqa: E402
-from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
-from test_node_model import (  # noqa: E402
-    RosHarness,
+from node_fixtures import (  # noqa: E402
+    DOMAIN_ID,
     camera_header,
-    export_stripe_model,
     export_trained_format_model,
     frame_seq,
     stripes_image,
 )
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from lanenet_ros.node.convert import bgr8_msg  # noqa: E402
 from lanenet_ros.node.params import ParamError  # noqa: E402
 
 pytestmark = pytest.mark.ros
-DOMAIN_ID = os.getpid() % 200 + 20
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> str:
-    return str(export_stripe_model(tmp_path_factory.mktemp("model") / "stripes.onnx"))
-
-
-@pytest.fixture()
-def ros():
-    harness = RosHarness(DOMAIN_ID)
-    yield harness
-    harness.close()
 
 
 def listening(node) -> list[str]:

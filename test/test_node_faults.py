@@ -11,25 +11,12 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from lanenet_ros.msg import LaneArray  # noqa: E402
+from node_fixtures import camera_header, frame_seq, stripes_image  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-from test_node_model import RosHarness, camera_header, export_stripe_model, frame_seq, stripes_image  # noqa: E402
 
 from lanenet_ros.node.convert import bgr8_msg  # noqa: E402
 
 pytestmark = pytest.mark.ros
-DOMAIN_ID = os.getpid() % 200 + 20
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> str:
-    return str(export_stripe_model(tmp_path_factory.mktemp("model") / "stripes.onnx"))
-
-
-@pytest.fixture()
-def ros():
-    harness = RosHarness(DOMAIN_ID)
-    yield harness
-    harness.close()
 
 
 def bad_images() -> list[Image]:

@@ -4,18 +4,17 @@ here; the test that builds the real LaunchDescription runs where they are."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+from node_fixtures import DOMAIN_ID
 
 from lanenet_ros.node.params import BACKENDS, check
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = ROOT / "launch" / "lanenet.launch.py"
-DOMAIN_ID = os.getpid() % 200 + 20
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +93,7 @@ def test_rviz_config_shows_the_camera_the_overlay_and_the_markers():
 
 def test_remappings_from_the_launch_file_are_what_the_node_subscribes_to(launch_module, tmp_path):
     rclpy = pytest.importorskip("rclpy")
-    from test_node_model import export_stripe_model
+    from node_fixtures import export_stripe_model
 
     from lanenet_ros.node.lanenet_node import LaneNetNode
 

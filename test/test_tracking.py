@@ -102,12 +102,6 @@ def test_no_coasting_and_far_jumps_start_new_tracks() -> None:
     assert jumped.lanes[0].track_id != a
 
 
-def test_disabled_tracker_passes_frames_through() -> None:
-    f = frame(lane(300), lane(800))
-    tracker = LaneTracker(enabled=False)
-    assert tracker.update(f) is f and [ln.track_id for ln in f.lanes] == [0, 0]
-
-
 def test_ground_coefficients_are_smoothed_too() -> None:
     tracker = LaneTracker(min_hits=1, alpha=0.5)
     for c0 in (1.8, 2.0):

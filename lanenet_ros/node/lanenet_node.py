@@ -67,6 +67,7 @@ class LaneNetNode(LifecycleNode):
     def __init__(self, node_name: str = "lanenet", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.params = NodeParams()
+        self._declared = False  # the gate's calls while declaring are the start-up values, not later changes
         self.add_on_set_parameters_callback(self._on_set_parameters)
         try:
             declare_all(self)
@@ -74,6 +75,7 @@ class LaneNetNode(LifecycleNode):
             name = self.get_fully_qualified_name()
             self.destroy_node()
             raise ParamError(f"{name}: {exc}") from exc
+        self._declared = True
         self.params = read_all(self)
         self.stats = NodeStats()
         self.pipeline: Any = None
@@ -91,7 +93,7 @@ class LaneNetNode(LifecycleNode):
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """The single gate for every value: at declaration and on every later set."""
         result, self.params, later = gate(params, self.params)
-        if later and hasattr(self, "stats"):  # not while declaring
+        if later and self._declared:
             self.get_logger().info(f"{', '.join(later)} will apply at the next configure "
                                    "(deactivate, cleanup, configure, activate)")
         return result

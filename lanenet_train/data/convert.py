@@ -41,11 +41,14 @@ from lanenet_train.data.sources import (
 DEFAULT_LANE_WIDTH = {"tusimple": 5, "culane": 16}
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 _STATE: dict = {}
+DISCOVER = {"tusimple": formats.discover_tusimple, "culane": formats.discover_culane,
+            "apollo": formats.discover_apollo, "folder": formats.discover_folder}
+"""Each input format's reader: folder -> (samples, what was skipped and why)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `lanenet-train convert`."""
-    parser.add_argument("--format", required=True, choices=("tusimple", "culane", "apollo", "folder"),
+    parser.add_argument("--format", required=True, choices=tuple(DISCOVER),
                         help="source dataset format")
     parser.add_argument("--input", required=True, type=Path, help="source dataset folder")
     parser.add_argument("--output", required=True, type=Path, help="canonical dataset folder to write")
@@ -193,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
 def _discover(args: argparse.Namespace) -> tuple[list[SourceSample], list[BadInputError]]:
     if not args.input.is_dir():
         raise BadInputError(f"{args.input}: not a folder; --input must be the {args.format} dataset folder")
-    return getattr(formats, f"discover_{args.format}")(args.input)
+    return DISCOVER[args.format](args.input)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -95,12 +95,6 @@ def polygon_pixels(cam: CameraParams, pts: np.ndarray) -> np.ndarray | None:
     return np.round(uv * _ONE).astype(np.int32)
 
 
-def haze_color(color: np.ndarray, depth: float, haze: np.ndarray, visibility: float) -> np.ndarray:
-    """Blend a colour towards the haze colour with distance."""
-    f = 1.0 - np.exp(-max(depth, 0.0) / visibility)
-    return color * (1 - f) + haze * f
-
-
 def _project_all(cam: CameraParams, prims: list[Prim]) -> list[np.ndarray | None]:
     """Fixed-point pixel polygons of every polygon prim, transformed in one batch.
 

@@ -1,6 +1,6 @@
 """TuSimple accuracy / FP / FN of a model in frames with and without a bare road edge (an outer edge with no
-painted line) among the lines TuSimple labels, on a synthetic benchmark-labelled set. The README's figures
-for the default model (FP 0.20 against 0.065 on the seed-2 set) come from here.
+painted line) among the lines TuSimple labels, on a synthetic benchmark-labelled set. The figures in
+docs/default_model.md (FP 0.20 against 0.065 on the seed-2 set) come from here.
 
     .venv/bin/python bench/bare_edges.py [--model lanenet_ros/models/default.onnx] [--dataset data/tusimple_tune]
 

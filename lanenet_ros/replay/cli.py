@@ -8,7 +8,6 @@ Either way: ``report.json``, plots, an overlay video and a printed summary in ``
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
+from lanenet_ros.fileio import read_json_lines
 from lanenet_ros.replay.bags import count_images, labels_path, pick_topic, read_images
 from lanenet_ros.replay.report import ReplayLog, format_summary
 
@@ -47,20 +47,7 @@ def load_labels(path: Path | None, bag: Path) -> list[dict] | None:
     path = path or (labels_path(bag) if labels_path(bag).exists() else None)
     if path is None:
         return None
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-            missing = {"lanes", "h_samples"} - row.keys()
-            if missing:
-                raise ValueError(f"{path}:{number}: label lacks {sorted(missing)}")
-            rows.append(row)
-    return rows
+    return read_json_lines(path, ("h_samples", "lanes"), "label")
 
 
 def replay_offline(args: argparse.Namespace, log: ReplayLog, video: VideoSink) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lanenet_ros.fileio import atomic_write_text
+from lanenet_ros.fileio import atomic_write_text, read_json_lines
 
 FORMAT_NAME = "lanenet-dataset"
 FORMAT_VERSION = 1
@@ -113,20 +113,10 @@ def read_index(root: str | os.PathLike) -> list[dict]:
     path = Path(root) / INDEX_FILE
     if not path.is_file():
         raise DatasetError(f"{path}: not found; re-run `lanenet-train convert`")
-    samples = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                sample = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            missing = [k for k in ("id", "split", "image") if not isinstance(sample, dict) or k not in sample]
-            if missing:
-                raise DatasetError(f"{path}:{lineno}: sample lacks {missing}")
-            samples.append(sample)
-    return samples
+    try:
+        return read_json_lines(path, ("id", "split", "image"), "sample")
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def load_dataset(root: str | os.PathLike) -> tuple[dict[str, Any], list[dict]]:

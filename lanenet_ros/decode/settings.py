@@ -180,12 +180,11 @@ class Setting:
                 raise SettingError(f"decode setting {self.name}: {text!r} is not a bool (true or false)")
             return self.check(words[text.lower()])
         try:
-            return self.check(self.kind(text))
-        except ValueError as exc:
-            if isinstance(exc, SettingError):
-                raise
+            value = self.kind(text)
+        except ValueError:
             raise SettingError(f"decode setting {self.name}: {text!r} is not a {self.kind.__name__} "
                                f"({self.allowed})") from None
+        return self.check(value)
 
     def format(self, value: bool | int | float) -> str:
         """``VALUE`` as written in specs and model descriptions (``true``, ``5``, ``0.8``)."""

@@ -192,7 +192,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="bag directory to create")
     add_bag_options(parser)
     parser.add_argument("--rate", type=float, default=10.0, help="frames per second (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)  # --synth's, for its pointer
+    for name, default in (("--seed", 7), ("--width", None), ("--height", None)):  # --synth's, for its pointer
+        parser.add_argument(name, type=int, default=default, help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, default=0, help="at most this many frames (0: all)")
 
 
@@ -253,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     if args.synth is not None:  # the generator is the training toolkit's; the runtime does not import it
+        size = "".join(f" --{k} {v}" for k, v in (("width", args.width), ("height", args.height)) if v)
         print(f"lanenet-bag: a synthetic drive is made by the training toolkit: lanenet-train synth --bag "
-              f"--count {args.synth} --seed {args.seed} --fps {args.rate:g} --out {args.out}", file=sys.stderr)
+              f"--count {args.synth} --seed {args.seed} --fps {args.rate:g}{size} --out {args.out}", file=sys.stderr)
         return 2
     try:
         count = make_bag(args)

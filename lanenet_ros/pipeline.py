@@ -144,7 +144,7 @@ class LanePipeline:
 
     def outputs(self, images_bgr: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], list[Geometry]]:
         """The network's outputs for several camera images (any sizes), run in the largest batches the
-        backend takes (all at once with a dynamic batch dimension, else one by one).
+        backend takes (``max_batch``; without one, all at once with a dynamic batch dimension, else one by one).
 
         Returns:
             The outputs by name, stacked along the batch dimension (copies: they outlive the backend's
@@ -156,7 +156,7 @@ class LanePipeline:
         for i, image in enumerate(images_bgr):
             batch[i:i + 1], geometry = self.preprocessor(image)
             geometries.append(geometry)
-        step = len(batch) if self.info.dynamic_batch else 1
+        step = self.backend.max_batch or (len(batch) if self.info.dynamic_batch else 1)
         flip = self.decoder.params.flip_average
         parts = [{k: np.array(v, copy=True) for k, v in run_model(self.backend.infer, batch[i:i + step], self.info,
                                                                     flip).items()}

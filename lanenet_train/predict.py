@@ -6,8 +6,8 @@ backend interface (:class:`TorchBackend`); an exported ``.onnx`` model on ONNX R
 """
 from __future__ import annotations
 
-import dataclasses
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,16 +25,17 @@ class TorchBackend:
 
     Args:
         model: the network, in eval mode.
-        info: its description; the batch dimension is dynamic (the network takes any batch).
+        info: its description.
         device: torch device the network runs on.
     """
 
     name = "torch"
+    max_batch = sys.maxsize  # the network takes any batch at once
 
     def __init__(self, model: torch.nn.Module, info: ModelInfo, device: str = "cpu") -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device)
-        self.info = dataclasses.replace(info, dynamic_batch=True)
+        self.info = info
         self.skipped: list[str] = []
 
     @classmethod

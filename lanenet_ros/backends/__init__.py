@@ -31,6 +31,7 @@ class Backend(Protocol):
     name: str
     info: ModelInfo
     skipped: list[str]
+    max_batch: int | None  # the most images one infer call takes; None: as the model allows (dynamic: any, else 1)
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run the network on an (N, C, H, W) float32 batch; outputs by tensor name (valid until next call)."""

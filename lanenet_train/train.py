@@ -319,7 +319,8 @@ class Trainer:
             CheckpointError: the file is not a readable checkpoint (an ONNX model is refused, naming what to use).
             ValueError: its network does not match ``model_config`` (the message names the first tensor).
         """
-        state = load_checkpoint(path, self.key, allow_plain=True)["model_state"]
+        ckpt = load_checkpoint(path, self.key, allow_plain=True)
+        state = ckpt["model_state"]
         own = self.raw_model.state_dict()
         missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
@@ -333,8 +334,11 @@ class Trainer:
         else:
             self.raw_model.load_state_dict(state)
             return
+        trained = ckpt.get("spec", {}).get("model_config", {})
+        made = ", ".join(f"{k} {trained[k]}" for k in ("architecture", "width_multiplier", "embedding_dim")
+                         if k in trained)
         raise ValueError(f"train_config.pretrained_model_path {path}: its network does not match "
-                         f"model_config (it {what})")
+                         f"model_config (it {what})" + (f"; it was trained with {made}" if made else ""))
 
     def restore(self, path: Path) -> None:
         """Load model, optimizer, schedule, scaler, counters and RNG from a checkpoint of this run."""

@@ -83,9 +83,9 @@ def summary_lines(report: dict[str, Any], worst_classes: int = 3) -> list[str]:
         scored = sorted((v, k) for k, v in seg["per_class_iou"].items() if v is not None)
         line = (f"segmentation: mIoU {seg['miou']:.4f} over {len(scored)} classes present (a constant guess "
                 f"{seg['constant_baseline_miou']:.4f}), pixel accuracy {seg['pixel_accuracy']:.4f}")
-        if len(scored) == 2:
-            line += f"; {scored[0][1]} IoU {scored[0][0]:.4f}" if scored[0][1] != "background" else \
-                f"; {scored[1][1]} IoU {scored[1][0]:.4f}"
+        lanes = [(v, k) for v, k in scored if k != "background"]
+        if len(lanes) == 1:  # LaneNet: background and lane
+            line += f"; {lanes[0][1]} IoU {lanes[0][0]:.4f}"
         elif scored:
             line += "; lowest: " + ", ".join(f"{k} {v:.3f}" for v, k in scored[:worst_classes])
         lines.append(line)

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print("\n".join(summary_lines(report)))
-    print(f"full report (per class, per frame, confusion matrix): {out / 'report.json'}")
+    print(f"full report: {out / 'report.json'}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`lanenet-train train -e SPEC -r RESULTS_DIR [-k KEY] [--resume] [key=value ...]`.
+"""`lanenet-train train -e SPEC -r RESULTS_DIR [-k KEY] [--resume] [--from-default] [--gpus N] [key=value ...]`.
 
 Writes into RESULTS_DIR: ``spec.txt`` (the resolved spec), ``model_epoch_NNN.pth`` and ``latest.pth``
 (atomic checkpoints with model, optimizer, schedule, scaler, epoch, step, RNG, spec and model info),

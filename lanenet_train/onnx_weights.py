@@ -18,6 +18,7 @@ with ``torch.load(weights_only=True)`` like every checkpoint here: ``train_confi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -163,12 +164,10 @@ def rebuild(path: str | Path, calibration_frames: int = CALIBRATION_FRAMES) -> t
 def _calibrate(model: nn.Module, info: ModelInfo, folded: dict[str, tuple[str, np.ndarray]], frames: int) -> None:
     """Give every folded batch norm the statistics of its convolution's output on synthetic road scenes,
     keeping what it computes in evaluation mode (see the module docstring)."""
-    from lanenet_ros.preprocess import Preprocessor
-    from lanenet_train.export import _road_images
+    from lanenet_train.export import verification_batches
 
-    images, _ = _road_images(frames, seed=1000)
-    preprocess = Preprocessor.from_info(info, reuse_output=False)
-    batch = torch.from_numpy(np.concatenate([preprocess(image)[0] for image in images]))
+    singles, _ = verification_batches(dataclasses.replace(info, dynamic_batch=False), frames, seed=1000)
+    batch = torch.from_numpy(np.concatenate(singles))  # rendered road scenes, preprocessed as the runtime does
     modules = dict(model.named_modules())
     sums: dict[str, list[torch.Tensor]] = {}
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,21 @@ def init_world(device: str = "auto") -> World:
     if size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return World(rank, size, local, dev)
+
+
+def torchrun_command(argv: list[str], processes: int) -> list[str]:
+    """The ``torchrun`` command line (as ``python -m torch.distributed.run``) that runs ``lanenet-train train
+    ARGV`` in ``processes`` processes on this machine; ``--gpus`` is dropped from ``argv``."""
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--gpus":
+            skip = True
+        elif not arg.startswith("--gpus="):
+            rest.append(arg)
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+            "-m", "lanenet_train.cli", "train", *rest]
 
 
 def close_world(world: World) -> None:

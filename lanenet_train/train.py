@@ -29,7 +29,15 @@ from lanenet_train.checkpoint import (
 )
 from lanenet_train.data.layout import DatasetError
 from lanenet_train.datasets import build_dataset, class_weights_for
-from lanenet_train.distributed import DeviceError, World, check_device, close_world, init_world, sync_batchnorm
+from lanenet_train.distributed import (
+    DeviceError,
+    World,
+    check_device,
+    close_world,
+    init_world,
+    sync_batchnorm,
+    torchrun_command,
+)
 from lanenet_train.engine import LossSettings, train_step, validation_loss
 from lanenet_train.models import build_model
 from lanenet_train.schedules import build_scheduler, peak_learning_rate
@@ -77,21 +85,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         close_world(world)
     return 0
-
-
-def torchrun_command(argv: list[str], processes: int) -> list[str]:
-    """The ``torchrun`` command line (as ``python -m torch.distributed.run``) that runs ``lanenet-train train
-    ARGV`` in ``processes`` processes on this machine; ``--gpus`` is dropped from ``argv``."""
-    rest, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--gpus":
-            skip = True
-        elif not arg.startswith("--gpus="):
-            rest.append(arg)
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-            "-m", "lanenet_train.cli", "train", *rest]
 
 
 def launch_processes(args: argparse.Namespace) -> int:
@@ -147,7 +140,6 @@ class Trainer:
         spec.model_config.num_classes = len(table.names)
         spec.loss_config.class_weights = list(weights) if weights else []
         self.settings = LossSettings.from_spec(spec, weights)
-        self._check_instances(spec)
         self.model_info = make_model_info(spec, table.names, table.colors, spec_fingerprint(spec))
         self._build_model()
 
@@ -164,7 +156,7 @@ class Trainer:
         if without == len(self.train_set.samples):
             raise ValueError("no training sample has instance labels (lane ids), so the embedding branch would "
                              "learn nothing: give instance_directory_path (PNG masks, 0 = none, 1..N left to "
-                             "right) or convert TuSimple / CULane / Apollo labels, or set "
+                             "right) or convert TuSimple or CULane labels (which gives them), or set "
                              "loss_config.embedding_weight=0 to train the binary branch alone")
         if without and self.world.main:
             print(f"warning: {without} of {len(self.train_set.samples)} training samples have no instance labels; "
@@ -205,6 +197,7 @@ class Trainer:
     def fit(self, resume: bool = False) -> None:
         """Run the remaining epochs, checkpointing every ``checkpoint_interval`` epochs and at the end."""
         tc = self.spec.train_config
+        self._check_instances(self.spec)
         if resume:
             self.restore(self.results / "latest.pth")
             if self.epoch >= tc.epochs:

@@ -159,7 +159,7 @@ def test_device_cuda_without_cuda_is_one_line_in_every_command(run2, tmp_path, c
 
 
 def test_torchrun_command_drops_gpus_and_keeps_the_rest():
-    from lanenet_train.train import torchrun_command
+    from lanenet_train.distributed import torchrun_command
 
     cmd = torchrun_command(["-e", "s.txt", "--gpus", "4", "-r", "out", "--gpus=4", "train_config.epochs=3"], 4)
     assert cmd[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "4", "-m",

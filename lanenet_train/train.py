@@ -326,6 +326,13 @@ class Trainer:
                 f"{tuple(own[wrong[0]].shape)}"
         else:
             self.raw_model.load_state_dict(state)
+            theirs = ckpt.get("model_info", {})
+            differ = [k for k in ("channel_order", "mean", "std", "roi_top")
+                      if k in theirs and theirs[k] != self.model_info[k]]
+            if differ and self.world.main:
+                print(f"warning: {path} was trained with other input settings ("
+                      + ", ".join(f"{k} {theirs[k]} here {self.model_info[k]}" for k in differ)
+                      + "); fine-tuning starts from images it has not seen so", file=sys.stderr)
             return
         trained = ckpt.get("spec", {}).get("model_config", {})
         made = ", ".join(f"{k} {trained[k]}" for k in ("architecture", "width_multiplier", "embedding_dim")

@@ -224,3 +224,10 @@ def test_weights_only_file_cannot_be_resumed(run2, tmp_path, capsys):
     save_checkpoint(tmp_path / "run" / "latest.pth", {k: ckpt[k] for k in ("model_state", "model_info", "spec")})
     assert main(["train", "-e", str(spec), "-r", str(tmp_path / "run"), "--resume"]) == 2
     assert "network weights only" in capsys.readouterr().err
+
+
+def test_pretrained_weights_trained_on_other_input_settings_are_named(run2, tmp_path, capsys):
+    root, spec, _ = run2
+    assert main(["train", "-e", str(spec), "-r", str(tmp_path / "ft"), "train_config.epochs=1",
+                 "model_config.roi_top=0.25", f"train_config.pretrained_model_path={root / 'run' / 'latest.pth'}"]) == 0
+    assert "trained with other input settings (roi_top 0.0 here 0.25)" in capsys.readouterr().err

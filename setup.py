@@ -16,7 +16,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["lanenet_ros", "lanenet_ros.*", "lanenet_train", "lanenet_train.*"]),
-    package_data={"lanenet_ros": ["models/*.onnx", "models/*.json"]},
+    package_data={"lanenet_ros": ["models/*.onnx", "models/*.json", "models/*.pth"]},
     install_requires=[
         "numpy>=1.24",
         "opencv-python-headless>=4.8",

@@ -13,13 +13,17 @@ from pathlib import Path
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
 
+    Temporary files that killed writers left beside ``path`` are removed first (see
+    :func:`remove_orphan_temps`).
+
     Args:
         path: destination file; its folder is created when missing.
         data: the complete file content.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_orphan_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -63,3 +67,36 @@ def read_json_lines(path: str | os.PathLike, needs: Sequence[str], what: str) ->
                 raise ValueError(f"{path}:{number}: {what} lacks {missing}")
             rows.append(row)
     return rows
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process, or a number no process can have: leave it
+    return True
+
+
+def remove_orphan_temps(path: str | os.PathLike) -> int:
+    """Remove the temporary files (``.NAME.PID.*.tmp`` or ``.NAME.PID.tmp``) that writers of ``path`` killed
+    mid-write left behind; those of a process still running are kept.
+
+    Returns:
+        The number of files removed.
+    """
+    path = Path(path)
+    removed = 0
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters matched literally."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)

@@ -18,8 +18,11 @@ import torch
 from torch import nn
 
 from lanenet_ros.fileio import atomic_write_bytes
+from lanenet_ros.pipeline import DEFAULT_MODEL
 
 MAGIC = b"LANENET-AESGCM-1\n"
+# the default model's network weights beside the runtime's default.onnx (written by tools/onnx_to_checkpoint.py)
+DEFAULT_WEIGHTS = DEFAULT_MODEL.with_suffix(".pth")
 _SALT, _NONCE = 16, 12
 NOT_LANE = re.compile(r"background|void|ignore|arrow|zebra|crosswalk|stop|text|symbol|diamond|bump|other",
                       re.IGNORECASE)
@@ -38,6 +41,12 @@ def is_lane_class(name: str) -> bool:
 
 class CheckpointError(Exception):
     """A checkpoint cannot be read: missing, encrypted without a key, wrong key, modified or not ours."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """``Type: first line of the message`` of an exception (some have no message at all)."""
+    text = (str(exc).strip().splitlines() or [""])[0][:limit]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _derive(key: str, salt: bytes) -> bytes:
@@ -86,32 +95,44 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any], key: str |
     atomic_write_bytes(path, encrypt(data, key) if key else data)
 
 
-def load_checkpoint(path: str | os.PathLike, key: str | None = None) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike, key: str | None = None, allow_plain: bool = False) -> dict[str, Any]:
     """Load a checkpoint without unpickling any code.
 
     Args:
         path: checkpoint file.
-        key: passphrase if it was saved encrypted.
+        key: passphrase if it was saved encrypted. A key given means the file must be encrypted: an
+            unencrypted file is refused (it may have been swapped in for the sealed one).
+        allow_plain: accept an unencrypted file even with a key (pretrained weights from elsewhere).
 
     Returns:
         The payload dict (tensors on the CPU).
 
     Raises:
-        CheckpointError: missing file, key missing or wrong, modified file, or not a lanenet checkpoint.
+        CheckpointError: missing or empty file, an ONNX model, key missing or wrong, an unencrypted file
+            where a key was given, modified file, or not a lanenet checkpoint.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    if path.suffix.lower() == ".onnx":
+        raise CheckpointError(f"{path}: an exported ONNX model, not a training checkpoint; give a .pth from a "
+                              f"training run, or {DEFAULT_WEIGHTS.name} beside default.onnx for the default model "
+                              "(train --from-default)")
     blob = path.read_bytes()
+    if not blob:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
     if blob.startswith(MAGIC):
         if not key:
             raise CheckpointError(f"{path}: checkpoint is encrypted; pass its key with -k KEY")
         blob = decrypt(blob, key, str(path))
+    elif key and not allow_plain:
+        raise CheckpointError(f"{path}: not encrypted, but a key (-k) was given: a checkpoint saved with a key is "
+                              "always encrypted, so this file is not the one that was saved; refused (leave out "
+                              "-k to read an unencrypted checkpoint)")
     try:
         payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for foreign or damaged files
-        raise CheckpointError(f"{path}: not a readable lanenet checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200]})") from None
+        raise CheckpointError(f"{path}: not a readable lanenet checkpoint ({first_line(exc)})") from None
     if not isinstance(payload, dict) or "model_state" not in payload:
         raise CheckpointError(f"{path}: not a lanenet checkpoint (no model_state)")
     return payload
@@ -167,5 +188,5 @@ def load_model(path: str | os.PathLike, key: str | None = None) -> tuple[nn.Modu
     try:
         model.load_state_dict(ckpt["model_state"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the stored spec ({str(exc).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: weights do not fit the stored spec ({first_line(exc)})") from None
     return model.eval(), ckpt

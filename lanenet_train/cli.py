@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser_for(argv)
     args = parser.parse_args(argv)
+    args._argv = argv  # what was typed, for a command that re-runs itself (train --gpus N)
     if not getattr(args, "_module", None):
         parser.print_help()
         return 2

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,46 @@ class World:
         return self.rank == 0
 
 
+class DeviceError(ValueError):
+    """The requested torch device does not exist on this machine (the message says what is missing)."""
+
+
+def check_device(name: str, local_rank: int = 0) -> str:
+    """The device ``name`` resolves to on this machine (``auto``: CUDA when present), or a one-line reason.
+
+    Args:
+        name: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (any torch device string).
+        local_rank: this process's GPU index when ``name`` is a bare ``cuda`` (torchrun's ``LOCAL_RANK``).
+
+    Returns:
+        ``cpu``, or ``cuda:N``, or ``name`` itself for other torch devices.
+
+    Raises:
+        DeviceError: a CUDA device without a CUDA build of torch, without a visible GPU, or beyond the
+            GPUs present; or not a device name at all.
+    """
+    if name == "auto":
+        return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"--device {name}: not a torch device; use cpu, cuda or cuda:N") from None
+    if device.type != "cuda":
+        return str(device)
+    if not torch.backends.cuda.is_built():
+        raise DeviceError(f"--device {name}: this PyTorch ({torch.__version__}) is a CPU-only build with no CUDA "
+                          "support; install a CUDA build of torch, or use --device cpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = device.index if device.index is not None else local_rank
+    if count == 0:
+        raise DeviceError(f"--device {name}: no CUDA GPU is visible to PyTorch (no NVIDIA GPU or driver, or "
+                          "CUDA_VISIBLE_DEVICES hides them); use --device cpu")
+    if index >= count:
+        raise DeviceError(f"--device {name}: GPU {index} asked for, but this machine shows {count} "
+                          f"(cuda:0{f'..cuda:{count - 1}' if count > 1 else ''})")
+    return f"cuda:{index}"
+
+
 def init_world(device: str = "auto") -> World:
     """Join the process group that ``torchrun`` describes (or run alone).
 
@@ -37,16 +78,34 @@ def init_world(device: str = "auto") -> World:
 
     Returns:
         The world description; the default device is set for CUDA ranks.
+
+    Raises:
+        DeviceError: CUDA asked for where there is none (see :func:`check_device`).
     """
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
     size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    dev = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    dev = torch.device(check_device(device, local))
+    use_cuda = dev.type == "cuda"
     if use_cuda:
         torch.cuda.set_device(dev)
     if size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return World(rank, size, local, dev)
+
+
+def torchrun_command(argv: list[str], processes: int) -> list[str]:
+    """The ``torchrun`` command line (as ``python -m torch.distributed.run``) that runs ``lanenet-train train
+    ARGV`` in ``processes`` processes on this machine; ``--gpus`` is dropped from ``argv``."""
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--gpus":
+            skip = True
+        elif not arg.startswith("--gpus="):
+            rest.append(arg)
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+            "-m", "lanenet_train.cli", "train", *rest]
 
 
 def close_world(world: World) -> None:

@@ -28,6 +28,7 @@ from lanenet_train import eval_report
 from lanenet_train.checkpoint import CheckpointError
 from lanenet_train.data.layout import DatasetError
 from lanenet_train.datasets import class_lut, read_source
+from lanenet_train.distributed import check_device
 from lanenet_train.spec import SpecError, load_spec
 
 
@@ -53,18 +54,42 @@ def run(args: argparse.Namespace) -> int:
     try:
         spec = load_spec(args.experiment_spec, args.overrides)
         params = parse_pairs([*spec.evaluation_config.decode, *args.decode])
-        predictor = Predictor(args.model, args.key, args.device, params)
+        predictor = Predictor(args.model, args.key, check_device(args.device), params)
         out = Path(args.output_dir) if args.output_dir else Path(args.model).resolve().parent / "evaluation"
         report = evaluate(predictor, spec, out, args.split)
     except (SpecError, CheckpointError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({k: v for k, v in report.items() if k in ("tusimple", "culane", "segmentation")}, indent=2))
-    for key, split in report.get("tusimple_by_condition", {}).items():
-        print(f"TuSimple by {key}: " + "; ".join(f"{value} {r['accuracy']:.3f} / FP {r['fp']:.3f} / FN {r['fn']:.3f} "
-                                                  f"({r['frames']})" for value, r in split.items()))
-    print(f"report: {out / 'report.json'}")
+    print("\n".join(summary_lines(report)))
+    print(f"full report: {out / 'report.json'}")
     return 0
+
+
+def summary_lines(report: dict[str, Any], worst_classes: int = 3) -> list[str]:
+    """The headline figures of a report, a few lines for the terminal (the rest is in report.json)."""
+    lines = [f"frames: {report['frames']}"]
+    if "tusimple" in report:
+        t = report["tusimple"]
+        lines.append(f"TuSimple: accuracy {t['accuracy']:.4f}, FP {t['fp']:.4f}, FN {t['fn']:.4f}")
+    for key, split in report.get("tusimple_by_condition", {}).items():
+        lines.append(f"TuSimple by {key}: " + "; ".join(f"{value} {r['accuracy']:.3f} / FP {r['fp']:.3f} / "
+                                                         f"FN {r['fn']:.3f} ({r['frames']})"
+                                                         for value, r in split.items()))
+    if "culane" in report:
+        c = report["culane"]
+        lines.append(f"CULane: precision {c['precision']:.4f}, recall {c['recall']:.4f}, F1 {c['f1']:.4f}")
+    if "segmentation" in report:
+        seg = report["segmentation"]
+        scored = sorted((v, k) for k, v in seg["per_class_iou"].items() if v is not None)
+        line = (f"segmentation: mIoU {seg['miou']:.4f} over {len(scored)} classes present (a constant guess "
+                f"{seg['constant_baseline_miou']:.4f}), pixel accuracy {seg['pixel_accuracy']:.4f}")
+        lanes = [(v, k) for v, k in scored if k != "background"]
+        if len(lanes) == 1:  # LaneNet: background and lane
+            line += f"; {lanes[0][1]} IoU {lanes[0][0]:.4f}"
+        elif scored:
+            line += "; lowest: " + ", ".join(f"{k} {v:.3f}" for v, k in scored[:worst_classes])
+        lines.append(line)
+    return lines
 
 
 def evaluation_samples(spec: Any, class_names: list[str], split: str) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from lanenet_ros.decode.settings import format_pairs, parse_pairs
+from lanenet_ros.fileio import remove_orphan_temps
 from lanenet_ros.model_info import OUTPUT_MEANINGS, ModelError, ModelInfo, info_from_session, open_onnx_session
 
 DEFAULT_OPSET = 17
@@ -102,6 +103,7 @@ def export_model(model: nn.Module, model_info: dict[str, Any], output: str | Pat
         names = [n for n in model(probe) if n in OUTPUT_MEANINGS]
     info = build_info(model_info, names, opset, dynamic_batch)
     output.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphan_temps(output)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
         _torch_export(_TupleOutputs(model, names).eval(), probe, tmp, names, opset, dynamic_batch)
@@ -217,27 +219,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decoder setting the model is to be run with, kept in its description; the "
                              "training spec's evaluation_config.decode settings are kept, and one of the same "
                              "name is replaced")
+    from lanenet_train.gen_engine import add_engine_arguments
+
+    engine = parser.add_argument_group(
+        "TensorRT engine (TAO spelling)", "with --data_type or --engine_file, the exported model is then built into "
+        "a TensorRT engine as `lanenet-train gen-engine` does (see its --help)")
+    add_engine_arguments(engine, data_type_default=None)
+
+
+# exit codes (docs/export.md): 0 written (and the engine built when asked), 1 export or verification failed,
+# 2 bad checkpoint, key or flags, 3 ONNX written but this machine cannot build the TensorRT engine asked for
+EXIT_FAILED, EXIT_USAGE, EXIT_NO_ENGINE = 1, 2, 3
 
 
 def run(args: argparse.Namespace) -> int:
-    """Export a checkpoint; 0 on success, 1 when loading, export or verification fails."""
+    """Export a checkpoint (then build its engine when engine flags are given); see the exit codes above."""
     from lanenet_train.checkpoint import CheckpointError, load_model
+    from lanenet_train.gen_engine import usage_problem
 
+    engine = args.data_type is not None or args.engine_file is not None
+    if engine:
+        args.data_type = args.data_type or "fp16"
+        problem = usage_problem(args)
+        if problem:
+            print(f"lanenet-train export: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         model, checkpoint = load_model(args.model, key=args.key)
         spec_decode = checkpoint.get("spec", {}).get("evaluation_config", {}).get("decode", [])
         settings = format_pairs(parse_pairs([*spec_decode, *args.decode]))  # a bad one fails here, named
+    except CheckpointError as exc:
+        print(f"lanenet-train export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, KeyError) as exc:
+        print(f"lanenet-train export: {args.model}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         report = export_model(model, {**checkpoint["model_info"], "decode": settings}, args.output, opset=args.opset,
                               dynamic_batch=args.dynamic_batch, tolerance=args.tolerance,
                               verify_images=args.verify_images)
-    except CheckpointError as exc:
-        print(f"lanenet-train export: {exc}", file=sys.stderr)
-        return 1
     except (ExportError, OSError, ValueError, KeyError) as exc:
         print(f"lanenet-train export: {args.model}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     errors = ", ".join(f"{k} {v:.2e}" for k, v in report.max_abs_error.items())
     print(f"wrote {report.path} ({report.info.architecture}, {report.info.input_width}x{report.info.input_height}, "
           f"opset {report.info.opset})\nverified on {report.n_inputs} batches of {report.inputs}: "
-          f"max |onnx - torch| {errors}, within tolerance {report.tolerance:g}")
-    return 0
+          f"max |onnx - torch| {errors}, within tolerance {report.tolerance:g}", flush=True)
+    return build_engine(args) if engine else 0
+
+
+def build_engine(args: argparse.Namespace) -> int:
+    """The engine step of ``export --data_type/--engine_file ...``: gen-engine on the model just written.
+    Where this machine cannot build engines, say exactly what to run on one that can."""
+    import shlex
+
+    from lanenet_train import gen_engine
+
+    command = ["lanenet-train", "gen-engine", "-m", str(args.output), *gen_engine.engine_flags(args)]
+    code = gen_engine.run(argparse.Namespace(**{**vars(args), "model": args.output}))
+    if code == gen_engine.EXIT_NO_GPU:
+        print(f"lanenet-train export: {args.output} is written, but no engine was built here; on a machine with "
+              f"TensorRT and an NVIDIA GPU run: {shlex.join(command)}", file=sys.stderr)
+        return EXIT_NO_ENGINE
+    return code

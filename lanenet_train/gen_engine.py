@@ -28,8 +28,14 @@ EXIT_FAILED, EXIT_USAGE, EXIT_NO_GPU = 1, 2, 3
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `lanenet-train gen-engine`."""
     parser.add_argument("-m", "--model", required=True, type=Path, help="ONNX model from `lanenet-train export`")
-    parser.add_argument("--data_type", choices=("fp32", "fp16", "int8"), default="fp16",
-                        help="engine precision (default %(default)s; int8 needs --cal_image_dir or --cal_cache_file)")
+    add_engine_arguments(parser)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+                         data_type_default: str | None = "fp16") -> None:
+    """The engine flags, shared with `lanenet-train export` (which builds the engine when one is given)."""
+    parser.add_argument("--data_type", choices=("fp32", "fp16", "int8"), default=data_type_default,
+                        help="engine precision (default fp16; int8 needs --cal_image_dir or --cal_cache_file)")
     parser.add_argument("--engine_file", type=Path, default=None,
                         help="engine to write (default: the runtime's engine cache, where the node looks)")
     parser.add_argument("--max_workspace_size", type=float, default=2.0,
@@ -48,6 +54,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="calibrate with this roi_top instead of the model's (match the node's parameter)")
     parser.add_argument("--cache_dir", type=Path, default=None, help="engine cache folder (default ~/.cache/lanenet)")
     parser.add_argument("--force", action="store_true", help="rebuild even when the cached engine is valid")
+
+
+def engine_flags(args: argparse.Namespace) -> list[str]:
+    """The engine flags of ``args`` that differ from gen-engine's defaults, as command-line words."""
+    reference = argparse.ArgumentParser(add_help=False)
+    add_engine_arguments(reference)
+    words = []
+    for action in reference._actions:
+        value = getattr(args, action.dest, action.default)
+        if value is None or (value == action.default and action.dest != "data_type"):
+            continue
+        flag = action.option_strings[-1]
+        words += [flag] if isinstance(action, argparse._StoreTrueAction) else [flag, str(value)]
+    return words
 
 
 def usage_problem(args: argparse.Namespace) -> str | None:

@@ -19,6 +19,7 @@ from lanenet_ros.fileio import atomic_write_text
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.overlay import draw_overlay
 from lanenet_train.checkpoint import CheckpointError
+from lanenet_train.distributed import check_device
 from lanenet_train.spec import SpecError, load_spec
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         spec = load_spec(args.experiment_spec, check_paths=False)
         params = parse_pairs([*spec.evaluation_config.decode, *args.decode])
-        predictor = Predictor(args.model, args.key, args.device, params)
+        predictor = Predictor(args.model, args.key, check_device(args.device), params)
         frames, source_fps = read_frames(args.input)
     except (SpecError, CheckpointError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""`lanenet-train train -e SPEC -r RESULTS_DIR [-k KEY] [--resume] [key=value ...]`.
+"""`lanenet-train train -e SPEC -r RESULTS_DIR [-k KEY] [--resume] [--from-default] [--gpus N] [key=value ...]`.
 
 Writes into RESULTS_DIR: ``spec.txt`` (the resolved spec), ``model_epoch_NNN.pth`` and ``latest.pth``
 (atomic checkpoints with model, optimizer, schedule, scaler, epoch, step, RNG, spec and model info),
@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,10 +21,24 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from lanenet_ros.fileio import atomic_write_text
-from lanenet_train.checkpoint import CheckpointError, load_checkpoint, make_model_info, save_checkpoint
+from lanenet_train.checkpoint import (
+    DEFAULT_WEIGHTS,
+    CheckpointError,
+    load_checkpoint,
+    make_model_info,
+    save_checkpoint,
+)
 from lanenet_train.data.layout import DatasetError
 from lanenet_train.datasets import build_dataset, class_weights_for
-from lanenet_train.distributed import World, close_world, init_world, sync_batchnorm
+from lanenet_train.distributed import (
+    DeviceError,
+    World,
+    check_device,
+    close_world,
+    init_world,
+    sync_batchnorm,
+    torchrun_command,
+)
 from lanenet_train.engine import LossSettings, train_step, validation_loss
 from lanenet_train.models import build_model
 from lanenet_train.schedules import build_scheduler, peak_learning_rate
@@ -37,18 +52,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-k", "--key", default=None, help="encrypt checkpoints with this passphrase")
     parser.add_argument("--resume", action="store_true", help="continue from RESULTS_DIR/latest.pth")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: CUDA if present")
+    parser.add_argument("--from-default", action="store_true",
+                        help="fine-tune from the shipped default model's weights (sets "
+                             "train_config.pretrained_model_path to lanenet_ros/models/default.pth)")
+    parser.add_argument("--gpus", type=int, default=None, metavar="N",
+                        help="TAO spelling: train on N GPUs; starts the torchrun command of docs/training.md "
+                             "(with --device cpu: N CPU processes)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="spec overrides, e.g. train_config.epochs=5 model_config.width_multiplier=0.5")
 
 
 def run(args: argparse.Namespace) -> int:
     """Train; returns the process exit code (2 for a bad spec, data or checkpoint)."""
+    if args.gpus is not None and "WORLD_SIZE" not in os.environ:
+        return launch_processes(args)
+    overrides = list(args.overrides)
+    if args.from_default:
+        if not DEFAULT_WEIGHTS.is_file():
+            print(f"error: --from-default: {DEFAULT_WEIGHTS} is missing from this installation", file=sys.stderr)
+            return 2
+        overrides.append(f"train_config.pretrained_model_path={DEFAULT_WEIGHTS}")
     try:
-        spec = load_spec(args.experiment_spec, args.overrides)
-    except SpecError as exc:
+        spec = load_spec(args.experiment_spec, overrides)
+        world = init_world(args.device)
+    except (SpecError, DeviceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    world = init_world(args.device)
     try:
         Trainer(spec, Path(args.results_dir), world, args.key).fit(resume=args.resume)
     except (DatasetError, CheckpointError, ValueError) as exc:
@@ -65,6 +94,34 @@ def resolved_spec(spec: Any, num_classes: int, class_weights: list[float] | None
     return dataclasses.replace(
         spec, model_config=dataclasses.replace(spec.model_config, num_classes=num_classes),
         loss_config=dataclasses.replace(spec.loss_config, class_weights=list(class_weights) if class_weights else []))
+
+
+def launch_processes(args: argparse.Namespace) -> int:
+    """``--gpus N``: check the machine has N GPUs (or that ``--device cpu`` asks for N CPU processes), then run
+    the torchrun command in place of this process; 2 with one line when it cannot."""
+    import shlex
+
+    n = args.gpus
+    if n < 1:
+        print(f"error: --gpus {n}: give at least 1", file=sys.stderr)
+        return 2
+    typed = getattr(args, "_argv", sys.argv[1:])
+    argv = typed[typed.index("train") + 1:] if "train" in typed else []
+    command = torchrun_command(argv, n)
+    if args.device != "cpu":
+        try:
+            check_device(f"cuda:{n - 1}")
+        except DeviceError as exc:
+            reason = str(exc).removeprefix(f"--device cuda:{n - 1}: ")
+            print(f"error: --gpus {n}: {reason}; to run {n} processes on the CPU instead: "
+                  f"{shlex.join([*command, '--device', 'cpu'])}", file=sys.stderr)
+            return 2
+    if n == 1:  # one process: no torchrun needed
+        args.gpus = None
+        return run(args)
+    print(f"starting {n} processes: {shlex.join(command)}", flush=True)
+    os.execv(sys.executable, command)
+    return 0  # not reached
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -103,6 +160,25 @@ class Trainer:
         self.model_info = make_model_info(self.spec, table.names, table.colors, spec_fingerprint(self.spec))
         self._build_model()
 
+    def _check_instances(self, spec: Any) -> None:
+        """LaneNet's embedding learns only from instance masks: refuse a run where no sample has one (unless
+        ``loss_config.embedding_weight`` is 0) and say how many have none otherwise.
+
+        Raises:
+            ValueError: no training sample has an instance mask and the embedding loss is on.
+        """
+        if spec.model_config.architecture != "lanenet" or spec.loss_config.embedding_weight <= 0:
+            return
+        without = sum(1 for s in self.train_set.samples if not s.get("instance"))
+        if without == len(self.train_set.samples):
+            raise ValueError("no training sample has instance labels (lane ids), so the embedding branch would "
+                             "learn nothing: give instance_directory_path (PNG masks, 0 = none, 1..N left to "
+                             "right) or convert TuSimple or CULane labels (which gives them), or set "
+                             "loss_config.embedding_weight=0 to train the binary branch alone")
+        if without and self.world.main:
+            print(f"warning: {without} of {len(self.train_set.samples)} training samples have no instance labels; "
+                  "the embedding loss skips them", file=sys.stderr)
+
     def _build_model(self) -> None:
         tc, world = self.spec.train_config, self.world
         model = sync_batchnorm(build_model(self.spec.model_config), world).to(world.device)
@@ -137,13 +213,21 @@ class Trainer:
     def fit(self, resume: bool = False) -> None:
         """Run the remaining epochs, checkpointing every ``checkpoint_interval`` epochs and at the end."""
         tc = self.spec.train_config
+        self._check_instances(self.spec)
         if resume:
             self.restore(self.results / "latest.pth")
+            if self.epoch >= tc.epochs:
+                if self.world.main:
+                    print(f"{self.results}: this run already finished its {tc.epochs} epochs (step {self.step}); "
+                          f"nothing to resume. To train on, resume with a larger train_config.epochs=N")
+                return
         elif tc.pretrained_model_path:
             self.load_pretrained(Path(tc.pretrained_model_path))
         if self.world.main:
             self.results.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.results / "spec.txt", spec_to_text(self.spec))
+            if resume:
+                self._trim_metrics()
         writer = self._writer()
         while self.epoch < tc.epochs:
             started = time.time()
@@ -191,6 +275,22 @@ class Trainer:
 
         return SummaryWriter(str(self.results / "tensorboard"))
 
+    def _trim_metrics(self) -> None:
+        """Drop the records a killed run logged after its last checkpoint, which the resumed run logs again."""
+        path = self.results / "metrics.jsonl"
+        if not path.is_file():
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by the kill
+            later = record.get("epoch", 0) > self.epoch if "epoch" in record else record.get("step", 0) > self.step
+            if not later:
+                kept.append(line + "\n")
+        atomic_write_text(path, "".join(kept))
+
     def _log(self, writer: Any, record: dict, step: int) -> None:
         if not self.world.main:
             return
@@ -222,11 +322,15 @@ class Trainer:
     def load_pretrained(self, path: Path) -> None:
         """Start from the network weights of another run's checkpoint (``train_config.pretrained_model_path``).
 
+        The file may be unencrypted even when this run has a key (``-k`` then encrypts this run's checkpoints and
+        opens an encrypted pretrained file); the default model's weights (``--from-default``) are unencrypted.
+
         Raises:
-            CheckpointError: the file is not a readable checkpoint.
+            CheckpointError: the file is not a readable checkpoint (an ONNX model is refused, naming what to use).
             ValueError: its network does not match ``model_config`` (the message names the first tensor).
         """
-        state = load_checkpoint(path, self.key)["model_state"]
+        ckpt = load_checkpoint(path, self.key, allow_plain=True)
+        state = ckpt["model_state"]
         own = self.raw_model.state_dict()
         missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
@@ -239,13 +343,27 @@ class Trainer:
                 f"{tuple(own[wrong[0]].shape)}"
         else:
             self.raw_model.load_state_dict(state)
+            theirs = ckpt.get("model_info", {})
+            differ = [k for k in ("channel_order", "mean", "std", "roi_top")
+                      if k in theirs and theirs[k] != self.model_info[k]]
+            if differ and self.world.main:
+                print(f"warning: {path} was trained with other input settings ("
+                      + ", ".join(f"{k} {theirs[k]} here {self.model_info[k]}" for k in differ)
+                      + "); fine-tuning starts from images it has not seen so", file=sys.stderr)
             return
+        trained = ckpt.get("spec", {}).get("model_config", {})
+        made = ", ".join(f"{k} {trained[k]}" for k in ("architecture", "width_multiplier", "embedding_dim")
+                         if k in trained)
         raise ValueError(f"train_config.pretrained_model_path {path}: its network does not match "
-                         f"model_config (it {what})")
+                         f"model_config (it {what})" + (f"; it was trained with {made}" if made else ""))
 
     def restore(self, path: Path) -> None:
         """Load model, optimizer, schedule, scaler, counters and RNG from a checkpoint of this run."""
         ckpt = load_checkpoint(path, self.key)
+        missing = [k for k in ("optimizer_state", "scheduler_state", "epoch", "step", "rng") if k not in ckpt]
+        if missing:
+            raise CheckpointError(f"{path}: holds network weights only (no {missing[0]}), not a training run to "
+                                  "resume; start a new run from it with train_config.pretrained_model_path")
         if ckpt["model_info"]["spec_fingerprint"] != self.model_info["spec_fingerprint"] and self.world.main:
             print(f"warning: {path} was trained with a different spec; resuming with the one given",
                   file=sys.stderr)

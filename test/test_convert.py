@@ -117,7 +117,7 @@ def test_tusimple_round_trip_matches_generator_geometry(tmp_path, label_lanes):
 
 
 def test_culane_round_trip_keeps_the_four_slots_left_to_right(tmp_path):
-    src = synth(tmp_path, "culane", count=5)
+    src = synth(tmp_path, "culane", count=5, val_fraction=0)
     out = tmp_path / "ds"
     assert convert("culane", src, out, "--lane-width", "6", "--val-fraction", "0") == 0
     _, samples = load_dataset(out)
@@ -281,3 +281,41 @@ def test_low_end_camera_noise_compression_and_exposure():
     assert all(8 <= e.noise_sigma <= 20 and 10 <= e.jpeg_quality <= 30 and 1.2 <= e.gamma <= 2.0 for e in envs)
     plain = [sample_environment(SynthConfig(), np.random.default_rng(i)) for i in range(20)]
     assert max(e.noise_sigma for e in plain) <= 10 and all(e.gamma <= 1.15 for e in plain)
+
+
+def test_small_apollo_set_keeps_the_generators_split_through_convert_and_the_example_spec(tmp_path, capsys):
+    """Apollo folders have no split: the generator's split travels in splits/<split>.txt, so a set of a few
+    frames (one record) still has a val split after `convert`, and the spec's example path trains on it."""
+    src = synth(tmp_path, "apollo", count=10)
+    assert "train 9, val 1" in capsys.readouterr().out
+    assert len((src / "splits" / "val.txt").read_text().splitlines()) == 1
+    data = tmp_path / "data" / "apollo_synth"
+    assert convert("apollo", src, data) == 0  # default --val-fraction: the lists win, nothing is carved
+    meta, _ = load_dataset(data)
+    assert meta["splits"] == {"train": 9, "val": 1}
+    assert main(["stats", "--dataset", str(data)]) == 0
+    spec = Path(__file__).resolve().parent.parent / "config" / "specs" / "deeplabv3plus_apollo.txt"
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "lanenet_train.cli", "train", "-e", str(spec), "-r", "results/deeplab",
+                           "train_config.epochs=1", "train_config.max_steps_per_epoch=1",
+                           "model_config.input_image_width=128", "model_config.input_image_height=64",
+                           "augmentation_config.output_width=128", "augmentation_config.output_height=64"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert '"val_loss"' in (tmp_path / "results" / "deeplab" / "metrics.jsonl").read_text()
+
+
+def test_tiny_sets_get_one_val_frame_and_apollo_split_lists_are_checked(tmp_path, capsys):
+    from lanenet_train.synth.cli import plan_tasks
+
+    splits = [k.split for _, keys in plan_tasks(4, 0, 0.1) for k in keys]
+    assert splits == ["train", "train", "train", "val"]
+    assert [k.split for _, keys in plan_tasks(1, 0, 0.1) for k in keys] == ["train"]
+    assert [k.split for _, keys in plan_tasks(4, 0, 0.0) for k in keys] == ["train"] * 4
+    src = synth(tmp_path, "apollo", count=3)
+    with open(src / "splits" / "val.txt", "a") as f:
+        f.write("ColorImage_road02/ColorImage/Record009/Camera 5/x.jpg\n")
+    assert convert("apollo", src, tmp_path / "ds") == 1
+    assert f"{src / 'splits' / 'val.txt'}:2: ColorImage_road02/ColorImage/Record009/Camera 5/x.jpg is listed, but " \
+        "there is no such image" in capsys.readouterr().err

@@ -336,3 +336,19 @@ def test_skip_bad_drops_a_sample_that_went_bad_and_refuses_an_all_bad_source(tmp
     assert convert("tusimple", src, fresh, "--skip-bad") == 1
     assert "every sample was bad" in capsys.readouterr().err
     assert not fresh.exists()
+
+
+def test_labels_made_for_a_larger_image_are_refused_naming_the_files(tmp_path, capsys):
+    """A 640x360 image with TuSimple's 720-row labels would become a nearly empty mask: refused instead."""
+    src = tmp_path / "tu"
+    rows = list(range(160, 720, 10))
+    label = tusimple(src, [entry("a", [[40, 45, 50]]),
+                           entry("b", [[300 + r // 4 for r in rows]], h=tuple(rows))])
+    cv2.imwrite(str(src / "clips/0313-1/b/20.jpg"), np.full((360, 640, 3), 80, np.uint8))
+    out = tmp_path / "ds"
+    assert convert("tusimple", src, out) == 1
+    err = capsys.readouterr().err
+    assert f"{label}:2" in err and "clips/0313-1/b/20.jpg is 640x360" in err and "reach row 710" in err
+    assert not out.exists()
+    assert convert("tusimple", src, out, "--skip-bad") == 0  # the one that fits converts
+    assert [s["meta"]["source"] for s in load_dataset(out)[1]] == ["clips/0313-1/a/20.jpg"]

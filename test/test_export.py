@@ -174,7 +174,7 @@ def test_cli_exports_an_encrypted_training_checkpoint(tmp_path: Path, capsys: py
     save_checkpoint(tmp_path / "model.pth", {"model_state": model.state_dict(), "spec": spec_to_dict(spec),
                                              "model_info": info, "epoch": 1}, key="s3cret")
     out = tmp_path / "out" / "model.onnx"
-    assert main(["export", "-m", str(tmp_path / "model.pth"), "-o", str(out), "-k", "wrong"]) == 1
+    assert main(["export", "-m", str(tmp_path / "model.pth"), "-o", str(out), "-k", "wrong"]) == 2
     assert "key" in capsys.readouterr().err and not out.exists()
     assert main(["export", "-m", str(tmp_path / "model.pth"), "-o", str(out), "-k", "s3cret",
                  "--verify-images", "2"]) == 0

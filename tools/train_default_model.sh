@@ -76,6 +76,8 @@ $PY/lanenet-train evaluate -e config/specs/lanenet_tusimple.txt -m "$OUT/default
   dataset_config.validation_data_sources.split=train \
   | tee $RUN.eval.log
 cp $RUN/spec.txt "$OUT/default.spec.txt"
+# the weights beside it, for fine-tuning (train --from-default), rebuilt from the ONNX file and checked against it
+$PY/python -m lanenet_train.onnx_weights "$OUT/default.onnx" "$OUT/default.pth"
 for run in "${RUNS[@]}"; do  # the last progress bar of each epoch, run by run
   echo "# $run"
   tr '\r' '\n' < $run.train.log | grep -E '^epoch [0-9]+/[0-9]+: 100%' | tac | awk '!seen[$2]++' | tac

@@ -197,6 +197,7 @@ def discover_apollo(root: Path) -> tuple[list[SourceSample], list[BadInputError]
     if not images and not labels:
         bad.append(BadInputError(f"{root}: no ColorImage_roadXX/ or Labels_roadXX/ folders found; "
                                  "is this Apollo data?"))
+    listed = _apollo_split_lists(root, bad)
     samples = []
     for key in sorted(set(images) | set(labels)):
         if key not in labels:
@@ -208,10 +209,29 @@ def discover_apollo(root: Path) -> tuple[list[SourceSample], list[BadInputError]
                                 f"ColorImage/{key[1]}/{key[2]}/{key[3]}.jpg)"))
             continue
         rel = os.path.relpath(images[key], root).replace(os.sep, "/")
-        samples.append(SourceSample(name=safe_name("_".join(key)), split="train", group=f"{key[0]}/{key[1]}",
+        samples.append(SourceSample(name=safe_name("_".join(key)), split=listed.pop(rel, ("train",))[0],
+                                    group=f"{key[0]}/{key[1]}",
                                     image=images[key], origin=str(labels[key]), label=labels[key],
                                     meta={"source": rel}))
+    bad += [BadInputError(f"{where}: {rel} is listed, but there is no such image")
+            for rel, (_, where) in listed.items() if not (root / rel).is_file()]
     return samples, bad
+
+
+def _apollo_split_lists(root: Path, bad: list) -> dict:
+    """``splits/{train,val,test}.txt`` (ColorImage paths relative to the root, one a line; the generator
+    writes them): image path -> (split, file:line). Apollo's own folders carry no split."""
+    listed: dict = {}
+    for split in ("train", "val", "test"):
+        path = root / "splits" / f"{split}.txt"
+        if path.is_file():
+            for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                rel = line.strip().lstrip("/")
+                if rel and rel in listed:
+                    bad.append(BadInputError(f"{path}:{lineno}: {rel} is listed again (first at {listed[rel][1]})"))
+                elif rel:
+                    listed[rel] = (split, f"{path}:{lineno}")
+    return listed
 
 
 # -- image/mask folders ---------------------------------------------------------------------------

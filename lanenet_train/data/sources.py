@@ -145,6 +145,20 @@ def _write_png(path: Path, array: np.ndarray) -> None:
         raise OSError(f"{path}: could not write the PNG")
 
 
+def check_labels_fit(lanes: list, width: int, height: int, sample: SourceSample) -> None:
+    """Refuse lane labels that reach below the image: labels made for a larger image (TuSimple's are for
+    1280 x 720) drawn on a smaller one would give a nearly empty mask without a word.
+
+    Raises:
+        BadInputError: a label row lies below the image's last row (one pixel of slack).
+    """
+    rows = [float(y) for lane in lanes for _, y in lane]
+    if rows and max(rows) > height:
+        raise BadInputError(f"{sample.origin}: the labels reach row {max(rows):g} but {sample.image} is "
+                            f"{width}x{height}: the labels were made for a larger image; resize the image to the "
+                            "size it was labelled at, or scale the labels to this image")
+
+
 def convert_one(sample: SourceSample, options: ConvertOptions, staging: Path, mapper=None) -> dict:
     """Convert one sample into ``staging`` and return its index record and diagnostics.
 
@@ -171,6 +185,7 @@ def convert_one(sample: SourceSample, options: ConvertOptions, staging: Path, ma
     lanes_out: list = []
     if mapper is None:
         lanes = sample.lanes if sample.lines_file is None else read_culane_lines(sample.lines_file, sample.origin)
+        check_labels_fit(lanes + list(sample.ignore_lanes), w, h, sample)
         order = order_lanes([np.asarray(ln, float).reshape(-1, 2) for ln in lanes], w, h)
         lanes_out = [[[round(float(x), 3), round(float(y), 3)] for x, y in lanes[i]] for i in order]
         mask, instance = rasterise_lanes([np.asarray(ln, float).reshape(-1, 2) for ln in lanes_out], w, h,

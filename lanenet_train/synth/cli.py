@@ -80,14 +80,20 @@ def split_of(unit: int, val_fraction: float) -> str:
 def plan_tasks(count: int, sequence: int, val_fraction: float, chunk: int = 10) -> list[tuple]:
     """Work units: ``("frames", [keys])`` or ``("drive", drive, n_frames, first, [keys])``."""
     tasks = []
+    units = count if sequence <= 0 else (count + sequence - 1) // sequence
+    # a set too small for one val unit in 1 / val_fraction still gets one: its last frame (or drive)
+    small = val_fraction > 0 and units >= 2 and all(split_of(u, val_fraction) == "train" for u in range(units))
+
+    def split(unit: int) -> str:
+        return "val" if small and unit == units - 1 else split_of(unit, val_fraction)
+
     if sequence <= 0:
-        keys = [FrameKey(i, split_of(i, val_fraction), 0, i) for i in range(count)]
+        keys = [FrameKey(i, split(i), 0, i) for i in range(count)]
         return [("frames", keys[i:i + chunk]) for i in range(0, count, chunk)]
     index = 0
-    for drive in range((count + sequence - 1) // sequence):
+    for drive in range(units):
         n = min(sequence, count - drive * sequence)
-        split = split_of(drive, val_fraction)
-        keys = [FrameKey(index + k, split, drive, k) for k in range(n)]
+        keys = [FrameKey(index + k, split(drive), drive, k) for k in range(n)]
         index += n
         tasks += [("drive", drive, n, first, keys[first:first + 20]) for first in range(0, n, 20)]
     return tasks

@@ -217,6 +217,9 @@ def finish_dataset(out: Path, fmt: str, records: list[dict]) -> dict[str, int]:
             atomic_write_text(out / "list" / f"{split}.txt", "".join(f"/{r['image']}\n" for r in recs))
             gt = "".join(f"/{r['image']} /{r['seg']} {' '.join(map(str, r['flags']))}\n" for r in recs)
             atomic_write_text(out / "list" / f"{split}_gt.txt", gt)
+    elif fmt == "apollo":  # Apollo's folders have no split: lists keep it (`convert` reads them)
+        for split, recs in splits.items():
+            atomic_write_text(out / "splits" / f"{split}.txt", "".join(f"{r['image']}\n" for r in recs))
     parts = sorted((out / PARTS_DIR).glob("*.jsonl")) if (out / PARTS_DIR).is_dir() else []
     cams = "".join(p.read_text(encoding="utf-8") for p in parts)
     cams += "".join(r["camera"] + "\n" for r in records if "camera" in r)

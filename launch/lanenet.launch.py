@@ -37,7 +37,9 @@ ARGUMENTS = (
                             "images); 'none' sets nothing"),
 )
 FASTDDS_PROFILE = "config/fastdds_large_images.xml"
-FASTDDS_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")  # Fast DDS 3, 2
+# Fast DDS 3 (ROS 2 Kilted). Fast DDS 2 (Humble, Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE; Fast DDS 3 reads
+# that too, with a deprecation warning, and loads the file twice (XML errors) when both are set.
+FASTDDS_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
 def camera_info_beside(image_topic: str) -> str:
@@ -61,8 +63,7 @@ def fastdds_env(profile: str, share: str, environ: dict[str, str]) -> dict[str, 
     """
     if profile.lower() == "none":
         return {}
-    path = profile or environ.get(FASTDDS_VARIABLES[0]) or f"{share}/{FASTDDS_PROFILE}"
-    return dict.fromkeys(FASTDDS_VARIABLES, path)
+    return {FASTDDS_VARIABLE: profile or environ.get(FASTDDS_VARIABLE) or f"{share}/{FASTDDS_PROFILE}"}
 
 
 def node_settings(values: dict[str, str], share: str, environ: dict[str, str] | None = None) -> dict:

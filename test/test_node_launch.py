@@ -56,8 +56,7 @@ def test_plain_launch_uses_the_packaged_params_file_and_overrides_nothing(launch
     assert dict(settings["remappings"]) == {"image": "image", "image/compressed": "image/compressed",
                                             "camera_info": "camera_info"}
     profile = "/opt/ros/share/lanenet_ros/config/fastdds_large_images.xml"
-    assert settings["additional_env"] == {"FASTDDS_DEFAULT_PROFILES_FILE": profile,
-                                          "FASTRTPS_DEFAULT_PROFILES_FILE": profile}
+    assert settings["additional_env"] == {"FASTDDS_DEFAULT_PROFILES_FILE": profile}
 
 
 def test_fastdds_profile_argument_names_another_or_turns_it_off(launch_module):

@@ -304,3 +304,17 @@ def test_without_the_profile_diagnostics_report_the_lost_frames(ros, model, proc
     assert lost > 0 and received + lost <= published
     warnings = [s.message for d in diagnostics for s in d.status if s.level == DiagnosticStatus.WARN]
     assert any("lost before the node" in message for message in warnings), warnings
+
+
+def test_ctrl_c_while_the_node_is_busy_ends_cleanly(ros, processes):
+    """The packaged model on 1280x720 frames at 30 Hz keeps the worker busy, so Ctrl-C lands mid-frame (before
+    the fix: 'frame skipped, processing failed: RCLError(... publisher's context is invalid)' and exit -2)."""
+    lanes = ros.collect(LaneArray, "/front/lanes", 200)
+    node = launch("namespace:=front", "image_topic:=/cam/image_raw")
+    processes.append(node)
+    node.wait_for("listening on /cam/image_raw")
+    cam = camera("/cam/image_raw", "--width", "1280", "--height", "720", "--rate", "30")
+    processes.append(cam)
+    wait_until(lambda: len(lanes) >= 10, 60, "lanes from the packaged model")
+    assert_clean_end(node.ctrl_c(), node)
+    assert cam.ctrl_c() == 0

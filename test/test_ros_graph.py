@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("launch_ros")
@@ -113,22 +114,31 @@ def camera(topic: str, *options: str, profile: bool = True) -> Process:
 
 def ros2(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
     """A ros2 command (without its daemon), tried again while the node is not yet discovered."""
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
     while True:
         result = subprocess.run([str(ROS2), *args, "--no-daemon"], env=user_env(), capture_output=True, text=True,
                                 timeout=timeout)
-        if "Node not found" not in result.stdout + result.stderr or time.monotonic() > deadline:
+        print(f"ros2 {' '.join(args)}: {time.monotonic() - start:.1f} s")
+        if "Node not found" not in result.stdout + result.stderr or time.monotonic() > start + timeout:
             return result
 
 
-def lifecycle(transition: str) -> str:
-    result = ros2("lifecycle", "set", "--spin-time", "2", NODE, transition)
+def lifecycle(transition: str) -> None:
+    result = ros2("lifecycle", "set", "--spin-time", "3", NODE, transition)
     assert "Transitioning successful" in result.stdout, result.stdout + result.stderr
-    return lifecycle_state()
+
+
+def assert_quiet(outputs: list, state: str) -> int:
+    """Nothing more comes out for 1.5 s while the camera goes on (a window: this checks an absence)."""
+    time.sleep(0.5)  # what was already on its way may still arrive
+    count = len(outputs)
+    time.sleep(1.5)
+    assert len(outputs) == count, f"published while {state}"
+    return count
 
 
 def lifecycle_state() -> str:
-    result = ros2("lifecycle", "get", "--spin-time", "2", NODE)
+    result = ros2("lifecycle", "get", "--spin-time", "3", NODE)
     return result.stdout.split(" [")[0].strip()
 
 
@@ -189,16 +199,17 @@ def test_ros2_launch_lifecycle_and_param_from_the_command_line(ros, model, tmp_p
     assert drawn and {(m.header.stamp.sec, m.header.stamp.nanosec) for m in masks[:3] + drawn[:3]} <= lane_stamps
     assert len(lanes[0].lanes) == 2 and masks[0].width == 320 and masks[0].encoding == "mono8"
 
-    # the params file and the model argument reached the node
-    assert "0.5" in ros2("param", "get", NODE, "diagnostics_period", "--timeout", "20").stdout
-    assert model in ros2("param", "get", NODE, "model", "--timeout", "20").stdout
-
-    # a bad value is refused with the reason, a good one takes effect at once
+    # a bad value is refused with the reason and not taken
     bad = ros2("param", "set", NODE, "qos.depth", "0", "--timeout", "20")
     assert "Setting parameter failed" in bad.stderr and "out of range. Min: 1, Max: 100" in bad.stderr, bad
     bad = ros2("param", "set", NODE, "input", "video", "--timeout", "20")
     assert "Setting parameter failed" in bad.stderr and "choose one of image, compressed" in bad.stderr, bad
-    assert "Integer value is: 1" in ros2("param", "get", NODE, "qos.depth", "--timeout", "20").stdout
+    values = yaml.safe_load(ros2("param", "dump", NODE, "--timeout", "20").stdout)[NODE]["ros__parameters"]
+    assert values["qos"]["depth"] == 1 and values["input"] == "image"
+    # the params file and the model argument reached the node
+    assert values["diagnostics_period"] == 0.5 and values["tracking"] is False and values["model"] == model
+
+    # a good value takes effect at once
     good = ros2("param", "set", NODE, "publish.markers", "false", "--timeout", "20")
     assert "Set parameter successful" in good.stdout, good
     seen_markers, seen_lanes = len(markers), len(lanes)
@@ -207,21 +218,23 @@ def test_ros2_launch_lifecycle_and_param_from_the_command_line(ros, model, tmp_p
 
     # lifecycle from the command line
     assert lifecycle_state() == "active"
-    assert lifecycle("deactivate") == "inactive"
-    time.sleep(0.5)  # a frame in progress may still come out
-    after = len(lanes)
-    time.sleep(1.5)  # the camera goes on at 20 Hz
-    assert len(lanes) == after, "lanes published while inactive"
-    assert lifecycle("activate") == "active"
+    lifecycle("deactivate")
+    assert lifecycle_state() == "inactive"
+    after = assert_quiet(lanes, "inactive")
+    lifecycle("activate")
     wait_until(lambda: len(lanes) >= after + 3, 30, "lanes after activate")
-    assert lifecycle("deactivate") == "inactive"
-    assert lifecycle("cleanup") == "unconfigured"
-    assert lifecycle("configure") == "inactive"
-    assert lifecycle("activate") == "active"
+    lifecycle("deactivate")
+    lifecycle("cleanup")
+    assert lifecycle_state() == "unconfigured"
+    lifecycle("configure")
+    lifecycle("activate")
     again = len(lanes)
     wait_until(lambda: len(lanes) >= again + 3, 30, "lanes after cleanup, configure, activate")
+    lifecycle("shutdown")  # from active, frames still coming
+    assert lifecycle_state() == "finalized"
+    assert_quiet(lanes, "finalized")
 
-    # Ctrl-C while frames keep coming: everything ends cleanly
+    # then Ctrl-C: everything ends cleanly
     assert_clean_end(node.ctrl_c(), node)
     cam.ctrl_c()
 

@@ -32,14 +32,16 @@ ARGUMENTS = (
     ("namespace", "", "Namespace of the node and its topics (one per camera)"),
     ("use_sim_time", "false", "Use /clock (true when replaying a bag)"),
     ("rviz", "false", "Also open RViz with config/lanenet.rviz"),
-    ("fastdds_profile", "", "Fast DDS XML profile for the node (default: FASTDDS_DEFAULT_PROFILES_FILE when "
-                            "set, else the package's config/fastdds_large_images.xml, shared memory for big "
+    ("fastdds_profile", "", "Fast DDS XML profile for the node (default: the one the environment names, "
+                            "else the package's config/fastdds_large_images.xml: shared memory for big "
                             "images); 'none' sets nothing"),
 )
 FASTDDS_PROFILE = "config/fastdds_large_images.xml"
-# Fast DDS 3 (ROS 2 Kilted). Fast DDS 2 (Humble, Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE; Fast DDS 3 reads
-# that too, with a deprecation warning, and loads the file twice (XML errors) when both are set.
-FASTDDS_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+# Fast DDS 3 (Kilted on) reads FASTDDS_DEFAULT_PROFILES_FILE; Fast DDS 2 (Humble, Iron, Jazzy) reads
+# FASTRTPS_DEFAULT_PROFILES_FILE. Only one is set: Fast DDS 3 reads the old one too and, given both, loads the
+# file twice (XML errors).
+FASTDDS_VARIABLE, FASTDDS2_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"
+FASTDDS2_DISTROS = ("humble", "iron", "jazzy")
 
 
 def camera_info_beside(image_topic: str) -> str:
@@ -56,14 +58,15 @@ def fastdds_env(profile: str, share: str, environ: dict[str, str]) -> dict[str, 
         profile: the ``fastdds_profile`` argument: a file, ``none``, or empty for the default (the
             environment's ``FASTDDS_DEFAULT_PROFILES_FILE`` when set, else the packaged profile).
         share: the package's share directory.
-        environ: the launching environment.
+        environ: the launching environment (its ``ROS_DISTRO`` picks the variable Fast DDS reads).
 
     Returns:
-        Variables to add to the node's environment (none for ``none``).
+        The variable to add to the node's environment (none for ``none``).
     """
     if profile.lower() == "none":
         return {}
-    return {FASTDDS_VARIABLE: profile or environ.get(FASTDDS_VARIABLE) or f"{share}/{FASTDDS_PROFILE}"}
+    variable = FASTDDS2_VARIABLE if environ.get("ROS_DISTRO", "").lower() in FASTDDS2_DISTROS else FASTDDS_VARIABLE
+    return {variable: profile or environ.get(variable) or f"{share}/{FASTDDS_PROFILE}"}
 
 
 def node_settings(values: dict[str, str], share: str, environ: dict[str, str] | None = None) -> dict:

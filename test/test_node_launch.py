@@ -67,6 +67,8 @@ def test_fastdds_profile_argument_names_another_or_turns_it_off(launch_module):
     assert set(launch_module.fastdds_env("", share, env).values()) == {"/etc/mine.xml"}  # the user's own
     assert set(launch_module.fastdds_env("/x/other.xml", share, env).values()) == {"/x/other.xml"}
     assert launch_module.fastdds_env("none", share, env) == {}
+    jazzy = {"ROS_DISTRO": "jazzy"}  # Fast DDS 2 reads the older variable, and only one may be set
+    assert launch_module.fastdds_env("", share, jazzy) == {"FASTRTPS_DEFAULT_PROFILES_FILE": packaged.popitem()[1]}
 
 
 def test_fastdds_profile_gives_shared_memory_room_for_4k_frames_and_keeps_udp():

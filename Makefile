@@ -5,7 +5,7 @@ PYTEST := $(PY) -m pytest
 
 .PHONY: setup test test-fast lint demo bench clean
 
-setup:  ## create .venv: ROS 2 Kilted wheels, torch (CPU), lanenet and its messages (idempotent)
+setup:  ## create .venv: ROS 2 Kilted wheels, torch (CPU), lanenet and its messages, ros2 launch/CLI when ../shared has them (idempotent)
 	@bash tools/setup_env.sh
 
 test: setup lint  ## lint, then every test (slow ones included)

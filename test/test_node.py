@@ -198,7 +198,8 @@ def test_diagnostics_report_backend_rates_and_latency(ros, model):
     values = {kv.key: kv.value for kv in status.values}
     assert status.name == "/lanenet: lane detection" and status.hardware_id == "onnxruntime-cpu"
     assert values["backend"] == "onnxruntime-cpu" and float(values["input rate (Hz)"]) > 0
-    assert float(values["latency infer (ms)"]) > 0 and "dropped frames" in values
+    assert float(values["latency infer (ms)"]) > 0 and values["frames replaced in the mailbox"].isdigit()
+    assert values["frames lost before the node"].isdigit()  # Fast DDS reports the message-lost event
 
 
 def test_two_cameras_in_two_namespaces_stay_apart(ros, model):
@@ -241,7 +242,7 @@ def test_console_script_runs_with_the_params_file_and_exits_with_meaning(ros, mo
         _, err = proc.communicate(timeout=20)
         print(err.decode()[-3000:])
     assert len(lanes[0].lanes) == 2
-    assert proc.returncode in (0, -15), err.decode()[-2000:]
+    assert proc.returncode == 0, err.decode()[-2000:]  # SIGTERM: a clean stop
 
 
 def test_tracked_lanes_keep_their_ids_in_lanes_and_markers(ros, model):

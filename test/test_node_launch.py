@@ -1,10 +1,12 @@
 """launch/lanenet.launch.py: its arguments, what it starts the node with, and that this matches the node,
 the parameter table, config/lanenet.yaml and config/lanenet.rviz. `launch`/`launch_ros` are not installed
-here; the test that builds the real LaunchDescription runs where they are."""
+here without ../shared/ros2-launch; the test that builds the real LaunchDescription runs where they are
+(`ros2 launch` itself, through real processes: test/test_ros_graph.py)."""
 from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,7 +39,7 @@ def defaults(module) -> dict[str, str]:
 def test_launch_arguments_are_the_documented_ones(launch_module):
     names = [name for name, _, _ in launch_module.ARGUMENTS]
     assert names == ["params_file", "image_topic", "camera_info_topic", "model", "backend", "namespace",
-                     "use_sim_time", "rviz"]
+                     "use_sim_time", "rviz", "fastdds_profile"]
     assert all(len(text) > 15 for _, _, text in launch_module.ARGUMENTS)
     docs = (ROOT / "docs" / "node.md").read_text(encoding="utf-8")
     for name in names:
@@ -52,6 +54,36 @@ def test_plain_launch_uses_the_packaged_params_file_and_overrides_nothing(launch
     assert settings["namespace"] == ""
     assert dict(settings["remappings"]) == {"image": "image", "image/compressed": "image/compressed",
                                             "camera_info": "camera_info"}
+    profile = "/opt/ros/share/lanenet_ros/config/fastdds_large_images.xml"
+    assert settings["additional_env"] == {"FASTDDS_DEFAULT_PROFILES_FILE": profile}
+
+
+def test_fastdds_profile_argument_names_another_or_turns_it_off(launch_module):
+    share, env = str(ROOT), {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/mine.xml"}
+    packaged = launch_module.fastdds_env("", share, {})
+    assert set(packaged.values()) == {str(ROOT / launch_module.FASTDDS_PROFILE)}
+    assert (ROOT / launch_module.FASTDDS_PROFILE).is_file()
+    assert set(launch_module.fastdds_env("", share, env).values()) == {"/etc/mine.xml"}  # the user's own
+    assert set(launch_module.fastdds_env("/x/other.xml", share, env).values()) == {"/x/other.xml"}
+    assert launch_module.fastdds_env("none", share, env) == {}
+    jazzy = {"ROS_DISTRO": "jazzy"}  # Fast DDS 2 reads the older variable, and only one may be set
+    assert launch_module.fastdds_env("", share, jazzy) == {"FASTRTPS_DEFAULT_PROFILES_FILE": packaged.popitem()[1]}
+
+
+def test_fastdds_profile_gives_shared_memory_room_for_4k_frames_and_keeps_udp():
+    from lxml import etree
+
+    ns = {"d": "http://www.eprosima.com"}
+    root = etree.parse(str(ROOT / "config" / "fastdds_large_images.xml")).getroot()
+    kinds = {t.findtext("d:transport_id", namespaces=ns): t.findtext("d:type", namespaces=ns)
+             for t in root.iterfind(".//d:transport_descriptor", ns)}
+    participant = root.find(".//d:participant", ns)
+    assert participant.get("is_default_profile") == "true"
+    used = [kinds[t.text] for t in participant.iterfind("d:rtps/d:userTransports/d:transport_id", ns)]
+    assert sorted(used) == ["SHM", "UDPv4"]
+    assert participant.findtext("d:rtps/d:useBuiltinTransports", namespaces=ns) == "false"
+    segment = int(root.findtext(".//d:transport_descriptor[d:type='SHM']/d:segment_size", namespaces=ns))
+    assert segment >= 4 * 3840 * 2160 * 3  # several 4K bgr8 frames in flight
 
 
 def test_given_arguments_reach_the_node_as_valid_parameters(launch_module):
@@ -124,3 +156,22 @@ def test_generate_launch_description_declares_every_argument(launch_module):
     description = launch_module.generate_launch_description()
     declared = [e.name for e in description.entities if isinstance(e, DeclareLaunchArgument)]
     assert declared == [name for name, _, _ in launch_module.ARGUMENTS]
+
+
+def test_launch_starts_a_lifecycle_node_with_the_profile_in_its_environment(launch_module, monkeypatch):
+    pytest.importorskip("launch_ros")
+    from launch_ros.actions import LifecycleNode
+
+    from launch import LaunchContext
+
+    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", os.environ.get("AMENT_PREFIX_PATH") or sys.prefix)
+    context = LaunchContext()
+    for entity in launch_module.generate_launch_description().entities[:-1]:
+        entity.visit(context)  # declare the arguments with their defaults
+    context.launch_configurations["namespace"] = "front"
+    (node,) = launch_module._node_actions(context)
+    assert isinstance(node, LifecycleNode)
+    env = {"".join(k.perform(context) for k in key): "".join(v.perform(context) for v in value)
+           for key, value in node.additional_env}
+    assert env["FASTDDS_DEFAULT_PROFILES_FILE"].endswith("lanenet_ros/config/fastdds_large_images.xml")

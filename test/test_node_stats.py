@@ -12,7 +12,7 @@ from lanenet_ros.node.stats import Mailbox, NodeStats
 def test_a_new_item_replaces_the_one_not_yet_taken():
     box = Mailbox()
     assert box.put("frame 1") is False
-    assert box.put("frame 2") is True  # frame 1 dropped
+    assert box.put("frame 2") is True  # frame 1 replaced
     assert box.take(timeout=0.1) == "frame 2"
     assert box.take(timeout=0.05) is None  # nothing left: no backlog
 
@@ -53,12 +53,14 @@ def test_close_wakes_a_waiting_worker():
 def test_periods_report_rates_and_mean_stage_times():
     stats = NodeStats()
     stats.count("received", 10)
-    stats.count("dropped", 4)
+    stats.count("replaced", 4)
+    stats.count("lost", 10)
     stats.frame_done({"infer": 0.020, "decode": 0.004})
     stats.frame_done({"infer": 0.030, "decode": 0.006})
     time.sleep(0.05)
     period = stats.roll()
-    assert (period.received, period.processed, period.dropped) == (10, 2, 4)
+    assert (period.received, period.processed, period.replaced, period.lost) == (10, 2, 4, 10)
+    assert period.lost_share == 0.5
     assert period.stage_ms == pytest.approx({"infer": 25.0, "decode": 5.0})
     assert 0 < period.input_rate <= 10 / 0.05 and period.output_rate == pytest.approx(period.input_rate / 5)
     assert stats.roll().processed == 0 and stats.totals["processed"] == 2

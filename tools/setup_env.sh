@@ -6,7 +6,14 @@
 #   2. the wheels' exported CMake files pointed at this venv's Python and numpy headers
 #      (they name the directories of the machine the wheels were built on);
 #   3. msg/*.msg generated and built with rosidl/ament_cmake and installed into the venv,
-#      so that `from lanenet_ros.msg import LaneArray` works.
+#      so that `from lanenet_ros.msg import LaneArray` works;
+#   4. the ROS 2 launch system and command line (`ros2 launch`, `ros2 topic`, `ros2 param`,
+#      `ros2 lifecycle` ...) from the team's ros2-launch folder, when there is one: PyPI lacks
+#      them, a ROS 2 install has them. Found at $LANENET_ROS2_LAUNCH, else ../shared/ros2-launch
+#      or ../../shared/ros2-launch beside the checkout (a worktree one level deeper);
+#   5. share/lanenet_ros/launch/*.py, share/lanenet_ros/config and lib/lanenet_ros/lanenet_node
+#      linked into the venv (like `colcon build --symlink-install`), and AMENT_PREFIX_PATH set
+#      by .venv/bin/activate, so that `ros2 launch lanenet_ros lanenet.launch.py` runs this checkout.
 #
 # Each step runs only when its inputs changed (stamps in .venv/.lanenet-*), so a second
 # run takes about a second. Environment: PYTHON (default python3) picks the interpreter.
@@ -74,4 +81,41 @@ if ! stamp_ok msgs "$msgs" || ! "$VENV/bin/python" -c 'from lanenet_ros.msg impo
     || { echo "[setup] error: messages built but 'from lanenet_ros.msg import LaneArray' fails" >&2; exit 1; }
   echo "$msgs" > "$VENV/.lanenet-msgs"
 fi
+ros2_launch="${LANENET_ROS2_LAUNCH:-}"
+if [ -z "$ros2_launch" ]; then
+  for dir in "$ROOT/../shared/ros2-launch" "$ROOT/../../shared/ros2-launch"; do
+    if [ -f "$dir/install.sh" ]; then ros2_launch="$(cd "$dir" && pwd)"; break; fi
+  done
+elif [ ! -f "$ros2_launch/install.sh" ]; then
+  echo "[setup] error: LANENET_ROS2_LAUNCH=$ros2_launch has no install.sh" >&2; exit 1
+fi
+if [ -n "$ros2_launch" ]; then
+  launch_inputs="$( (cd "$ros2_launch" && cat install.sh && ls -R wheels composition_interfaces) | sha256sum | cut -c1-16)"
+  if ! stamp_ok ros2launch "$launch_inputs" || [ ! -x "$VENV/bin/ros2" ]; then
+    say "installing the ROS 2 launch system and command line from $ros2_launch"
+    bash "$ros2_launch/install.sh" "$VENV" >/dev/null
+    echo "$launch_inputs" > "$VENV/.lanenet-ros2launch"
+  fi
+fi
+
+# Launch files, config and the node's executable where `ros2 launch` / FindPackageShare look for
+# them, as links into this checkout (edits apply at once). Launch files are linked one by one:
+# ros2 launch searches the share directory without following directory links.
+share="$VENV/share/lanenet_ros"
+linked=0
+link() {  # link TARGET NAME: make NAME a link to TARGET unless it already is one
+  if [ "$(readlink "$2" 2>/dev/null)" != "$1" ]; then
+    rm -rf "$2"; mkdir -p "$(dirname "$2")"; ln -s "$1" "$2"; linked=1
+  fi
+}
+link "$ROOT/config" "$share/config"
+for file in "$ROOT"/launch/*.py; do link "$file" "$share/launch/$(basename "$file")"; done
+link "$VENV/bin/lanenet-node" "$VENV/lib/lanenet_ros/lanenet_node"
+marker="# lanenet (tools/setup_env.sh): ros2 and ament find the packages installed in this venv"
+if ! grep -qF "$marker" "$VENV/bin/activate"; then
+  printf '\n%s\nexport AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"\n' "$marker" \
+    >> "$VENV/bin/activate"
+  linked=1
+fi
+[ "$linked" = 0 ] || say "linked launch/, config/ and lanenet_node into $share (ros2 launch lanenet_ros ...)"
 say "ready: $VENV (activate with: source .venv/bin/activate)"

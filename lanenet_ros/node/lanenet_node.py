@@ -6,8 +6,14 @@ unsubscribes, ``on_cleanup`` frees the model. With ``autostart`` (the default) t
 activates itself, so a plain ``lanenet-node`` or launch just works.
 
 Frames go through a one-slot mailbox to a worker thread: the newest frame is processed, older ones waiting
-are dropped and counted, never queued. A bad message (unknown encoding, wrong step, truncated or corrupt
-data) is skipped with a throttled warning and the node goes on with the next one.
+are replaced and counted, never queued. Frames the middleware lost before they reached the node are counted
+apart (the subscription's message-lost event, where the middleware reports it). A bad message (unknown
+encoding, wrong step, truncated or corrupt data) is skipped with a throttled warning and the node goes on
+with the next one.
+
+Ctrl-C (SIGINT) or SIGTERM: the first one stops the node, later ones are ignored (a terminal's Ctrl-C reaches
+the node twice under ``ros2 launch``); the worker ends without publishing once the context is shut down, and
+is joined.
 
 Topics (relative, remap with ``-r``): ``image`` or ``image/compressed`` and ``camera_info`` in; ``lanes``,
 ``mask``, ``overlay``, ``markers`` out, each with the input image's header; ``/diagnostics``.
@@ -15,6 +21,7 @@ Topics (relative, remap with ``-r``): ``image`` or ``image/compressed`` and ``ca
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
@@ -24,6 +31,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -51,6 +59,7 @@ from lanenet_ros.overlay import draw_overlay
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
+LOST_WARN_SHARE = 0.1  # WARN when the middleware lost more than this share of the frames sent to the node
 
 
 class LaneNetNode(LifecycleNode):
@@ -89,6 +98,7 @@ class LaneNetNode(LifecycleNode):
         self._ground_lock = threading.Lock()
         self._ground_pending: Any = None  # set by the camera_info callback, taken by the worker
         self._ground_active = False
+        self._lost_reported = True  # False when the middleware has no message-lost event
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """The single gate for every value: at declaration and on every later set."""
@@ -131,8 +141,14 @@ class LaneNetNode(LifecycleNode):
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth, reliability=reliability,
                          durability=DurabilityPolicy.VOLATILE)
         kind, topic = (CompressedImage, "image/compressed") if p.input == "compressed" else (Image, "image")
-        self._subs = [self.create_subscription(kind, topic, self._on_image, qos),
-                      self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)]
+        try:
+            images = self.create_subscription(kind, topic, self._on_image, qos, event_callbacks=(
+                SubscriptionEventCallbacks(message_lost=self._on_message_lost)))
+            self._lost_reported = True
+        except UnsupportedEventTypeError:
+            images = self.create_subscription(kind, topic, self._on_image, qos)
+            self._lost_reported = False
+        self._subs = [images, self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)]
         self.get_logger().info(f"listening on {self._subs[0].topic_name} "
                                f"({p.qos_reliability}, depth {p.qos_depth})")
         return result
@@ -198,7 +214,10 @@ class LaneNetNode(LifecycleNode):
         self.stats.count("received")
         mailbox = self._mailbox
         if mailbox is not None and mailbox.put((msg, time.perf_counter())):
-            self.stats.count("dropped")
+            self.stats.count("replaced")
+
+    def _on_message_lost(self, status: QoSMessageLostInfo) -> None:
+        self.stats.count("lost", status.total_count_change)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         fx, fy, cx, cy = msg.k[0], msg.k[4], msg.k[2], msg.k[5]
@@ -217,6 +236,8 @@ class LaneNetNode(LifecycleNode):
             try:
                 self._process(*item)
             except Exception as exc:  # a frame the pipeline cannot handle must not stop the node
+                if not self.context.ok():  # shutting down (Ctrl-C): the publishers are gone, nothing is wrong
+                    return
                 self.stats.count("failed")
                 self.get_logger().error(f"frame skipped, processing failed: {exc!r}",
                                         throttle_duration_sec=self.params.warn_period)
@@ -266,7 +287,10 @@ class LaneNetNode(LifecycleNode):
                   "input topic": self._subs[0].topic_name if self._subs else "",
                   "input rate (Hz)": f"{period.input_rate:.2f}",
                   "output rate (Hz)": f"{period.output_rate:.2f}",
-                  "dropped frames": totals["dropped"], "bad frames": totals["bad"],
+                  "received frames": totals["received"],
+                  "frames lost before the node": totals["lost"] if self._lost_reported else
+                  "unknown (the middleware does not report lost messages)",
+                  "frames replaced in the mailbox": totals["replaced"], "bad frames": totals["bad"],
                   "failed frames": totals["failed"], "processed frames": totals["processed"],
                   **{f"latency {stage} (ms)": f"{ms:.2f}" for stage, ms in sorted(period.stage_ms.items())}}
         self._diag_pub.publish(diagnostics_msg(
@@ -276,13 +300,16 @@ class LaneNetNode(LifecycleNode):
     def _health(self, period: Period) -> tuple[bytes, str]:
         if self._mailbox is None:
             return DiagnosticStatus.OK, "inactive"
+        if period.lost_share > LOST_WARN_SHARE:
+            return DiagnosticStatus.WARN, (f"{period.lost} of {period.lost + period.received} frames lost before "
+                                           "the node (see docs/node.md, Big images)")
         if period.received == 0:
             return DiagnosticStatus.WARN, f"no images for {period.seconds:.1f} s"
         if period.bad or period.failed:
             return DiagnosticStatus.WARN, f"{period.bad} bad and {period.failed} failed frames skipped"
-        if period.dropped > period.processed:
-            return DiagnosticStatus.WARN, (f"dropping frames: input {period.input_rate:.1f} Hz, "
-                                           f"output {period.output_rate:.1f} Hz")
+        if period.replaced > period.processed:
+            return DiagnosticStatus.WARN, (f"node too slow, frames replaced in the mailbox: input "
+                                           f"{period.input_rate:.1f} Hz, output {period.output_rate:.1f} Hz")
         return DiagnosticStatus.OK, f"running at {period.output_rate:.1f} Hz"
 
 
@@ -296,6 +323,21 @@ def _parser() -> argparse.ArgumentParser:
                "-r image:=/camera/image_raw -r __ns:=/front\n\nparameters:\n" + rows)
 
 
+def _stop_on_first_signal() -> None:
+    """SIGINT and SIGTERM: the first raises KeyboardInterrupt (stop), later ones are ignored, so that the
+    clean-up runs to its end. Installed before ``rclpy.init``, whose own handler (it shuts the context down
+    and wakes the executor) then calls this one."""
+    received: list[int] = []
+
+    def handler(signum: int, _frame: Any) -> None:
+        if not received:
+            received.append(signum)
+            raise KeyboardInterrupt
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the node (the ``lanenet-node`` console script).
 
@@ -307,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = list(sys.argv if argv is None else argv)
     _parser().parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    _stop_on_first_signal()
     rclpy.init(args=argv)
     try:
         node = LaneNetNode()
@@ -326,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         node.close()
         node.destroy_node()
         rclpy.try_shutdown()
+        for number in (signal.SIGINT, signal.SIGTERM):  # done: a late signal (ros2 launch forwards the
+            signal.signal(number, signal.SIG_IGN)        # terminal's Ctrl-C) must not kill Python's exit
     return code
 
 

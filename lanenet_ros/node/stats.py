@@ -1,7 +1,7 @@
 """The node's frame hand-off and its bookkeeping (no ROS): a one-slot mailbox and rate / latency counters.
 
 The subscription callback only drops the newest message into the :class:`Mailbox`; a worker thread takes
-it from there. A message that arrives while the previous one still waits replaces it (counted as dropped),
+it from there. A message that arrives while the previous one still waits replaces it (counted as replaced),
 so the node always works on the newest frame and never builds a backlog, whatever the camera rate.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Mailbox:
         """Leave ``item`` for the worker.
 
         Returns:
-            True when an item not yet taken was replaced (a dropped frame).
+            True when an item not yet taken was replaced.
         """
         with self._cond:
             replaced = self._item is not None
@@ -61,7 +61,8 @@ class Period:
     seconds: float
     received: int
     processed: int
-    dropped: int
+    replaced: int  # in the mailbox before the worker took them (the node was busy)
+    lost: int  # before they reached the node, as the middleware reports (message-lost event)
     bad: int
     failed: int
     overlays: int
@@ -73,6 +74,12 @@ class Period:
         return self.received / self.seconds if self.seconds > 0 else 0.0
 
     @property
+    def lost_share(self) -> float:
+        """Share of the frames sent to the node that the middleware lost on the way."""
+        sent = self.received + self.lost
+        return self.lost / sent if sent else 0.0
+
+    @property
     def output_rate(self) -> float:
         """Frames processed and published per second."""
         return self.processed / self.seconds if self.seconds > 0 else 0.0
@@ -81,7 +88,7 @@ class Period:
 class NodeStats:
     """Thread-safe counters (totals and per report period) and mean per-stage latencies."""
 
-    COUNTERS = ("received", "processed", "dropped", "bad", "failed", "overlays")
+    COUNTERS = ("received", "processed", "replaced", "lost", "bad", "failed", "overlays")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -23,7 +23,7 @@ import math
 import re
 import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -214,7 +214,8 @@ def _check_type(row: ParamSpec, value: Any) -> None:
         "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
         "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
         "str": lambda v: isinstance(v, str),
-        "float_array": lambda v: isinstance(v, (list, tuple)) and all(
+        # a list from YAML or -p, an array('d') from `ros2 param set` (the parameter service)
+        "float_array": lambda v: isinstance(v, Sequence) and not isinstance(v, (str, bytes)) and all(
             isinstance(x, (int, float)) and not isinstance(x, bool) for x in v),
     }[row.kind](value)
     if not ok:

@@ -222,7 +222,8 @@ class LaneNetNode(LifecycleNode):
     def _process(self, msg: Image | CompressedImage, received: float) -> None:
         start = time.perf_counter()
         try:
-            image = compressed_msg_to_bgr(msg) if isinstance(msg, CompressedImage) else image_msg_to_bgr(msg)
+            convert = compressed_msg_to_bgr if isinstance(msg, CompressedImage) else image_msg_to_bgr
+            image = convert(msg, self.params.max_pixels)
         except ImageError as exc:
             self.stats.count("bad")
             self.get_logger().warning(f"skipped a bad image ({self.stats.totals['bad']} so far): {exc}",

@@ -30,6 +30,7 @@ from typing import Any
 from lanenet_ros.backends import KINDS as BACKENDS
 from lanenet_ros.backends import PRECISIONS
 from lanenet_ros.decode.decoder import DecodeParams
+from lanenet_ros.image_codec import MAX_PIXELS, MAX_SIDE
 
 
 class ParamError(ValueError):
@@ -59,6 +60,9 @@ class NodeParams:
     threads: int = _p(0, "CPU threads for one inference (ONNX Runtime); 0 = all cores", low=0, high=256)
     input: str = _p("image", "Subscribe to `image` (sensor_msgs/Image) or `image/compressed` "
                              "(sensor_msgs/CompressedImage, JPEG or PNG)", choices=("image", "compressed"))
+    max_pixels: int = _p(MAX_PIXELS, "Largest camera image accepted, in pixels (width x height); a bigger one "
+                                     "is skipped as bad, a JPEG or PNG before it is decoded",
+                         low=1, high=MAX_SIDE * MAX_SIDE, live=True)
     qos_reliability: str = _p("best_effort", "Reliability of the image and camera_info subscriptions; "
                                              "best_effort takes both kinds of publisher",
                               name="qos.reliability", choices=("best_effort", "reliable"))

@@ -10,8 +10,16 @@ conversion pass (OpenCV, a few hundred microseconds at 1280x720).
 """
 from __future__ import annotations
 
+import os
+import re
 import struct
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 
 import cv2
 import numpy as np
@@ -25,6 +33,16 @@ node's ``max_pixels`` parameter changes it."""
 
 class ImageError(ValueError):
     """An image message that cannot be turned into a picture; the message says why."""
+
+
+def clip(text: str, limit: int = 300) -> str:
+    """``text`` cut to ``limit`` characters (saying how long it was), so that no sender can flood a log line."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def quoted(value: str, limit: int = 64) -> str:
+    """``repr(value)`` of a string a message sent, cut to about ``limit`` characters."""
+    return repr(value) if len(value) <= limit else f"{clip(value, limit)!r}"
 
 
 @dataclass(frozen=True)
@@ -118,7 +136,7 @@ def image_view(encoding: str, width: int, height: int, step: int, data: object,
     """
     layout = _LAYOUTS.get(encoding)
     if layout is None:
-        raise ImageError(f"unknown image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+        raise ImageError(f"unknown image encoding {quoted(encoding)}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
     check_dimensions(width, height, max_pixels)
     if layout.channels == 2 and width % 2:
         raise ImageError(f"{encoding} packs pixel pairs, so the width must be even, got {width}")
@@ -249,10 +267,76 @@ def decode_compressed(data: object, fmt: str = "", max_pixels: int = MAX_PIXELS)
             depth stream.
     """
     if "compresseddepth" in fmt.lower().replace(" ", ""):
-        raise ImageError(f"compressed format {fmt!r} is a depth image; lane detection needs a camera picture")
+        raise ImageError(f"compressed format {quoted(fmt)} is a depth image; lane detection needs a camera "
+                         "picture")
     kind, width, height = compressed_size(data)
     check_dimensions(width, height, max_pixels)
-    image = cv2.imdecode(_buffer(data), cv2.IMREAD_COLOR)
-    if image is None or image.shape[:2] != (height, width):
-        raise ImageError(f"corrupt {kind.upper()}: the {width}x{height} image could not be decoded")
+    with decoder_messages() as said:
+        image = cv2.imdecode(_buffer(data), cv2.IMREAD_COLOR)
+    damage = [line for line in said if not _HARMLESS.search(line)]
+    if image is None or image.shape[:2] != (height, width) or damage:
+        why = f" ({clip('; '.join(damage), 200)})" if damage else ""
+        raise ImageError(f"corrupt {kind.upper()}: the {width}x{height} image could not be decoded{why}")
     return image
+
+
+# libjpeg and libpng print their warnings and errors on stderr from C, past the node's log throttle (one
+# line per bad frame). While a picture is decoded, file descriptor 2 points at a scratch file instead: the
+# decoders' lines become the ImageError's reason, anything else written meanwhile goes on to stderr.
+_DECODER_LINE = re.compile(r"^(Corrupt JPEG data|Premature end of JPEG|Invalid SOS parameters|Inconsistent "
+                           r"progression|Unknown Adobe color|Application transferred too many|Warning: unknown "
+                           r"JFIF|libpng (warning|error)|\[ *(WARN|ERROR|INFO)[^]]*\] global )")
+_HARMLESS = re.compile(r"extraneous bytes before marker|bad ICC marker|unknown JFIF|Unknown Adobe color|"
+                       r"Invalid SOS parameters|libpng warning|\[ *INFO")
+"""Decoder lines about a picture that decoded whole: stray bytes between segments, unknown metadata."""
+
+
+class _ScratchStderr:
+    """A scratch file that stands in for stderr (file descriptor 2) during a decode, one decode at a time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.file: IO[bytes] | None = None
+
+    def fileno(self) -> int:
+        if self.file is None:
+            self.file = tempfile.TemporaryFile()  # noqa: SIM115 - open for the life of the process
+        return self.file.fileno()
+
+
+_SCRATCH = _ScratchStderr()
+
+
+@contextmanager
+def decoder_messages() -> Iterator[list[str]]:
+    """Catch what C code prints on stderr in the ``with`` block; yields the list the decoders' lines go into.
+
+    Lines that do not come from libjpeg, libpng or OpenCV (another thread's log line) are written on to
+    stderr when the block ends. Decodes in several threads take turns.
+    """
+    said: list[str] = []
+    with _SCRATCH.lock:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # stderr closed or missing: nothing to catch
+            yield said
+            return
+        scratch = _SCRATCH.fileno()
+        os.dup2(scratch, 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            text = os.pread(scratch, os.lseek(scratch, 0, os.SEEK_END), 0)
+            os.ftruncate(scratch, 0)
+            os.lseek(scratch, 0, os.SEEK_SET)
+        others = []
+        for line in text.decode("utf-8", "replace").splitlines(keepends=True):
+            if _DECODER_LINE.match(line):
+                said.append(line.rstrip())
+            else:
+                others.append(line)
+        if others:
+            os.write(2, "".join(others).encode())

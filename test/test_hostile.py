@@ -129,3 +129,76 @@ def test_the_node_refuses_a_decompression_bomb_and_its_max_pixels_applies_at_onc
     ros.feed(ros.publisher(Image, "raw/image"),
              lambda i: Image(header=camera_header(i), encoding="mono8", width=40, height=30, step=40,
                              data=bytes(1200)), lambda: raw.stats.totals["bad"] >= 3)
+
+
+# ---- what the C decoders print, and user strings in log lines (item 8) -------------------------------------
+def noisy_picture() -> np.ndarray:
+    return (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+
+
+def damaged_jpeg() -> bytes:
+    """A JPEG whose headers are whole but whose compressed pixels are overwritten: libjpeg warns and fills in."""
+    data = bytearray(cv2.imencode(".jpg", noisy_picture())[1].tobytes())
+    for i in range(data.index(b"\xff\xda") + 30, len(data) - 4, 5):
+        data[i] = 0x5A
+    return bytes(data)
+
+
+def test_a_damaged_jpeg_is_refused_with_libjpegs_reason_and_nothing_reaches_stderr(capfd):
+    with pytest.raises(ImageError, match=r"corrupt JPEG.*Corrupt JPEG data: premature end of data segment"):
+        decode_compressed(damaged_jpeg())
+    assert capfd.readouterr().err == ""
+
+
+def test_harmless_jpeg_warnings_are_silenced_and_the_picture_kept(capfd):
+    data = cv2.imencode(".jpg", noisy_picture())[1].tobytes()
+    sof = data.index(b"\xff\xc0")
+    end = sof + 2 + int.from_bytes(data[sof + 2:sof + 4], "big")
+    padded = data[:end] + b"\x01\x02\x03" + data[end:]  # libjpeg: "3 extraneous bytes before marker 0xc4"
+    assert np.array_equal(decode_compressed(padded), decode_compressed(data))
+    assert capfd.readouterr().err == ""
+
+
+def test_a_corrupt_png_says_what_libpng_found_and_nothing_reaches_stderr(capfd):
+    data = bytearray(cv2.imencode(".png", noisy_picture())[1].tobytes())
+    data[data.index(b"IDAT") + 100] ^= 0xFF
+    with pytest.raises(ImageError, match=r"corrupt PNG.*libpng error: IDAT: CRC error"):
+        decode_compressed(bytes(data))
+    assert capfd.readouterr().err == ""
+
+
+def test_other_output_during_a_decode_still_reaches_stderr(capfd):
+    from lanenet_ros.image_codec import decoder_messages
+
+    with decoder_messages() as said:
+        os.write(2, b"[INFO] [1.0] [other_node]: written by another thread meanwhile\n")
+        os.write(2, b"Corrupt JPEG data: bad Huffman code\n")
+    assert said == ["Corrupt JPEG data: bad Huffman code"]
+    assert capfd.readouterr().err == "[INFO] [1.0] [other_node]: written by another thread meanwhile\n"
+
+
+def test_a_64_kib_encoding_name_is_cut_short_in_the_reason():
+    with pytest.raises(ImageError) as caught:
+        image_to_bgr("x" * 65536, 4, 3, 12, bytes(36))
+    assert len(str(caught.value)) < 600 and "65536 characters" in str(caught.value)
+    with pytest.raises(ImageError) as caught:
+        decode_compressed(b"\x89PNG", "compressedDepth " * 4096)
+    assert len(str(caught.value)) < 600
+
+
+@pytest.mark.ros
+def test_bad_frames_leave_only_throttled_short_lines_in_the_log(ros, model, capfd):
+    node = ros.lanenet(model=model, tracking=False, input="compressed", warn_period=60.0,
+                       **{"qos.reliability": "reliable", "qos.depth": 50})
+    pub = ros.publisher(CompressedImage, "image/compressed", depth=100)
+    damaged = damaged_jpeg()
+    ros.feed(pub, lambda i: CompressedImage(header=camera_header(i), format="jpeg", data=damaged),
+             lambda: node.stats.totals["bad"] >= 40, period=0.01)
+    raw = ros.lanenet(namespace="raw", model=model, tracking=False, warn_period=60.0)
+    ros.feed(ros.publisher(Image, "raw/image"),
+             lambda i: Image(header=camera_header(i), encoding="e" * 65536, width=4, height=3, step=12,
+                             data=bytes(36)), lambda: raw.stats.totals["bad"] >= 5)
+    err = capfd.readouterr().err
+    assert err.count("Corrupt JPEG data") == 1  # in the one warning, as its reason
+    assert err.count("skipped a bad image") == 2  # one per node: the rest within warn_period
+    assert max(len(line) for line in err.splitlines()) < 1000

@@ -6,7 +6,9 @@ against a live node (docs/node.md, "Hostile input").
 from __future__ import annotations
 
 import array
+import json
 import os
+import re
 import time
 import zlib
 
@@ -202,3 +204,124 @@ def test_bad_frames_leave_only_throttled_short_lines_in_the_log(ros, model, capf
     assert err.count("Corrupt JPEG data") == 1  # in the one warning, as its reason
     assert err.count("skipped a bad image") == 2  # one per node: the rest within warn_period
     assert max(len(line) for line in err.splitlines()) < 1000
+
+
+# ---- corrupt bags (item 4) ---------------------------------------------------------------------------------
+def synth_bag(root, storage: str, compressed: bool):
+    """A 12-frame synthetic drive bag, written by lanenet-bag as a user would."""
+    from lanenet_ros.replay.bags import main as bag_main
+
+    bag = root / f"{storage}{'_jpeg' if compressed else ''}"
+    args = ["--synth", "12", "--width", "320", "--height", "180", "--storage", storage, "--out", str(bag)]
+    assert bag_main(args + (["--compressed"] if compressed else [])) == 0
+    return bag
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bags")
+    return {(storage, compressed): synth_bag(root, storage, compressed)
+            for storage in ("sqlite3", "mcap") for compressed in (False, True)}
+
+
+def damaged(bag, tmp_path, how: str):
+    """A copy of ``bag`` with its data file truncated or 4 KiB overwritten (fixed pseudo-random bytes)."""
+    import shutil
+
+    copy = tmp_path / f"{bag.name}_{how}"
+    shutil.copytree(bag, copy)
+    data = next(p for p in copy.iterdir() if p.suffix in (".db3", ".mcap"))
+    size = data.stat().st_size
+    if how.startswith("truncate"):
+        os.truncate(data, size // 2 if how == "truncate_half" else size - 64)
+    else:
+        where = {"overwrite_mid": 0.5, "overwrite_late": 0.75}[how]
+        with open(data, "r+b") as f:
+            f.seek(int(size * where))
+            f.write(np.random.default_rng(24).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    return copy
+
+
+def replay_cli(bag, out, capsys) -> tuple[int, str, dict | None]:
+    from lanenet_ros.replay import cli as replay
+
+    code = replay.main([str(bag), "--out", str(out), "--backend", "onnxruntime-cpu"])
+    err = capsys.readouterr().err
+    report = out / "report.json"
+    return code, err, json.loads(report.read_text())["summary"] if report.exists() else None
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "jpeg"])
+@pytest.mark.parametrize("how", ["truncate_half", "truncate_end", "overwrite_mid", "overwrite_late"])
+def test_a_damaged_bag_gives_one_line_and_never_a_silent_success(bags, tmp_path, capsys, storage, compressed,
+                                                                 how):
+    bag = damaged(bags[storage, compressed], tmp_path, how)
+    code, err, summary = replay_cli(bag, tmp_path / "out", capsys)
+    lines = [line for line in err.splitlines() if line.startswith("lanenet-replay:")]
+    assert "Traceback" not in err
+    if storage == "sqlite3" and not compressed and how == "overwrite_late" and code == 0:
+        # sqlite3 keeps no checksums: bytes changed inside a picture's pixels cannot be noticed
+        assert summary["frames"] == 12 and not lines
+        return
+    assert code in (2, 3) and len(lines) == 1, err
+    if code == 2:  # nothing could be read: the bag does not open
+        assert "cannot open the bag" in lines[0] and summary is None
+    else:  # the rest replayed; which messages were lost is said and listed
+        assert re.search(r"\d+ of 12 messages of /camera/image_raw could not be read \(#\d+", lines[0])
+        assert summary["frames"] + summary["unreadable_messages"] == 12 and summary["unreadable"]
+
+
+def test_bytes_changed_inside_a_picture_of_an_mcap_bag_are_found(bags, tmp_path, capsys):
+    """The case of the issue: 4 KiB overwritten mid-file, and the replay said all 12 frames were processed."""
+    bag = damaged(bags["mcap", False], tmp_path, "overwrite_mid")
+    code, err, summary = replay_cli(bag, tmp_path / "out", capsys)
+    assert code == 3 and "Chunk checksum mismatch" in err
+    assert summary["unreadable_messages"] > 0 and summary["frames"] < 12
+
+
+def test_a_whole_bag_still_replays_with_exit_0(bags, tmp_path, capsys):
+    code, err, summary = replay_cli(bags["mcap", True], tmp_path / "out", capsys)
+    assert code == 0 and summary["frames"] == 12 and summary["unreadable"] == [], err
+
+
+def test_reading_a_damaged_bag_without_a_list_stops_at_the_first_bad_message(bags, tmp_path):
+    from lanenet_ros.replay.bags import BagError, Unreadable, read_images
+
+    bag = damaged(bags["sqlite3", True], tmp_path, "overwrite_mid")
+    with pytest.raises(BagError, match=r"message #\d+"):
+        list(read_images(bag))
+    lost: list[Unreadable] = []
+    read = list(read_images(bag, unreadable=lost))
+    assert lost and len(read) + sum(item.count for item in lost) == 12
+    assert [item.index for item in read] == sorted(item.index for item in read)  # positions in the bag
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["--synth", "2", "--width", "100000", "--height", "100000"], "absurd"),
+    (["--synth", "2", "--width", "8000", "--height", "8000"], "max_pixels"),
+    (["--synth", "2", "--rate", "1e-300"], "--rate"),
+    (["--synth", "2", "--rate", "nan"], "--rate"),
+    (["--synth", "2", "--start", "1e30"], "--start"),
+    (["--synth", "2", "--start", "-5"], "--start"),
+    (["--synth", "2", "--topic", "bad topic!"], "--topic"),
+])
+def test_lanenet_bag_refuses_hostile_arguments_in_one_line(tmp_path, capsys, args, reason):
+    from lanenet_ros.replay.bags import main as bag_main
+
+    assert bag_main([*args, "--out", str(tmp_path / "bag")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "frame/s" not in line]  # not tqdm's
+    assert len(lines) == 1 and lines[0].startswith("lanenet-bag: error:") and reason in lines[0], lines
+    assert not (tmp_path / "bag").exists()
+
+
+def test_lanenet_bag_refuses_a_truncated_jpeg_among_its_images(tmp_path, capsys):
+    from lanenet_ros.replay.bags import main as bag_main
+
+    (tmp_path / "imgs").mkdir()
+    jpeg = cv2.imencode(".jpg", noisy_picture())[1].tobytes()
+    (tmp_path / "imgs" / "a.jpg").write_bytes(jpeg)
+    (tmp_path / "imgs" / "b.jpg").write_bytes(jpeg[:len(jpeg) // 2])
+    assert bag_main(["--images", str(tmp_path / "imgs"), "--out", str(tmp_path / "bag")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lanenet-bag:")]
+    assert len(lines) == 1 and "b.jpg: not a readable image (JPEG stream" in lines[0], lines

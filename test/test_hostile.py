@@ -325,3 +325,32 @@ def test_lanenet_bag_refuses_a_truncated_jpeg_among_its_images(tmp_path, capsys)
     assert bag_main(["--images", str(tmp_path / "imgs"), "--out", str(tmp_path / "bag")]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lanenet-bag:")]
     assert len(lines) == 1 and "b.jpg: not a readable image (JPEG stream" in lines[0], lines
+
+
+# ---- live replay that the node mostly did not answer (item 5) ----------------------------------------------
+@pytest.mark.ros
+def test_a_live_replay_fails_when_the_node_answered_too_few_frames(bags, ros, model, tmp_path, capsys,
+                                                                   monkeypatch):
+    from lanenet_ros.replay import cli as replay
+
+    ros.lanenet(model=model, tracking=False)  # camera-stream QoS: best effort, newest frame only
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(DOMAIN_ID))  # replay's own rclpy context joins the node's domain
+    bag = [str(bags["sqlite3", False]), "--live", "--wait", "20", "--image-topic", "image"]
+    # 1000 times the recorded rate: 12 frames within about 12 ms, more than the node can take
+    assert replay.main([*bag, "--out", str(tmp_path / "fast"), "--rate-scale", "1000"]) == 4
+    err = capsys.readouterr().err
+    assert re.search(r"lanenet-replay: the node answered \d+ of 12 frames published \(\d+%\), fewer than "
+                     r"--min-answered 80%", err), err
+    summary = json.loads((tmp_path / "fast" / "report.json").read_text())["summary"]
+    assert summary["published"] == 12 and summary["frames"] < 0.8 * 12
+    assert replay.main([*bag, "--out", str(tmp_path / "lenient"), "--rate-scale", "1000",
+                        "--min-answered", "0"]) == 0
+    assert replay.main([*bag, "--out", str(tmp_path / "paced"), "--rate-scale", "2"]) == 0  # 20 Hz: all answered
+
+
+def test_min_answered_must_be_a_share(capsys):
+    from lanenet_ros.replay import cli as replay
+
+    with pytest.raises(SystemExit):
+        replay.main(["bag", "--out", "x", "--min-answered", "80"])
+    assert "must be a share between 0 and 1" in capsys.readouterr().err

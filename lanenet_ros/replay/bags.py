@@ -331,9 +331,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="rosbag2 storage plugin")
     parser.add_argument("--topic", default="/camera/image_raw", help="image topic (default %(default)s)")
     parser.add_argument("--frame-id", default="camera", help="header.frame_id (default %(default)s)")
-    parser.add_argument("--rate", type=float, default=10.0, help="frames per second (default %(default)s)")
+    parser.add_argument("--rate", type=float, default=10.0,
+                        help="frames per second, 0.001..10000 (default %(default)s)")
     parser.add_argument("--compressed", action="store_true", help="write CompressedImage (JPEG) instead of Image")
-    parser.add_argument("--start", type=float, default=1_700_000_000.0, help="stamp of the first frame, seconds")
+    parser.add_argument("--start", type=float, default=1_700_000_000.0,
+                        help="stamp of the first frame, seconds since 1970 (until early 2038)")
     parser.add_argument("--seed", type=int, default=7, help="synthetic drive: random seed")
     parser.add_argument("--width", type=int, default=1280, help="synthetic drive: image width")
     parser.add_argument("--height", type=int, default=720, help="synthetic drive: image height")

@@ -39,7 +39,7 @@ def main() -> int:
     from sensor_msgs.msg import Image
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from test_node_model import stripes_image
+    from node_fixtures import stripes_image
 
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("test_camera")

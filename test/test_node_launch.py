@@ -5,6 +5,7 @@ here without ../shared/ros2-launch; the test that builds the real LaunchDescript
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import sys
 from pathlib import Path

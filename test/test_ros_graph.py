@@ -23,8 +23,8 @@ rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("launch_ros")
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from lanenet_ros.msg import LaneArray  # noqa: E402
+from node_fixtures import RosHarness, export_stripe_model  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
-from test_node_model import RosHarness, export_stripe_model  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]

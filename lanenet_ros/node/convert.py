@@ -19,7 +19,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from lanenet_ros.image_codec import ImageError, decode_compressed, image_to_bgr, image_view
+from lanenet_ros.image_codec import MAX_PIXELS, ImageError, decode_compressed, image_to_bgr, image_view
 from lanenet_ros.lanes import DetectedLane, LaneFrame
 from lanenet_ros.msg import Lane, LaneArray
 from lanenet_ros.overlay import lane_label, position_color_rgb
@@ -32,34 +32,38 @@ except ImportError:  # pragma: no cover - depends on the machine
 _BRIDGE = CvBridge() if CvBridge is not None else None
 
 
-def image_msg_to_bgr(msg: Image) -> np.ndarray:
+def image_msg_to_bgr(msg: Image, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A sensor_msgs/Image as a (H, W, 3) uint8 BGR array (a view of ``msg.data`` for bgr8).
 
     Args:
         msg: the image message.
+        max_pixels: largest width * height accepted.
 
     Returns:
         The picture in BGR order.
 
     Raises:
-        ImageError: unknown encoding, bad size or step, empty or truncated data (the reason in the message).
+        ImageError: unknown encoding, bad or too big size, bad step, empty or truncated data (the reason in the
+            message).
     """
+    fields = (msg.encoding, msg.width, msg.height, msg.step, msg.data, msg.is_bigendian, max_pixels)
     if _BRIDGE is None or msg.encoding in ("bgr8", "8UC3"):  # ours: a view of the buffer, no copy
-        return image_to_bgr(msg.encoding, msg.width, msg.height, msg.step, msg.data, msg.is_bigendian)
-    view = image_view(msg.encoding, msg.width, msg.height, msg.step, msg.data, msg.is_bigendian)  # our checks
+        return image_to_bgr(*fields)
+    view = image_view(*fields)  # our checks
     try:
         return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="bgr8")
     except Exception as exc:  # cv_bridge raises its own error types for what it cannot convert
         raise ImageError(f"cv_bridge cannot convert {msg.encoding} ({view.shape}): {exc}") from exc
 
 
-def compressed_msg_to_bgr(msg: CompressedImage) -> np.ndarray:
+def compressed_msg_to_bgr(msg: CompressedImage, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A sensor_msgs/CompressedImage (JPEG or PNG) as a (H, W, 3) uint8 BGR array.
 
     Raises:
-        ImageError: empty, truncated or corrupt data, absurd size, or a depth stream.
+        ImageError: empty, truncated or corrupt data, absurd size or over ``max_pixels`` (read from the
+            header, before decoding), or a depth stream.
     """
-    return decode_compressed(msg.data, msg.format)
+    return decode_compressed(msg.data, msg.format, max_pixels)
 
 
 def _bytes_field(image: np.ndarray) -> array.array:

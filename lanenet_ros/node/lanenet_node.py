@@ -40,7 +40,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
-from lanenet_ros.image_codec import ImageError
+from lanenet_ros.image_codec import ImageError, clip
 from lanenet_ros.msg import LaneArray
 from lanenet_ros.node.configure import ground_from_camera_info, open_pipeline
 from lanenet_ros.node.convert import (
@@ -239,16 +239,17 @@ class LaneNetNode(LifecycleNode):
                 if not self.context.ok():  # shutting down (Ctrl-C): the publishers are gone, nothing is wrong
                     return
                 self.stats.count("failed")
-                self.get_logger().error(f"frame skipped, processing failed: {exc!r}",
+                self.get_logger().error(f"frame skipped, processing failed: {clip(repr(exc))}",
                                         throttle_duration_sec=self.params.warn_period)
 
     def _process(self, msg: Image | CompressedImage, received: float) -> None:
         start = time.perf_counter()
         try:
-            image = compressed_msg_to_bgr(msg) if isinstance(msg, CompressedImage) else image_msg_to_bgr(msg)
+            convert = compressed_msg_to_bgr if isinstance(msg, CompressedImage) else image_msg_to_bgr
+            image = convert(msg, self.params.max_pixels)
         except ImageError as exc:
             self.stats.count("bad")
-            self.get_logger().warning(f"skipped a bad image ({self.stats.totals['bad']} so far): {exc}",
+            self.get_logger().warning(f"skipped a bad image ({self.stats.totals['bad']} so far): {clip(str(exc))}",
                                       throttle_duration_sec=self.params.warn_period)
             return
         converted = time.perf_counter()

@@ -22,13 +22,14 @@ import json
 import math
 import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from lanenet_ros.backends import KINDS as BACKENDS
 from lanenet_ros.backends import PRECISIONS
 from lanenet_ros.decode.settings import SETTINGS, SettingError, packaged_settings, setting
+from lanenet_ros.image_codec import MAX_PIXELS, MAX_SIDE
 
 
 class ParamError(ValueError):
@@ -58,6 +59,9 @@ class NodeParams:
     threads: int = _p(0, "CPU threads for one inference (ONNX Runtime); 0 = all cores", low=0, high=256)
     input: str = _p("image", "Subscribe to `image` (sensor_msgs/Image) or `image/compressed` "
                              "(sensor_msgs/CompressedImage, JPEG or PNG)", choices=("image", "compressed"))
+    max_pixels: int = _p(MAX_PIXELS, "Largest camera image accepted, in pixels (width x height); a bigger one "
+                                     "is skipped as bad, a JPEG or PNG before it is decoded",
+                         low=1, high=MAX_SIDE * MAX_SIDE, live=True)
     qos_reliability: str = _p("best_effort", "Reliability of the image and camera_info subscriptions; "
                                              "best_effort takes both kinds of publisher",
                               name="qos.reliability", choices=("best_effort", "reliable"))
@@ -213,7 +217,8 @@ def _check_type(row: ParamSpec, value: Any) -> None:
         "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
         "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
         "str": lambda v: isinstance(v, str),
-        "float_array": lambda v: isinstance(v, (list, tuple)) and all(
+        # a list from YAML or -p, an array('d') from `ros2 param set` (the parameter service)
+        "float_array": lambda v: isinstance(v, Sequence) and not isinstance(v, (str, bytes)) and all(
             isinstance(x, (int, float)) and not isinstance(x, bool) for x in v),
     }[row.kind](value)
     if not ok:

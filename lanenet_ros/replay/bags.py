@@ -3,13 +3,23 @@
 Sources: a video file or a folder of images. A synthetic drive, with its ground truth beside the bag as
 TuSimple-format labels keyed by timestamp (:func:`labels_path`), is made by the training toolkit's generator:
 ``lanenet-train synth --bag`` (the runtime never imports ``lanenet_train``). No rclpy here.
+
+Reading tolerates damage: a message that cannot be read is listed (:class:`Unreadable`) and reading goes on;
+damage to the file's own structure ends the reading there, listing the messages not reached. mcap bags
+written here carry chunk checksums (as ``ros2 bag record`` writes them), so bytes changed inside a picture
+are found; sqlite3 bags have no checksums, and such a change there cannot be noticed.
 """
 from __future__ import annotations
 
 import argparse
+import mmap
+import re
 import shutil
+import struct
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +27,17 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from lanenet_ros.image_codec import ImageError, clip, decode_compressed
+
 SYNTH_COMMAND = "lanenet-train synth --bag --count N --out BAG"
+
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+class BagError(ValueError):
+    """A bag, or some of its messages, that cannot be read; the message says which and why."""
 
 
 @dataclass
@@ -31,6 +48,26 @@ class BagImage:
     stamp_ns: int  # header.stamp
     frame_id: str
     image: np.ndarray  # BGR uint8
+    index: int = 0  # position among the topic's messages in the bag, from 0
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """``count`` messages of the image topic, from position ``index`` (0-based), that could not be read."""
+
+    index: int
+    count: int
+    reason: str
+
+    def describe(self) -> str:
+        """``#4: corrupt JPEG ...`` or ``#6-#11: ...``."""
+        where = f"#{self.index}" if self.count == 1 else f"#{self.index}-#{self.index + self.count - 1}"
+        return f"{where}: {self.reason}"
+
+
+def _failure(exc: BaseException) -> str:
+    """One short line for an error of the storage libraries (their exception types vary with the damage)."""
+    return clip(f"{type(exc).__name__}: {' '.join(str(exc).split()) or 'no detail'}", 200)
 
 
 def _typestore():
@@ -88,8 +125,10 @@ class ImageBagWriter:
         self.writer.write(self.connection, stamp_ns, self.store.serialize_cdr(msg, self.msgtype))
 
     def close(self) -> None:
-        """Finish the bag and move it into place."""
+        """Finish the bag (with chunk checksums in an mcap file) and move it into place."""
         self.writer.close()
+        for file in self.partial.glob("*.mcap"):
+            seal_mcap_chunks(file)
         self.partial.rename(self.path)
 
     def abort(self) -> None:
@@ -100,40 +139,108 @@ class ImageBagWriter:
             shutil.rmtree(self.partial, ignore_errors=True)
 
 
-def image_topics(bag: Path) -> dict[str, str]:
-    """Image topics in a bag and their message types."""
+_MCAP_CHUNK, _MCAP_DATA_END, _MCAP_FOOTER = 0x06, 0x0F, 0x02
+
+
+def seal_mcap_chunks(path: Path) -> None:
+    """Write the checksum of each uncompressed chunk of an mcap file into its header, in place.
+
+    rosbags writes 0 there ("no checksum"), so a changed byte inside a picture would go unnoticed; readers
+    (rosbags, ``ros2 bag``) check a checksum that is there.
+    """
+    with open(path, "r+b") as file, mmap.mmap(file.fileno(), 0) as data:
+        pos = 8  # after the magic
+        while pos + 9 <= len(data) and data[pos] not in (_MCAP_DATA_END, _MCAP_FOOTER):
+            (length,) = struct.unpack_from("<Q", data, pos + 1)
+            body = pos + 9
+            if data[pos] == _MCAP_CHUNK:  # start, end, uncompressed size, crc, compression, records
+                (name_len,) = struct.unpack_from("<I", data, body + 28)
+                if name_len == 0:
+                    (size,) = struct.unpack_from("<Q", data, body + 32)
+                    start = body + 40
+                    struct.pack_into("<I", data, body + 24, zlib.crc32(data[start:start + size]))
+            pos = body + length
+
+
+@contextmanager
+def _open_bag(bag: Path):
+    """An open rosbags Reader; a bag that cannot be opened raises :class:`BagError` with the reason."""
     from rosbags.rosbag2 import Reader
 
-    with Reader(bag) as reader:
+    try:
+        reader = Reader(bag)
+        reader.open()
+    except Exception as exc:  # damage makes rosbags, apsw and the YAML parser fail each in their own way
+        raise BagError(f"{bag}: cannot open the bag: {_failure(exc)}") from exc
+    try:
+        yield reader
+    finally:
+        with suppress(Exception):  # closing a damaged file can fail too; there is nothing left to lose
+            reader.close()
+
+
+def image_topics(bag: Path) -> dict[str, str]:
+    """Image topics in a bag and their message types."""
+    with _open_bag(bag) as reader:
         return {c.topic: c.msgtype for c in reader.connections if c.msgtype in (IMAGE_TYPE, COMPRESSED_TYPE)}
 
 
-def read_images(bag: Path, topic: str | None = None) -> Iterator[BagImage]:
+def read_images(bag: Path, topic: str | None = None, unreadable: list[Unreadable] | None = None,
+                ) -> Iterator[BagImage]:
     """Yield the camera images of ``bag`` in recorded order.
 
     Args:
         bag: rosbag2 directory (sqlite3 or mcap).
         topic: image topic; the only image topic of the bag when None.
+        unreadable: where the messages that cannot be read are listed: reading goes on after a damaged
+            message, and ends at damage to the file's structure (the messages not reached are listed). None:
+            the first one raises :class:`BagError`.
 
     Raises:
+        BagError: a bag that cannot be opened, or (``unreadable`` None) a message that cannot be read.
         ValueError: no image topic, several without ``topic`` given, or ``topic`` is not an image topic.
     """
-    from rosbags.rosbag2 import Reader
-
-    from lanenet_ros.image_codec import decode_compressed, image_to_bgr
+    def note(item: Unreadable) -> None:
+        if unreadable is None:
+            raise BagError(f"{bag}: message {item.describe()}")
+        unreadable.append(item)
 
     topic = pick_topic(bag, topic)
     store = _typestore()
-    with Reader(bag) as reader:
+    with _open_bag(bag) as reader:
         connections = [c for c in reader.connections if c.topic == topic]
-        for connection, timestamp, raw in reader.messages(connections=connections):
-            msg = store.deserialize_cdr(raw, connection.msgtype)
-            if connection.msgtype == COMPRESSED_TYPE:
-                image = decode_compressed(bytes(msg.data))
+        total = sum(c.msgcount for c in connections)
+        messages, index = reader.messages(connections=connections), 0
+        while True:
+            try:
+                message = next(messages, None)
+            except Exception as exc:  # the storage itself is damaged here: nothing further can be read
+                note(Unreadable(index, max(1, total - index), f"the bag's file is damaged: {_failure(exc)}"))
+                return
+            if message is None:
+                break
+            try:
+                item = _bag_image(store, *message, index)
+            except Exception as exc:  # a damaged message: its CDR or its picture
+                note(Unreadable(index, 1, _failure(exc)))
             else:
-                image = image_to_bgr(msg.encoding, msg.width, msg.height, msg.step, msg.data, msg.is_bigendian)
-            stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-            yield BagImage(timestamp, stamp, msg.header.frame_id, image)
+                yield item
+            index += 1
+        if index < total:
+            note(Unreadable(index, total - index, f"missing: metadata.yaml lists {total} messages, the file "
+                                                  f"holds {index}"))
+
+
+def _bag_image(store, connection, timestamp: int, raw: bytes, index: int) -> BagImage:
+    from lanenet_ros.image_codec import image_to_bgr
+
+    msg = store.deserialize_cdr(raw, connection.msgtype)
+    if connection.msgtype == COMPRESSED_TYPE:
+        image = decode_compressed(bytes(msg.data))
+    else:
+        image = image_to_bgr(msg.encoding, msg.width, msg.height, msg.step, msg.data, msg.is_bigendian)
+    stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+    return BagImage(timestamp, stamp, msg.header.frame_id, image, index)
 
 
 def pick_topic(bag: Path, topic: str | None) -> str:
@@ -149,10 +256,8 @@ def pick_topic(bag: Path, topic: str | None) -> str:
 
 
 def count_images(bag: Path, topic: str) -> int:
-    """Number of messages on ``topic``."""
-    from rosbags.rosbag2 import Reader
-
-    with Reader(bag) as reader:
+    """Number of messages on ``topic`` (as the bag's metadata declares them)."""
+    with _open_bag(bag) as reader:
         return sum(c.msgcount for c in reader.connections if c.topic == topic)
 
 
@@ -177,10 +282,21 @@ def frames_from_images(folder: Path) -> Iterator[np.ndarray]:
     if not files:
         raise ValueError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     for file in files:
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        yield _read_image_file(file)
+
+
+def _read_image_file(file: Path) -> np.ndarray:
+    """A JPEG or PNG file checked as the node checks a CompressedImage (whole, not damaged, not too big)."""
+    data = file.read_bytes()
+    if file.suffix.lower() == ".bmp":
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             raise ValueError(f"{file}: not a readable image")
-        yield image
+        return image
+    try:
+        return decode_compressed(data)
+    except ImageError as exc:
+        raise ValueError(f"{file}: not a readable image ({exc})") from exc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -203,11 +319,32 @@ def add_bag_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic", default="/camera/image_raw", help="image topic (default %(default)s)")
     parser.add_argument("--frame-id", default="camera", help="header.frame_id (default %(default)s)")
     parser.add_argument("--compressed", action="store_true", help="write CompressedImage (JPEG) instead of Image")
-    parser.add_argument("--start", type=float, default=1_700_000_000.0, help="stamp of the first frame, seconds")
+    parser.add_argument("--start", type=float, default=1_700_000_000.0,
+                        help="stamp of the first frame, seconds since 1970 (until early 2038)")
+
+
+_TOPIC = re.compile(r"/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
+LAST_START_S = 2**31 - 10**6
+"""Latest --start: header stamps count seconds in 32 bits; this leaves 11 days of recording after it."""
+
+
+def check_bag_options(args: argparse.Namespace, rate: float, rate_flag: str = "--rate") -> None:
+    """Refuse options that would fail halfway through writing the bag (or exhaust the machine).
+
+    Raises:
+        ValueError: naming the option (``rate_flag`` for the frame rate) and what is allowed.
+    """
+    if not 0.001 <= rate <= 10_000:
+        raise ValueError(f"{rate_flag} must be between 0.001 and 10000 frames per second, got {rate}")
+    if not 0 <= args.start <= LAST_START_S:
+        raise ValueError(f"--start must be between 0 and {LAST_START_S} seconds, got {args.start}")
+    if not _TOPIC.fullmatch(args.topic) or "__" in args.topic:
+        raise ValueError(f"--topic {clip(repr(args.topic), 80)} is not a valid ROS topic name (letters, digits, "
+                         "single underscores, / between the parts)")
 
 
 def write_bag(frames: Iterable[np.ndarray], args: argparse.Namespace, rate: float, total: int | None = None,
-              limit: int = 0) -> list[int]:
+              limit: int = 0, rate_flag: str = "--rate") -> list[int]:
     """Write camera images to the new bag ``args.out`` as :func:`add_bag_options` says, atomically.
 
     Args:
@@ -216,16 +353,16 @@ def write_bag(frames: Iterable[np.ndarray], args: argparse.Namespace, rate: floa
         rate: frames per second (stamps ``args.start`` + i / rate).
         total: the number of frames, for the progress bar, when known.
         limit: stop after this many frames (0: all).
+        rate_flag: the option that gave ``rate``, for messages.
 
     Returns:
         The stamp (nanoseconds) of each frame written.
 
     Raises:
-        ValueError: ``rate`` is not positive.
+        ValueError: an option out of range (:func:`check_bag_options`), or a frame that cannot be read.
         FileExistsError: ``args.out`` exists.
     """
-    if rate <= 0:
-        raise ValueError(f"the frame rate must be positive, got {rate}")
+    check_bag_options(args, rate, rate_flag)
     period, start = round(1e9 / rate), round(args.start * 1e9)
     writer = ImageBagWriter(args.out, args.topic, args.frame_id, args.storage, args.compressed)
     stamps: list[int] = []

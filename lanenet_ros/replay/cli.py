@@ -10,14 +10,22 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 from tqdm import tqdm
 
 from lanenet_ros.fileio import read_json_lines
-from lanenet_ros.replay.bags import count_images, labels_path, pick_topic, read_images
+from lanenet_ros.replay.bags import BagImage, Unreadable, count_images, labels_path, pick_topic, read_images
 from lanenet_ros.replay.report import ReplayLog, format_summary
+
+EXIT_CODES = """exit codes:
+  0  the whole bag replayed (live: the node answered at least --min-answered of the frames)
+  2  nothing replayed: a bad argument, model or labels file, or a bag that cannot be opened
+  3  part of the bag could not be read: the rest is replayed and reported, the damaged messages are named
+  4  live: the node answered fewer than --min-answered of the frames published"""
 
 
 class VideoSink:
@@ -50,8 +58,9 @@ def load_labels(path: Path | None, bag: Path) -> list[dict] | None:
     return read_json_lines(path, ("h_samples", "lanes"), "label")
 
 
-def replay_offline(args: argparse.Namespace, log: ReplayLog, video: VideoSink) -> int:
-    """Every image of the bag through one LanePipeline; returns the number of images."""
+def replay_offline(args: argparse.Namespace, images: Iterator[BagImage], total: int, log: ReplayLog,
+                   video: VideoSink) -> None:
+    """Every image through one LanePipeline."""
     from lanenet_ros.decode.settings import parse_pairs
     from lanenet_ros.overlay import draw_overlay
     from lanenet_ros.pipeline import LanePipeline
@@ -60,14 +69,11 @@ def replay_offline(args: argparse.Namespace, log: ReplayLog, video: VideoSink) -
                             decode_params=parse_pairs(getattr(args, "decode", [])))
     print(f"model: {pipeline.info.architecture} {pipeline.info.input_width}x{pipeline.info.input_height}, "
           f"backend: {pipeline.backend_name}")
-    topic = pick_topic(args.bag, args.topic)
-    total = count_images(args.bag, topic)
-    for index, item in enumerate(tqdm(read_images(args.bag, topic), total=total, desc="replay", unit="frame")):
+    for item in tqdm(images, total=total, desc="replay", unit="frame"):
         start = time.perf_counter()
         frame = pipeline.process(item.image, stamp=item.stamp_ns)
-        log.add(index, item.stamp_ns, frame, (time.perf_counter() - start) * 1000.0)
+        log.add(item.index, item.stamp_ns, frame, (time.perf_counter() - start) * 1000.0)
         video.add(draw_overlay(item.image, frame, pipeline.info.class_colors))
-    return total
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,35 +90,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-topic", default="image", help="live: topic the node subscribes to (relative)")
     parser.add_argument("--rate-scale", type=float, default=1.0, help="live: play faster (>1) or slower (<1)")
     parser.add_argument("--wait", type=float, default=30.0, help="live: seconds to wait for the node to appear")
+    parser.add_argument("--min-answered", type=_share, default=0.8, metavar="SHARE",
+                        help="live: fail (exit 4) when the node answers fewer than this share of the frames "
+                             "published, 0..1 (default %(default)s)")
     parser.add_argument("--fps", type=float, default=10.0, help="overlay video frame rate")
     parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
                         help="offline: decoder setting (DecodeParams, docs/node.md), e.g. --decode max_lanes=4; "
                              "live: set the node's decode.* parameters instead")
 
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a share between 0 and 1, got {text}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
-    """Replay the bag and write the report; returns an exit code."""
+    """Replay the bag and write the report; returns an exit code (see ``EXIT_CODES``)."""
     if not args.bag.is_dir():
         raise ValueError(f"{args.bag}: not a rosbag2 directory")
+    topic = pick_topic(args.bag, args.topic)
+    total = count_images(args.bag, topic)
     args.out.mkdir(parents=True, exist_ok=True)
     log = ReplayLog(load_labels(args.labels, args.bag))
     video = VideoSink(args.out / "overlay.mp4", args.fps)
+    unreadable: list[Unreadable] = []
+    images = read_images(args.bag, topic, unreadable)
+    published = None
     if args.live:
         from lanenet_ros.replay.live import replay_live
 
-        published = replay_live(args, log, video)
+        published = replay_live(args, images, total, log, video)
     else:
-        published = replay_offline(args, log, video)
+        replay_offline(args, images, total, log, video)
     video.close()
-    summary = log.write(args.out, published if args.live else None)
+    lost = sum(item.count for item in unreadable)
+    summary = log.write(args.out, published, {"bag_messages": total, "unreadable_messages": lost,
+                                              "unreadable": [asdict(item) for item in unreadable]})
     print(format_summary(summary))
     print(f"report: {args.out / 'report.json'}; video: {args.out / 'overlay.mp4'}")
+    if unreadable:
+        where = "; ".join(item.describe() for item in unreadable[:3]) + ("; ..." if len(unreadable) > 3 else "")
+        print(f"lanenet-replay: {lost} of {total} messages of {topic} could not be read ({where}); "
+              "report.json lists them", file=sys.stderr)
+        return 3
+    if published and summary["frames"] < args.min_answered * published:
+        print(f"lanenet-replay: the node answered {summary['frames']} of {published} frames published "
+              f"({summary['frames'] / published:.0%}), fewer than --min-answered {args.min_answered:.0%}: "
+              "the node is too slow for this rate (see its /diagnostics) or frames are lost on the way",
+              file=sys.stderr)
+        return 4
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """`lanenet-replay`."""
-    parser = argparse.ArgumentParser(prog="lanenet-replay", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lanenet-replay", description=__doc__.splitlines()[0], epilog=EXIT_CODES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import rclpy
@@ -18,7 +19,7 @@ from tqdm import tqdm
 
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType, Position
 from lanenet_ros.msg import LaneArray
-from lanenet_ros.replay.bags import count_images, pick_topic, read_images
+from lanenet_ros.replay.bags import BagImage
 from lanenet_ros.replay.report import ReplayLog
 
 
@@ -80,8 +81,9 @@ class LiveSession:
         self.pub.publish(msg)
 
 
-def replay_live(args: argparse.Namespace, log: ReplayLog, video) -> int:
-    """Publish the bag at its recorded rate into a running node; returns the number of frames published."""
+def replay_live(args: argparse.Namespace, bag_images: Iterator[BagImage], total: int, log: ReplayLog,
+                video) -> int:
+    """Publish the images at their recorded rate into a running node; returns the number of frames published."""
     from lanenet_ros.overlay import draw_overlay
 
     rclpy.init()
@@ -92,21 +94,20 @@ def replay_live(args: argparse.Namespace, log: ReplayLog, video) -> int:
     spinner.start()
     try:
         session.wait_for_node(args.wait)
-        topic = pick_topic(args.bag, args.topic)
         images, first_bag, first_wall = {}, None, time.monotonic()
-        for item in tqdm(read_images(args.bag, topic), total=count_images(args.bag, topic), desc="live", unit="frame"):
+        for item in tqdm(bag_images, total=total, desc="live", unit="frame"):
             first_bag = item.timestamp_ns if first_bag is None else first_bag
             due = first_wall + (item.timestamp_ns - first_bag) / 1e9 / args.rate_scale
             time.sleep(max(0.0, due - time.monotonic()))
             session.publish(item.image, item.stamp_ns, item.frame_id)
-            images[item.stamp_ns] = item.image
+            images[item.stamp_ns] = item
         _wait_for_answers(session, len(images), timeout=5.0)
-        with session.lock:
-            answered = sorted(session.received.items())
-        for index, (stamp, (received_at, msg)) in enumerate(answered):
+        with session.lock:  # answers to frames of this replay only (not another publisher's)
+            answered = sorted((stamp, got) for stamp, got in session.received.items() if stamp in images)
+        for stamp, (received_at, msg) in answered:
             frame = frame_from_msg(msg)
-            log.add(index, stamp, frame, (received_at - session.sent[stamp]) * 1000.0)
-            video.add(draw_overlay(images[stamp], frame))
+            log.add(images[stamp].index, stamp, frame, (received_at - session.sent[stamp]) * 1000.0)
+            video.add(draw_overlay(images[stamp].image, frame))
         return len(images)
     finally:
         executor.shutdown()

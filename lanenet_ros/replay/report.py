@@ -96,9 +96,9 @@ class ReplayLog:
             out["tusimple"] = self.tusimple.result()
         return out
 
-    def write(self, out_dir: Path, published: int | None = None) -> dict:
-        """Write ``report.json`` and the plots into ``out_dir``; returns the summary."""
-        summary = self.summary(published)
+    def write(self, out_dir: Path, published: int | None = None, notes: dict | None = None) -> dict:
+        """Write ``report.json`` and the plots into ``out_dir``; returns the summary (with ``notes`` added)."""
+        summary = {**self.summary(published), **(notes or {})}
         report = {"summary": summary, "frames": [asdict(r) for r in self.records]}
         atomic_write_text(out_dir / "report.json", json.dumps(report, indent=1, default=_json_default))
         self.plot(out_dir)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from lanenet_ros.fileio import atomic_write_text
+from lanenet_ros.image_codec import check_dimensions
 from lanenet_ros.replay.bags import labels_path, write_bag
 from lanenet_train.synth.config import SynthConfig
 from lanenet_train.synth.render import iter_drive
@@ -37,11 +38,12 @@ def write_drive_bag(args: argparse.Namespace, config: SynthConfig) -> int:
     labels beside it; returns the number of frames.
 
     Raises:
-        ValueError: a frame rate that is not positive.
+        ValueError: an image size beyond what the node takes, or a bag option out of range (the message names it).
         FileExistsError: the bag exists already.
     """
+    check_dimensions(config.width, config.height)
     frames, labels = drive_frames(config, args.seed, args.count, args.fps)
-    stamps = write_bag(frames, args, args.fps, total=args.count)
+    stamps = write_bag(frames, args, args.fps, total=args.count, rate_flag="--fps")
     rows = [dict(label, timestamp_ns=stamp) for label, stamp in zip(labels, stamps, strict=True)]
     atomic_write_text(labels_path(args.out), "".join(json.dumps(row) + "\n" for row in rows))
     return len(stamps)

@@ -198,7 +198,7 @@ def synth_bag(root, storage: str, compressed: bool):
     from lanenet_train.cli import main as train_main
 
     bag = root / f"{storage}{'_jpeg' if compressed else ''}"
-    args = ["synth", "--bag", "--count", "12", "--width", "320", "--height", "180", "--storage", storage,
+    args = ["synth", "--bag", "--count", "12", "--seed", "7", "--width", "320", "--height", "180", "--storage", storage,
             "--out", str(bag)]
     assert train_main(args + (["--compressed"] if compressed else [])) == 0
     return bag

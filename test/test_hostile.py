@@ -333,7 +333,8 @@ def test_a_live_replay_fails_when_the_node_answered_too_few_frames(bags, ros, mo
                                                                    monkeypatch):
     from lanenet_ros.replay import cli as replay
 
-    ros.lanenet(model=model, tracking=False)  # camera-stream QoS: best effort, newest frame only
+    # newest frame only (depth 1); reliable, so that no frame of the paced replay is lost in transport
+    ros.lanenet(model=model, tracking=False, **{"qos.reliability": "reliable"})
     monkeypatch.setenv("ROS_DOMAIN_ID", str(DOMAIN_ID))  # replay's own rclpy context joins the node's domain
     bag = [str(bags["sqlite3", False]), "--live", "--wait", "20", "--image-topic", "image"]
     # 1000 times the recorded rate: 12 frames within about 12 ms, more than the node can take

@@ -272,7 +272,8 @@ def decode_compressed(data: object, fmt: str = "", max_pixels: int = MAX_PIXELS)
     kind, width, height = compressed_size(data)
     check_dimensions(width, height, max_pixels)
     with decoder_messages() as said:
-        image = cv2.imdecode(_buffer(data), cv2.IMREAD_COLOR)
+        # as stored: an EXIF orientation is not applied (as ROS image transport decodes), so the size is the header's
+        image = cv2.imdecode(_buffer(data), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     damage = [line for line in said if not _HARMLESS.search(line)]
     if image is None or image.shape[:2] != (height, width) or damage:
         why = f" ({clip('; '.join(damage), 200)})" if damage else ""

@@ -336,7 +336,8 @@ def test_a_live_replay_fails_when_the_node_answered_too_few_frames(bags, ros, mo
                                                                    monkeypatch):
     from lanenet_ros.replay import cli as replay
 
-    ros.lanenet(model=model, tracking=False)  # camera-stream QoS: best effort, newest frame only
+    # newest frame only (depth 1); reliable, so that no frame of the paced replay is lost in transport
+    ros.lanenet(model=model, tracking=False, **{"qos.reliability": "reliable"})
     monkeypatch.setenv("ROS_DOMAIN_ID", str(DOMAIN_ID))  # replay's own rclpy context joins the node's domain
     bag = [str(bags["sqlite3", False]), "--live", "--wait", "20", "--image-topic", "image"]
     # 1000 times the recorded rate: 12 frames within about 12 ms, more than the node can take
@@ -357,3 +358,17 @@ def test_min_answered_must_be_a_share(capsys):
     with pytest.raises(SystemExit):
         replay.main(["bag", "--out", "x", "--min-answered", "80"])
     assert "must be a share between 0 and 1" in capsys.readouterr().err
+
+
+def test_a_jpeg_with_an_exif_orientation_decodes_as_stored_not_as_corrupt():
+    """A camera (or phone) JPEG tagged "rotate 90": the pixels come back as stored, as ROS image transport does."""
+    import struct
+
+    picture = np.zeros((40, 80, 3), np.uint8)
+    picture[:, :40] = 255
+    jpeg = cv2.imencode(".jpg", picture)[1].tobytes()
+    tiff = b"II*\x00" + struct.pack("<IHHHIHHI", 8, 1, 0x0112, 3, 1, 6, 0, 0)  # one entry: Orientation = 6
+    exif = b"Exif\x00\x00" + tiff
+    tagged = jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:]
+    out = decode_compressed(tagged)
+    assert out.shape == (40, 80, 3) and out[20, 10].min() > 200 and out[20, 70].max() < 50

@@ -175,17 +175,18 @@ class Probe:
         self.sub = self.node.create_subscription(LaneArray, "lanes", self._on_lanes, qos)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
-        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spinner.start()
 
     def _on_lanes(self, msg) -> None:
         with self.lock:
             self.answered.add(msg.header.stamp.nanosec)
 
-    def wait_for_node(self, timeout: float = 60.0) -> None:
+    def wait_for_node(self, node: Node, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while self.pub.get_subscription_count() == 0 or self.sub.get_publisher_count() == 0:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the lanenet node did not come up (see its log)")
+            if time.monotonic() > deadline or not node.alive():
+                raise TimeoutError(f"the lanenet node did not come up (see {node.log})")
             time.sleep(0.1)
 
     def publish(self, msg, seq: int) -> None:
@@ -203,6 +204,7 @@ class Probe:
 
     def close(self) -> None:
         self.executor.shutdown()
+        self.spinner.join(timeout=5.0)
         self.node.destroy_node()
 
 
@@ -273,7 +275,7 @@ def run_node(name: str, params: dict, log_dir: Path, msg_type, topic: str, work)
     node = Node(name, params, log_dir)
     probe = Probe(f"/{name}", msg_type, topic)
     try:
-        probe.wait_for_node()
+        probe.wait_for_node(node)
         work(node, probe)
     finally:
         probe.close()
@@ -338,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
                          "image/compressed", attack_compressed),
                 # newest frame only (depth 1); reliable, as 2.7 MB frames over best effort mostly get lost (issue 19)
                 run_node("soak", {**common, "qos.reliability": "reliable"}, log_dir, Image, "image", run_soak)]
+    except TimeoutError as exc:
+        print(f"hostile_barrage: {exc}; node logs in {log_dir}", file=sys.stderr)
+        return 1
     finally:
         rclpy.try_shutdown()
     held = all(r["node alive"] and r["good answered"] == r["good sent"] for r in (results["raw"],

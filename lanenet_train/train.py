@@ -211,6 +211,9 @@ class Trainer:
         """
         state = load_checkpoint(path, self.key)["model_state"]
         own = self.raw_model.state_dict()
+        # a bonnet head (model_config.hood_output) may start afresh on a network trained without one
+        new_head = [k for k in own if k.startswith("hood_head.") and k not in state]
+        state = {**state, **{k: own[k] for k in new_head}}
         missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
         if missing:
@@ -222,6 +225,8 @@ class Trainer:
                 f"{tuple(own[wrong[0]].shape)}"
         else:
             self.raw_model.load_state_dict(state)
+            if new_head and self.world.main:
+                print(f"note: {path} has no bonnet head; hood_head starts from fresh weights", file=sys.stderr)
             return
         raise ValueError(f"train_config.pretrained_model_path {path}: its network does not match "
                          f"model_config (it {what})")

@@ -19,12 +19,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from lanenet_ros.decode import fitting, hood, paint
+from lanenet_ros.decode import fitting, hood, paint, shape
 from lanenet_ros.decode.cluster import cluster_embeddings
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
 from lanenet_ros.preprocess import Geometry
 
-MEANINGS = ("binary_logits", "embedding", "class_logits")
+MEANINGS = ("binary_logits", "embedding", "class_logits", "hood_logits")
 P = np.polynomial.polynomial
 _MAX_COMPONENTS = 64  # per class, largest first
 
@@ -59,13 +59,22 @@ class DecodeParams:
         double_fraction: share of near rows with two runs that makes a double line.
         ego_center: vehicle centre line as a fraction of the image width at the bottom row.
         camera_height_m: camera height assumed when reading paint widths from the image (metres).
-        hood: the ego vehicle's hood at the bottom of the image: -1 finds it in each camera image
-            (lanenet_ros/decode/hood.py), 0 takes none, a share in (0, 0.5) of the rows is a known, fixed hood.
-            Lanes end at its edge and the mask is background below it.
+        hood: the ego vehicle's hood at the bottom of the image: -1 takes it from the model's ``hood_logits``
+            output where the model has one, else finds it in each camera image (lanenet_ros/decode/hood.py);
+            0 takes none, a share in (0, 0.5) of the rows is a known, fixed hood. Lanes end at its edge and the
+            mask is background below it.
         flip_average: LaneNet: run the network on the image and on its mirror image and average the binary
             branch's logits (the mirror's flipped back); lanes are still separated by the first run's
             embedding. Costs a second inference; lowers false lanes where the network's response is
             one-sided (bare road edges). Not for per-class models, some of whose classes have a side.
+        far_end_paint: with the camera image, a lane's far end is moved back to the farthest row where the
+            image shows paint along it (searched over the far ``far_end_paint`` share of the image height
+            from the fitted far end, ``extend_far`` included); 0: off. Where no paint is seen there the end
+            stays.
+        no_s_bends: a lane whose cubic fit bends both ways within its own rows (an S) is fitted again as a
+            quadratic.
+        uncross: of two neighbouring lanes that cross within their common rows, the less confident one is
+            ended just short of the crossing (dropped when too little is left).
     """
 
     lane_threshold: float = 0.5
@@ -88,6 +97,9 @@ class DecodeParams:
     camera_height_m: float = 1.5
     hood: float = -1.0
     flip_average: bool = False
+    far_end_paint: float = 0.0
+    no_s_bends: bool = False
+    uncross: bool = False
 
     def validate(self) -> DecodeParams:
         """Check ranges; return self.
@@ -105,7 +117,8 @@ class DecodeParams:
                   "max_lanes": self.max_lanes >= 1, "max_per_side": self.max_per_side >= 0,
                   "min_confidence": 0 <= self.min_confidence <= 1,
                   "double_fraction": 0 < self.double_fraction <= 1, "ego_center": 0 <= self.ego_center <= 1,
-                  "camera_height_m": self.camera_height_m > 0, "hood": self.hood == -1 or 0 <= self.hood < 0.5}
+                  "camera_height_m": self.camera_height_m > 0, "hood": self.hood == -1 or 0 <= self.hood < 0.5,
+                  "far_end_paint": 0 <= self.far_end_paint < 1}
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"decode parameter {name}={getattr(self, name)!r} is out of range "
@@ -238,8 +251,13 @@ class LaneDecoder:
             seg = fitting.row_segments(pixels.rows, pixels.cols, pixels.labels)
             fits = self._select(self._fit_all(pixels, seg, geo), geo)
             lanes = self._typed(pixels, seg, fits, geo, image_bgr)
+        if self.params.uncross:
+            lanes = shape.uncross(lanes, geo.src_width, geo.src_height, self.params.point_step_px)
+        if self.params.far_end_paint > 0 and _camera_image(image_bgr, geo):
+            lanes = [shape.end_at_paint(image_bgr, lane, self.params.far_end_paint * geo.src_height,
+                                        self.params.point_step_px) for lane in lanes]
         camera_mask = geo.mask_to_camera(class_mask)
-        found = self._hood(image_bgr, lanes, geo)
+        found = self._hood(image_bgr, lanes, geo, named.get("hood_logits"))
         if found is not None:
             edge, crossings = found
             lanes = hood.cut_lanes(lanes, crossings, self.params.point_step_px, min_rows=2 * self.params.point_step_px)
@@ -248,15 +266,20 @@ class LaneDecoder:
         return LaneFrame(width=geo.src_width, height=geo.src_height, class_mask=camera_mask,
                          lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
 
-    def _hood(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane],
-              geo: Geometry) -> tuple[hood.HoodEdge, list[float | None]] | None:
-        """The hood's edge (``params.hood``): the given one, or one found in the image and confirmed by the
-        lanes; with the row where each lane crosses it. None without a hood."""
+    def _hood(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane], geo: Geometry,
+              hood_logits: np.ndarray | None) -> tuple[hood.HoodEdge, list[float | None]] | None:
+        """The hood's edge (``params.hood``): the given one, the model's own (``hood_logits``), or one found in
+        the image and confirmed by the lanes; with the row where each lane crosses it. None without a hood."""
         share = self.params.hood
         if share > 0:
             edge = hood.HoodEdge.flat((1 - share) * geo.src_height - 0.5, geo.src_width)
             return edge, hood.crossing_rows(lanes, edge)
-        if share == 0 or not lanes or not _camera_image(image_bgr, geo):
+        if share == 0:
+            return None
+        if hood_logits is not None:  # the network's bonnet, trusted as it is
+            edge = hood.edge_from_logits(hood_logits[0], geo)
+            return (edge, hood.crossing_rows(lanes, edge)) if edge is not None else None
+        if not lanes or not _camera_image(image_bgr, geo):
             return None
         edge = hood.find_edge(image_bgr)
         if edge is None:
@@ -277,6 +300,8 @@ class LaneDecoder:
             if arr.ndim != 3:
                 raise ValueError(f"output {name!r} ({meaning}) must be (C, H, W), got shape {arr.shape}")
             named[meaning] = arr
+        if "hood_logits" in named and named["hood_logits"].shape[0] != 1:
+            raise ValueError(f"hood_logits must have 1 channel, got {named['hood_logits'].shape[0]}")
         if "binary_logits" in named and named["binary_logits"].shape[0] != 2:
             raise ValueError(f"binary_logits must have 2 channels, got {named['binary_logits'].shape[0]}")
         if "embedding" in named and "binary_logits" in named \
@@ -369,6 +394,8 @@ class LaneDecoder:
             return None
         degree = p.poly_degree if span >= 0.3 else min(p.poly_degree, 2 if span >= 0.15 else 1)
         coeffs_in, inliers = fitting.robust_polyfit(rows, median, degree, p.outlier_px)
+        if p.no_s_bends and degree == 3 and shape.bends_both_ways(coeffs_in, rows[0], rows[-1]):
+            coeffs_in, inliers = fitting.robust_polyfit(rows, median, 2, p.outlier_px)
         confidence = px.scores[lane_id] * np.count_nonzero(inliers) / len(inliers) * min(1.0, span / 0.25)
         if confidence < p.min_confidence:
             return None

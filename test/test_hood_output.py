@@ -125,7 +125,7 @@ train_config {{ batch_size: 2 epochs: 1 log_interval: 1 }}""")
 
 
 def test_far_end_paint_moves_the_far_end_back_to_the_paint():
-    from lanenet_ros.decode import shape
+    from lanenet_ros.decode import far_end
     from lanenet_ros.decode.fitting import sample_points
     from lanenet_ros.lanes import DetectedLane
 
@@ -133,8 +133,8 @@ def test_far_end_paint_moves_the_far_end_back_to_the_paint():
     cv2.line(image, (640, 400), (640, 719), (230, 230, 230), 6)  # paint ends at row 400
     coeffs = np.array([640.0, 0.0])
     lane = DetectedLane(image_coeffs=coeffs, y_min=340.0, y_max=719.0, points=sample_points(coeffs, 340, 719, 10))
-    moved = shape.end_at_paint(image, lane, 0.1 * 720, 10.0)
+    moved = far_end.end_at_paint(image, lane, 0.1 * 720, 10.0)
     assert abs(moved.y_min - 400) <= 2 and moved.points[-1, 1] == moved.y_min
-    assert abs(shape.end_at_paint(image, moved, 72.0, 10.0).y_min - moved.y_min) <= 1  # on paint: stays
+    assert abs(far_end.end_at_paint(image, moved, 72.0, 10.0).y_min - moved.y_min) <= 1  # on paint: stays
     blank = np.full_like(image, 70)
-    assert shape.end_at_paint(blank, lane, 72.0, 10.0) is lane  # no paint seen: a faint line is not cut
+    assert far_end.end_at_paint(blank, lane, 72.0, 10.0) is lane  # no paint seen: a faint line is not cut

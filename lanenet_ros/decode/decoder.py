@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from lanenet_ros.decode import fitting, hood, paint, shape
+from lanenet_ros.decode import far_end, fitting, hood, paint
 from lanenet_ros.decode.cluster import cluster_embeddings
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
 from lanenet_ros.preprocess import Geometry
@@ -71,10 +71,6 @@ class DecodeParams:
             image shows paint along it (searched over the far ``far_end_paint`` share of the image height
             from the fitted far end, ``extend_far`` included); 0: off. Where no paint is seen there the end
             stays.
-        no_s_bends: a lane whose cubic fit bends both ways within its own rows (an S) is fitted again as a
-            quadratic.
-        uncross: of two neighbouring lanes that cross within their common rows, the less confident one is
-            ended just short of the crossing (dropped when too little is left).
     """
 
     lane_threshold: float = 0.5
@@ -98,8 +94,6 @@ class DecodeParams:
     hood: float = -1.0
     flip_average: bool = False
     far_end_paint: float = 0.0
-    no_s_bends: bool = False
-    uncross: bool = False
 
     def validate(self) -> DecodeParams:
         """Check ranges; return self.
@@ -251,10 +245,8 @@ class LaneDecoder:
             seg = fitting.row_segments(pixels.rows, pixels.cols, pixels.labels)
             fits = self._select(self._fit_all(pixels, seg, geo), geo)
             lanes = self._typed(pixels, seg, fits, geo, image_bgr)
-        if self.params.uncross:
-            lanes = shape.uncross(lanes, geo.src_width, geo.src_height, self.params.point_step_px)
         if self.params.far_end_paint > 0 and _camera_image(image_bgr, geo):
-            lanes = [shape.end_at_paint(image_bgr, lane, self.params.far_end_paint * geo.src_height,
+            lanes = [far_end.end_at_paint(image_bgr, lane, self.params.far_end_paint * geo.src_height,
                                         self.params.point_step_px) for lane in lanes]
         camera_mask = geo.mask_to_camera(class_mask)
         found = self._hood(image_bgr, lanes, geo, named.get("hood_logits"))
@@ -394,8 +386,6 @@ class LaneDecoder:
             return None
         degree = p.poly_degree if span >= 0.3 else min(p.poly_degree, 2 if span >= 0.15 else 1)
         coeffs_in, inliers = fitting.robust_polyfit(rows, median, degree, p.outlier_px)
-        if p.no_s_bends and degree == 3 and shape.bends_both_ways(coeffs_in, rows[0], rows[-1]):
-            coeffs_in, inliers = fitting.robust_polyfit(rows, median, 2, p.outlier_px)
         confidence = px.scores[lane_id] * np.count_nonzero(inliers) / len(inliers) * min(1.0, span / 0.25)
         if confidence < p.min_confidence:
             return None

@@ -163,7 +163,8 @@ def run(decode: Variants, kinds: list[str], frames: int) -> dict[str, dict[str, 
     """Per variant: the measures per kind of scene, and over all of them (``all``)."""
     rows = np.asarray(tusimple_h_samples(720))
     tallies = {v: {name: Tally() for name in [*kinds, "all"]} for v in decode.decoders}
-    for k, name in enumerate(kinds):
+    for name in kinds:
+        k = list(SCENES).index(name)  # a kind's frames do not depend on which kinds are run
         config = dataclasses.replace(SynthConfig(), **SCENES[name])
         for i in tqdm(range(frames), desc=name[:28], unit="frame", leave=False):
             frame = render_frame(config, FIRST_SEED + 1000 * k + i)

@@ -138,3 +138,28 @@ def test_far_end_paint_moves_the_far_end_back_to_the_paint():
     assert abs(far_end.end_at_paint(image, moved, 72.0, 10.0).y_min - moved.y_min) <= 1  # on paint: stays
     blank = np.full_like(image, 70)
     assert far_end.end_at_paint(blank, lane, 72.0, 10.0) is lane  # no paint seen: a faint line is not cut
+
+
+def test_real_road_options_bonnet_labels_and_barrier():
+    import dataclasses
+
+    from lanenet_train.synth import SynthConfig
+    from lanenet_train.synth.cli import config_overrides
+    from lanenet_train.synth.render import render_frame
+    from lanenet_train.synth.world import build_world
+
+    cfg = SynthConfig(width=320, height=180, hood_prob=1.0, real_hood_prob=1.0)
+    frame = render_frame(cfg, 5)
+    edge = np.asarray(frame.hood_edge)
+    assert edge.shape == (65, 2) and edge[:, 1].min() > 180 * 0.85 and edge[:, 1].max() < 180
+    for lane in frame.lanes:  # lanes end at the bonnet's edge
+        assert (lane.points[:, 1] <= np.interp(lane.points[:, 0], edge[:, 0], edge[:, 1]) + 1e-6).all()
+    assert render_frame(dataclasses.replace(cfg, hood_prob=0.0), 5).hood_edge == []
+    barrier = dataclasses.replace(cfg, median_barrier_prob=1.0, two_way_prob=0.0)
+    world = build_world(barrier, np.random.default_rng(3), 300.0)
+    assert world.scene.scenery.left == "nj_barrier"
+    assert 0.3 <= world.road.edge_left - world.road.boundaries[0].offset <= 1.2
+    assert config_overrides(["curve_hold_m=10,50", "lanes=2,3", "real_hood_prob=0.5"]) == {
+        "curve_hold_m": (10.0, 50.0), "lanes": (2, 3), "real_hood_prob": 0.5}
+    with pytest.raises(ValueError, match="SynthConfig field"):
+        config_overrides(["no_such=1"])

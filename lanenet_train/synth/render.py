@@ -161,15 +161,17 @@ def _draw_hood(layers: Layers, config: SynthConfig, hood: dict, env, scale: floa
 
 
 def _gloss(image: np.ndarray, mask: np.ndarray, top: np.ndarray, hood: dict, color: np.ndarray) -> None:
-    """A glossy bonnet (in place): the scene above its edge mirrored in it, squeezed and blurred, strongest
-    near the edge (grazing view); a dash-cam mount or a wiper blade in dark plastic."""
+    """A glossy bonnet (in place): a convex mirror of the scene above its edge, the road ahead (lane paint
+    included) just below the edge, then the horizon and the sky further down, strongest near the edge
+    (grazing view); a dash-cam mount or a wiper blade in dark plastic."""
     hr, wr = mask.shape
     edge = np.interp(np.arange(wr), np.linspace(0, wr - 1, len(top)), top).astype(np.float32)
     v, u = np.mgrid[0:hr, 0:wr].astype(np.float32)
     depth = np.maximum(v - edge[None, :], 0)
-    mirror = cv2.remap(image, u, np.clip(edge[None, :] - 2.5 * depth - 1, 0, hr - 1), cv2.INTER_LINEAR)
-    mirror = cv2.GaussianBlur(mirror, (0, 0), max(1.0, wr / 400)).astype(np.float32)
     span = max(float(hr - edge.min()), 1.0)
+    squeeze = 0.9 * float(edge.min()) / span  # the bonnet's rows mirror nearly the whole image above it
+    mirror = cv2.remap(image, u, np.clip(edge[None, :] - squeeze * depth - 1, 0, hr - 1), cv2.INTER_LINEAR)
+    mirror = cv2.GaussianBlur(mirror, (0, 0), max(0.6, wr / 1000)).astype(np.float32)
     weight = hood["gloss"] * np.exp(-depth / (0.6 * span))[..., None]
     base = np.clip(color * PIXEL_SCALE, 0, 255).astype(np.float32)
     out = base * (1 - 0.5 * weight) + weight * mirror

@@ -250,7 +250,7 @@ def _real_hood(rng: np.random.Generator) -> dict:
     a clearly curved edge at 5-12 % of the height, at times a dash-cam mount or a wiper in view."""
     paint = HOOD_PAINTS[int(rng.choice(len(HOOD_PAINTS), p=[0.25, 0.2, 0.1, 0.1, 0.1, 0.1, 0.08, 0.07]))]
     return {"height": rng.uniform(0.05, 0.12), "bulge": rng.uniform(0.01, 0.045), "color": jitter(rng, paint, 0.15),
-            "shine": rng.uniform(0.2, 0.5), "gloss": rng.uniform(0.25, 0.6), "tilt": rng.uniform(-0.01, 0.01),
+            "shine": rng.uniform(0.2, 0.5), "gloss": rng.uniform(0.35, 0.8), "tilt": rng.uniform(-0.01, 0.01),
             "mount": rng.random() < 0.3, "wiper": rng.random() < 0.2, "mount_x": rng.uniform(0.35, 0.65)}
 
 

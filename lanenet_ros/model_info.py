@@ -17,7 +17,7 @@ ARCHITECTURES = {
     "lanenet": ("binary_logits", "embedding"),
     "deeplabv3plus": ("class_logits",),
 }
-OUTPUT_MEANINGS = ("binary_logits", "embedding", "class_logits")
+OUTPUT_MEANINGS = ("binary_logits", "embedding", "class_logits", "hood_logits")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
@@ -210,7 +210,8 @@ def check_graph(info: ModelInfo, inputs: dict[str, list], outputs: dict[str, lis
 
 
 def _check_output_channels(info: ModelInfo, outputs: dict[str, list], source: str) -> None:
-    expected = {"binary_logits": 2, "embedding": info.embedding_dim, "class_logits": info.num_classes}
+    expected = {"binary_logits": 2, "embedding": info.embedding_dim, "class_logits": info.num_classes,
+                "hood_logits": 1}
     for name, meaning in info.outputs.items():
         shape = list(outputs[name])
         channels = shape[1] if len(shape) == 4 else None

@@ -49,7 +49,7 @@ def crop_and_resize(image: np.ndarray, mask: np.ndarray, instance: np.ndarray | 
 
     Args:
         image: (H, W, 3) uint8.
-        mask: (H, W) uint8 class ids.
+        mask: (H, W) uint8 class ids (or (H, W, K): several masks moved together).
         instance: (H, W) uint8 lane ids, or None.
         zoom: >= 1; 2 shows a quarter of the image.
         fx: 0 = left edge, 1 = right edge of the window's possible positions.
@@ -58,7 +58,7 @@ def crop_and_resize(image: np.ndarray, mask: np.ndarray, instance: np.ndarray | 
     Returns:
         (image, mask, instance) at the input size; lanes cut away disappear and ids are renumbered.
     """
-    h, w = mask.shape
+    h, w = mask.shape[:2]
     cw, ch = max(1, round(w / zoom)), max(1, round(h / zoom))
     x0, y0 = round((w - cw) * fx), round((h - ch) * fy)
     window = (slice(y0, y0 + ch), slice(x0, x0 + cw))

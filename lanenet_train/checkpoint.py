@@ -154,6 +154,8 @@ def make_model_info(spec: Any, class_names: list[str], class_colors: list, finge
     lanenet = m.architecture == "lanenet"
     outputs = ({"binary_logits": "binary_logits", "embedding": "embedding"} if lanenet
                else {"class_logits": "class_logits"})
+    if lanenet and m.hood_output:
+        outputs["hood_logits"] = "hood_logits"
     lane_ids = [1] if lanenet else [i for i, n in enumerate(class_names) if i and is_lane_class(n)]
     return {
         "format_version": 1, "architecture": m.architecture, "input_name": "input",

@@ -20,6 +20,7 @@ from lanenet_train.augment import IGNORE, Augmenter
 from lanenet_train.data.layout import DatasetError, load_dataset, samples_in_split
 from lanenet_train.data.stats import enet_weights
 
+HOOD = "hood"  # the bonnet class of converted data (synth --label-hood): not a lane; LaneNet's hood_logits target
 DEFAULT_COLORS = [(0, 0, 0), (255, 255, 255), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0),
                   (255, 0, 255), (0, 255, 255)]
 
@@ -41,6 +42,7 @@ class ClassTable:
     names: list[str]
     colors: list[tuple[int, int, int]]
     luts: list[np.ndarray] = field(default_factory=list)  # one (256,) uint8 per source
+    hood_ids: list[int | None] = field(default_factory=list)  # per source: its class id of the bonnet, if any
     pixel_counts: list[float] | None = None
     dataset_weights: list[float] | None = None
     uncounted: list[str] = field(default_factory=list)  # dataset roots without pixel counts (no `stats` run)
@@ -115,6 +117,7 @@ def resolve_classes(sources: Sequence[SourceData], mapping: Sequence[Any], binar
     table = ClassTable(names, colors)
     for src in sources:
         table.luts.append(class_lut(src.classes, mapping, names, binary))
+        table.hood_ids.append(next((c["id"] for c in src.classes if c["name"] == HOOD), None))
     table.pixel_counts = _merged_counts(sources, table, len(names))
     if sources[0].meta and not mapping and not binary:
         table.dataset_weights = sources[0].meta.get("class_weights")
@@ -135,7 +138,7 @@ def class_lut(classes: list[dict], mapping: Sequence[Any], names: list[str], bin
         if mapping:
             lut[c["id"]] = target.get(c["name"], 0)
         elif binary:
-            lut[c["id"]] = 1 if c["id"] else 0
+            lut[c["id"]] = 1 if c["id"] and c["name"] != HOOD else 0
         else:
             lut[c["id"]] = names.index(c["name"]) if c["name"] in names else 0
     return lut
@@ -220,7 +223,9 @@ def read_resized(path: str, fmt: InputFormat, interpolation: int, flags: int = c
 
 
 class LaneDataset(Dataset):
-    """Samples as network tensors: ``image`` (3,H,W) float32, ``mask`` and ``instance`` (H,W) int64, ``index``.
+    """Samples as network tensors: ``image`` (3,H,W) float32, ``mask``, ``instance`` and ``hood`` (H,W) int64,
+    ``index``. ``hood`` is 1 on the bonnet, 0 elsewhere, 255 (ignore) everywhere for a source that does not
+    label bonnets.
 
     Augmentation draws from ``np.random.default_rng((seed, epoch, index))``, so a sample is augmented the
     same way whichever worker or DDP rank loads it, and a resumed run sees the same data.
@@ -231,11 +236,13 @@ class LaneDataset(Dataset):
         fmt: input format.
         augmenter: None for evaluation.
         seed: base seed of the augmentation.
+        hood_ids: per source, its class id of the bonnet (None: bonnets not labelled).
     """
 
     def __init__(self, samples: list[dict], luts: list[np.ndarray], fmt: InputFormat,
-                 augmenter: Augmenter | None = None, seed: int = 0) -> None:
+                 augmenter: Augmenter | None = None, seed: int = 0, hood_ids: Sequence[int | None] = ()) -> None:
         self.samples, self.luts, self.fmt, self.augmenter, self.seed = samples, luts, fmt, augmenter, seed
+        self.hood_ids = list(hood_ids) or [None] * len(luts)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -243,21 +250,31 @@ class LaneDataset(Dataset):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The sample at input size, before augmentation: (BGR uint8 image, class ids, lane ids or None)."""
-        s = self.samples[index]
-        image = read_resized(s["image"], self.fmt, cv2.INTER_LINEAR, cv2.IMREAD_COLOR)
-        mask = self.luts[s.get("source", 0)][read_resized(s["mask"], self.fmt, cv2.INTER_NEAREST)]
-        instance = read_resized(s["instance"], self.fmt, cv2.INTER_NEAREST) if s.get("instance") else None
+        image, mask, instance, _ = self.load_with_hood(index)
         return image, mask, instance
 
+    def load_with_hood(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+        """:meth:`load` and the bonnet target (1 bonnet, 0 not, 255 where bonnets are not labelled)."""
+        s = self.samples[index]
+        source = s.get("source", 0)
+        image = read_resized(s["image"], self.fmt, cv2.INTER_LINEAR, cv2.IMREAD_COLOR)
+        raw = read_resized(s["mask"], self.fmt, cv2.INTER_NEAREST)
+        hood_id = self.hood_ids[source]
+        hood = np.full_like(raw, IGNORE) if hood_id is None else np.where(raw == IGNORE, IGNORE, raw == hood_id)
+        instance = read_resized(s["instance"], self.fmt, cv2.INTER_NEAREST) if s.get("instance") else None
+        return image, self.luts[source][raw], instance, hood.astype(np.uint8)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
-        image, mask, instance = self.load(index)
-        if self.augmenter is not None:
+        image, mask, instance, hood = self.load_with_hood(index)
+        if self.augmenter is not None:  # the bonnet rides along as a second mask channel
             rng = np.random.default_rng((self.seed, self.epoch, index))
-            image, mask, instance = self.augmenter(rng, image, mask, instance)
+            image, both, instance = self.augmenter(rng, image, np.dstack([mask, hood]), instance)
+            mask, hood = both[..., 0], both[..., 1]
         if instance is None:
             instance = np.full_like(mask, IGNORE)
-        return {"image": torch.from_numpy(self.fmt.normalise(image)), "mask": torch.from_numpy(mask.astype(np.int64)),
-                "instance": torch.from_numpy(instance.astype(np.int64)), "index": index}
+        tensor = lambda a: torch.from_numpy(a.astype(np.int64))  # noqa: E731
+        return {"image": torch.from_numpy(self.fmt.normalise(image)), "mask": tensor(mask),
+                "instance": tensor(instance), "hood": tensor(hood), "index": index}
 
 
 def build_dataset(sources: Sequence[Any], spec: Any, train: bool) -> tuple[LaneDataset, ClassTable]:
@@ -279,4 +296,5 @@ def build_dataset(sources: Sequence[Any], spec: Any, train: bool) -> tuple[LaneD
     samples = [dict(s, source=i) for i, src in enumerate(read) for s in src.samples]
     augmenter = Augmenter.from_config(spec.augmentation_config) if train else None
     fmt = InputFormat.from_model_config(spec.model_config)
-    return LaneDataset(samples, luts, fmt, augmenter, spec.train_config.seed), table
+    hood_ids = table.hood_ids if train else table.hood_ids[1:]
+    return LaneDataset(samples, luts, fmt, augmenter, spec.train_config.seed, hood_ids), table

@@ -36,6 +36,7 @@ class LossSettings:
     hard_negative_weight: float = 0.0
     hard_negative_fraction: float = 0.01
     hard_negative_margin: int = 4
+    hood_weight: float = 1.0
 
     @classmethod
     def from_spec(cls, spec: Any, class_weights: Sequence[float] | None) -> LossSettings:
@@ -47,7 +48,7 @@ class LossSettings:
                    distance_weight=lc.distance_weight, regularization_weight=lc.regularization_weight,
                    regularizer=reg.type, regularizer_weight=reg.weight,
                    hard_negative_weight=lc.hard_negative_weight, hard_negative_fraction=lc.hard_negative_fraction,
-                   hard_negative_margin=lc.hard_negative_margin)
+                   hard_negative_margin=lc.hard_negative_margin, hood_weight=lc.hood_weight)
 
 
 def _global_constant(value: torch.Tensor, world: World) -> torch.Tensor:
@@ -100,6 +101,13 @@ def compute_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor
                                      alpha=settings.variance_weight, beta=settings.distance_weight,
                                      gamma=settings.regularization_weight, ignore_index=settings.ignore_index)
         terms["embedding"] = settings.embedding_weight * _share(emb, has_lanes, world)
+    if "hood_logits" in outputs and "hood" in batch and settings.hood_weight > 0:
+        target = batch["hood"]
+        labelled = target != settings.ignore_index
+        n = labelled.sum().float()
+        bce = nn.functional.binary_cross_entropy_with_logits(outputs["hood_logits"][:, 0][labelled],
+                                                             target[labelled].float(), reduction="sum")
+        terms["hood"] = settings.hood_weight * _share(bce / n.clamp(min=1.0), n, world)
     return terms
 
 

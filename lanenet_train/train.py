@@ -332,6 +332,9 @@ class Trainer:
         ckpt = load_checkpoint(path, self.key, allow_plain=True)
         state = ckpt["model_state"]
         own = self.raw_model.state_dict()
+        # a bonnet head (model_config.hood_output) may start afresh on a network trained without one
+        new_head = [k for k in own if k.startswith("hood_head.") and k not in state]
+        state = {**state, **{k: own[k] for k in new_head}}
         missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
         if missing:
@@ -350,6 +353,8 @@ class Trainer:
                 print(f"warning: {path} was trained with other input settings ("
                       + ", ".join(f"{k} {theirs[k]} here {self.model_info[k]}" for k in differ)
                       + "); fine-tuning starts from images it has not seen so", file=sys.stderr)
+            if new_head and self.world.main:
+                print(f"note: {path} has no bonnet head; hood_head starts from fresh weights", file=sys.stderr)
             return
         trained = ckpt.get("spec", {}).get("model_config", {})
         made = ", ".join(f"{k} {trained[k]}" for k in ("architecture", "width_multiplier", "embedding_dim")

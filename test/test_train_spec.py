@@ -88,7 +88,7 @@ def test_finetune_spec_differs_from_the_first_stage_only_in_data_and_schedule():
     first = load_spec(SPECS / "lanenet_tusimple.txt", check_paths=False)
     tune = load_spec(SPECS / "lanenet_tusimple_finetune.txt", check_paths=False)
     assert tune.dataset_config.data_sources[0] == first.dataset_config.data_sources[0]
-    assert len(tune.dataset_config.data_sources) == 3
+    assert len(tune.dataset_config.data_sources) == 5  # + bare edges, fresh, real-road scenes, bends
     same = dataclasses.replace(tune, dataset_config=first.dataset_config, train_config=dataclasses.replace(
         tune.train_config, epochs=first.train_config.epochs, learning_rate=first.train_config.learning_rate))
     assert same == first
@@ -113,8 +113,8 @@ def test_camera_spec_is_the_finetune_spec_with_one_more_source_and_a_shorter_sch
     tune = load_spec(SPECS / "lanenet_tusimple_finetune.txt", check_paths=False)
     camera = load_spec(SPECS / "lanenet_tusimple_camera.txt", check_paths=False)
     sources = camera.dataset_config.data_sources
-    assert sources[:3] == tune.dataset_config.data_sources
-    assert str(sources[3].dataset_root).endswith("data/tusimple_camera")
+    assert sources[:-1] == tune.dataset_config.data_sources
+    assert str(sources[-1].dataset_root).endswith("data/tusimple_camera")
     same = dataclasses.replace(camera, dataset_config=tune.dataset_config, train_config=dataclasses.replace(
         camera.train_config, epochs=tune.train_config.epochs, learning_rate=tune.train_config.learning_rate))
     assert same == tune

@@ -19,14 +19,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from lanenet_ros.decode import fitting, hood, paint
+from lanenet_ros.decode import far_end, fitting, hood, paint
 from lanenet_ros.decode.cluster import cluster_embeddings
 from lanenet_ros.decode.settings import DecodeParams, SettingError
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
 from lanenet_ros.model_info import ModelInfo
 from lanenet_ros.preprocess import Geometry
 
-MEANINGS = ("binary_logits", "embedding", "class_logits")
+MEANINGS = ("binary_logits", "embedding", "class_logits", "hood_logits")
 P = np.polynomial.polynomial
 _MAX_COMPONENTS = 64  # per class, largest first
 
@@ -120,8 +120,11 @@ class LaneDecoder:
             seg = fitting.row_segments(pixels.rows, pixels.cols, pixels.labels)
             fits = self._select(self._fit_all(pixels, seg, geo), geo)
             lanes = self._typed(pixels, seg, fits, geo, image_bgr)
+        if self.params.far_end_paint > 0 and _camera_image(image_bgr, geo):
+            lanes = [far_end.end_at_paint(image_bgr, lane, self.params.far_end_paint * geo.src_height,
+                                        self.params.point_step_px) for lane in lanes]
         camera_mask = geo.mask_to_camera(class_mask)
-        found = self._hood(image_bgr, lanes, geo)
+        found = self._hood(image_bgr, lanes, geo, named.get("hood_logits"))
         if found is not None:
             edge, crossings = found
             lanes = hood.cut_lanes(lanes, crossings, self.params.point_step_px, min_rows=2 * self.params.point_step_px)
@@ -130,15 +133,20 @@ class LaneDecoder:
         return LaneFrame(width=geo.src_width, height=geo.src_height, class_mask=camera_mask,
                          lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
 
-    def _hood(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane],
-              geo: Geometry) -> tuple[hood.HoodEdge, list[float | None]] | None:
-        """The hood's edge (``params.hood``): the given one, or one found in the image and confirmed by the
-        lanes; with the row where each lane crosses it. None without a hood."""
+    def _hood(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane], geo: Geometry,
+              hood_logits: np.ndarray | None) -> tuple[hood.HoodEdge, list[float | None]] | None:
+        """The hood's edge (``params.hood``): the given one, the model's own (``hood_logits``), or one found in
+        the image and confirmed by the lanes; with the row where each lane crosses it. None without a hood."""
         share = self.params.hood
         if share > 0:
             edge = hood.HoodEdge.flat((1 - share) * geo.src_height - 0.5, geo.src_width)
             return edge, hood.crossing_rows(lanes, edge)
-        if share == 0 or not lanes or not _camera_image(image_bgr, geo):
+        if share == 0:
+            return None
+        if hood_logits is not None:  # the network's bonnet, trusted as it is
+            edge = hood.edge_from_logits(hood_logits[0], geo)
+            return (edge, hood.crossing_rows(lanes, edge)) if edge is not None else None
+        if not lanes or not _camera_image(image_bgr, geo):
             return None
         edge = hood.find_edge(image_bgr)
         if edge is None:
@@ -159,6 +167,8 @@ class LaneDecoder:
             if arr.ndim != 3:
                 raise ValueError(f"output {name!r} ({meaning}) must be (C, H, W), got shape {arr.shape}")
             named[meaning] = arr
+        if "hood_logits" in named and named["hood_logits"].shape[0] != 1:
+            raise ValueError(f"hood_logits must have 1 channel, got {named['hood_logits'].shape[0]}")
         if "binary_logits" in named and named["binary_logits"].shape[0] != 2:
             raise ValueError(f"binary_logits must have 2 channels, got {named['binary_logits'].shape[0]}")
         if "embedding" in named and "binary_logits" in named \

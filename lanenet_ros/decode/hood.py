@@ -9,7 +9,8 @@ Finding the edge in one image: the strongest change of brightness down each of 1
 part of the image, a smooth curve (a quadratic: hoods bulge) through most strips, a clear step in brightness
 across it and an even surface below. A shadow or a joint across the road can pass that test, so an edge is
 taken for the hood only when the lanes crossing it show paint above it and none below. A camera whose hood is
-known can give it instead, as the share of the image rows it covers (``DecodeParams.hood``).
+known can give it instead, as the share of the image rows it covers (``DecodeParams.hood``). A LaneNet trained
+with a bonnet output (``hood_logits``) gives it itself (:func:`edge_from_logits`), and the search is not used.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -102,6 +104,38 @@ def find_edge(image_bgr: np.ndarray) -> HoodEdge | None:
         return None
     # working row r covers camera rows around y0 + (r + 0.5) * scale - 0.5; u is the same in both
     return HoodEdge((y0 + (c[0] + 0.5) * scale - 0.5, c[1] * scale, c[2] * scale), w)
+
+
+_MIN_HOOD_COLUMNS = 0.5  # share of the network's columns whose bottom pixel is bonnet, for a bonnet to count
+_LOWEST_TOP = 0.6  # a bonnet's edge lies below this share of the image height
+
+
+def edge_from_logits(logits: np.ndarray, geo: Any) -> HoodEdge | None:
+    """The bonnet's edge from a network's ``hood_logits`` (H, W) at the network's size (``geo``: its
+    ``Geometry``): in each column the top of the run of bonnet pixels (p > 0.5) that reaches the bottom row,
+    a quadratic in camera pixels through those tops (one refit without the columns more than three camera
+    rows off). None when under half of the columns end in bonnet, or the edge lies above 60 % of the height."""
+    on = logits > 0
+    height = on.shape[0]
+    run = np.argmin(on[::-1], axis=0)  # bonnet rows counted up from the bottom
+    run[on.all(axis=0)] = height
+    cols = np.flatnonzero(run > 0)
+    if len(cols) < max(3, _MIN_HOOD_COLUMNS * on.shape[1]):
+        return None
+    x_cam, _ = geo.to_camera(cols.astype(np.float64), np.zeros(len(cols)))
+    y_cam = (height - run[cols]) * geo.scale_y - 0.5 + geo.crop_top  # top edge of each column's first bonnet row
+    if np.median(y_cam) < _LOWEST_TOP * geo.src_height:
+        return None
+    half = geo.src_width / 2
+    u = (x_cam - half) / half
+    design = np.stack([np.ones_like(u), u, u * u], axis=1)
+    keep = np.ones(len(u), bool)
+    for _ in range(2):
+        c = np.linalg.lstsq(design[keep], y_cam[keep], rcond=None)[0]
+        keep = np.abs(design @ c - y_cam) <= 3.0 * max(geo.scale_y, 1.0)
+        if keep.sum() < 3:
+            return None
+    return HoodEdge((float(c[0]), float(c[1]), float(c[2])), int(geo.src_width))
 
 
 def crossing_rows(lanes: Sequence[DetectedLane], edge: HoodEdge) -> list[float | None]:

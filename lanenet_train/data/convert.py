@@ -30,6 +30,7 @@ from lanenet_train.data.layout import (
     write_index,
 )
 from lanenet_train.data.sources import (
+    HOOD_CLASS,
     LANE_CLASSES,
     BadInputError,
     ConvertOptions,
@@ -202,6 +203,8 @@ def _discover(args: argparse.Namespace) -> tuple[list[SourceSample], list[BadInp
 def _run(args: argparse.Namespace) -> int:
     options, classes = _options(args)
     samples, bad = _discover(args)
+    if any(s.hood is not None for s in samples):  # bonnets labelled (synth --label-hood): a class of their own
+        classes = [*classes, HOOD_CLASS]
     bad_msgs = [str(b) for b in bad]
     if bad_msgs and not args.skip_bad:
         return _fail(bad_msgs, "nothing was written")

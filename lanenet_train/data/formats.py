@@ -74,6 +74,10 @@ def _tusimple_line(path: Path, lineno: int, line: str) -> dict:
             if len(lane) != len(h):
                 raise BadInputError(f"{where}: {key}[{k}] has {len(lane)} x values but h_samples has {len(h)}; "
                                     "give one x (or -2) per h_sample")
+    hood = entry.get("hood", [])  # optional: the generator's bonnet edge, [x, y] points ([] = no bonnet)
+    if not isinstance(hood, list) or not all(isinstance(p, list) and len(p) == 2
+                                             and all(isinstance(v, (int, float)) for v in p) for p in hood):
+        raise BadInputError(f"{where}: hood must be a list of [x, y] points (the bonnet's edge), or []")
     if not isinstance(entry["raw_file"], str) or not entry["raw_file"]:
         raise BadInputError(f"{where}: raw_file must be the image path relative to the label file")
     return entry
@@ -120,6 +124,7 @@ def _tusimple_sample(root: Path, path: Path, lineno: int, line: str, seen: dict,
     return SourceSample(name=name, split=split_from_name(path.stem), group=os.path.dirname(rel), image=image,
                         origin=f"{path}:{lineno}", lanes=points("lanes"), ignore_lanes=points("ignore_lanes"),
                         tusimple={"lanes": entry["lanes"], "h_samples": h},
+                        hood=[(float(x), float(y)) for x, y in entry["hood"]] if "hood" in entry else None,
                         meta={"source": rel, **_synth_meta(cams, rel)})
 
 

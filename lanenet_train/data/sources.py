@@ -18,6 +18,7 @@ from lanenet_train.data.raster import IGNORE, order_lanes, rasterise_lanes
 CONVERTER_VERSION = 1
 LANE_CLASSES = [{"id": 0, "name": "background", "color": [0, 0, 0]},
                 {"id": 1, "name": "lane", "color": [255, 255, 255]}]
+HOOD_CLASS = {"id": 2, "name": "hood", "color": [255, 0, 255]}  # the ego vehicle's bonnet (synth --label-hood)
 
 
 class BadInputError(Exception):
@@ -42,6 +43,8 @@ class SourceSample:
         label: Apollo colour label or folder mask file.
         instance: optional instance mask file (folder format).
         meta: extra per-sample metadata (source path, camera, ...).
+        hood: the bonnet's top edge as (x, y) points left to right, drawn as class ``hood`` below it; an
+            empty list for a labelled frame without a bonnet, None where bonnets are not labelled.
     """
 
     name: str
@@ -56,6 +59,7 @@ class SourceSample:
     label: Path | None = None
     instance: Path | None = None
     meta: dict = field(default_factory=dict)
+    hood: list | None = None
 
 
 @dataclass
@@ -85,6 +89,7 @@ def fingerprint(sample: SourceSample, options: ConvertOptions) -> str:
             except OSError:
                 h.update(f"{path}|missing".encode())
     payload = {"lanes": sample.lanes, "ignore": sample.ignore_lanes, "split": sample.split, "fmt": options.fmt,
+               **({"hood": sample.hood} if sample.hood is not None else {}),
                "w": options.lane_width,
                "map": None if options.value_map is None else options.value_map.tolist(), "v": CONVERTER_VERSION,
                "meta": sample.meta}
@@ -159,6 +164,17 @@ def check_labels_fit(lanes: list, width: int, height: int, sample: SourceSample)
                             "size it was labelled at, or scale the labels to this image")
 
 
+def draw_hood(mask: np.ndarray, edge: list) -> None:
+    """Class ``hood`` (:data:`HOOD_CLASS`) on and below the bonnet's edge ((x, y) points left to right), where
+    the mask is background (in place)."""
+    h, w = mask.shape
+    pts = np.asarray(edge, np.float64)
+    poly = np.vstack([pts, [[w - 1 + 2, h + 2], [-2, h + 2]]])
+    below = np.zeros_like(mask)
+    cv2.fillPoly(below, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    mask[(below > 0) & (mask == 0)] = HOOD_CLASS["id"]
+
+
 def convert_one(sample: SourceSample, options: ConvertOptions, staging: Path, mapper=None) -> dict:
     """Convert one sample into ``staging`` and return its index record and diagnostics.
 
@@ -194,6 +210,8 @@ def convert_one(sample: SourceSample, options: ConvertOptions, staging: Path, ma
             worn_px, _ = rasterise_lanes([np.asarray(ln, float).reshape(-1, 2) for ln in sample.ignore_lanes],
                                             w, h, options.lane_width)
             mask[(worn_px > 0) & (mask == 0)] = IGNORE
+        if sample.hood:
+            draw_hood(mask, sample.hood)
     else:
         mask, instance, unknown = mapper(sample, image)
     (staging / rel_img).parent.mkdir(parents=True, exist_ok=True)
@@ -205,5 +223,7 @@ def convert_one(sample: SourceSample, options: ConvertOptions, staging: Path, ma
               "instance": rel_inst if instance is not None else None, "width": w, "height": h, "lanes": lanes_out}
     if sample.tusimple is not None:
         record["tusimple"] = sample.tusimple
+    if sample.hood is not None:
+        record["hood"] = [[round(x, 2), round(y, 2)] for x, y in sample.hood]
     record["meta"] = dict(sample.meta)
     return {"record": record, "unknown": unknown}

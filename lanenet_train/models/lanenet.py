@@ -88,17 +88,19 @@ class Decoder(nn.Module):
 
 
 class LaneNet(nn.Module):
-    """LaneNet: ``forward(x)`` returns ``binary_logits`` (N,2,H,W) and ``embedding`` (N,E,H,W).
+    """LaneNet: ``forward(x)`` returns ``binary_logits`` (N,2,H,W) and ``embedding`` (N,E,H,W), and with
+    ``hood`` also ``hood_logits`` (N,1,H,W): the ego vehicle's bonnet, a head on the binary branch's features.
 
     Args:
         in_channels: image channels (3).
         embedding_dim: E, the instance-embedding dimension.
         width_multiplier: scales ENet's 16/64/128 channels (0.5 gives 8/32/64).
         dropout: spatial dropout in the bottlenecks while training.
+        hood: add the bonnet output.
     """
 
     def __init__(self, in_channels: int = 3, embedding_dim: int = 4, width_multiplier: float = 1.0,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, hood: bool = False) -> None:
         super().__init__()
         c1, c2, c3 = (scaled(16, width_multiplier), scaled(64, width_multiplier), scaled(128, width_multiplier))
         c1 = max(c1, in_channels + 4)
@@ -110,12 +112,16 @@ class LaneNet(nn.Module):
         self.embedding_stage3 = stage3(c3, dropout)
         self.binary_decoder = Decoder((c1, c2, c3), 2)
         self.embedding_decoder = Decoder((c1, c2, c3), embedding_dim)
+        self.hood_head = nn.ConvTranspose2d(c1, 1, 2, 2) if hood else None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         skip2 = self.initial(x)
         skip4 = self.stage1(skip2)
         shared = self.stage2(skip4)
-        return {
-            "binary_logits": self.binary_decoder(self.binary_stage3(shared), skip4, skip2),
-            "embedding": self.embedding_decoder(self.embedding_stage3(shared), skip4, skip2),
-        }
+        b = self.binary_decoder
+        features = b.up2(b.up4(self.binary_stage3(shared), skip4), skip2)
+        out = {"binary_logits": b.head(features),
+               "embedding": self.embedding_decoder(self.embedding_stage3(shared), skip4, skip2)}
+        if self.hood_head is not None:
+            out["hood_logits"] = self.hood_head(features)
+        return out

@@ -70,6 +70,8 @@ class ModelConfig:
     width_multiplier: float = opt(1.0, "scales every channel count (0.5 = 4x cheaper)", range=(0.125, 4.0))
     dropout: float = opt(0.1, "spatial dropout of the LaneNet bottlenecks", range=(0.0, 0.9))
     embedding_dim: int = opt(4, "LaneNet instance-embedding dimension", range=(1, 64))
+    hood_output: bool = opt(False, "LaneNet: also learn the ego vehicle's bonnet (output hood_logits; needs "
+                            "data whose masks have a hood class, `synth --label-hood`)")
     num_classes: int = opt(0, "classes incl. background; 0 = from the dataset (after mapping)", range=(0, 256))
     atrous_rates: list[int] = opt([6, 12, 18], "DeepLabV3+ ASPP atrous rates", range=(1, 64))
     output_stride: int = opt(16, "DeepLabV3+ backbone output stride", choices=(8, 16))
@@ -161,6 +163,8 @@ class LossConfig:
                                         range=(1e-6, 1.0))
     hard_negative_margin: int = opt(4, "pixels (network input scale) around labelled pixels that the hard-negative "
                                     "term leaves out", range=(0, 64))
+    hood_weight: float = opt(1.0, "weight of the bonnet term (binary cross-entropy of hood_logits; "
+                             "model_config.hood_output)", range=(0.0, 1e3))
     delta_v: float = opt(0.5, "pull margin of the embedding loss", range=(0.0, 100.0))
     delta_d: float = opt(3.0, "push margin of the embedding loss", range=(0.0, 100.0))
     variance_weight: float = opt(1.0, "alpha: pull term weight", range=(0.0, 1e3))

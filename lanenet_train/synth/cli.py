@@ -59,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tusimple: lines whose paint is worn by W (0-1) or more are written to the label's "
                              "ignore_lanes, which training neither learns as lane nor as background (default: "
                              "none; paint is worn by at most 0.9)")
+    parser.add_argument("--label-hood", action="store_true",
+                        help="tusimple: label the ego vehicle's bonnet too (the label's 'hood' edge; convert draws "
+                             "it as class 'hood', for model_config.hood_output)")
+    parser.add_argument("--config", action="append", default=[], metavar="NAME=VALUE",
+                        help="any SynthConfig field (docs/data.md), e.g. real_hood_prob=0.5 or "
+                             "curve_hold_m=10,50 (pairs comma-separated); repeatable, applied last")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--nproc", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     bag = parser.add_argument_group("--bag: one drive as a rosbag2 bag (make demo, lanenet-replay)")
@@ -67,6 +73,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "images at --out, its TuSimple-format ground truth beside it (OUT.labels.json, by "
                           "timestamp); --seed, --width, --height apply")
     add_bag_options(bag)
+
+
+def config_overrides(pairs: list[str]) -> dict:
+    """``SynthConfig`` fields from ``NAME=VALUE`` pairs, typed by each field's default (pairs and triples
+    comma-separated).
+
+    Raises:
+        ValueError: an unknown name or a value that does not parse (the message names it).
+    """
+    defaults = SynthConfig()
+    out: dict = {}
+    for pair in pairs:
+        name, _, raw = pair.partition("=")
+        name = name.strip()
+        if not hasattr(defaults, name) or name in ("width", "height", "render_scale") or not raw:
+            raise ValueError(f"--config {pair!r}: expected NAME=VALUE with NAME a SynthConfig field "
+                             "(docs/data.md; width, height and render_scale have their own options)")
+        default = getattr(defaults, name)
+        try:
+            if isinstance(default, tuple):
+                kind = type(default[0])
+                out[name] = tuple(kind(float(v)) if kind is int else kind(v) for v in raw.split(","))
+            else:
+                out[name] = type(default)(float(raw)) if isinstance(default, int) else type(default)(raw)
+        except ValueError:
+            raise ValueError(f"--config {name}: {raw!r} is not a {type(default).__name__} like "
+                             f"{default!r}") from None
+    return out
 
 
 def split_of(unit: int, val_fraction: float) -> str:
@@ -108,11 +142,13 @@ def _work(task: tuple) -> list[dict]:
     cfg, out, fmt, seed = _STATE["config"], _STATE["out"], _STATE["format"], _STATE["seed"]
     if task[0] == "frames":
         records = [write_frame(out, fmt, render_frame(cfg, seed * 1_000_003 + k.index), k, False, _STATE["quality"],
-                               _STATE["all_lanes"], _STATE["ignore_worn"]) for k in task[1]]
+                               _STATE["all_lanes"], _STATE["ignore_worn"],
+                               _STATE["label_hood"]) for k in task[1]]
     else:
         _, drive, _, first, keys = task
         frames = drive_segment(cfg, seed * 1_000_003 + drive, first + len(keys), _STATE["fps"], first=first)
-        records = [write_frame(out, fmt, f, k, True, _STATE["quality"], _STATE["all_lanes"], _STATE["ignore_worn"])
+        records = [write_frame(out, fmt, f, k, True, _STATE["quality"], _STATE["all_lanes"], _STATE["ignore_worn"],
+                               _STATE["label_hood"])
                    for f, k in zip(frames, keys, strict=True)]
     stash_camera_lines(out, records)
     return records
@@ -128,10 +164,13 @@ def run(args: argparse.Namespace) -> int:
     if args.ignore_worn is not None and (args.format != "tusimple" or not 0 < args.ignore_worn <= 1):
         print("lanenet-train synth: --ignore-worn needs --format tusimple and a share in (0, 1]", file=sys.stderr)
         return 2
+    if args.label_hood and args.format != "tusimple":
+        print("lanenet-train synth: --label-hood needs --format tusimple", file=sys.stderr)
+        return 2
     try:
         config = SynthConfig(width=args.width, height=args.height, render_scale=args.render_scale,
                              edge_line_prob=args.edge_line_prob, camera_height_m=tuple(args.camera_height),
-                             low_end_camera_prob=args.low_end_camera_prob)
+                             low_end_camera_prob=args.low_end_camera_prob, **config_overrides(args.config))
         if not args.bag:
             ensure_dir(args.out)
     except (ValueError, OSError) as exc:
@@ -142,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     shutil.rmtree(args.out / PARTS_DIR, ignore_errors=True)  # left over from an interrupted run
     state = {"config": config, "out": args.out, "format": args.format, "seed": args.seed, "fps": args.fps,
              "quality": args.quality, "all_lanes": args.label_lanes == "all",
-             "ignore_worn": args.ignore_worn}
+             "ignore_worn": args.ignore_worn, "label_hood": args.label_hood}
     tasks = plan_tasks(args.count, args.sequence, args.val_fraction)
     records: list[dict] = []
     with tqdm(total=args.count, unit="img", desc=f"synth {args.format}") as bar:

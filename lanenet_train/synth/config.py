@@ -47,6 +47,24 @@ class SynthConfig:
         low_end_camera_prob: probability of a low-end camera: heavy sensor noise (sigma 8-20 grey levels),
             hard compression (JPEG quality 10-30) and under-exposure (gamma 1.2-2.0). 0 (the default) draws
             nothing, so the other frames of a seed stay as they were.
+        curve_ramp_m: length of the clothoid between two road sections (metres).
+        curve_hold_m: length of a straight or arc section (metres); short ones with a large
+            ``max_curvature`` make winding roads and S-bends.
+        tar_snake_prob: probability of tar-sealed cracks (tar seams) on the road.
+        style_probs: probabilities of the US, European and Chinese marking conventions.
+        median_barrier_prob, roadside_barrier_prob, real_hood_prob, faded_yellow_prob: scenes of real roads
+            the default model failed on (issue "Real roads"); each is 0 by default and then draws nothing, so
+            a seed gives the same frames as before they existed.
+        median_barrier_prob: probability that the left side of a one-way road is a concrete median barrier
+            of New Jersey profile close to the edge line (its sloped, pale base meets the asphalt in a hard
+            straight edge: a line that is not a lane).
+        roadside_barrier_prob: probability that the right side is a guard rail, a wall or a kerb close to
+            the edge line.
+        real_hood_prob: probability that the bonnet, when one shows (``hood_prob``), is a real car's: dark
+            or coloured, glossy (reflecting the sky and the road ahead, lane paint included), its edge curved,
+            5-12 % of the image height, sometimes with a dash-cam mount or a wiper in view.
+        faded_yellow_prob: probability that a road's yellow paint is faded towards the road's own tone
+            (pale yellow on pale concrete is easily called white).
     """
 
     width: int = 1280
@@ -84,6 +102,14 @@ class SynthConfig:
     blur_prob: float = 0.4
     jpeg_prob: float = 0.3
     low_end_camera_prob: float = 0.0
+    curve_ramp_m: Range = (40.0, 160.0)
+    curve_hold_m: Range = (80.0, 450.0)
+    tar_snake_prob: float = 0.45
+    style_probs: tuple[float, float, float] = (0.55, 0.2, 0.25)
+    median_barrier_prob: float = 0.0
+    roadside_barrier_prob: float = 0.0
+    real_hood_prob: float = 0.0
+    faded_yellow_prob: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -102,11 +128,17 @@ class SynthConfig:
             value = getattr(self, f.name)
             if f.name.endswith("_prob") and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{f.name} must be a probability in [0, 1], got {value}")
-            if isinstance(value, tuple) and (len(value) != 2 or value[0] > value[1]):
+            if isinstance(value, tuple) and f.name != "style_probs" and (len(value) != 2 or value[0] > value[1]):
                 raise ValueError(f"{f.name} must be a (low, high) pair with low <= high, got {value}")
         if self.lanes[0] < 1 or self.lanes[1] > 8:
             raise ValueError(f"lanes must lie in 1..8, got {self.lanes}")
         if self.camera_height_m[0] < 0.3:
             raise ValueError(f"camera_height_m must be at least 0.3 m, got {self.camera_height_m}")
+        if len(self.style_probs) != 3 or min(self.style_probs) < 0 or abs(sum(self.style_probs) - 1) > 1e-6:
+            raise ValueError(f"style_probs must be three probabilities (US, EU, CN) summing to 1, "
+                             f"got {self.style_probs}")
+        if self.curve_ramp_m[0] < 1.0 or self.curve_hold_m[0] < 1.0:
+            raise ValueError(f"curve_ramp_m and curve_hold_m must be at least 1 m, got {self.curve_ramp_m}, "
+                             f"{self.curve_hold_m}")
         if self.lane_width_m[0] <= 1.0:
             raise ValueError(f"lane_width_m must be above 1 m, got {self.lane_width_m}")

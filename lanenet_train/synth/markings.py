@@ -64,7 +64,7 @@ def _stripes(rng: np.random.Generator, b: int, offset: float, kind: MarkingType,
         width = rng.uniform(0.2, 0.3)
     period = opts["dash"] + opts["gap"]
     phase = rng.uniform(0, period)
-    paint = paint_color(rng, color)
+    paint = paint_color(rng, color, opts.get("faded_yellow_prob", 0.0))
     w = wear * rng.uniform(0.6, 1.3)
 
     def stripe(off: float, pattern: str) -> PaintLine:

@@ -175,14 +175,22 @@ class PropBuilder:
         return np.array([*out, stop])
 
     def barrier(self, side: str, kind: str) -> None:
-        """A concrete barrier, guard rail or sound wall along one road edge."""
+        """A concrete barrier, guard rail or sound wall along one road edge; ``nj_barrier`` (a New Jersey
+        median barrier) and ``kerb`` stand right on the asphalt edge."""
         sign = 1.0 if side == "left" else -1.0
-        d_b = self.edges[0 if side == "left" else 1] + sign * 0.25
+        flush = kind in ("nj_barrier", "kerb")
+        d_b = self.edges[0 if side == "left" else 1] + sign * (0.0 if flush else 0.25)
         rng = np.random.default_rng(self.salt + (1 if side == "left" else 2))
-        height = {"barrier": rng.uniform(0.8, 1.07), "guardrail": 0.78, "wall": rng.uniform(3.0, 5.0)}[kind]
-        color = {"barrier": np.array([0.66, 0.68, 0.68]) * rng.uniform(0.8, 1.15),
-                 "guardrail": np.array([0.62, 0.62, 0.6]) * rng.uniform(0.85, 1.1),
-                 "wall": np.array([0.55, 0.62, 0.66]) * rng.uniform(0.8, 1.2)}[kind]
+        if kind == "nj_barrier":
+            self._nj_barrier(rng, sign, d_b)
+            return
+        if kind == "kerb":
+            height, color = rng.uniform(0.1, 0.2), np.array([0.7, 0.7, 0.68]) * rng.uniform(0.8, 1.2)
+        else:  # (every value of these tables is drawn, as it always was: a seed keeps its frames)
+            height = {"barrier": rng.uniform(0.8, 1.07), "guardrail": 0.78, "wall": rng.uniform(3.0, 5.0)}[kind]
+            color = {"barrier": np.array([0.66, 0.68, 0.68]) * rng.uniform(0.8, 1.15),
+                     "guardrail": np.array([0.62, 0.62, 0.6]) * rng.uniform(0.85, 1.1),
+                     "wall": np.array([0.55, 0.62, 0.66]) * rng.uniform(0.8, 1.2)}[kind]
         s = self.s_ego + self._distances(-3.0, min(self.s_max - self.s_ego, 300.0))
         z_lo = 0.5 if kind == "guardrail" else 0.0
         face = self.pt(s, d_b, 0)  # foot of the face along the whole strip, then offsets from it
@@ -195,9 +203,9 @@ class PropBuilder:
             self.face(np.concatenate([f + up * height, f[::-1] + up * z_lo]), color * tone, depth)
             if kind == "barrier":
                 self.face(np.concatenate([f + up * 0.14, f[::-1]]), color * tone * 0.55, depth, order=1)
-                if self.cam_pos[2] > height:
-                    self.face(np.concatenate([f + up * height, bk[::-1] + up * height]), color * tone * 1.1, depth,
-                              order=1)
+            if kind in ("barrier", "kerb") and self.cam_pos[2] > height:
+                self.face(np.concatenate([f + up * height, bk[::-1] + up * height]), color * tone * 1.1, depth,
+                          order=1)
             if kind != "guardrail":
                 self.shadows.append(np.concatenate([f[:, :2], f[::-1, :2] + self.shadow_vec * height]))
         if kind == "guardrail":
@@ -206,6 +214,30 @@ class PropBuilder:
                 depth = float(pt(sp, d_b, 0)[0, 0]) + 0.1
                 self.face(pt(sp, [d_b + sign * 0.05, d_b + sign * 0.2, d_b + sign * 0.2, d_b + sign * 0.05],
                              [0, 0, 0.75, 0.75]), color * 0.45, depth, order=-1)
+
+    def _nj_barrier(self, rng: np.random.Generator, sign: float, d_b: float) -> None:
+        """A New Jersey concrete barrier: a short upright foot, a pale sloped face (lit from above, brighter
+        than the road) and a steep upper face, 0.8-1.07 m high; its foot on the asphalt is a hard straight
+        edge that is not a lane."""
+        height = rng.uniform(0.8, 1.07)
+        color = np.array([0.72, 0.72, 0.7]) * rng.uniform(0.85, 1.15)
+        # cross-section (lateral offset from the foot, height): foot, slope break, top, top's far side
+        profile = [(0.0, 0.0), (0.0, 0.075), (0.18, 0.33), (0.25, height), (0.35, height)]
+        tones = [0.8, 1.15, 0.95]
+        s = self.s_ego + self._distances(-3.0, min(self.s_max - self.s_ego, 300.0))
+        up = np.array([0.0, 0.0, 1.0])
+        rows = [self.pt(s, d_b + sign * off, 0) + up * z for off, z in profile]
+        shade = 0.92 + 0.16 * hash01((s * 7).astype(np.int64), self.salt)
+        for k in range(0, len(s) - 1, 6):
+            depth = float(rows[0][k, 0])
+            for j, tone in enumerate(tones):
+                lo, hi = rows[j][k:k + 7], rows[j + 1][k:k + 7]
+                self.face(np.concatenate([hi, lo[::-1]]), color * tone * float(shade[k]), depth, order=j)
+            if self.cam_pos[2] > height:
+                top, back = rows[3][k:k + 7], rows[4][k:k + 7]
+                self.face(np.concatenate([top, back[::-1]]), color * 1.05, depth, order=3)
+            foot = rows[0][k:k + 7]
+            self.shadows.append(np.concatenate([foot[:, :2], foot[::-1, :2] + self.shadow_vec * height]))
 
     def trees(self, side: str, density: float, offsets: tuple[float, float]) -> None:
         """Trees along one side of the road, placed by a hash of 8 m road cells."""

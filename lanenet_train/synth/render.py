@@ -33,6 +33,7 @@ class SynthFrame:
         index: frame number within its drive (0 for an independent frame).
         timestamp: seconds since the start of the drive.
         info: scene description (time of day, weather, lanes, ...), JSON-able.
+        hood_edge: the bonnet's top edge, (x, y) image points left to right; empty when none shows.
     """
 
     image: np.ndarray
@@ -41,6 +42,7 @@ class SynthFrame:
     index: int = 0
     timestamp: float = 0.0
     info: dict = field(default_factory=dict)
+    hood_edge: list[list[float]] = field(default_factory=list)
     _cover: np.ndarray | None = field(default=None, repr=False)
     _cls: np.ndarray | None = field(default=None, repr=False)
     _apollo: np.ndarray | None = field(default=None, repr=False)
@@ -123,8 +125,19 @@ def _hood_row(config: SynthConfig, hood: dict | None) -> Callable[[np.ndarray], 
 
     def row(u: np.ndarray) -> np.ndarray:
         x = (np.asarray(u, float) - w / 2) / (w / 2)
-        return h * (1 - hood["height"]) - h * hood["bulge"] * np.clip(1 - x * x, 0, 1)
+        top = h * (1 - hood["height"]) - h * hood["bulge"] * np.clip(1 - x * x, 0, 1) + h * hood.get("tilt", 0.0) * x
+        if hood.get("wiper"):  # a parked wiper blade lies along the edge over the left part, a little above it
+            top = top - h * 0.012 * ((x > -0.8) & (x < 0.1))
+        return top
     return row
+
+
+def hood_edge_points(config: SynthConfig, hood: dict | None, count: int = 65) -> list[list[float]]:
+    """The bonnet's top edge as ``count`` image points (x, y) across the width; empty without a bonnet."""
+    if hood is None:
+        return []
+    xs = np.linspace(0, config.width - 1, count)
+    return [[round(float(x), 2), round(float(y), 2)] for x, y in zip(xs, _hood_row(config, hood)(xs), strict=True)]
 
 
 def _draw_hood(layers: Layers, config: SynthConfig, hood: dict, env, scale: float) -> None:
@@ -142,7 +155,36 @@ def _draw_hood(layers: Layers, config: SynthConfig, hood: dict, env, scale: floa
     cv2.fillPoly(layers.image, [np.round(band * 8).astype(np.int32)], tuple(float(c) for c in shine), cv2.LINE_AA, 3)
     mask = np.zeros((hr, wr), np.uint8)
     cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)
+    if "gloss" in hood:
+        _gloss(layers.image, mask, top * scale, hood, color)
     layers.zbuf[mask > 0] = 0.0
+
+
+def _gloss(image: np.ndarray, mask: np.ndarray, top: np.ndarray, hood: dict, color: np.ndarray) -> None:
+    """A glossy bonnet (in place): a convex mirror of the scene above its edge, the road ahead (lane paint
+    included) just below the edge, then the horizon and the sky further down, strongest near the edge
+    (grazing view); a dash-cam mount or a wiper blade in dark plastic."""
+    hr, wr = mask.shape
+    edge = np.interp(np.arange(wr), np.linspace(0, wr - 1, len(top)), top).astype(np.float32)
+    v, u = np.mgrid[0:hr, 0:wr].astype(np.float32)
+    depth = np.maximum(v - edge[None, :], 0)
+    span = max(float(hr - edge.min()), 1.0)
+    squeeze = 0.9 * float(edge.min()) / span  # the bonnet's rows mirror nearly the whole image above it
+    mirror = cv2.remap(image, u, np.clip(edge[None, :] - squeeze * depth - 1, 0, hr - 1), cv2.INTER_LINEAR)
+    mirror = cv2.GaussianBlur(mirror, (0, 0), max(0.6, wr / 1000)).astype(np.float32)
+    weight = hood["gloss"] * np.exp(-depth / (0.6 * span))[..., None]
+    base = np.clip(color * PIXEL_SCALE, 0, 255).astype(np.float32)
+    out = base * (1 - 0.5 * weight) + weight * mirror
+    inside = mask > 0
+    image[inside] = np.clip(out[inside], 0, 255).astype(np.uint8)
+    plastic = (np.array([0.04, 0.04, 0.045]) * PIXEL_SCALE).tolist()
+    if hood.get("mount"):
+        cx, bw = hood["mount_x"] * wr, 0.05 * wr
+        cv2.rectangle(image, (int(cx - bw / 2), int(hr - 0.5 * span)), (int(cx + bw / 2), hr), plastic, -1)
+    if hood.get("wiper"):
+        xs = np.arange(int(0.1 * wr), int(0.55 * wr))
+        pts = np.stack([xs, edge[xs] - 0.004 * hr], 1)
+        cv2.polylines(image, [np.round(pts).astype(np.int32)], False, plastic, max(2, int(0.01 * hr)), cv2.LINE_AA)
 
 
 def _build_props(world: World, window: RoadWindow, ego: EgoState, pose: Pose) -> PropBuilder:
@@ -151,9 +193,10 @@ def _build_props(world: World, window: RoadWindow, ego: EgoState, pose: Pose) ->
                     (road.edge_left, road.edge_right), world.salt)
     sc = scene.scenery
     for side, kind in (("left", sc.left), ("right", sc.right)):
-        if kind in ("barrier", "guardrail", "wall"):
+        if kind in ("barrier", "guardrail", "wall", "nj_barrier", "kerb"):
             b.barrier(side, kind)
-    b.trees("left", sc.tree_density[0] * (0.3 if sc.left in ("barrier", "wall") else 1.0), sc.tree_offset)
+    b.trees("left", sc.tree_density[0] * (0.3 if sc.left in ("barrier", "wall", "nj_barrier") else 1.0),
+            sc.tree_offset)
     right_density = 0.9 if sc.right == "trees" else sc.tree_density[1]
     b.trees("right", right_density, (sc.tree_offset[0] * (0.5 if sc.right == "trees" else 1.0), sc.tree_offset[1]))
     if sc.poles:
@@ -197,7 +240,8 @@ def _render(config: SynthConfig, world: World, ego: EgoState, rng: np.random.Gen
                               _occlusion_test(layers.zbuf, scale), _hood_row(config, env.hood),
                               _occlusion_test(layers.zstatic, scale))
     cover_full, cls_full = _paint_label(grid, cover, cls, layers.zbuf)
-    return SynthFrame(image=out, lanes=lanes, camera=cam, info=world.describe(ego), _cover=cover_full, _cls=cls_full)
+    return SynthFrame(image=out, lanes=lanes, camera=cam, info=world.describe(ego),
+                      hood_edge=hood_edge_points(config, env.hood), _cover=cover_full, _cls=cls_full)
 
 
 def _ground_light(props: PropBuilder, grid, cam_r: CameraParams) -> GroundLight:

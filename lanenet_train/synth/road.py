@@ -153,7 +153,8 @@ def build_centreline(curvature: np.ndarray, s0: float = 0.0) -> tuple[np.ndarray
 
 
 def curvature_profile(rng: np.random.Generator, length_m: float, max_curvature: float,
-                      straight_prob: float) -> np.ndarray:
+                      straight_prob: float, ramp_m: tuple[float, float] = (40.0, 160.0),
+                      hold_m: tuple[float, float] = (80.0, 450.0)) -> np.ndarray:
     """Random highway curvature profile: straights and arcs joined by clothoids.
 
     Args:
@@ -161,6 +162,8 @@ def curvature_profile(rng: np.random.Generator, length_m: float, max_curvature: 
         length_m: profile length (metres).
         max_curvature: largest |curvature| (1/m).
         straight_prob: probability that a section is straight.
+        ramp_m: (low, high) clothoid length (metres).
+        hold_m: (low, high) length of a straight or arc (metres).
 
     Returns:
         (N,) curvature samples every ``ROAD_STEP_M``.
@@ -171,8 +174,8 @@ def curvature_profile(rng: np.random.Generator, length_m: float, max_curvature: 
     while i < n:
         straight = rng.random() < straight_prob
         k = 0.0 if straight else rng.choice([-1, 1]) * max_curvature * rng.uniform(0.15, 1.0) ** 0.7
-        ramp = int(rng.uniform(40, 160) / ROAD_STEP_M)
-        hold = int(rng.uniform(80, 450) / ROAD_STEP_M)
+        ramp = max(1, int(rng.uniform(*ramp_m) / ROAD_STEP_M))
+        hold = max(1, int(rng.uniform(*hold_m) / ROAD_STEP_M))
         seg = np.concatenate([np.linspace(k_prev, k, ramp, endpoint=False), np.full(hold, k)])
         take = min(len(seg), n - i)
         out[i:i + take] = seg[:take]

@@ -225,6 +225,8 @@ def _camera_response(cfg: SynthConfig, rng: np.random.Generator, time: str, weat
         hood = {"height": rng.uniform(0.04, 0.13), "bulge": rng.uniform(0.0, 0.05),
                 "color": jitter(rng, rgb(*[rng.choice([0.05, 0.15, 0.5, 0.85])] * 3), 0.2),
                 "shine": rng.uniform(0.05, 0.3)}
+        if cfg.real_hood_prob > 0 and rng.random() < cfg.real_hood_prob:
+            hood.update(_real_hood(rng))
     out = dict(
         exposure=float(np.exp(rng.normal(0.0, 0.2))), gamma=rng.uniform(0.85, 1.15),
         contrast=rng.uniform(0.85, 1.2), saturation=rng.uniform(0.55, 1.2), white_balance=_white_balance(rng),
@@ -239,13 +241,27 @@ def _camera_response(cfg: SynthConfig, rng: np.random.Generator, time: str, weat
     return out
 
 
+HOOD_PAINTS = [rgb(0.03, 0.03, 0.035), rgb(0.08, 0.08, 0.09), rgb(0.25, 0.26, 0.28), rgb(0.45, 0.05, 0.05),
+               rgb(0.05, 0.1, 0.3), rgb(0.55, 0.56, 0.58), rgb(0.85, 0.85, 0.84), rgb(0.1, 0.2, 0.12)]
+
+
+def _real_hood(rng: np.random.Generator) -> dict:
+    """A real car's bonnet: mostly dark or coloured paint, glossy (mirroring the sky and the road ahead),
+    a clearly curved edge at 5-12 % of the height, at times a dash-cam mount or a wiper in view."""
+    paint = HOOD_PAINTS[int(rng.choice(len(HOOD_PAINTS), p=[0.25, 0.2, 0.1, 0.1, 0.1, 0.1, 0.08, 0.07]))]
+    return {"height": rng.uniform(0.05, 0.12), "bulge": rng.uniform(0.01, 0.045), "color": jitter(rng, paint, 0.15),
+            "shine": rng.uniform(0.2, 0.5), "gloss": rng.uniform(0.35, 0.8), "tilt": rng.uniform(-0.01, 0.01),
+            "mount": rng.random() < 0.3, "wiper": rng.random() < 0.2, "mount_x": rng.uniform(0.35, 0.65)}
+
+
 ROADSIDE = {"grass": rgb(0.36, 0.42, 0.24), "dry": rgb(0.62, 0.56, 0.4), "dirt": rgb(0.5, 0.42, 0.32),
             "gravel": rgb(0.5, 0.49, 0.46), "green": rgb(0.25, 0.35, 0.17), "scrub": rgb(0.42, 0.43, 0.3)}
 TREE_COLORS = [rgb(0.17, 0.27, 0.12), rgb(0.24, 0.3, 0.16), rgb(0.12, 0.2, 0.12), rgb(0.3, 0.33, 0.2),
                rgb(0.2, 0.24, 0.13)]
 
 
-def sample_surface(rng: np.random.Generator, n_lanes: int, worn_or_concrete: tuple[bool, bool]) -> Surface:
+def sample_surface(rng: np.random.Generator, n_lanes: int, worn_or_concrete: tuple[bool, bool],
+                   tar_snake_prob: float = 0.45) -> Surface:
     """Draw the road surface: asphalt or concrete tone, repaved lanes, wheel tracks, tar, roadside."""
     worn, concrete = worn_or_concrete
     v = rng.uniform(0.55, 0.72) if concrete else rng.uniform(0.2, 0.52) ** 0.9
@@ -258,7 +274,7 @@ def sample_surface(rng: np.random.Generator, n_lanes: int, worn_or_concrete: tup
         asphalt=rgb(v * (1 + tint), v, v * (1 - tint)), concrete=concrete, lane_tone=tone,
         track_darkening=rng.uniform(-0.1, 0.2) if concrete else rng.uniform(0.0, 0.22),
         patch_density=rng.uniform(0, 0.5) if worn else rng.uniform(0, 0.15),
-        tar_snakes=rng.uniform(0.2, 1.0) if rng.random() < 0.45 else 0.0,
+        tar_snakes=rng.uniform(0.2, 1.0) if rng.random() < tar_snake_prob else 0.0,
         seam_density=rng.uniform(0.0, 1.0), shoulder_tone=rng.uniform(0.8, 1.2),
         roadside=jitter(rng, ROADSIDE[kind], 0.15), roadside_kind=kind,
         roadside2=jitter(rng, ROADSIDE[str(rng.choice(list(ROADSIDE)))], 0.15),
@@ -322,9 +338,10 @@ def sample_vehicle(rng: np.random.Generator, s: float, d: float, oncoming: bool,
                    kind=kind, color=jitter(rng, color, 0.08), oncoming=oncoming, speed=speed)
 
 
-def marking_style(rng: np.random.Generator) -> tuple[str, dict]:
-    """Regional marking conventions: colours, dash lengths, stripe widths."""
-    style = str(rng.choice(["us", "eu", "cn"], p=[0.55, 0.2, 0.25]))
+def marking_style(rng: np.random.Generator, probs: tuple[float, float, float] = (0.55, 0.2, 0.25)
+                  ) -> tuple[str, dict]:
+    """Regional marking conventions (US, EU, CN with ``probs``): colours, dash lengths, stripe widths."""
+    style = str(rng.choice(["us", "eu", "cn"], p=list(probs)))
     dash = {"us": (3.05, 9.15), "eu": (rng.choice([3.0, 6.0]), 0.0), "cn": (rng.choice([4.0, 6.0]), 9.0)}[style]
     dash_len = float(dash[0]) * rng.uniform(0.9, 1.1)
     gap = float(dash[1]) * rng.uniform(0.9, 1.1) if dash[1] else dash_len * 2.0
@@ -344,8 +361,13 @@ APOLLO_IDS = {  # (marking type, yellow?) -> Apollo trainId
 }
 
 
-def paint_color(rng: np.random.Generator, color: MarkingColor) -> Color:
-    """Display colour of fresh or aged paint."""
+def paint_color(rng: np.random.Generator, color: MarkingColor, faded_yellow_prob: float = 0.0) -> Color:
+    """Display colour of fresh or aged paint; yellow faded towards a pale grey with ``faded_yellow_prob``
+    (nothing drawn at 0)."""
     if color == MarkingColor.YELLOW:
-        return jitter(rng, rgb(0.92, 0.74, 0.18) if rng.random() < 0.7 else rgb(0.85, 0.75, 0.45), 0.06)
+        paint = jitter(rng, rgb(0.92, 0.74, 0.18) if rng.random() < 0.7 else rgb(0.85, 0.75, 0.45), 0.06)
+        if faded_yellow_prob > 0 and rng.random() < faded_yellow_prob:
+            fade = rng.uniform(0.35, 0.7)
+            paint = tuple(float(c * (1 - fade) + 0.8 * fade) for c in paint)
+        return paint
     return jitter(rng, rgb(0.93, 0.93, 0.92), 0.04)

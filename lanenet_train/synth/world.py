@@ -143,23 +143,44 @@ def build_world(config: SynthConfig, rng: np.random.Generator, length_m: float) 
     """
     camera = sample_camera(config, rng)
     env = sample_environment(config, rng)
-    style, opts = marking_style(rng)
+    style, opts = marking_style(rng, config.style_probs)
     opts["dots_prob"] = config.botts_dots_prob
+    opts["faded_yellow_prob"] = config.faded_yellow_prob
     n_lanes = int(rng.integers(config.lanes[0], config.lanes[1] + 1))
     two_way = n_lanes >= 2 and rng.random() < config.two_way_prob
     oncoming = int(np.clip(round(n_lanes / 2 + rng.uniform(-0.6, 0.6)), 1, n_lanes - 1)) if two_way else 0
     worn, concrete = rng.random() < config.worn_prob, rng.random() < config.concrete_prob
     boundaries, lines, edges = build_boundaries(rng, n_lanes, config.lane_width_m, oncoming, style, opts, worn,
                                                 config.edge_line_prob)
-    x, y, heading = build_centreline(curvature_profile(rng, length_m, config.max_curvature, config.straight_prob))
-    road = Road(0.0, x, y, heading, boundaries, lines, edges[0], edges[1], oncoming)
-    surface = sample_surface(rng, n_lanes, (worn, concrete))
+    x, y, heading = build_centreline(curvature_profile(rng, length_m, config.max_curvature, config.straight_prob,
+                                                       config.curve_ramp_m, config.curve_hold_m))
+    surface = sample_surface(rng, n_lanes, (worn, concrete), config.tar_snake_prob)
     scenery = sample_scenery(rng, two_way, (0.0, length_m), config.overpass_prob)
+    edges = close_roadside(config, rng, scenery, two_way, boundaries, edges)
+    road = Road(0.0, x, y, heading, boundaries, lines, edges[0], edges[1], oncoming)
     scene = Scene(camera=camera, env=env, surface=surface, scenery=scenery,
                   ego_lane=int(rng.integers(oncoming, n_lanes)),
                   label_distance=float(rng.uniform(*config.label_distance_m)), style=style)
     tex = RoadTextures.from_bank(int(rng.integers(16)))
     return World(scene=scene, road=road, tex=tex, salt=int(rng.integers(1, 2**31 - 1)))
+
+
+def close_roadside(config: SynthConfig, rng: np.random.Generator, scenery, two_way: bool, boundaries: list,
+                   edges: tuple[float, float]) -> tuple[float, float]:
+    """With ``median_barrier_prob`` / ``roadside_barrier_prob`` (nothing drawn at 0): a New Jersey median
+    barrier on the left of a one-way road, a guard rail, wall or kerb on the right, close to the edge line.
+
+    Returns:
+        The asphalt edges (left, right), moved in to the barrier where one was placed.
+    """
+    left, right = edges
+    if config.median_barrier_prob > 0 and rng.random() < config.median_barrier_prob and not two_way:
+        scenery.left = "nj_barrier"
+        left = boundaries[0].offset + rng.uniform(0.3, 1.2)
+    if config.roadside_barrier_prob > 0 and rng.random() < config.roadside_barrier_prob:
+        scenery.right = str(rng.choice(["guardrail", "wall", "kerb"]))
+        right = boundaries[-1].offset - rng.uniform(0.25, 1.0)
+    return float(left), float(right)
 
 
 def sample_traffic(rng: np.random.Generator, world: World, ego: EgoState, count: int) -> list[Vehicle]:

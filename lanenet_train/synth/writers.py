@@ -119,7 +119,7 @@ def frame_paths(fmt: str, key: FrameKey, sequence: bool) -> dict[str, str]:
 
 
 def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence: bool, quality: int = 95,
-                all_lanes: bool = False, ignore_worn: float | None = None) -> dict:
+                all_lanes: bool = False, ignore_worn: float | None = None, label_hood: bool = False) -> dict:
     """Write one frame's image and per-image label files; return what the dataset lists need.
 
     Args:
@@ -133,6 +133,8 @@ def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence:
         ignore_worn: TuSimple: lines whose paint is worn by this share or more go to ``ignore_lanes``
             (neither lane nor background in training, see docs/data.md) instead of ``lanes``; None: all
             in ``lanes``.
+        label_hood: TuSimple: the label gets ``hood``, the bonnet's top edge as [x, y] points left to right
+            (empty when none shows), which ``convert`` draws as class ``hood`` for a network to learn.
 
     Returns:
         A JSON-able record for :func:`finish_dataset`.
@@ -155,6 +157,8 @@ def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence:
         else:
             label = {"lanes": xs(lambda lane: lane.wear < ignore_worn), "h_samples": rows,
                      "raw_file": paths["image"], "ignore_lanes": xs(lambda lane: lane.wear >= ignore_worn)}
+        if label_hood:
+            label["hood"] = frame.hood_edge
         record["label"] = json.dumps(label, separators=(",", ":"))
     elif fmt == "culane":
         record["flags"], record["seg"] = _write_culane_labels(out, paths, frame, w, h), paths["seg"]

@@ -23,7 +23,7 @@ rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("launch_ros")
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from lanenet_ros.msg import LaneArray  # noqa: E402
-from node_fixtures import RosHarness, export_stripe_model  # noqa: E402
+from node_fixtures import DOMAIN_ID  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
@@ -31,7 +31,6 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.prefix)
 ROS2 = VENV / "bin" / "ros2"
-DOMAIN_ID = os.getpid() % 90 + 10
 PROFILE = ROOT / "config" / "fastdds_large_images.xml"
 PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 NODE = "/front/lanenet"
@@ -164,18 +163,6 @@ def latest_status(diagnostics: list) -> dict | None:
                 return {**{kv.key: kv.value for kv in status.values}, "level": status.level,
                         "message": status.message}
     return None
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> str:
-    return str(export_stripe_model(tmp_path_factory.mktemp("model") / "stripes.onnx"))
-
-
-@pytest.fixture()
-def ros():
-    harness = RosHarness(DOMAIN_ID)
-    yield harness
-    harness.close()
 
 
 @pytest.fixture()

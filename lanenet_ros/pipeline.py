@@ -42,7 +42,10 @@ class LanePipeline:
             was evaluated with (its description's ``decode``, see docs/model_format.md).
         roi_top: fraction of image rows cut from the top, overriding the model's ``roi_top``.
         camera: ground projection: a ``GroundProjector``, or anything with ``fx, fy, cx, cy, height_m,
-            pitch_rad`` (and optionally ``k1, k2``); None for image-space lanes only.
+            pitch_rad`` (and optionally ``k1, k2, yaw_rad``); None for image-space lanes only.
+        calibrator: a :class:`~lanenet_ros.calibrate.MountingEstimator` that estimates the camera's mounting
+            from the lanes and projects them to the ground once it has converged (used when ``camera`` is
+            None; see :meth:`set_calibrator`).
         tracking: keep track ids and smooth lanes across frames.
         **backend_options: passed to the backend (``precision``, ``intra_op_threads``, ``cache_dir``, ...).
 
@@ -54,7 +57,7 @@ class LanePipeline:
 
     def __init__(self, model_path: str | Path | None = None, backend: str = "auto",
                  decode_params: Mapping[str, Any] | None = None, roi_top: float | None = None,
-                 camera: Any = None, tracking: bool = True, **backend_options: Any) -> None:
+                 camera: Any = None, tracking: bool = True, calibrator: Any = None, **backend_options: Any) -> None:
         path = Path(model_path) if model_path else default_model_path()
         if model_path is None and not path.is_file():
             raise ModelError(f"{path}: no model was given and the embedded default model is missing; pass a "
@@ -69,6 +72,7 @@ class LanePipeline:
         self.tracker = LaneTracker(point_step_px=p.point_step_px, ego_center=p.ego_center, max_lanes=p.max_lanes,
                                    max_per_side=p.max_per_side) if tracking else None
         self.projector: Any = None
+        self.calibrator: Any = calibrator
         self.set_ground(camera)
 
     @property
@@ -87,6 +91,15 @@ class LanePipeline:
         """
         self.projector = _as_projector(camera)
         return self.projector is not None
+
+    def set_calibrator(self, calibrator: Any) -> None:
+        """Set or clear self-calibration (a :class:`~lanenet_ros.calibrate.MountingEstimator`, or None).
+
+        Every frame then goes into the estimate; while no ground projection is set (:meth:`set_ground`: given
+        values win), lanes get ground coordinates from the estimated mounting once it has converged (or was
+        seeded), and ``LaneFrame.calibration`` says ``estimated``.
+        """
+        self.calibrator = calibrator
 
     def process(self, image_bgr: np.ndarray, stamp: float | int | None = None) -> LaneFrame:
         """Detect lanes in one camera image.
@@ -108,8 +121,13 @@ class LanePipeline:
         clock.append(time.perf_counter())
         frame = self.decoder.decode(outputs, geometry, image_bgr)
         clock.append(time.perf_counter())
-        if self.projector is not None:
-            add_ground_lanes(frame, self.projector)
+        projector, frame.calibration = self.projector, "given" if self.projector is not None else ""
+        if self.calibrator is not None:
+            self.calibrator.update(frame, None if stamp is None else _seconds(stamp))
+            if projector is None and (projector := self.calibrator.projector()) is not None:
+                frame.calibration = "estimated"
+        if projector is not None:
+            add_ground_lanes(frame, projector)
         clock.append(time.perf_counter())
         if self.tracker is not None:
             frame = self.tracker.update(frame, stamp)
@@ -178,6 +196,11 @@ def check_suitable(info: ModelInfo, path: Path) -> None:
         raise ModelError(f"{path}: a lanenet model needs an 'embedding' output to separate lanes")
 
 
+def _seconds(stamp: float | int) -> float:
+    """Seconds of a stamp given as float seconds or integer nanoseconds."""
+    return stamp * 1e-9 if isinstance(stamp, (int, np.integer)) else float(stamp)
+
+
 def _as_projector(camera: Any) -> Any:
     if camera is None or hasattr(camera, "image_to_ground"):
         return camera
@@ -187,4 +210,5 @@ def _as_projector(camera: Any) -> Any:
         raise ValueError(f"camera: {', '.join(missing)} missing; give fx, fy, cx, cy, height_m and pitch_rad "
                          "(or a GroundProjector)")
     return GroundProjector.from_camera(get("fx"), get("fy"), get("cx"), get("cy"), get("height_m"),
-                                       get("pitch_rad"), k1=get("k1", 0.0) or 0.0, k2=get("k2", 0.0) or 0.0)
+                                       get("pitch_rad"), k1=get("k1", 0.0) or 0.0, k2=get("k2", 0.0) or 0.0,
+                                       yaw_rad=get("yaw_rad", 0.0) or 0.0)

@@ -70,3 +70,18 @@ def test_reading_a_missing_topic_lists_the_topics_there(tmp_path):
     main(["--images", str(tmp_path / "imgs"), "--out", str(tmp_path / "bag")])
     with pytest.raises(ValueError, match=r"no image topic '/other'.*'/camera/image_raw'"):
         list(read_images(tmp_path / "bag", "/other"))
+
+
+def test_a_synthetic_bag_carries_its_camera_as_camera_info(tmp_path):
+    import json
+
+    from lanenet_ros.replay.bags import labels_path
+    from lanenet_ros.replay.camera import bag_camera_info
+
+    bag = tmp_path / "drive"
+    assert main(["--synth", "2", "--width", "320", "--height", "180", "--out", str(bag)]) == 0
+    camera = json.loads(labels_path(bag).read_text().splitlines()[0])["camera"]
+    intrinsics = bag_camera_info(bag)
+    assert (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy) == pytest.approx(
+        (camera["fx"], camera["fy"], camera["cx"], camera["cy"]))
+    assert (intrinsics.k1, intrinsics.k2) == pytest.approx((camera["k1"], camera["k2"]))

@@ -1,7 +1,8 @@
 """`lanenet-bag`: rosbag2 bags of camera images (sqlite3 or mcap), read and written with `rosbags`.
 
 Sources: a video file, a folder of images, or a synthetic drive from the generator (with its
-ground truth written beside the bag as TuSimple-format labels keyed by timestamp). No rclpy here.
+ground truth written beside the bag as TuSimple-format labels keyed by timestamp, and its camera as
+CameraInfo messages on the image topic's sibling ``camera_info``). No rclpy here.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from lanenet_ros.fileio import atomic_write_text
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
@@ -69,8 +71,9 @@ class ImageBagWriter:
         self.writer = Writer(self.partial, version=9, storage_plugin=plugin)
         self.writer.open()
         msgtype = COMPRESSED_TYPE if compressed else IMAGE_TYPE
-        self.msgtype = msgtype
+        self.msgtype, self.topic = msgtype, topic
         self.connection = self.writer.add_connection(topic, msgtype, typestore=self.store)
+        self.info_connection = None
 
     def write(self, image_bgr: np.ndarray, stamp_ns: int) -> None:
         """Append one image with header.stamp and bag time ``stamp_ns``."""
@@ -87,6 +90,26 @@ class ImageBagWriter:
             msg = types[IMAGE_TYPE](header=header, height=h, width=w, encoding="bgr8", is_bigendian=0,
                                     step=w * 3, data=np.ascontiguousarray(image_bgr).reshape(-1))
         self.writer.write(self.connection, stamp_ns, self.store.serialize_cdr(msg, self.msgtype))
+
+    def write_camera_info(self, camera: dict, stamp_ns: int) -> None:
+        """Append a sensor_msgs/CameraInfo (``fx fy cx cy k1 k2 width height`` of the synthetic camera) on the
+        image topic's sibling ``camera_info`` (``/camera/image_raw`` -> ``/camera/camera_info``)."""
+        types = self.store.types
+        if self.info_connection is None:
+            topic = self.topic.rsplit("/", 1)[0] + "/camera_info"
+            self.info_connection = self.writer.add_connection(topic, CAMERA_INFO_TYPE, typestore=self.store)
+        header = types["std_msgs/msg/Header"](
+            stamp=types["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
+            frame_id=self.frame_id)
+        c = camera
+        k = np.array([c["fx"], 0, c["cx"], 0, c["fy"], c["cy"], 0, 0, 1], np.float64)
+        roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+        msg = types[CAMERA_INFO_TYPE](
+            header=header, height=int(c["height"]), width=int(c["width"]), distortion_model="plumb_bob",
+            d=np.array([c["k1"], c["k2"], 0, 0, 0], np.float64), k=k, r=np.eye(3).ravel(),
+            p=np.array([c["fx"], 0, c["cx"], 0, 0, c["fy"], c["cy"], 0, 0, 0, 1, 0], np.float64),
+            binning_x=0, binning_y=0, roi=roi)
+        self.writer.write(self.info_connection, stamp_ns, self.store.serialize_cdr(msg, CAMERA_INFO_TYPE))
 
     def close(self) -> None:
         """Finish the bag and move it into place."""
@@ -244,6 +267,8 @@ def make_bag(args: argparse.Namespace) -> int:
     try:
         for count, frame in enumerate(tqdm(frames, total=total, desc="bag", unit="frame"), start=1):
             writer.write(frame, start + (count - 1) * period)
+            if labels is not None:  # the synthetic camera, for self-calibration (lanenet-replay)
+                writer.write_camera_info(labels[count - 1]["camera"], start + (count - 1) * period)
             if args.limit and count >= args.limit:
                 break
     except BaseException:

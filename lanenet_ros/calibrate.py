@@ -35,6 +35,7 @@ LANE_WIDTH_RANGE_M = (2.5, 5.0)
 """Lane widths outside this range are not lanes."""
 _MAX_PITCH, _MAX_YAW = math.radians(30.0), math.radians(20.0)
 _DRIFT, _SETTLE, _YAW_GATE = 0.05, 1.0, math.radians(0.6)  # lane widths/s, s, rad: see _steady
+_ROWS_USED = (0.3, 0.8)  # of a lane's row span above its lowest point, used for the vanishing point
 _MEDIAN_SE = 1.2533 * 1.4826  # standard error of a median, in units of MAD / sqrt(n), for normal noise
 
 
@@ -195,7 +196,7 @@ class MountingEstimator:
         frame has fewer than two straight lines or they do not meet in a plausible point."""
         lines = {}
         for i, lane in enumerate(frame.lanes):
-            line = self._straight_line(self.intrinsics.normalised(lane.points))
+            line = self._straight_line(self.intrinsics.normalised(_middle_part(lane.points)))
             if line is not None:
                 lines[i] = line
         # on a bend every line bows the same way; a detection's own wiggles do not agree from line to line
@@ -327,6 +328,18 @@ class MountingEstimator:
                                                           k1=c.k1, k2=c.k2, yaw_rad=m.yaw_rad)
             self._projected = m
         return self._projector
+
+
+def _middle_part(points: np.ndarray) -> np.ndarray:
+    """The points of a lane between ``_ROWS_USED`` of its row span above its lowest point: detected lines bend
+    most near the horizon, where a pixel spans metres of road, and at the bottom edge, where the decoder's
+    polynomial runs out of support (measured on the default model's detections, bench/calibration.py)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if len(pts) == 0:
+        return pts
+    bottom, span = pts[:, 1].max(), np.ptp(pts[:, 1])
+    low, high = _ROWS_USED
+    return pts[(pts[:, 1] <= bottom - low * span) & (pts[:, 1] >= bottom - high * span)]
 
 
 def _vanishing_point(lines: list[tuple[float, float, float, float, float]]) -> tuple[float, float] | None:

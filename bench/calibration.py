@@ -26,7 +26,7 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -274,21 +274,101 @@ def bench_model(drives: int, n_frames: int) -> None:
 
     pipeline = LanePipeline(backend="onnxruntime-cpu", tracking=False)
     config = SynthConfig(camera_height_m=(1.15, 3.0), straight_prob=1.0, night_prob=0.0, fog_prob=0.0)
-    print(f"\n== default model detections ({pipeline.backend_name}), {drives} rendered drives x {n_frames} frames ==")
+    bends = replace(config, straight_prob=0.0)  # same seed, same camera (it is drawn first), only bends
+    print(f"\n== default model detections ({pipeline.backend_name}), {drives} rendered lane-keeping drives x "
+          f"{n_frames} frames straight, then {n_frames * 2 // 3} frames of bends with the same camera ==")
     totals: dict[str, list] = {}
+    fits: list[dict] = []
     for d in range(drives):
         seed = 2000 + d
         t_start = time.perf_counter()
         frames = list(model_drive(config, seed, n_frames, pipeline))
+        curved = list(model_drive(bends, seed, n_frames * 2 // 3, pipeline))
         t0 = next(t for _, t in frames if not math.isnan(t.lane_width))
         c = t0.camera
         print(f"drive {seed}: height {c.height_m:.2f} m, pitch {math.degrees(c.pitch_rad):.2f} deg, fx {c.fx:.0f} px,"
               f" k1 {c.k1:+.3f}, lane {t0.lane_width:.2f} m ({time.perf_counter() - t_start:.0f} s to render+detect)")
         for prior in ("truth", "height", "default"):
-            r = run_drive(make_estimator(t0, prior), frames)
+            est = make_estimator(t0, prior)
+            r = run_drive(est, frames)
             totals.setdefault(f"model prior={prior}", []).append(r)
-            print(f"  prior={prior:7s} {fmt(r)}")
+            print(f"  straight prior={prior:7s} {fmt(r)}")
+            if prior == "truth" and r["converged_at"]:
+                rb = run_drive(est, curved)
+                totals.setdefault("model bends (after)", []).append(rb)
+                print(f"  bends    prior=truth   {fmt(rb)}  worst pitch {rb['worst']['pitch']:.2f} yaw "
+                      f"{rb['worst']['yaw']:.2f} deg")
+        fits.append(compare_fits(frames + curved))
     summary(totals)
+    print("\n== ground-plane fits of the detected ego lines with the true mounting: share of frames with c0 within "
+          "0.15 m / c1 within 0.01 rad ==")
+    for name in fits[0]:
+        cells = " ".join(f"{f[name][0]:.2f}/{f[name][1]:.2f}" for f in fits)
+        mean = np.mean([f[name] for f in fits], axis=0)
+        print(f"{name:28s} {cells}  mean {mean[0]:.2f}/{mean[1]:.2f}")
+
+
+def compare_fits(frames) -> dict[str, tuple[float, float]]:
+    """c0/c1 of the detected ego lines by three ground fits, through the true mounting: unweighted per lane (as
+    before), distance-weighted per lane (``fit_ground_lane`` now), and all lanes of a frame sharing c1..c3 (the
+    neighbours' shape as a prior), each weighted by distance."""
+    t0 = frames[0][1]
+    c = t0.camera
+    proj = GroundProjector.from_camera(c.fx, c.fy, c.cx, c.cy, c.height_m, t0.base_pitch, k1=c.k1, k2=c.k2)
+    errors: dict[str, list] = {"per lane, unweighted": [], "per lane, by distance": [], "joint, shared shape": []}
+    for frame, truth in frames:
+        grounds, wants = [], []
+        for lane in frame.lanes:
+            g = proj.image_to_ground(lane.points)
+            g = g[np.all(np.isfinite(g), axis=1) & (g[:, 0] > 0) & (g[:, 0] <= 80.0)]
+            if len(g) < 6:
+                continue
+            ground = truth.ego_ground.get(lane.position)
+            grounds.append(g)
+            wants.append(None if ground is None else fit_ground_lane(ground[ground[:, 0] <= 80.0])[0])
+        if not grounds:
+            continue
+        got = {"per lane, unweighted": [_poly(g, weighted=False) for g in grounds],
+               "per lane, by distance": [fit_ground_lane(g)[0] for g in grounds],
+               "joint, shared shape": _joint(grounds)}
+        for name, coeffs in got.items():
+            errors[name] += [(abs(a[0] - b[0]), abs(a[1] - b[1])) for a, b in zip(coeffs, wants, strict=True)
+                             if b is not None]
+    return {name: (float(np.mean(np.array(e)[:, 0] <= GOALS["c0"])), float(np.mean(np.array(e)[:, 1] <= GOALS["c1"])))
+            for name, e in errors.items()}
+
+
+def _degree(x: np.ndarray) -> int:
+    span = np.ptp(x)
+    return 1 if span < 4 else 2 if span < 10 else 3
+
+
+def _poly(g: np.ndarray, weighted: bool) -> np.ndarray:
+    coeffs = np.zeros(4)
+    d = _degree(g[:, 0])
+    coeffs[: d + 1] = np.polynomial.polynomial.polyfit(g[:, 0], g[:, 1], d, w=g[:, 0] if weighted else None)
+    return coeffs
+
+
+def _joint(grounds: list[np.ndarray]) -> list[np.ndarray]:
+    """Own c0 per lane, c1..c3 shared, residuals weighted by distance."""
+    d, n = max(_degree(g[:, 0]) for g in grounds), len(grounds)
+    rows, rhs = [], []
+    for i, g in enumerate(grounds):
+        x = g[:, 0]
+        a = np.zeros((len(x), n + d))
+        a[:, i] = 1.0
+        for p in range(1, d + 1):
+            a[:, n + p - 1] = x**p
+        rows.append(a * x[:, None])
+        rhs.append(g[:, 1] * x)
+    sol = np.linalg.lstsq(np.vstack(rows), np.concatenate(rhs), rcond=None)[0]
+    out = []
+    for i in range(n):
+        coeffs = np.zeros(4)
+        coeffs[0], coeffs[1: d + 1] = sol[i], sol[n:]
+        out.append(coeffs)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

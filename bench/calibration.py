@@ -309,13 +309,14 @@ def bench_model(drives: int, n_frames: int) -> None:
 
 
 def compare_fits(frames) -> dict[str, tuple[float, float]]:
-    """c0/c1 of the detected ego lines by three ground fits, through the true mounting: unweighted per lane (as
-    before), distance-weighted per lane (``fit_ground_lane`` now), and all lanes of a frame sharing c1..c3 (the
-    neighbours' shape as a prior), each weighted by distance."""
+    """c0/c1 of the detected ego lines by three ground fits, through the true mounting: per lane (``fit_ground_lane``,
+    unweighted), per lane with each point weighted by its distance (every metre of road alike), and all lanes of a
+    frame sharing c1..c3 (the neighbours' shape as a prior), weighted by distance."""
     t0 = frames[0][1]
     c = t0.camera
     proj = GroundProjector.from_camera(c.fx, c.fy, c.cx, c.cy, c.height_m, t0.base_pitch, k1=c.k1, k2=c.k2)
-    errors: dict[str, list] = {"per lane, unweighted": [], "per lane, by distance": [], "joint, shared shape": []}
+    errors: dict[str, list] = {"per lane (fit_ground_lane)": [], "per lane, by distance": [],
+                               "joint, shared shape": []}
     for frame, truth in frames:
         grounds, wants = [], []
         for lane in frame.lanes:
@@ -328,8 +329,8 @@ def compare_fits(frames) -> dict[str, tuple[float, float]]:
             wants.append(None if ground is None else fit_ground_lane(ground[ground[:, 0] <= 80.0])[0])
         if not grounds:
             continue
-        got = {"per lane, unweighted": [_poly(g, weighted=False) for g in grounds],
-               "per lane, by distance": [fit_ground_lane(g)[0] for g in grounds],
+        got = {"per lane (fit_ground_lane)": [fit_ground_lane(g)[0] for g in grounds],
+               "per lane, by distance": [_poly(g, weighted=True) for g in grounds],
                "joint, shared shape": _joint(grounds)}
         for name, coeffs in got.items():
             errors[name] += [(abs(a[0] - b[0]), abs(a[1] - b[1])) for a, b in zip(coeffs, wants, strict=True)

@@ -165,9 +165,7 @@ def undistort_normalised(xd: np.ndarray, yd: np.ndarray, k1: float, k2: float) -
 def fit_ground_lane(pts: np.ndarray, max_degree: int = 3) -> tuple[np.ndarray, tuple[float, float]]:
     """Apollo-style lane polynomial y(x) = c0 + c1 x + c2 x^2 + c3 x^3 and the x range it holds for.
 
-    The degree drops for short lanes (under 10 m: 2, under 4 m or few points: 1), missing terms are 0. Each
-    point's residual is weighted by its distance ahead (when all are ahead), so that every metre of road
-    weighs alike however the points are spaced.
+    The degree drops for short lanes (under 10 m: 2, under 4 m or few points: 1), missing terms are 0.
 
     Args:
         pts: (N, 2) ground points (x forward, y left) in metres; non-finite rows are ignored.
@@ -186,11 +184,7 @@ def fit_ground_lane(pts: np.ndarray, max_degree: int = 3) -> tuple[np.ndarray, t
     span = np.ptp(pts[:, 0])
     degree = min(max_degree, 3, len(np.unique(pts[:, 0])) - 1, 1 if span < 4 else 2 if span < 10 else 3)
     coeffs = np.zeros(4)
-    # points sampled evenly in image rows lie ever sparser along the road (per metre ~ 1/x^2); weighting each
-    # residual by its distance makes every metre count alike, so the fit near the car is not left to the few
-    # bottom rows (bench/calibration.py: c1 within 0.01 rad on 62% of detected ego lines instead of 45%)
-    weights = pts[:, 0] if np.all(pts[:, 0] > 0) else None
-    coeffs[: degree + 1] = np.polynomial.polynomial.polyfit(pts[:, 0], pts[:, 1], degree, w=weights)
+    coeffs[: degree + 1] = np.polynomial.polynomial.polyfit(pts[:, 0], pts[:, 1], degree)
     return coeffs, (float(pts[:, 0].min()), float(pts[:, 0].max()))
 
 

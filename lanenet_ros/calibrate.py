@@ -16,9 +16,10 @@ estimate of how the camera is mounted, for a :class:`~lanenet_ros.ground.GroundP
 
 The estimate is the median of the last ``window`` measurements. It is ``collecting`` until ``min_frames``
 measurements agree closely enough, then ``converged``; from then on (or from a seed) the value in use moves
-towards the median by at most ``max_step_deg`` (and a relative ``max_step_deg / 10`` of the height) per
-measurement, so a car pitching under braking or changing lanes for a few seconds barely moves it. A frozen
-estimator keeps its value and ignores measurements.
+towards the median by at most ``max_step_deg`` (and ``_HEIGHT_STEP`` of the height) per measurement, so a car
+pitching under braking or changing lanes for a few seconds barely moves it. A converged estimate ignores yaws
+more than ``_YAW_GATE`` from it (a lane change); ``_REGATE`` such measurements in a row mean the camera itself
+turned, and the estimator starts over. A frozen estimator keeps its value and ignores measurements.
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ LANE_WIDTH_RANGE_M = (2.5, 5.0)
 """Lane widths outside this range are not lanes."""
 _MAX_PITCH, _MAX_YAW = math.radians(30.0), math.radians(20.0)
 _DRIFT, _SETTLE, _YAW_GATE = 0.05, 1.0, math.radians(0.6)  # lane widths/s, s, rad: see _steady
+_REGATE = 50  # yaws outside the gate in a row (5 s of straight road at 10 Hz) that restart the estimate
+_HEIGHT_STEP = 0.0005  # most the height in use moves per measurement once converged (relative)
 _ROWS_USED = (0.3, 0.8)  # of a lane's row span above its lowest point, used for the vanishing point
 _MEDIAN_SE = 1.2533 * 1.4826  # standard error of a median, in units of MAD / sqrt(n), for normal noise
 
@@ -153,6 +156,7 @@ class MountingEstimator:
         self._seen = self._used = 0
         self._offsets: deque[tuple[float, float]] = deque()
         self._unsteady_until = -math.inf
+        self._gated = 0  # converged: yaws outside the gate in a row
         self._mounting = None if seed is None else replace(seed, height_m=height_m or seed.height_m)
         self._state = "collecting" if seed is None else "seeded"
         self._projector: GroundProjector | None = None
@@ -175,6 +179,13 @@ class MountingEstimator:
         m = self.measure(frame)
         if m is None or not self._steady(m, self._seen * 0.1 if stamp is None else float(stamp)):
             return False
+        if self._state == "converged" and abs(m.yaw_rad - self._mounting.yaw_rad) >= _YAW_GATE:
+            self._gated += 1
+            if self._gated >= _REGATE:  # not a lane change: the camera was turned; start over
+                self._history.clear()
+                self._mounting, self._state, self._gated = None, "collecting", 0
+            return False
+        self._gated = 0
         if not math.isnan(m.width_ratio) and not self._plausible_width(m.width_ratio):
             m = replace(m, width_ratio=math.nan)
         self._history.append(m)
@@ -242,8 +253,8 @@ class MountingEstimator:
     def _steady(self, m: Measurement, t: float) -> bool:
         """Whether the car keeps its lane: the yaw measured is the mounting's plus the car's heading to the
         lanes, which is far from zero while changing lanes. Unsteady: the ego lane unknown, the offset in it
-        moving faster than ``_DRIFT`` lane widths a second (or jumping to another lane), within ``_SETTLE``
-        seconds of such a move, or, once converged, a yaw more than ``_YAW_GATE`` from the estimate."""
+        moving faster than ``_DRIFT`` lane widths a second (or jumping to another lane), or within ``_SETTLE``
+        seconds of such a move."""
         if math.isnan(m.offset):
             return False
         track = self._offsets
@@ -257,9 +268,7 @@ class MountingEstimator:
             drift = abs(np.polyfit(times, offsets, 1)[0]) > _DRIFT
         if jump or drift:
             self._unsteady_until = t + _SETTLE
-        if t < self._unsteady_until:
-            return False
-        return self._state != "converged" or abs(m.yaw_rad - self._mounting.yaw_rad) < _YAW_GATE
+        return t >= self._unsteady_until
 
     def _plausible_width(self, ratio: float) -> bool:
         lo, hi = LANE_WIDTH_RANGE_M
@@ -295,7 +304,7 @@ class MountingEstimator:
         return math.degrees(max(se))
 
     def _step_towards(self, now: Mounting, target: Mounting) -> Mounting:
-        step, rel = self.max_step, self.max_step / 10.0
+        step, rel = self.max_step, _HEIGHT_STEP
         return Mounting(now.height_m * (1.0 + float(np.clip(target.height_m / now.height_m - 1.0, -rel, rel))),
                         now.pitch_rad + float(np.clip(target.pitch_rad - now.pitch_rad, -step, step)),
                         now.yaw_rad + float(np.clip(target.yaw_rad - now.yaw_rad, -step, step)))

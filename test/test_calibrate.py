@@ -130,3 +130,15 @@ def test_projector_yaw_turns_the_view_left():
     assert turned.ground_to_image(far)[0, 0] > 670.0  # the road ahead appears right of centre
     pts = np.array([[10.0, 1.0], [30.0, -2.0]])
     assert turned.image_to_ground(turned.ground_to_image(pts)) == pytest.approx(pts, abs=1e-6)
+
+
+def test_a_camera_turned_for_good_is_estimated_afresh():
+    est = MountingEstimator(INTR, lane_width_m=WIDTH)
+    drive(est, 60)
+    turned = Mounting(TRUE.height_m, TRUE.pitch_rad, TRUE.yaw_rad + math.radians(2.0))
+    drive(est, 20, start=60, m=turned)
+    assert est.status.mounting.yaw_rad == pytest.approx(TRUE.yaw_rad, abs=math.radians(0.05))  # a lane change?
+    drive(est, 120, start=80, m=turned)
+    st = est.status
+    assert st.state == "converged"
+    assert st.mounting.yaw_rad == pytest.approx(turned.yaw_rad, abs=math.radians(0.05))

@@ -36,7 +36,7 @@ LANE_WIDTH_RANGE_M = (2.5, 5.0)
 """Lane widths outside this range are not lanes."""
 _MAX_PITCH, _MAX_YAW = math.radians(30.0), math.radians(20.0)
 _DRIFT, _SETTLE, _YAW_GATE = 0.05, 1.0, math.radians(0.6)  # lane widths/s, s, rad: see _steady
-_REGATE = 50  # yaws outside the gate in a row (5 s of straight road at 10 Hz) that restart the estimate
+_REGATE = 300  # yaws outside the gate in a row (30 s of straight road at 10 Hz) that restart the estimate
 _HEIGHT_STEP = 0.0005  # most the height in use moves per measurement once converged (relative)
 _ROWS_USED = (0.3, 0.8)  # of a lane's row span above its lowest point, used for the vanishing point
 _MEDIAN_SE = 1.2533 * 1.4826  # standard error of a median, in units of MAD / sqrt(n), for normal noise

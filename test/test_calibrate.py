@@ -138,7 +138,28 @@ def test_a_camera_turned_for_good_is_estimated_afresh():
     turned = Mounting(TRUE.height_m, TRUE.pitch_rad, TRUE.yaw_rad + math.radians(2.0))
     drive(est, 20, start=60, m=turned)
     assert est.status.mounting.yaw_rad == pytest.approx(TRUE.yaw_rad, abs=math.radians(0.05))  # a lane change?
-    drive(est, 120, start=80, m=turned)
+    drive(est, 340, start=80, m=turned)
     st = est.status
     assert st.state == "converged"
     assert st.mounting.yaw_rad == pytest.approx(turned.yaw_rad, abs=math.radians(0.05))
+
+
+def test_node_parameters_choose_whether_and_what_to_estimate():
+    from lanenet_ros.node.configure import calibrator_for
+    from lanenet_ros.node.params import NodeParams, ParamError
+
+    def make(**values):
+        return calibrator_for(INTR, NodeParams.from_values(values))
+
+    assert make().height_m is None and make().status.state == "collecting"  # nothing given: estimate all
+    assert make(**{"ground.camera_height": 1.4}) is None  # given values win
+    assert make(**{"calibration.mode": "off"}) is None
+    assert make(**{"ground.homography": [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0]}) is None
+    kept = make(**{"calibration.mode": "pitch_yaw", "ground.camera_height": 1.4})
+    assert kept.height_m == 1.4
+    seeded = make(**{"calibration.seed": [1.5, 0.05, 0.01], "calibration.freeze": True})
+    assert seeded.status.state == "frozen" and seeded.status.mounting == Mounting(1.5, 0.05, 0.01)
+    with pytest.raises(ParamError, match=r"calibration\.seed"):
+        NodeParams.from_values({"calibration.seed": [1.5, 0.05]})
+    with pytest.raises(ParamError, match=r"calibration\.lane_width"):
+        NodeParams.from_values({"calibration.lane_width": 6.0})

@@ -179,13 +179,8 @@ class MountingEstimator:
         m = self.measure(frame)
         if m is None or not self._steady(m, self._seen * 0.1 if stamp is None else float(stamp)):
             return False
-        if self._state == "converged" and abs(m.yaw_rad - self._mounting.yaw_rad) >= _YAW_GATE:
-            self._gated += 1
-            if self._gated >= _REGATE:  # not a lane change: the camera was turned; start over
-                self._history.clear()
-                self._mounting, self._state, self._gated = None, "collecting", 0
+        if not self._within_gate(m):
             return False
-        self._gated = 0
         if not math.isnan(m.width_ratio) and not self._plausible_width(m.width_ratio):
             m = replace(m, width_ratio=math.nan)
         self._history.append(m)
@@ -269,6 +264,18 @@ class MountingEstimator:
         if jump or drift:
             self._unsteady_until = t + _SETTLE
         return t >= self._unsteady_until
+
+    def _within_gate(self, m: Measurement) -> bool:
+        """Once converged, whether the yaw is within ``_YAW_GATE`` of the estimate; ``_REGATE`` misses in a row
+        are not a lane change but a turned camera, and the estimate starts over."""
+        if self._state != "converged" or abs(m.yaw_rad - self._mounting.yaw_rad) < _YAW_GATE:
+            self._gated = 0
+            return True
+        self._gated += 1
+        if self._gated >= _REGATE:
+            self._history.clear()
+            self._mounting, self._state, self._gated = None, "collecting", 0
+        return False
 
     def _plausible_width(self, ratio: float) -> bool:
         lo, hi = LANE_WIDTH_RANGE_M

@@ -17,8 +17,8 @@ the drive's true ego lane width as the prior (``prior=truth``), with the default
 height given (lane width measured). ``bend`` and ``lane-change`` drives start from the converged estimate of
 a straight drive with the same camera and report how far the estimate moves.
 
-Run: ``.venv/bin/python bench/calibration.py`` (truth, about a minute) and ``--model`` (adds rendered drives,
-several minutes on two cores). ``--drives N --frames N`` change the amount.
+Run: ``.venv/bin/python bench/calibration.py`` (truth: 8 drives of 20 s, about 3 minutes) and ``--model`` (adds
+4 rendered drives of 12 s + 8 s, 10-25 minutes on two shared cores). ``--drives N --frames N`` change the amount.
 """
 from __future__ import annotations
 
@@ -384,11 +384,12 @@ def _joint(grounds: list[np.ndarray]) -> list[np.ndarray]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--drives", type=int, default=6, help="truth drives (default 6)")
-    parser.add_argument("--frames", type=int, default=300, help="frames per truth drive (default 300 = 30 s)")
+    parser.add_argument("--drives", type=int, default=8, help="truth drives (default 8)")
+    parser.add_argument("--frames", type=int, default=200, help="frames per truth drive (default 200 = 20 s)")
     parser.add_argument("--model", action="store_true", help="also rendered drives through the default model")
-    parser.add_argument("--model-drives", type=int, default=3, help="rendered drives (default 3)")
-    parser.add_argument("--model-frames", type=int, default=150, help="frames per rendered drive (default 150)")
+    parser.add_argument("--model-drives", type=int, default=4, help="rendered drives (default 4)")
+    parser.add_argument("--model-frames", type=int, default=120,
+                        help="frames per rendered straight drive (default 120; bends: two thirds of it)")
     parser.add_argument("--skip-truth", action="store_true", help="only the model drives")
     args = parser.parse_args(argv)
     if not args.skip_truth:

@@ -303,6 +303,16 @@ def test_without_a_given_mounting_a_seeded_self_calibration_puts_lanes_on_the_gr
     assert states()[-1] == "seeded"
 
 
+def test_without_camera_info_the_field_of_view_fallback_gives_intrinsics(ros, model):
+    node = ros.lanenet(model=model, tracking=False, **{"calibration.seed": [1.5, 0.1, 0.0],
+                                                        "calibration.horizontal_fov": 90.0})
+    lanes = ros.collect(LaneArray, "lanes")
+    grounded = lambda: [m for m in lanes if m.ground_frame_id and len(m.lanes) == 2]  # noqa: E731
+    ros.feed(ros.publisher(Image, "image"), frames(stripes_image()), grounded)
+    assert grounded()[0].calibration == LaneArray.CALIBRATION_ESTIMATED
+    assert node.pipeline.calibrator.intrinsics.fx == pytest.approx(160.0)  # 320 px wide, 90 deg
+
+
 def test_a_given_mounting_wins_over_a_seed_and_is_reported_as_given(ros, model):
     ros.lanenet(model=model, tracking=False, **{"ground.camera_height": 1.5, "calibration.seed": [2.0, 0.0, 0.0]})
     lanes = ros.collect(LaneArray, "lanes")

@@ -2,7 +2,8 @@
 
 Vehicle frame: x forward, y left, z up, origin on the ground (below the camera unless offsets are given).
 The camera is a pinhole (optionally with k1/k2 radial distortion) at ``height_m`` above flat ground, pitched
-down by ``pitch_rad``, looking along +x; or any plane-to-plane mapping given as a homography.
+down by ``pitch_rad`` and turned left by ``yaw_rad``, looking along +x; or any plane-to-plane mapping given as a
+homography.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class GroundProjector:
     @classmethod
     def from_camera(cls, fx: float, fy: float, cx: float, cy: float, height_m: float, pitch_rad: float,
                     k1: float = 0.0, k2: float = 0.0, x_offset_m: float = 0.0,
-                    y_offset_m: float = 0.0) -> GroundProjector:
+                    y_offset_m: float = 0.0, yaw_rad: float = 0.0) -> GroundProjector:
         """A pinhole camera above flat ground.
 
         Args:
@@ -40,12 +41,13 @@ class GroundProjector:
             k2: radial distortion, D[1].
             x_offset_m: camera position ahead of the vehicle frame origin.
             y_offset_m: camera position left of the vehicle frame origin.
+            yaw_rad: the optical axis turned left of the vehicle's x axis (positive left), within +-pi/4.
 
         Returns:
             The projector.
 
         Raises:
-            ValueError: a focal length or the height is not positive, or the pitch is out of range.
+            ValueError: a focal length or the height is not positive, or the pitch or yaw is out of range.
         """
         if fx <= 0 or fy <= 0:
             raise ValueError(f"focal lengths must be > 0 (camera_info K), got fx={fx} fy={fy}")
@@ -53,12 +55,16 @@ class GroundProjector:
             raise ValueError(f"camera height_m must be > 0, got {height_m}")
         if not -np.pi / 2 < pitch_rad < np.pi / 2:
             raise ValueError(f"pitch_rad must be within (-pi/2, pi/2), got {pitch_rad}")
+        if not -np.pi / 4 <= yaw_rad <= np.pi / 4:
+            raise ValueError(f"yaw_rad must be within [-pi/4, pi/4], got {yaw_rad}")
         self = cls()
         self._cam = {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "h": height_m, "k1": k1, "k2": k2,
                      "x0": x_offset_m, "y0": y_offset_m}
         s, c = np.sin(pitch_rad), np.cos(pitch_rad)
-        # columns: camera right, down, forward axes expressed in the vehicle frame
-        self._rot = np.array([[0.0, -s, c], [-1.0, 0.0, 0.0], [0.0, -c, -s]])
+        # columns: camera right, down, forward axes expressed in the vehicle frame (pitch), then turned by yaw
+        pitched = np.array([[0.0, -s, c], [-1.0, 0.0, 0.0], [0.0, -c, -s]])
+        sy, cy_ = np.sin(yaw_rad), np.cos(yaw_rad)
+        self._rot = np.array([[cy_, -sy, 0.0], [sy, cy_, 0.0], [0.0, 0.0, 1.0]]) @ pitched
         return self
 
     @classmethod
@@ -103,7 +109,8 @@ class GroundProjector:
             out[~(out[:, 0] > 0)] = np.nan  # behind the vehicle: the point is above the horizon
             return out
         c = self._cam
-        xn, yn = self._undistort((pts[:, 0] - c["cx"]) / c["fx"], (pts[:, 1] - c["cy"]) / c["fy"])
+        xn, yn = undistort_normalised((pts[:, 0] - c["cx"]) / c["fx"], (pts[:, 1] - c["cy"]) / c["fy"],
+                                      c["k1"], c["k2"])
         ray = np.stack([xn, yn, np.ones_like(xn)], axis=1) @ self._rot.T
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.where(ray[:, 2] < -1e-9, c["h"] / -ray[:, 2], np.nan)
@@ -135,17 +142,24 @@ class GroundProjector:
         f = 1.0 + c["k1"] * r2 + c["k2"] * r2**2
         return np.stack([c["fx"] * xn * f + c["cx"], c["fy"] * yn * f + c["cy"]], axis=1)
 
-    def _undistort(self, xd: np.ndarray, yd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised undistorted coordinates from distorted ones (fixed-point iteration)."""
-        k1, k2 = self._cam["k1"], self._cam["k2"]
-        if k1 == 0 and k2 == 0:
-            return xd, yd
-        xn, yn = xd.copy(), yd.copy()
-        for _ in range(_UNDISTORT_ITERATIONS):
-            r2 = xn**2 + yn**2
-            f = 1.0 + k1 * r2 + k2 * r2**2
-            xn, yn = xd / f, yd / f
-        return xn, yn
+
+def undistort_normalised(xd: np.ndarray, yd: np.ndarray, k1: float, k2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Undistorted normalised image coordinates from distorted ones (radial k1, k2; fixed-point iteration).
+
+    Args:
+        xd: (u - cx) / fx of the raw image.
+        yd: (v - cy) / fy.
+        k1: radial distortion, camera_info D[0].
+        k2: radial distortion, D[1].
+    """
+    if k1 == 0 and k2 == 0:
+        return xd, yd
+    xn, yn = xd.copy(), yd.copy()
+    for _ in range(_UNDISTORT_ITERATIONS):
+        r2 = xn**2 + yn**2
+        f = 1.0 + k1 * r2 + k2 * r2**2
+        xn, yn = xd / f, yd / f
+    return xn, yn
 
 
 def fit_ground_lane(pts: np.ndarray, max_degree: int = 3) -> tuple[np.ndarray, tuple[float, float]]:

@@ -94,6 +94,8 @@ class LaneFrame:
         ego_left_index: index into ``lanes`` of the ego lane's left boundary, or -1.
         ego_right_index: index into ``lanes`` of the ego lane's right boundary, or -1.
         timings: seconds spent per pipeline stage (``preprocess``, ``infer``, ``decode``, ...).
+        calibration: where the ground-plane fields' camera mounting came from: ``given`` (parameters, a
+            homography), ``estimated`` (self-calibration, :mod:`lanenet_ros.calibrate`), or ``""`` (none).
     """
 
     width: int
@@ -103,3 +105,4 @@ class LaneFrame:
     ego_left_index: int = -1
     ego_right_index: int = -1
     timings: dict[str, float] = field(default_factory=dict)
+    calibration: str = ""

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from lanenet_ros.backends import Backend, create_backend
+from lanenet_ros.calibrate import MountingEstimator
 from lanenet_ros.decode.decoder import LaneDecoder
 from lanenet_ros.decode.settings import DecodeParams
 from lanenet_ros.ground import GroundProjector, add_ground_lanes
@@ -62,6 +63,9 @@ class LanePipeline:
             given wins, whatever its value.
         roi_top: fraction of image rows cut from the top, overriding the model's ``roi_top``.
         camera: the ground projection (:data:`Camera`).
+        calibrator: a :class:`~lanenet_ros.calibrate.MountingEstimator` that estimates the camera's mounting
+            from the lanes and projects them to the ground once it has converged (used when ``camera`` is
+            None; see :meth:`set_calibrator`).
         tracking: keep track ids and smooth lanes across frames.
         **backend_options: passed to the backend (``precision``, ``intra_op_threads``, ``cache_dir``, ...).
 
@@ -73,7 +77,8 @@ class LanePipeline:
 
     def __init__(self, model_path: str | Path | None = None, backend: str | Backend = "auto",
                  decode_params: Mapping[str, Any] | None = None, roi_top: float | None = None,
-                 camera: Camera = None, tracking: bool = True, **backend_options: Any) -> None:
+                 camera: Camera = None, tracking: bool = True, calibrator: MountingEstimator | None = None,
+                 **backend_options: Any) -> None:
         if isinstance(backend, str):
             path = Path(model_path) if model_path else default_model_path()
             if model_path is None and not path.is_file():
@@ -92,6 +97,7 @@ class LanePipeline:
         self.tracker = LaneTracker(point_step_px=p.point_step_px, ego_center=p.ego_center, max_lanes=p.max_lanes,
                                    max_per_side=p.max_per_side) if tracking else None
         self.projector: GroundProjector | None = None
+        self.calibrator = calibrator
         self.set_ground(camera)
 
     @property
@@ -111,6 +117,15 @@ class LanePipeline:
         """
         self.projector = _as_projector(camera)
         return self.projector is not None
+
+    def set_calibrator(self, calibrator: Any) -> None:
+        """Set or clear self-calibration (a :class:`~lanenet_ros.calibrate.MountingEstimator`, or None).
+
+        Every frame then goes into the estimate; while no ground projection is set (:meth:`set_ground`: given
+        values win), lanes get ground coordinates from the estimated mounting once it has converged (or was
+        seeded), and ``LaneFrame.calibration`` says ``estimated``.
+        """
+        self.calibrator = calibrator
 
     def process(self, image_bgr: np.ndarray, stamp: float | int | None = None) -> LaneFrame:
         """Detect lanes in one camera image.
@@ -132,8 +147,13 @@ class LanePipeline:
         clock.append(time.perf_counter())
         frame = self.decoder.decode(outputs, geometry, image_bgr)
         clock.append(time.perf_counter())
-        if self.projector is not None:
-            add_ground_lanes(frame, self.projector)
+        projector, frame.calibration = self.projector, "given" if self.projector is not None else ""
+        if self.calibrator is not None:
+            self.calibrator.update(frame, None if stamp is None else _seconds(stamp))
+            if projector is None and (projector := self.calibrator.projector()) is not None:
+                frame.calibration = "estimated"
+        if projector is not None:
+            add_ground_lanes(frame, projector)
         clock.append(time.perf_counter())
         if self.tracker is not None:
             frame = self.tracker.update(frame, stamp)
@@ -218,6 +238,11 @@ def check_suitable(info: ModelInfo, path: Path) -> None:
         raise ModelError(f"{path}: a lanenet model needs an 'embedding' output to separate lanes")
 
 
+def _seconds(stamp: float | int) -> float:
+    """Seconds of a stamp given as float seconds or integer nanoseconds."""
+    return stamp * 1e-9 if isinstance(stamp, (int, np.integer)) else float(stamp)
+
+
 def _as_projector(camera: Camera) -> GroundProjector | None:
     if camera is None or isinstance(camera, GroundProjector):
         return camera
@@ -226,8 +251,9 @@ def _as_projector(camera: Camera) -> GroundProjector | None:
     if missing:
         raise ValueError(f"camera: {', '.join(missing)} missing; give fx, fy, cx, cy, height_m and pitch_rad "
                          "(or a GroundProjector)")
-    fx, fy, cx, cy, height_m, pitch_rad, k1, k2 = (fields.get(k) for k in _MOUNT)
-    return GroundProjector.from_camera(fx, fy, cx, cy, height_m, pitch_rad, k1=k1 or 0.0, k2=k2 or 0.0)
+    fx, fy, cx, cy, height_m, pitch_rad, k1, k2, yaw_rad = (fields.get(k) for k in _MOUNT)
+    return GroundProjector.from_camera(fx, fy, cx, cy, height_m, pitch_rad, k1=k1 or 0.0, k2=k2 or 0.0,
+                                       yaw_rad=yaw_rad or 0.0)
 
 
-_MOUNT = ("fx", "fy", "cx", "cy", "height_m", "pitch_rad", "k1", "k2")
+_MOUNT = ("fx", "fy", "cx", "cy", "height_m", "pitch_rad", "k1", "k2", "yaw_rad")

@@ -90,3 +90,19 @@ def test_a_synthetic_drive_bag_comes_from_the_training_toolkit(tmp_path, capsys)
     assert images[0].image.shape == (192, 320, 3) and all(label["lanes"] for label in labels)
     assert train_main(["synth", "--bag", "--count", "3", "--out", str(out)]) == 2  # never over a bag
     assert "exists already" in capsys.readouterr().err
+
+
+def test_a_synthetic_bag_carries_its_camera_as_camera_info(tmp_path):
+    import json
+
+    from lanenet_ros.replay.bags import labels_path
+    from lanenet_ros.replay.camera import bag_camera_info
+    from lanenet_train.cli import main as train_main
+
+    bag = tmp_path / "drive"
+    assert train_main(["synth", "--bag", "--count", "2", "--width", "320", "--height", "180", "--out", str(bag)]) == 0
+    camera = json.loads(labels_path(bag).read_text().splitlines()[0])["camera"]
+    intrinsics = bag_camera_info(bag)
+    assert (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy) == pytest.approx(
+        (camera["fx"], camera["fy"], camera["cx"], camera["cy"]))
+    assert (intrinsics.k1, intrinsics.k2) == pytest.approx((camera["k1"], camera["k2"]))

@@ -280,6 +280,57 @@ def test_camera_info_and_mounting_give_lanes_on_the_ground(ros, model):
              lambda: any(m.header.frame_id == "base_link" for a in markers for m in a.markers))
 
 
+def test_without_a_given_mounting_a_seeded_self_calibration_puts_lanes_on_the_ground(ros, model):
+    node = ros.lanenet(model=model, tracking=False, **{"calibration.seed": [1.5, 0.1, 0.0]})
+    lanes = ros.collect(LaneArray, "lanes")
+    diagnostics = ros.collect(DiagnosticArray, "/diagnostics")
+    info_pub = ros.publisher(CameraInfo, "camera_info")
+    info = CameraInfo(header=camera_header(0), width=320, height=240, distortion_model="plumb_bob",
+                      d=[0.0] * 5, k=[300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0])
+    image_frames = frames(stripes_image())
+
+    def with_info(i):
+        info_pub.publish(info)
+        return image_frames(i)
+    grounded = lambda: [m for m in lanes if m.ground_frame_id and len(m.lanes) == 2]  # noqa: E731
+    ros.feed(ros.publisher(Image, "image"), with_info, grounded)
+    msg = grounded()[0]
+    assert msg.calibration == LaneArray.CALIBRATION_ESTIMATED
+    assert msg.lanes[0].c1 == pytest.approx((160 - 96) / 300, abs=0.04)  # as with the same values given
+    # parallel image stripes have no vanishing point: nothing to measure, the seed holds
+    assert node.pipeline.calibrator.status.state == "seeded"
+    states = lambda: [v.value for a in diagnostics for s in a.status for v in s.values  # noqa: E731
+                      if v.key == "calibration"]
+    ros.feed(ros.publisher(Image, "image"), with_info, states)
+    assert states()[-1] == "seeded"
+
+
+def test_without_camera_info_the_field_of_view_fallback_gives_intrinsics(ros, model):
+    node = ros.lanenet(model=model, tracking=False, **{"calibration.seed": [1.5, 0.1, 0.0],
+                                                        "calibration.horizontal_fov": 90.0})
+    lanes = ros.collect(LaneArray, "lanes")
+    grounded = lambda: [m for m in lanes if m.ground_frame_id and len(m.lanes) == 2]  # noqa: E731
+    ros.feed(ros.publisher(Image, "image"), frames(stripes_image()), grounded)
+    assert grounded()[0].calibration == LaneArray.CALIBRATION_ESTIMATED
+    assert node.pipeline.calibrator.intrinsics.fx == pytest.approx(160.0)  # 320 px wide, 90 deg
+
+
+def test_a_given_mounting_wins_over_a_seed_and_is_reported_as_given(ros, model):
+    ros.lanenet(model=model, tracking=False, **{"ground.camera_height": 1.5, "calibration.seed": [2.0, 0.0, 0.0]})
+    lanes = ros.collect(LaneArray, "lanes")
+    info_pub = ros.publisher(CameraInfo, "camera_info")
+    info = CameraInfo(header=camera_header(0), width=320, height=240, distortion_model="plumb_bob",
+                      d=[0.0] * 5, k=[300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0])
+    image_frames = frames(stripes_image())
+
+    def with_info(i):
+        info_pub.publish(info)
+        return image_frames(i)
+    grounded = lambda: [m for m in lanes if m.ground_frame_id and len(m.lanes) == 2]  # noqa: E731
+    ros.feed(ros.publisher(Image, "image"), with_info, grounded)
+    assert grounded()[0].calibration == LaneArray.CALIBRATION_GIVEN
+
+
 def encoded(image: np.ndarray, encoding: str, pad: int = 0) -> tuple[bytes, int]:
     """The bytes of ``image`` (BGR) in a ROS encoding, rows padded by ``pad`` bytes; returns (data, step)."""
     converted = {

@@ -135,3 +135,54 @@ def test_demo_refuses_a_bad_decoder_setting(capsys):
 
     assert demo.main(["--decode", "min_span=2"]) == 2
     assert "min_span" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def straight_bag(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """35 frames of a straight road (640x360, lines meeting at (320, 144)) and a camera_info file for it."""
+    root = tmp_path_factory.mktemp("calibration")
+    (root / "imgs").mkdir()
+    for i in range(35):
+        cv2.imwrite(str(root / "imgs" / f"{i:02d}.png"), draw_road(LINES, size=(360, 640), seed=i, thickness=6))
+    assert bag_main(["--images", str(root / "imgs"), "--out", str(root / "bag"), "--start", "50"]) == 0
+    info = root / "camera.yaml"
+    info.write_text("image_width: 640\nimage_height: 360\ncamera_name: front\n"
+                    "camera_matrix: {rows: 3, cols: 3, data: [500, 0, 320, 0, 500, 180, 0, 0, 1]}\n"
+                    "distortion_model: plumb_bob\n"
+                    "distortion_coefficients: {rows: 1, cols: 5, data: [0, 0, 0, 0, 0]}\n")
+    model = root / "lines.onnx"
+    export_line_model(model, roi_top=0.4)
+    return root / "bag", model, info
+
+
+def test_replay_with_camera_info_estimates_the_mounting_and_writes_node_parameters(straight_bag, tmp_path, capsys):
+    import math
+
+    import yaml
+
+    from lanenet_ros.ground import GroundProjector
+
+    bag, model, info = straight_bag
+    out = tmp_path / "out"
+    assert replay.main([str(bag), "--model", str(model), "--out", str(out), "--camera-info", str(info)]) == 0
+    printed = capsys.readouterr().out
+    pitch = math.atan((180 - 0.4 * 360) / 500)  # the vanishing point's row
+    unit = GroundProjector.from_camera(500, 500, 320, 180, 1.0, pitch)
+    (_, left), (_, right) = unit.image_to_ground(np.array([[0.45 * 640, 359.0], [0.85 * 640, 359.0]]))
+    height = 3.6 / (left - right)  # the ego lane, 3.6 m wide by default
+    summary = json.loads((out / "report.json").read_text())["summary"]["calibration"]
+    assert summary["state"] == "converged"
+    assert summary["camera_pitch_deg"] == pytest.approx(math.degrees(pitch), abs=0.3)
+    assert summary["camera_yaw_deg"] == pytest.approx(0.0, abs=0.3)
+    assert summary["camera_height_m"] == pytest.approx(height, rel=0.05)
+    assert f"camera height {summary['camera_height_m']:.3f} m" in printed and "mean lane width 3.60 m" in printed
+    params = yaml.safe_load((out / "calibration.yaml").read_text())["/**"]["ros__parameters"]["calibration"]
+    assert params["seed"] == pytest.approx([summary["camera_height_m"], pitch, 0.0], abs=0.01)
+
+
+def test_replay_refuses_a_camera_info_file_without_a_matrix(straight_bag, tmp_path, capsys):
+    bag, model, _ = straight_bag
+    bad = tmp_path / "camera.yaml"
+    bad.write_text("image_width: 640\n")
+    assert replay.main([str(bag), "--model", str(model), "--out", str(tmp_path / "o"), "--camera-info", str(bad)]) == 2
+    assert f"{bad}: no camera_matrix.data" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from lanenet_ros.calibrate import Intrinsics, Mounting, MountingEstimator
 from lanenet_ros.node.params import NodeParams
 from lanenet_ros.pipeline import LanePipeline
 
@@ -56,10 +57,37 @@ def ground_from_camera_info(info: Any, params: NodeParams) -> dict[str, float] |
         ``fx, fy, cx, cy, height_m, pitch_rad, k1, k2`` for :meth:`LanePipeline.set_ground`, or None when
         the ground plane is off (no camera height) or a homography is used instead.
     """
-    if params.ground_homography or params.ground_camera_height <= 0:
+    if (params.ground_homography or params.ground_camera_height <= 0
+            or params.calibration_mode == "pitch_yaw"):
         return None
+    c = intrinsics_from_camera_info(info)
+    return {"fx": c.fx, "fy": c.fy, "cx": c.cx, "cy": c.cy, "height_m": params.ground_camera_height,
+            "pitch_rad": params.ground_camera_pitch, "k1": c.k1, "k2": c.k2}
+
+
+def intrinsics_from_camera_info(info: Any) -> Intrinsics:
+    """The intrinsics of a sensor_msgs/CameraInfo (``k``; radial ``k1, k2`` from ``d`` for plumb_bob and
+    rational_polynomial, otherwise none)."""
     d = [float(v) for v in info.d]
     k1, k2 = (d[0], d[1]) if info.distortion_model in _RADIAL_FIRST and len(d) >= 2 else (0.0, 0.0)
     k = [float(v) for v in info.k]
-    return {"fx": k[0], "fy": k[4], "cx": k[2], "cy": k[5], "height_m": params.ground_camera_height,
-            "pitch_rad": params.ground_camera_pitch, "k1": k1, "k2": k2}
+    return Intrinsics(k[0], k[4], k[2], k[5], k1, k2)
+
+
+def calibrator_for(intrinsics: Intrinsics, params: NodeParams) -> MountingEstimator | None:
+    """The self-calibration the parameters ask for with these intrinsics, or None: ``calibration.mode`` off, a
+    homography given, or (mode ``auto``) a camera height given, whose values then win.
+
+    Args:
+        intrinsics: from camera_info (:func:`intrinsics_from_camera_info`) or ``calibration.horizontal_fov``.
+        params: the node's parameters (``calibration.*``, ``ground.camera_height``, ``ground.homography``).
+    """
+    mode, height = params.calibration_mode, params.ground_camera_height
+    if mode == "off" or params.ground_homography or (mode == "auto" and height > 0):
+        return None
+    known = height if mode == "pitch_yaw" and height > 0 else None
+    seed = Mounting(*params.calibration_seed) if params.calibration_seed else None
+    estimator = MountingEstimator(intrinsics, lane_width_m=params.calibration_lane_width, height_m=known,
+                                  seed=seed)
+    estimator.frozen = params.calibration_freeze
+    return estimator

@@ -123,9 +123,12 @@ def lane_array_msg(frame: LaneFrame, header: Header, ground_frame_id: str = "") 
         The message.
     """
     lanes = [lane_msg(lane) for lane in frame.lanes]
+    grounded = any(m.ground_valid for m in lanes)
+    calibration = {"given": LaneArray.CALIBRATION_GIVEN, "estimated": LaneArray.CALIBRATION_ESTIMATED}.get(
+        frame.calibration, LaneArray.CALIBRATION_NONE) if grounded else LaneArray.CALIBRATION_NONE
     return LaneArray(header=header, image_width=int(frame.width), image_height=int(frame.height), lanes=lanes,
                      ego_left_index=int(frame.ego_left_index), ego_right_index=int(frame.ego_right_index),
-                     ground_frame_id=ground_frame_id if any(m.ground_valid for m in lanes) else "")
+                     ground_frame_id=ground_frame_id if grounded else "", calibration=calibration)
 
 
 def _duration(seconds: float) -> Duration:

@@ -21,6 +21,7 @@ Topics (relative, remap with ``-r``): ``image`` or ``image/compressed`` and ``ca
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -40,9 +41,15 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
+from lanenet_ros.calibrate import Intrinsics
 from lanenet_ros.image_codec import ImageError, clip
 from lanenet_ros.msg import LaneArray
-from lanenet_ros.node.configure import ground_from_camera_info, open_pipeline
+from lanenet_ros.node.configure import (
+    calibrator_for,
+    ground_from_camera_info,
+    intrinsics_from_camera_info,
+    open_pipeline,
+)
 from lanenet_ros.node.convert import (
     MarkerBuilder,
     bgr8_msg,
@@ -96,7 +103,7 @@ class LaneNetNode(LifecycleNode):
         self._markers = MarkerBuilder()
         self._intrinsics: tuple[float, float, float, float] | None = None
         self._ground_lock = threading.Lock()
-        self._ground_pending: Any = None  # set by the camera_info callback, taken by the worker
+        self._ground_pending: Any = None  # (camera, calibrator) set by the camera_info callback, taken by the worker
         self._ground_active = False
         self._lost_reported = True  # False when the middleware has no message-lost event
 
@@ -113,7 +120,7 @@ class LaneNetNode(LifecycleNode):
         """Open the model and create the publishers; fail with the reason when the model cannot be used."""
         self.params = read_all(self)
         try:
-            self.pipeline, self._ground_active = open_pipeline(self.params)
+            self.pipeline, _ = open_pipeline(self.params)
         except Exception as exc:  # ModelError, BackendError, OSError...: all mean "this model cannot run"
             self.get_logger().error(f"cannot configure: {exc}")
             return FAILURE
@@ -227,8 +234,10 @@ class LaneNetNode(LifecycleNode):
             return
         if self._intrinsics != (fx, fy, cx, cy):
             self._intrinsics = (fx, fy, cx, cy)
+            pending = (ground_from_camera_info(msg, self.params),
+                       calibrator_for(intrinsics_from_camera_info(msg), self.params))
             with self._ground_lock:
-                self._ground_pending = ground_from_camera_info(msg, self.params)
+                self._ground_pending = pending
 
     # ---- work ------------------------------------------------------------------------------------------
     def _work(self, mailbox: Mailbox) -> None:
@@ -253,10 +262,7 @@ class LaneNetNode(LifecycleNode):
                                       throttle_duration_sec=self.params.warn_period)
             return
         converted = time.perf_counter()
-        with self._ground_lock:
-            camera, self._ground_pending = self._ground_pending, None
-        if camera is not None:
-            self._ground_active = self.pipeline.set_ground(camera)
+        self._take_ground(image)
         frame = self.pipeline.process(image, stamp=msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
         inferred = time.perf_counter()
         self._publish(frame, image, msg.header)
@@ -264,9 +270,26 @@ class LaneNetNode(LifecycleNode):
         self.stats.frame_done({**frame.timings, "wait": start - received, "convert_in": converted - start,
                                "publish": done - inferred, "total": done - received})
 
+    def _take_ground(self, image: np.ndarray) -> None:
+        """Apply what the latest camera_info asked for; without one, self-calibrate from the field-of-view
+        fallback (``calibration.horizontal_fov``) when set."""
+        with self._ground_lock:
+            pending, self._ground_pending = self._ground_pending, None
+        pipeline, p = self.pipeline, self.params
+        if pending is not None:
+            camera, calibrator = pending
+            if camera is not None:
+                pipeline.set_ground(camera)
+            pipeline.set_calibrator(calibrator)
+        elif self._intrinsics is None and pipeline.calibrator is None and p.calibration_horizontal_fov > 0:
+            h, w = image.shape[:2]
+            pipeline.set_calibrator(calibrator_for(Intrinsics.from_fov(w, h, p.calibration_horizontal_fov), p))
+        if pipeline.calibrator is not None:
+            pipeline.calibrator.frozen = p.calibration_freeze
+
     def _publish(self, frame: Any, image: np.ndarray, header: Any) -> None:
         p, pubs = self.params, self._pubs
-        ground = p.ground_frame_id if self._ground_active else ""
+        ground = p.ground_frame_id if frame.calibration else ""
         pubs["lanes"].publish(lane_array_msg(frame, header, ground))
         if p.publish_mask and pubs["mask"].get_subscription_count():
             pubs["mask"].publish(mask_msg(frame.class_mask, header))
@@ -293,10 +316,29 @@ class LaneNetNode(LifecycleNode):
                   "unknown (the middleware does not report lost messages)",
                   "frames replaced in the mailbox": totals["replaced"], "bad frames": totals["bad"],
                   "failed frames": totals["failed"], "processed frames": totals["processed"],
-                  **{f"latency {stage} (ms)": f"{ms:.2f}" for stage, ms in sorted(period.stage_ms.items())}}
+                  **{f"latency {stage} (ms)": f"{ms:.2f}" for stage, ms in sorted(period.stage_ms.items())},
+                  **self._calibration_values()}
         self._diag_pub.publish(diagnostics_msg(
             self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: lane detection",
             values["backend"], level, message, values))
+
+    def _calibration_values(self) -> dict[str, str]:
+        """Self-calibration's state for /diagnostics (empty when the node does not self-calibrate)."""
+        calibrator = self.pipeline.calibrator if self.pipeline else None
+        if calibrator is None:
+            given = bool(self.pipeline and self.pipeline.projector is not None)
+            return {"calibration": "given" if given else "none"}
+        st = calibrator.status
+        values = {"calibration": st.state, "calibration confidence": f"{st.confidence:.2f}",
+                  "calibration frames used": f"{st.frames_used}/{st.frames_seen}"}
+        if st.mounting is not None:
+            m = st.mounting
+            values.update({"camera height (m)": f"{m.height_m:.3f}",
+                           "camera pitch (deg)": f"{math.degrees(m.pitch_rad):.3f}",
+                           "camera yaw (deg)": f"{math.degrees(m.yaw_rad):.3f}"})
+        if st.lane_width_m is not None:
+            values["lane width (m)"] = f"{st.lane_width_m:.2f}"
+        return values
 
     def _health(self, period: Period) -> tuple[bytes, str]:
         if self._mailbox is None:

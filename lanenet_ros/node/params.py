@@ -80,6 +80,24 @@ class NodeParams:
     ground_homography: tuple = _p((), "Image-to-ground homography, 9 numbers row by row (pixels to metres in "
                                      "ground.frame_id); overrides camera height and pitch; empty = not used",
                                  name="ground.homography", kind="float_array")
+    # self-calibration (lanenet_ros.calibrate; docs/node.md "Self-calibration")
+    calibration_mode: str = _p("auto", "Self-calibration: auto estimates the camera's height, pitch and yaw from "
+                                       "the lanes when ground.camera_height is 0 and no homography is given; "
+                                       "pitch_yaw keeps ground.camera_height and estimates pitch and yaw; off "
+                                       "uses given values only", name="calibration.mode",
+                               choices=("auto", "pitch_yaw", "off"))
+    calibration_lane_width: float = _p(3.6, "Lane width in metres assumed by self-calibration; it sets the scale "
+                                            "of an estimated camera height", name="calibration.lane_width",
+                                       low=2.5, high=5.0)
+    calibration_seed: tuple = _p((), "Start self-calibration from [height m, pitch rad, yaw rad], used at once "
+                                     "and adapted slowly; empty = start from nothing",
+                                 name="calibration.seed", kind="float_array")
+    calibration_freeze: bool = _p(False, "Keep the current self-calibration estimate; new frames do not change it",
+                                  name="calibration.freeze", live=True)
+    calibration_horizontal_fov: float = _p(0.0, "Without camera_info: self-calibrate with intrinsics from this "
+                                                "horizontal field of view in degrees (square pixels, principal "
+                                                "point at the centre, no distortion); 0 = wait for camera_info",
+                                           name="calibration.horizontal_fov", low=0.0, high=170.0)
     publish_mask: bool = _p(True, "Publish `mask` (mono8 class ids at camera resolution)",
                             name="publish.mask", live=True)
     publish_overlay: bool = _p(True, "Publish `overlay` (bgr8 picture; drawn only while someone subscribes)",
@@ -283,7 +301,20 @@ def _check_model(_: str, value: str) -> None:
                          "or leave it empty for the packaged model")
 
 
-_RULES = {"roi_top": _check_roi_top, "ground.homography": _check_homography, "model": _check_model}
+def _check_seed(_: str, value: tuple) -> None:
+    if len(value) == 0:
+        return
+    if len(value) != 3 or not all(math.isfinite(v) for v in value):
+        raise ParamError(f"parameter 'calibration.seed' needs 3 numbers [height m, pitch rad, yaw rad] or none, "
+                         f"got {len(value)} values")
+    height, pitch, yaw = value
+    if not (0.0 < height <= 20.0 and abs(pitch) < 0.8 and abs(yaw) < 0.35):
+        raise ParamError(f"parameter 'calibration.seed' is {list(value)}: the height must be within (0, 20] m, the "
+                         "pitch within +-0.8 rad and the yaw within +-0.35 rad")
+
+
+_RULES = {"roi_top": _check_roi_top, "ground.homography": _check_homography, "model": _check_model,
+          "calibration.seed": _check_seed}
 
 
 def _yaml_value(row: ParamSpec, value: Any) -> str:

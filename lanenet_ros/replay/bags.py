@@ -1,7 +1,8 @@
 """`lanenet-bag`: rosbag2 bags of camera images (sqlite3 or mcap), read and written with `rosbags`.
 
 Sources: a video file or a folder of images. A synthetic drive, with its ground truth beside the bag as
-TuSimple-format labels keyed by timestamp (:func:`labels_path`), is made by the training toolkit's generator:
+TuSimple-format labels keyed by timestamp (:func:`labels_path`) and its camera as CameraInfo on the image
+topic's sibling ``camera_info``, is made by the training toolkit's generator:
 ``lanenet-train synth --bag`` (the runtime never imports ``lanenet_train``). No rclpy here.
 
 Reading tolerates damage: a message that cannot be read is listed (:class:`Unreadable`) and reading goes on;
@@ -18,7 +19,7 @@ import shutil
 import struct
 import sys
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ SYNTH_COMMAND = "lanenet-train synth --bag --count N --out BAG"
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
@@ -105,8 +107,9 @@ class ImageBagWriter:
         self.writer = Writer(self.partial, version=9, storage_plugin=plugin)
         self.writer.open()
         msgtype = COMPRESSED_TYPE if compressed else IMAGE_TYPE
-        self.msgtype = msgtype
+        self.msgtype, self.topic = msgtype, topic
         self.connection = self.writer.add_connection(topic, msgtype, typestore=self.store)
+        self.info_connection = None
 
     def write(self, image_bgr: np.ndarray, stamp_ns: int) -> None:
         """Append one image with header.stamp and bag time ``stamp_ns``."""
@@ -123,6 +126,26 @@ class ImageBagWriter:
             msg = types[IMAGE_TYPE](header=header, height=h, width=w, encoding="bgr8", is_bigendian=0,
                                     step=w * 3, data=np.ascontiguousarray(image_bgr).reshape(-1))
         self.writer.write(self.connection, stamp_ns, self.store.serialize_cdr(msg, self.msgtype))
+
+    def write_camera_info(self, camera: dict, stamp_ns: int) -> None:
+        """Append a sensor_msgs/CameraInfo (``fx fy cx cy k1 k2 width height`` of the synthetic camera) on the
+        image topic's sibling ``camera_info`` (``/camera/image_raw`` -> ``/camera/camera_info``)."""
+        types = self.store.types
+        if self.info_connection is None:
+            topic = self.topic.rsplit("/", 1)[0] + "/camera_info"
+            self.info_connection = self.writer.add_connection(topic, CAMERA_INFO_TYPE, typestore=self.store)
+        header = types["std_msgs/msg/Header"](
+            stamp=types["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
+            frame_id=self.frame_id)
+        c = camera
+        k = np.array([c["fx"], 0, c["cx"], 0, c["fy"], c["cy"], 0, 0, 1], np.float64)
+        roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+        msg = types[CAMERA_INFO_TYPE](
+            header=header, height=int(c["height"]), width=int(c["width"]), distortion_model="plumb_bob",
+            d=np.array([c["k1"], c["k2"], 0, 0, 0], np.float64), k=k, r=np.eye(3).ravel(),
+            p=np.array([c["fx"], 0, c["cx"], 0, 0, c["fy"], c["cy"], 0, 0, 0, 1, 0], np.float64),
+            binning_x=0, binning_y=0, roi=roi)
+        self.writer.write(self.info_connection, stamp_ns, self.store.serialize_cdr(msg, CAMERA_INFO_TYPE))
 
     def close(self) -> None:
         """Finish the bag (with chunk checksums in an mcap file) and move it into place."""
@@ -344,7 +367,8 @@ def check_bag_options(args: argparse.Namespace, rate: float, rate_flag: str = "-
 
 
 def write_bag(frames: Iterable[np.ndarray], args: argparse.Namespace, rate: float, total: int | None = None,
-              limit: int = 0, rate_flag: str = "--rate") -> list[int]:
+              limit: int = 0, rate_flag: str = "--rate",
+              camera_of: Callable[[int], Mapping[str, float]] | None = None) -> list[int]:
     """Write camera images to the new bag ``args.out`` as :func:`add_bag_options` says, atomically.
 
     Args:
@@ -354,6 +378,8 @@ def write_bag(frames: Iterable[np.ndarray], args: argparse.Namespace, rate: floa
         total: the number of frames, for the progress bar, when known.
         limit: stop after this many frames (0: all).
         rate_flag: the option that gave ``rate``, for messages.
+        camera_of: the camera of frame i (``fx fy cx cy k1 k2 width height``), written as a CameraInfo beside
+            each image (:meth:`ImageBagWriter.write_camera_info`); None writes none.
 
     Returns:
         The stamp (nanoseconds) of each frame written.
@@ -370,6 +396,8 @@ def write_bag(frames: Iterable[np.ndarray], args: argparse.Namespace, rate: floa
         for frame in tqdm(frames, total=total, desc="bag", unit="frame"):
             stamps.append(start + len(stamps) * period)
             writer.write(frame, stamps[-1])
+            if camera_of is not None:  # the camera of each frame, for self-calibration (lanenet-replay)
+                writer.write_camera_info(camera_of(len(stamps) - 1), stamps[-1])
             if limit and len(stamps) >= limit:
                 break
     except BaseException:

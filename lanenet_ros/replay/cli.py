@@ -3,7 +3,10 @@
 Offline (default): every image through the same LanePipeline the node uses, as fast as the machine
 allows. Live (``--live``): the images are published over ROS at the recorded rate into a running
 lanenet node, and its LaneArray outputs are collected to measure true end-to-end latency and drops.
-Either way: ``report.json``, plots, an overlay video and a printed summary in ``--out``.
+Either way: ``report.json``, plots, an overlay video and a printed summary in ``--out``. Offline, with
+intrinsics (``--camera-info``, a CameraInfo topic in the bag, or ``--horizontal-fov``) the camera's height,
+pitch and yaw are estimated from the lanes as the node does (docs/node.md, "Self-calibration"), printed, and
+written to ``calibration.yaml``, a parameter file for the node.
 """
 from __future__ import annotations
 
@@ -17,8 +20,16 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
+from lanenet_ros.calibrate import Intrinsics, MountingEstimator
 from lanenet_ros.fileio import read_json_lines
 from lanenet_ros.replay.bags import BagImage, Unreadable, count_images, labels_path, pick_topic, read_images
+from lanenet_ros.replay.camera import (
+    bag_camera_info,
+    calibration_summary,
+    format_calibration,
+    load_camera_info,
+    write_calibration_params,
+)
 from lanenet_ros.replay.report import ReplayLog, format_summary
 
 EXIT_CODES = """exit codes:
@@ -69,11 +80,32 @@ def replay_offline(args: argparse.Namespace, images: Iterator[BagImage], total: 
                             decode_params=parse_pairs(getattr(args, "decode", [])))
     print(f"model: {pipeline.info.architecture} {pipeline.info.input_width}x{pipeline.info.input_height}, "
           f"backend: {pipeline.backend_name}")
+    intrinsics = camera_intrinsics(args)
     for item in tqdm(images, total=total, desc="replay", unit="frame"):
+        if pipeline.calibrator is None and (intrinsics or args.horizontal_fov):
+            h, w = item.image.shape[:2]
+            pipeline.set_calibrator(MountingEstimator(
+                intrinsics or Intrinsics.from_fov(w, h, args.horizontal_fov), lane_width_m=args.lane_width,
+                height_m=args.camera_height))
         start = time.perf_counter()
         frame = pipeline.process(item.image, stamp=item.stamp_ns)
         log.add(item.index, item.stamp_ns, frame, (time.perf_counter() - start) * 1000.0)
         video.add(draw_overlay(item.image, frame, pipeline.info.class_colors))
+    if pipeline.calibrator is not None:
+        status = pipeline.calibrator.status
+        log.calibration = calibration_summary(status)
+        print(format_calibration(status))
+        if status.mounting is not None:
+            write_calibration_params(args.out / "calibration.yaml", status, args.lane_width)
+            print(f"calibration parameters: {args.out / 'calibration.yaml'} (lanenet-node --ros-args "
+                  "--params-file FILE)")
+
+
+def camera_intrinsics(args: argparse.Namespace) -> Intrinsics | None:
+    """Intrinsics for self-calibration: ``--camera-info``, else the bag's first CameraInfo, else None."""
+    if args.camera_info is not None:
+        return load_camera_info(args.camera_info)
+    return bag_camera_info(args.bag)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +126,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="live: fail (exit 4) when the node answers fewer than this share of the frames "
                              "published, 0..1 (default %(default)s)")
     parser.add_argument("--fps", type=float, default=10.0, help="overlay video frame rate")
+    parser.add_argument("--camera-info", type=Path, default=None,
+                        help="offline: camera_info YAML (camera_calibration_parsers format) for self-calibration "
+                             "(default: the bag's first CameraInfo, if any)")
+    parser.add_argument("--horizontal-fov", type=float, default=0.0, metavar="DEG",
+                        help="offline: without camera_info, self-calibrate with intrinsics from this horizontal "
+                             "field of view (square pixels, centred, no distortion)")
+    parser.add_argument("--lane-width", type=float, default=3.6,
+                        help="offline: lane width in metres that sets the scale of the estimated camera height "
+                             "(default %(default)s; 2.5-5)")
+    parser.add_argument("--camera-height", type=float, default=None,
+                        help="offline: known camera height in metres: estimate only pitch and yaw, and measure "
+                             "the lane width")
     parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
                         help="offline: decoder setting (DecodeParams, docs/node.md), e.g. --decode max_lanes=4; "
                              "live: set the node's decode.* parameters instead")

@@ -55,6 +55,7 @@ class ReplayLog:
         self.by_stamp = {int(row["timestamp_ns"]): row for row in labels or [] if "timestamp_ns" in row}
         self.by_file = {str(row["raw_file"]): row for row in labels or [] if "raw_file" in row}
         self.tusimple = TuSimpleAccumulator() if labels else None
+        self.calibration: dict | None = None  # self-calibration's result (replay.camera.calibration_summary)
 
     def label_for(self, stamp_ns: int, index: int) -> dict | None:
         """The label of a frame: by timestamp, else by position in the bag (``raw_file`` = frame index)."""
@@ -94,6 +95,8 @@ class ReplayLog:
             out["dropped"] = max(0, published - len(recs))
         if self.tusimple is not None and self.tusimple.per_frame:
             out["tusimple"] = self.tusimple.result()
+        if self.calibration is not None:
+            out["calibration"] = self.calibration
         return out
 
     def write(self, out_dir: Path, published: int | None = None, notes: dict | None = None) -> dict:

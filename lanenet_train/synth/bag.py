@@ -43,7 +43,8 @@ def write_drive_bag(args: argparse.Namespace, config: SynthConfig) -> int:
     """
     check_dimensions(config.width, config.height)
     frames, labels = drive_frames(config, args.seed, args.count, args.fps)
-    stamps = write_bag(frames, args, args.fps, total=args.count, rate_flag="--fps")
+    stamps = write_bag(frames, args, args.fps, total=args.count, rate_flag="--fps",
+                       camera_of=lambda i: labels[i]["camera"])
     rows = [dict(label, timestamp_ns=stamp) for label, stamp in zip(labels, stamps, strict=True)]
     atomic_write_text(labels_path(args.out), "".join(json.dumps(row) + "\n" for row in rows))
     return len(stamps)

@@ -1,0 +1,403 @@
+"""Self-calibration bench: the MountingEstimator against the synthetic generator's known cameras.
+
+Two sources of lanes, reported apart:
+
+- ``truth``: the generator's exact lane geometry (ground curves of a drive: bends, lane changes, the car's
+  heading, camera shake), seen through a camera with the drive's intrinsics, distortion, height and pitch plus
+  a mounting yaw the bench draws (the generator's own camera has none), with 0.5 px of noise. This tests the
+  estimator itself; no rendering, so it is quick.
+- ``model``: rendered drives (mounting yaw 0) through the default model on ONNX Runtime (CPU), i.e. what the
+  node would estimate from its own detections. Slow (rendering): few, short drives.
+
+For every drive: frames until ``converged`` (goal: at most 100 = 10 s at 10 Hz), then over the frames after
+convergence the share within the goals: pitch and yaw within 0.3 deg, height within 5 %, lane width within
+0.15 m, and c0 of the ego lines within 0.15 m, c1 within 0.01 rad (goal: 90 %). The scale comes from the
+lane-width prior (a monocular camera sees height / lane width, not each): the bench runs the estimator with
+the drive's true ego lane width as the prior (``prior=truth``), with the default prior 3.6 m, and with the
+height given (lane width measured). ``bend`` and ``lane-change`` drives start from the converged estimate of
+a straight drive with the same camera and report how far the estimate moves.
+
+Run: ``.venv/bin/python bench/calibration.py`` (truth: 8 drives of 20 s, about 3 minutes) and ``--model`` (adds
+4 rendered drives of 12 s + 8 s, 10-25 minutes on two shared cores). ``--drives N --frames N`` change the amount.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from lanenet_ros.calibrate import Intrinsics, MountingEstimator
+from lanenet_ros.ground import GroundProjector, fit_ground_lane
+from lanenet_ros.lanes import DetectedLane, LaneFrame, Position
+from lanenet_train.synth import SynthConfig
+from lanenet_train.synth.markings import lane_ground_truth
+from lanenet_train.synth.road import Pose, RoadWindow
+from lanenet_train.synth.world import build_world, sample_traffic
+
+FPS = 10.0
+GOALS = {"pitch": 0.3, "yaw": 0.3, "height": 0.05, "width": 0.15, "c0": 0.15, "c1": 0.01}
+
+
+@dataclass
+class Truth:
+    """What the generator knows about one frame."""
+
+    camera: object  # synth CameraParams (pitch includes the shake)
+    base_pitch: float
+    yaw: float  # mounting yaw drawn by the bench
+    lane_width: float  # ego lane
+    ego_ground: dict  # Position -> (N, 2) ground points of the ego lines
+
+
+def geometry_drive(config: SynthConfig, seed: int, n_frames: int, mount_yaw: float, *,
+                   lane_changes: float | None = None,
+                   braking: bool = False, noise_px: float = 0.5):
+    """Yield (LaneFrame of exact image lanes, Truth) for a drive, without rendering.
+
+    Args:
+        config: generator ranges (camera, road).
+        seed: drive seed.
+        n_frames: frames at 10 Hz.
+        mount_yaw: camera mounting yaw (rad, left).
+        lane_changes: None: keep the lane (no lane changes); 0: the generator's own (one every 5 s or so on a
+            road with more than one lane); > 0: also start one every this many seconds.
+        braking: pitch the camera 1.5 deg down for 2 s every 8 s (a car nosing down under braking).
+        noise_px: Gaussian noise added to the image points.
+    """
+    rng = np.random.default_rng([int(seed), 0xD71E])
+    noise = np.random.default_rng([int(seed), 7])
+    speed = rng.uniform(15, 33)
+    world = build_world(config, rng, length_m=speed * n_frames / FPS + 800.0)
+    ego = world.start_state(rng, s=60.0, speed=speed)
+    world.vehicles = sample_traffic(rng, world, ego, 0)
+    road = world.road
+    n_lanes = len(road.boundaries) - 1
+    for k in range(n_frames):
+        cam = ego.camera
+        pitch = cam.pitch_rad + (math.radians(1.5) if braking and (k / FPS) % 8.0 > 6.0 else 0.0)
+        proj = GroundProjector.from_camera(cam.fx, cam.fy, cam.cx, cam.cy, cam.height_m, pitch, k1=cam.k1,
+                                           k2=cam.k2, yaw_rad=mount_yaw)
+        pose = Pose.on_road(road, ego.s, ego.d, ego.rel_yaw)
+        window = RoadWindow(road, pose, ego.s - 6.0, ego.s + 450.0)
+        bottom = float(cam.height)
+        gt = lane_ground_truth(road.boundaries, window, ego.s, ego.d, cam, 80.0,
+                               lambda uv, d: np.zeros(len(uv), bool), lambda u, b=bottom: np.full(np.shape(u), b))
+        lanes, ego_ground = [], {}
+        for lane in gt:
+            uv = proj.ground_to_image(lane.ground)
+            ok = (np.all(np.isfinite(uv), axis=1) & (uv[:, 0] >= 0) & (uv[:, 0] < cam.width)
+                  & (uv[:, 1] >= 0) & (uv[:, 1] < cam.height))
+            if ok.sum() < 5:
+                continue
+            pts = (uv[ok] + noise.normal(0, noise_px, (ok.sum(), 2))).astype(np.float32)
+            lanes.append(DetectedLane(np.zeros(2), 0.0, 0.0, pts, position=lane.position))
+            if lane.position in (Position.EGO_LEFT, Position.EGO_RIGHT):
+                ego_ground[lane.position] = lane.ground
+        frame = _frame(lanes, cam.width, cam.height)
+        yield frame, Truth(cam, ego.base_pitch, mount_yaw, ego_width(ego_ground), ego_ground)
+        if lane_changes and k and k % int(lane_changes * FPS) == 0 and n_lanes > 1:
+            ego.lane = ego.lane + 1 if ego.lane + 1 < n_lanes else ego.lane - 1
+            ego.target_d = world.lane_centre(ego.lane)
+        lane, target = ego.lane, ego.target_d
+        world.step(ego, 1.0 / FPS, rng)
+        if lane_changes is None:  # lane keeping: undo a lane change the generator started
+            ego.lane, ego.target_d = lane, target
+
+
+def ego_width(ego_ground: dict) -> float:
+    """The ego lane's width (m) from its two lines' ground points, NaN without both."""
+    if Position.EGO_LEFT not in ego_ground or Position.EGO_RIGHT not in ego_ground:
+        return math.nan
+    left, right = (fit_ground_lane(ego_ground[p])[0] for p in (Position.EGO_LEFT, Position.EGO_RIGHT))
+    return float((left[0] - right[0]) * math.cos(math.atan(0.5 * (left[1] + right[1]))))
+
+
+def _frame(lanes: list[DetectedLane], width: int, height: int) -> LaneFrame:
+    lanes = sorted(lanes, key=lambda ln: float(ln.points[0, 0]))
+    frame = LaneFrame(width, height, np.zeros((1, 1), np.uint8), lanes)
+    for i, lane in enumerate(lanes):
+        if lane.position == Position.EGO_LEFT:
+            frame.ego_left_index = i
+        elif lane.position == Position.EGO_RIGHT:
+            frame.ego_right_index = i
+    return frame
+
+
+def errors(est: MountingEstimator, frame: LaneFrame, truth: Truth) -> dict[str, float] | None:
+    """Absolute errors of the estimate (and of the ego lines' c0, c1) in one frame; None before a mounting."""
+    st = est.status
+    m = st.mounting
+    if m is None:
+        return None
+    out = {"pitch": abs(math.degrees(m.pitch_rad - truth.base_pitch)),
+           "yaw": abs(math.degrees(m.yaw_rad - truth.yaw)),
+           "height": abs(m.height_m / truth.camera.height_m - 1.0),
+           "width": abs((st.lane_width_m or math.nan) - truth.lane_width)}
+    proj = est.projector()
+    c0, c1 = [], []
+    for lane in frame.lanes:
+        ground = truth.ego_ground.get(lane.position)
+        if ground is None:
+            continue
+        g = proj.image_to_ground(lane.points)
+        g = g[np.all(np.isfinite(g), axis=1) & (g[:, 0] > 0) & (g[:, 0] <= 80.0)]
+        if len(g) < 3:
+            continue
+        got, _ = fit_ground_lane(g)
+        want, _ = fit_ground_lane(ground[ground[:, 0] <= 80.0])
+        c0.append(abs(got[0] - want[0]))
+        c1.append(abs(got[1] - want[1]))
+    out["c0"] = max(c0) if c0 else math.nan
+    out["c1"] = max(c1) if c1 else math.nan
+    return out
+
+
+def run_drive(est: MountingEstimator, frames) -> dict:
+    """Feed a drive to the estimator; frames until converged and the share of later frames within each goal."""
+    converged_at, rows = None, []
+    for k, (frame, truth) in enumerate(frames):
+        est.update(frame)
+        if converged_at is None and est.status.state == "converged":
+            converged_at = k + 1
+        if est.status.state in ("converged", "seeded"):
+            err = errors(est, frame, truth)
+            if err is not None:
+                rows.append(err)
+    share = {}
+    for key, goal in GOALS.items():
+        vals = np.array([r[key] for r in rows if not math.isnan(r[key])])
+        share[key] = float(np.mean(vals <= goal)) if len(vals) else math.nan
+    worst = {key: float(np.nanmax([r[key] for r in rows])) if rows else math.nan for key in GOALS}
+    return {"converged_at": converged_at, "frames": len(rows), "share": share, "worst": worst}
+
+
+def draw_yaw(seed: int) -> float:
+    """The mounting yaw (rad, within +-3 deg) the bench gives a drive's camera."""
+    return float(np.random.default_rng([seed, 11]).uniform(-math.radians(3), math.radians(3)))
+
+
+def first_truth(config: SynthConfig, seed: int, n_frames: int, mount_yaw: float) -> Truth:
+    """The first frame's truth with a steady lane width (the world depends on the drive's length)."""
+    return next(t for _, t in geometry_drive(config, seed, n_frames, mount_yaw) if not math.isnan(t.lane_width))
+
+
+def make_estimator(truth: Truth, prior: str) -> MountingEstimator:
+    cam = truth.camera
+    intr = Intrinsics(cam.fx, cam.fy, cam.cx, cam.cy, cam.k1, cam.k2)
+    if prior == "height":
+        return MountingEstimator(intr, height_m=cam.height_m)
+    width = truth.lane_width if prior == "truth" else 3.6
+    return MountingEstimator(intr, lane_width_m=float(np.clip(width, 2.5, 5.0)))
+
+
+def fmt(result: dict) -> str:
+    conv = result["converged_at"]
+    share = " ".join(f"{k} {100 * v:5.1f}%" for k, v in result["share"].items())
+    return f"converged at {str(conv) if conv else 'never':>5} frames  within goal: {share}"
+
+
+def bench_truth(drives: int, n_frames: int) -> None:
+    straight = SynthConfig(camera_height_m=(1.15, 3.0), straight_prob=1.0)
+    mixed = SynthConfig(camera_height_m=(1.15, 3.0))
+    bends = SynthConfig(camera_height_m=(1.15, 3.0), straight_prob=0.0)
+    print(f"== truth lanes (exact geometry + 0.5 px noise), {drives} drives x {n_frames} frames at 10 Hz ==")
+    totals: dict[str, list] = {}
+    fits: list[dict] = []
+    for d in range(drives):
+        seed = 1000 + d
+        yaw = draw_yaw(seed)
+        t0 = first_truth(straight, seed, n_frames, yaw)
+        c = t0.camera
+        print(f"drive {seed}: height {c.height_m:.2f} m, pitch {math.degrees(t0.base_pitch):.2f} deg, yaw "
+              f"{math.degrees(yaw):+.2f} deg, fx {c.fx:.0f} px, k1 {c.k1:+.3f}, lane {t0.lane_width:.2f} m")
+        for prior in ("truth", "height", "default"):
+            est = make_estimator(t0, prior)
+            r = run_drive(est, geometry_drive(straight, seed, n_frames, yaw))
+            totals.setdefault(f"straight prior={prior}", []).append(r)
+            print(f"  straight   prior={prior:7s} {fmt(r)}")
+            if prior != "truth":
+                continue
+            for name, cfg, kw in (("mixed", mixed, {}), ("bends", bends, {}),
+                                  ("lane-chg", straight, {"lane_changes": 0.0}),
+                                  ("braking", straight, {"braking": True})):
+                fresh = make_estimator(first_truth(cfg, seed, n_frames, yaw) if name == "mixed" else t0, prior)
+                if name != "mixed":  # start from the converged estimate, see whether the drive pushes it off
+                    fresh._mounting, fresh._state = est.status.mounting, "converged"
+                    fresh._history = est._history.copy()
+                drive = list(geometry_drive(cfg, seed, n_frames, yaw, **kw))
+                rr = run_drive(fresh, drive)
+                if name == "bends":
+                    fits.append(compare_fits(drive))
+                totals.setdefault(f"{name} prior=truth", []).append(rr)
+                print(f"  {name:10s} prior=truth   {fmt(rr)}  worst pitch {rr['worst']['pitch']:.2f} "
+                      f"yaw {rr['worst']['yaw']:.2f} deg, height {100 * rr['worst']['height']:.1f}%")
+    summary(totals)
+    print_fits("exact lanes of the bend drives", fits)
+
+
+def print_fits(what: str, fits: list[dict]) -> None:
+    print(f"\n== ground-plane fits of the ego lines ({what}) with the true mounting: share of frames with c0 "
+          "within 0.15 m / c1 within 0.01 rad ==")
+    for name in fits[0]:
+        cells = " ".join(f"{f[name][0]:.2f}/{f[name][1]:.2f}" for f in fits)
+        mean = np.mean([f[name] for f in fits], axis=0)
+        print(f"{name:28s} {cells}  mean {mean[0]:.2f}/{mean[1]:.2f}")
+
+
+def summary(totals: dict[str, list]) -> None:
+    print("\n== summary: drives converged within 100 frames; mean share of frames within each goal ==")
+    for name, rs in totals.items():
+        conv = sum(1 for r in rs if r["converged_at"] and r["converged_at"] <= 100)
+        share = {k: np.nanmean([r["share"][k] for r in rs]) for k in GOALS}
+        low = {k: np.nanmin([r["share"][k] for r in rs]) for k in GOALS}
+        cells = " ".join(f"{k} {100 * share[k]:5.1f}% (min {100 * low[k]:5.1f})" for k in GOALS)
+        print(f"{name:24s} converged {conv}/{len(rs)}  {cells}")
+
+
+def model_drive(config: SynthConfig, seed: int, n_frames: int, pipeline):
+    """Yield (detected LaneFrame, Truth) for a rendered lane-keeping drive through the default model.
+
+    The loop of ``lanenet_train.synth.render.drive_segment``, with the generator's lane changes undone (as in
+    :func:`geometry_drive`), so that the estimator has steady driving to measure.
+    """
+    from lanenet_train.synth.render import _render
+
+    rng = np.random.default_rng([int(seed), 0xD71E])
+    speed = rng.uniform(15, 33)
+    world = build_world(config, rng, length_m=speed * n_frames / FPS + 800.0)
+    ego = world.start_state(rng, s=60.0, speed=speed)
+    world.vehicles = sample_traffic(rng, world, ego, int(rng.integers(config.vehicles[0], config.vehicles[1] + 1)))
+    for k in range(n_frames):
+        f = _render(config, world, ego, np.random.default_rng([int(seed), 2, k]))
+        frame = pipeline.process(f.image)
+        ego_ground = {lane.position: lane.ground for lane in f.lanes
+                      if lane.position in (Position.EGO_LEFT, Position.EGO_RIGHT)}
+        # the detections carry the decoder's positions; the truth lines are matched to them by position
+        yield frame, Truth(f.camera, ego.base_pitch, 0.0, ego_width(ego_ground), ego_ground)
+        lane, target = ego.lane, ego.target_d
+        world.step(ego, 1.0 / FPS, rng)
+        ego.lane, ego.target_d = lane, target
+
+
+def bench_model(drives: int, n_frames: int) -> None:
+    from lanenet_ros.pipeline import LanePipeline
+
+    pipeline = LanePipeline(backend="onnxruntime-cpu", tracking=False)
+    config = SynthConfig(camera_height_m=(1.15, 3.0), straight_prob=1.0, night_prob=0.0, fog_prob=0.0)
+    bends = replace(config, straight_prob=0.0)  # same seed, same camera (it is drawn first), only bends
+    print(f"\n== default model detections ({pipeline.backend_name}), {drives} rendered lane-keeping drives x "
+          f"{n_frames} frames straight, then {n_frames * 2 // 3} frames of bends with the same camera ==")
+    totals: dict[str, list] = {}
+    fits: list[dict] = []
+    for d in range(drives):
+        seed = 2000 + d
+        t_start = time.perf_counter()
+        frames = list(model_drive(config, seed, n_frames, pipeline))
+        curved = list(model_drive(bends, seed, n_frames * 2 // 3, pipeline))
+        t0 = next(t for _, t in frames if not math.isnan(t.lane_width))
+        c = t0.camera
+        print(f"drive {seed}: height {c.height_m:.2f} m, pitch {math.degrees(c.pitch_rad):.2f} deg, fx {c.fx:.0f} px,"
+              f" k1 {c.k1:+.3f}, lane {t0.lane_width:.2f} m ({time.perf_counter() - t_start:.0f} s to render+detect)")
+        for prior in ("truth", "height", "default"):
+            est = make_estimator(t0, prior)
+            r = run_drive(est, frames)
+            totals.setdefault(f"model prior={prior}", []).append(r)
+            print(f"  straight prior={prior:7s} {fmt(r)}")
+            if prior == "truth" and r["converged_at"]:
+                rb = run_drive(est, curved)
+                totals.setdefault("model bends (after)", []).append(rb)
+                print(f"  bends    prior=truth   {fmt(rb)}  worst pitch {rb['worst']['pitch']:.2f} yaw "
+                      f"{rb['worst']['yaw']:.2f} deg")
+        fits.append(compare_fits(frames + curved))
+    summary(totals)
+    print_fits("detected, straight and bends", fits)
+
+
+def compare_fits(frames) -> dict[str, tuple[float, float]]:
+    """c0/c1 of the detected ego lines by three ground fits, through the true mounting: per lane (``fit_ground_lane``,
+    unweighted), per lane with each point weighted by its distance (every metre of road alike), and all lanes of a
+    frame sharing c1..c3 (the neighbours' shape as a prior), weighted by distance."""
+    t0 = frames[0][1]
+    c = t0.camera
+    proj = GroundProjector.from_camera(c.fx, c.fy, c.cx, c.cy, c.height_m, t0.base_pitch, k1=c.k1, k2=c.k2,
+                                       yaw_rad=t0.yaw)
+    errors: dict[str, list] = {"per lane (fit_ground_lane)": [], "per lane, by distance": [],
+                               "joint, shared shape": []}
+    for frame, truth in frames:
+        grounds, wants = [], []
+        for lane in frame.lanes:
+            g = proj.image_to_ground(lane.points)
+            g = g[np.all(np.isfinite(g), axis=1) & (g[:, 0] > 0) & (g[:, 0] <= 80.0)]
+            if len(g) < 6:
+                continue
+            ground = truth.ego_ground.get(lane.position)
+            grounds.append(g)
+            wants.append(None if ground is None else fit_ground_lane(ground[ground[:, 0] <= 80.0])[0])
+        if not grounds:
+            continue
+        got = {"per lane (fit_ground_lane)": [fit_ground_lane(g)[0] for g in grounds],
+               "per lane, by distance": [_poly(g, weighted=True) for g in grounds],
+               "joint, shared shape": _joint(grounds)}
+        for name, coeffs in got.items():
+            errors[name] += [(abs(a[0] - b[0]), abs(a[1] - b[1])) for a, b in zip(coeffs, wants, strict=True)
+                             if b is not None]
+    return {name: (float(np.mean(np.array(e)[:, 0] <= GOALS["c0"])), float(np.mean(np.array(e)[:, 1] <= GOALS["c1"])))
+            for name, e in errors.items()}
+
+
+def _degree(x: np.ndarray) -> int:
+    span = np.ptp(x)
+    return 1 if span < 4 else 2 if span < 10 else 3
+
+
+def _poly(g: np.ndarray, weighted: bool) -> np.ndarray:
+    coeffs = np.zeros(4)
+    d = _degree(g[:, 0])
+    coeffs[: d + 1] = np.polynomial.polynomial.polyfit(g[:, 0], g[:, 1], d, w=g[:, 0] if weighted else None)
+    return coeffs
+
+
+def _joint(grounds: list[np.ndarray]) -> list[np.ndarray]:
+    """Own c0 per lane, c1..c3 shared, residuals weighted by distance."""
+    d, n = max(_degree(g[:, 0]) for g in grounds), len(grounds)
+    rows, rhs = [], []
+    for i, g in enumerate(grounds):
+        x = g[:, 0]
+        a = np.zeros((len(x), n + d))
+        a[:, i] = 1.0
+        for p in range(1, d + 1):
+            a[:, n + p - 1] = x**p
+        rows.append(a * x[:, None])
+        rhs.append(g[:, 1] * x)
+    sol = np.linalg.lstsq(np.vstack(rows), np.concatenate(rhs), rcond=None)[0]
+    out = []
+    for i in range(n):
+        coeffs = np.zeros(4)
+        coeffs[0], coeffs[1: d + 1] = sol[i], sol[n:]
+        out.append(coeffs)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drives", type=int, default=8, help="truth drives (default 8)")
+    parser.add_argument("--frames", type=int, default=200, help="frames per truth drive (default 200 = 20 s)")
+    parser.add_argument("--model", action="store_true", help="also rendered drives through the default model")
+    parser.add_argument("--model-drives", type=int, default=4, help="rendered drives (default 4)")
+    parser.add_argument("--model-frames", type=int, default=120,
+                        help="frames per rendered straight drive (default 120; bends: two thirds of it)")
+    parser.add_argument("--skip-truth", action="store_true", help="only the model drives")
+    args = parser.parse_args(argv)
+    if not args.skip_truth:
+        bench_truth(args.drives, args.frames)
+    if args.model:
+        bench_model(args.model_drives, args.model_frames)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

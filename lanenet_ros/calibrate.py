@@ -1,0 +1,387 @@
+"""Self-calibration: the camera's pitch, yaw and height above the road estimated from the lanes it sees.
+
+No ROS here. :class:`MountingEstimator` takes the pipeline's lane frames, one after another, and keeps an
+estimate of how the camera is mounted, for a :class:`~lanenet_ros.ground.GroundProjector`:
+
+- pitch and yaw from the vanishing point of the lines that are straight in the (undistorted) image: on a
+  straight road every lane line runs to one point, whose row gives the pitch and whose column the yaw.
+  Curved lines (bends), frames with fewer than two straight lines, and points that are not above every line
+  are not measurements. The yaw measured in one frame is the camera's mounting yaw plus the car's heading
+  relative to the lanes; the heading averages out over a drive;
+- the camera height from the ego lane's width: a monocular camera sees the ratio lane width / height, not
+  either alone, so the height is ``lane_width_m / ratio`` with a lane-width prior the user can set (3.6 m by
+  default), or, when the height is given, the lane width is ``height * ratio``. Widths outside 2.5-5 m are not
+  taken as lanes;
+- roll is taken as zero: one family of parallel lines fixes only their vanishing point, not the horizon's tilt.
+
+The estimate is the median of the last ``window`` measurements. It is ``collecting`` until ``min_frames``
+measurements agree closely enough, then ``converged``; from then on (or from a seed) the value in use moves
+towards the median by at most ``max_step_deg`` (and ``_HEIGHT_STEP`` of the height) per measurement, so a car
+pitching under braking or changing lanes for a few seconds barely moves it. A converged estimate ignores yaws
+more than ``_YAW_GATE`` from it (a lane change); ``_REGATE`` such measurements in a row mean the camera itself
+turned, and the estimator starts over. A frozen estimator keeps its value and ignores measurements.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from lanenet_ros.ground import GroundProjector, undistort_normalised
+from lanenet_ros.lanes import LaneFrame
+
+LANE_WIDTH_RANGE_M = (2.5, 5.0)
+"""Lane widths outside this range are not lanes."""
+_MAX_PITCH, _MAX_YAW = math.radians(30.0), math.radians(20.0)
+_DRIFT, _SETTLE, _YAW_GATE = 0.05, 1.0, math.radians(0.6)  # lane widths/s, s, rad: see _steady
+_REGATE = 300  # yaws outside the gate in a row (30 s of straight road at 10 Hz) that restart the estimate
+_HEIGHT_STEP = 0.0005  # most the height in use moves per measurement once converged (relative)
+_ROWS_USED = (0.3, 0.8)  # of a lane's row span above its lowest point, used for the vanishing point
+_MEDIAN_SE = 1.2533 * 1.4826  # standard error of a median, in units of MAD / sqrt(n), for normal noise
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """A pinhole camera's intrinsics in pixels of the camera image, with radial distortion k1, k2."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    k1: float = 0.0
+    k2: float = 0.0
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, horizontal_fov_deg: float) -> Intrinsics:
+        """The fallback without camera_info: square pixels, the principal point at the image centre, no distortion.
+
+        Raises:
+            ValueError: the field of view is not within (0, 180) degrees.
+        """
+        if not 0.0 < horizontal_fov_deg < 180.0:
+            raise ValueError(f"horizontal field of view must be within (0, 180) degrees, got {horizontal_fov_deg}")
+        f = (width / 2.0) / math.tan(math.radians(horizontal_fov_deg) / 2.0)
+        return cls(f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+
+    def normalised(self, pts: np.ndarray) -> np.ndarray:
+        """(N, 2) undistorted normalised coordinates (x/z, y/z) of raw-image pixels (N, 2)."""
+        pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+        xn, yn = undistort_normalised((pts[:, 0] - self.cx) / self.fx, (pts[:, 1] - self.cy) / self.fy,
+                                      self.k1, self.k2)
+        return np.stack([xn, yn], axis=1)
+
+
+@dataclass(frozen=True)
+class Mounting:
+    """How the camera sits: height above the road (m), pitch down and yaw left of the car's axis (rad)."""
+
+    height_m: float
+    pitch_rad: float
+    yaw_rad: float = 0.0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One frame's evidence: pitch and yaw (rad) of the vanishing point, the ego lane's width divided by the
+    camera height, and the camera's offset left of the ego lane's centre in lane widths (both NaN when the
+    ego lane's two lines were not both straight)."""
+
+    pitch_rad: float
+    yaw_rad: float
+    width_ratio: float
+    offset: float = math.nan
+
+
+@dataclass(frozen=True)
+class CalibrationStatus:
+    """Where the estimator stands.
+
+    Attributes:
+        state: ``collecting`` (no mounting yet), ``converged``, ``seeded`` (started from given values, not yet
+            confirmed by measurements) or ``frozen``.
+        mounting: the mounting in use, or None while collecting.
+        lane_width_m: the ego lane's median width with this mounting (the prior when the height is estimated).
+        confidence: 0..1, from the number of measurements and how well they agree.
+        frames_seen: frames given to :meth:`MountingEstimator.update`.
+        frames_used: frames that gave a measurement.
+        spread_deg: standard error of the pitch and yaw medians (degrees; NaN before two measurements).
+    """
+
+    state: str
+    mounting: Mounting | None
+    lane_width_m: float | None
+    confidence: float
+    frames_seen: int
+    frames_used: int
+    spread_deg: float
+
+
+class MountingEstimator:
+    """Online estimate of the camera's pitch, yaw and height from lane frames (see the module docstring).
+
+    Args:
+        intrinsics: the camera's intrinsics (camera_info, or :meth:`Intrinsics.from_fov`).
+        lane_width_m: lane-width prior that sets the scale (metres, 2.5-5); ignored when ``height_m`` is given.
+        height_m: the camera height when known: only pitch and yaw are estimated, the lane width is measured.
+        seed: a mounting to start from (used at once, then adapted slowly); its height is replaced by
+            ``height_m`` when that is given.
+        window: measurements the median is taken over (300 = 30 s of straight road at 10 Hz).
+        min_frames: measurements needed before the estimate can converge.
+        straight_tol_px: a line whose points lie farther than this from a straight line (undistorted image,
+            pixels) is curved and not used.
+        max_step_deg: most the pitch or yaw in use moves per measurement once converged.
+
+    Raises:
+        ValueError: a setting out of range.
+    """
+
+    def __init__(self, intrinsics: Intrinsics, *, lane_width_m: float = 3.6, height_m: float | None = None,
+                 seed: Mounting | None = None, window: int = 300, min_frames: int = 30,
+                 straight_tol_px: float = 2.0, max_step_deg: float = 0.005) -> None:
+        lo, hi = LANE_WIDTH_RANGE_M
+        if not lo <= lane_width_m <= hi:
+            raise ValueError(f"lane width prior must be within {lo}-{hi} m, got {lane_width_m}")
+        if height_m is not None and not height_m > 0:
+            raise ValueError(f"camera height must be > 0 m, got {height_m}")
+        if not 1 <= min_frames <= window:
+            raise ValueError(f"min_frames must be within 1..window ({window}), got {min_frames}")
+        self.intrinsics = intrinsics
+        self.lane_width_m, self.height_m = lane_width_m, height_m
+        self.min_frames, self.straight_tol_px = min_frames, straight_tol_px
+        self.max_step = math.radians(max_step_deg)
+        self.frozen = False
+        self._history: deque[Measurement] = deque(maxlen=window)
+        self._seen = self._used = 0
+        self._offsets: deque[tuple[float, float]] = deque()
+        self._unsteady_until = -math.inf
+        self._gated = 0  # converged: yaws outside the gate in a row
+        self._mounting = None if seed is None else replace(seed, height_m=height_m or seed.height_m)
+        self._state = "collecting" if seed is None else "seeded"
+        self._projector: GroundProjector | None = None
+        self._projected: Mounting | None = None
+
+    # ---- per frame ---------------------------------------------------------------------------------------
+    def update(self, frame: LaneFrame, stamp: float | None = None) -> bool:
+        """Take one frame's lanes into the estimate.
+
+        Args:
+            frame: the pipeline's lanes for one image (``ego_left_index``/``ego_right_index`` set).
+            stamp: the image's time in seconds (default: 10 Hz frame counting).
+
+        Returns:
+            True when the frame gave a measurement that was used.
+        """
+        self._seen += 1
+        if self.frozen:
+            return False
+        m = self.measure(frame)
+        if m is None or not self._steady(m, self._seen * 0.1 if stamp is None else float(stamp)):
+            return False
+        if not self._within_gate(m):
+            return False
+        if not math.isnan(m.width_ratio) and not self._plausible_width(m.width_ratio):
+            m = replace(m, width_ratio=math.nan)
+        self._history.append(m)
+        self._used += 1
+        target, settled = self._median()
+        if target is None:
+            return True
+        if self._mounting is None:
+            if settled:
+                self._mounting, self._state = target, "converged"
+        else:
+            if self._state == "seeded" and settled:
+                self._state = "converged"
+            self._mounting = self._step_towards(self._mounting, target)
+        return True
+
+    def measure(self, frame: LaneFrame) -> Measurement | None:
+        """The vanishing point's pitch and yaw and the ego lane's width ratio in one frame, or None when the
+        frame has fewer than two straight lines or they do not meet in a plausible point."""
+        lines = {}
+        for i, lane in enumerate(frame.lanes):
+            line = self._straight_line(self.intrinsics.normalised(_middle_part(lane.points)))
+            if line is not None:
+                lines[i] = line
+        # on a bend every line bows the same way; a detection's own wiggles do not agree from line to line
+        if not lines or abs(np.median([ln[5] for ln in lines.values()])) > self.straight_tol_px:
+            return None
+        vp = _vanishing_point([ln[:5] for ln in lines.values()])
+        if vp is None:
+            return None
+        xv, yv = vp
+        pitch = math.atan(-yv)
+        yaw = math.atan(xv * math.cos(pitch))
+        if abs(pitch) > _MAX_PITCH or abs(yaw) > _MAX_YAW:
+            return None
+        left, right = lines.get(frame.ego_left_index), lines.get(frame.ego_right_index)
+        if left is not None and right is not None:
+            unit = GroundProjector.from_camera(1.0, 1.0, 0.0, 0.0, 1.0, pitch, yaw_rad=yaw)
+            probe = yv + 0.2  # any row below the vanishing point: the lines are parallel on the ground
+            y = unit.image_to_ground(np.array([[(ln[2] - ln[1] * probe) / ln[0], probe]
+                                               for ln in (left, right)]))[:, 1]
+            if np.all(np.isfinite(y)) and y[0] > y[1]:
+                ratio, offset = float(y[0] - y[1]), float(-(y[0] + y[1]) / 2.0 / (y[0] - y[1]))
+                return Measurement(pitch, yaw, ratio, offset)
+        return Measurement(pitch, yaw, math.nan)
+
+    def _straight_line(self, pts: np.ndarray) -> tuple[float, ...] | None:
+        """(nx, ny, d, top, weight, bow): the line n . p = d (unit normal) through normalised points, its
+        topmost row, its length, and how far (pixels, signed) the points bow from it; None when the points are
+        too few or too short, or bow by more than four times ``straight_tol_px``."""
+        pts = pts[np.all(np.isfinite(pts), axis=1)]
+        if len(pts) < 5 or np.ptp(pts[:, 1]) * self.intrinsics.fy < 30.0:
+            return None
+        centre = pts.mean(axis=0)
+        _, _, vt = np.linalg.svd(pts - centre, full_matrices=False)
+        normal = vt[1]
+        # bow: the quadratic term of x(y) over the line's rows, signed alike for every line of a bend
+        rel = pts - centre
+        bow = np.polyfit(rel[:, 1], rel[:, 0], 2)[0] * (np.ptp(pts[:, 1]) / 2.0) ** 2 * self.intrinsics.fx
+        if abs(bow) > 4.0 * self.straight_tol_px or abs(normal[0]) < 1e-6:
+            return None
+        return (float(normal[0]), float(normal[1]), float(normal @ centre), float(pts[:, 1].min()),
+                float(np.ptp(rel @ vt[0])), float(bow))
+
+    def _steady(self, m: Measurement, t: float) -> bool:
+        """Whether the car keeps its lane: the yaw measured is the mounting's plus the car's heading to the
+        lanes, which is far from zero while changing lanes. Unsteady: the ego lane unknown, the offset in it
+        moving faster than ``_DRIFT`` lane widths a second (or jumping to another lane), or within ``_SETTLE``
+        seconds of such a move."""
+        if math.isnan(m.offset):
+            return False
+        track = self._offsets
+        while track and not 0.0 <= t - track[0][0] <= 1.0:
+            track.popleft()
+        jump = bool(track) and abs(m.offset - track[-1][1]) > 0.3
+        track.append((t, m.offset))
+        drift = False
+        if not jump and len(track) >= 4 and track[-1][0] - track[0][0] >= 0.3:
+            times, offsets = np.array(track).T
+            drift = abs(np.polyfit(times, offsets, 1)[0]) > _DRIFT
+        if jump or drift:
+            self._unsteady_until = t + _SETTLE
+        return t >= self._unsteady_until
+
+    def _within_gate(self, m: Measurement) -> bool:
+        """Once converged, whether the yaw is within ``_YAW_GATE`` of the estimate; ``_REGATE`` misses in a row
+        are not a lane change but a turned camera, and the estimate starts over."""
+        if self._state != "converged" or abs(m.yaw_rad - self._mounting.yaw_rad) < _YAW_GATE:
+            self._gated = 0
+            return True
+        self._gated += 1
+        if self._gated >= _REGATE:
+            self._history.clear()
+            self._mounting, self._state, self._gated = None, "collecting", 0
+        return False
+
+    def _plausible_width(self, ratio: float) -> bool:
+        lo, hi = LANE_WIDTH_RANGE_M
+        height = self.height_m or (self._mounting.height_m if self._mounting else None)
+        if height is not None:
+            return lo <= ratio * height <= hi
+        known = [m.width_ratio for m in self._history if not math.isnan(m.width_ratio)]
+        if len(known) < 10:
+            return True
+        return lo <= self.lane_width_m * ratio / float(np.median(known)) <= hi
+
+    # ---- the estimate ------------------------------------------------------------------------------------
+    def _median(self) -> tuple[Mounting | None, bool]:
+        """(the median mounting, whether it is settled), or (None, False) without enough measurements."""
+        pitch = np.array([m.pitch_rad for m in self._history])
+        yaw = np.array([m.yaw_rad for m in self._history])
+        ratio = np.array([m.width_ratio for m in self._history])
+        ratio = ratio[np.isfinite(ratio)]
+        if len(ratio) == 0 and self.height_m is None:
+            return None, False
+        height = self.height_m or self.lane_width_m / float(np.median(ratio))
+        target = Mounting(height, float(np.median(pitch)), float(np.median(yaw)))
+        settled = (len(pitch) >= self.min_frames and len(ratio) >= self.min_frames // 2
+                   and self._spread() < 0.05 and (self.height_m or _relative_se(ratio) < 0.005))
+        return target, bool(settled)
+
+    def _spread(self) -> float:
+        """Standard error of the pitch and yaw medians, in degrees (the larger)."""
+        if len(self._history) < 2:
+            return math.nan
+        se = [_MEDIAN_SE * _mad(np.array(v)) / math.sqrt(len(v))
+              for v in ([m.pitch_rad for m in self._history], [m.yaw_rad for m in self._history])]
+        return math.degrees(max(se))
+
+    def _step_towards(self, now: Mounting, target: Mounting) -> Mounting:
+        step, rel = self.max_step, _HEIGHT_STEP
+        return Mounting(now.height_m * (1.0 + float(np.clip(target.height_m / now.height_m - 1.0, -rel, rel))),
+                        now.pitch_rad + float(np.clip(target.pitch_rad - now.pitch_rad, -step, step)),
+                        now.yaw_rad + float(np.clip(target.yaw_rad - now.yaw_rad, -step, step)))
+
+    @property
+    def status(self) -> CalibrationStatus:
+        """The current state, mounting, lane width and confidence."""
+        ratio = np.array([m.width_ratio for m in self._history])
+        ratio = ratio[np.isfinite(ratio)]
+        width = None
+        if self._mounting is not None and len(ratio):
+            width = self._mounting.height_m * float(np.median(ratio))
+        spread = self._spread()
+        confidence = 0.0
+        if len(self._history) >= 2:
+            rel = _relative_se(ratio) if len(ratio) >= 2 and self.height_m is None else 0.0
+            agreement = 1.0 - max(spread / 0.3, rel / 0.05)
+            confidence = float(np.clip(agreement, 0.0, 1.0) * min(1.0, len(self._history) / self.min_frames))
+        state = "frozen" if self.frozen and self._mounting is not None else self._state
+        return CalibrationStatus(state, self._mounting, width, confidence, self._seen, self._used, spread)
+
+    def projector(self) -> GroundProjector | None:
+        """The ground projector of the mounting in use, or None while collecting."""
+        m = self._mounting
+        if m is None:
+            return None
+        if m != self._projected:
+            c = self.intrinsics
+            self._projector = GroundProjector.from_camera(c.fx, c.fy, c.cx, c.cy, m.height_m, m.pitch_rad,
+                                                          k1=c.k1, k2=c.k2, yaw_rad=m.yaw_rad)
+            self._projected = m
+        return self._projector
+
+
+def _middle_part(points: np.ndarray) -> np.ndarray:
+    """The points of a lane between ``_ROWS_USED`` of its row span above its lowest point: detected lines bend
+    most near the horizon, where a pixel spans metres of road, and at the bottom edge, where the decoder's
+    polynomial runs out of support (measured on the default model's detections, bench/calibration.py)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if len(pts) == 0:
+        return pts
+    bottom, span = pts[:, 1].max(), np.ptp(pts[:, 1])
+    low, high = _ROWS_USED
+    return pts[(pts[:, 1] <= bottom - low * span) & (pts[:, 1] >= bottom - high * span)]
+
+
+def _vanishing_point(lines: list[tuple[float, float, float, float, float]]) -> tuple[float, float] | None:
+    """Least-squares meeting point (x, y) of lines n . p = d (normalised coordinates), dropping the worst line
+    while more than two disagree; None when fewer than two lines remain, they are near parallel, or the point
+    is not above all of them."""
+    lines = list(lines)
+    while len(lines) >= 2:
+        arr = np.array(lines)
+        w = np.sqrt(arr[:, 4])
+        design = arr[:, :2] * w[:, None]
+        if np.linalg.svd(design / np.linalg.norm(w), compute_uv=False)[-1] < 0.1:
+            return None  # near parallel: the meeting point is ill defined
+        vp, *_ = np.linalg.lstsq(design, arr[:, 2] * w, rcond=None)
+        miss = np.abs(arr[:, :2] @ vp - arr[:, 2])
+        if len(lines) == 2 or miss.max() < 0.002:
+            return None if vp[1] >= arr[:, 3].min() else (float(vp[0]), float(vp[1]))
+        lines.pop(int(np.argmax(miss)))
+    return None
+
+
+def _mad(values: np.ndarray) -> float:
+    return float(np.median(np.abs(values - np.median(values))))
+
+
+def _relative_se(ratio: np.ndarray) -> float:
+    if len(ratio) < 2:
+        return math.inf
+    return _MEDIAN_SE * _mad(ratio) / math.sqrt(len(ratio)) / float(np.median(ratio))

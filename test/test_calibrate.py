@@ -1,0 +1,165 @@
+"""Self-calibration (lanenet_ros.calibrate) on synthetic lane geometry seen through a known camera."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lanenet_ros.calibrate import Intrinsics, Mounting, MountingEstimator
+from lanenet_ros.ground import GroundProjector
+from lanenet_ros.lanes import DetectedLane, LaneFrame
+
+INTR = Intrinsics(fx=1000.0, fy=1000.0, cx=640.0, cy=360.0, k1=-0.12, k2=0.01)
+TRUE = Mounting(height_m=1.6, pitch_rad=math.radians(3.0), yaw_rad=math.radians(-1.5))
+WIDTH = 3.5
+
+
+def camera(m: Mounting = TRUE) -> GroundProjector:
+    return GroundProjector.from_camera(INTR.fx, INTR.fy, INTR.cx, INTR.cy, m.height_m, m.pitch_rad, k1=INTR.k1,
+                                       k2=INTR.k2, yaw_rad=m.yaw_rad)
+
+
+def lane_frame(offset: float = 0.2, curvature: float = 0.0, heading: float = 0.0, m: Mounting = TRUE,
+               width: float = WIDTH, noise: float = 0.3, rng: np.random.Generator | None = None) -> LaneFrame:
+    """Four lane lines ``width`` apart, the car ``offset`` m left of its lane's centre, seen through ``m``."""
+    rng = rng or np.random.default_rng(0)
+    x = np.linspace(4.0, 60.0, 80)
+    lanes = []
+    for y0 in (1.5 * width, 0.5 * width, -0.5 * width, -1.5 * width):
+        ground = np.stack([x, y0 - offset + heading * x + 0.5 * curvature * x**2], axis=1)
+        uv = camera(m).ground_to_image(ground)
+        ok = (uv[:, 0] > 0) & (uv[:, 0] < 1280) & (uv[:, 1] > 0) & (uv[:, 1] < 720)
+        pts = (uv[ok] + rng.normal(0, noise, (ok.sum(), 2))).astype(np.float32)
+        lanes.append(DetectedLane(np.zeros(2), 0.0, 0.0, pts))
+    return LaneFrame(1280, 720, np.zeros((1, 1), np.uint8), lanes, ego_left_index=1, ego_right_index=2)
+
+
+def drive(est: MountingEstimator, n: int, start: int = 0, **kw) -> None:
+    rng = np.random.default_rng(start)
+    for k in range(start, start + n):
+        est.update(lane_frame(rng=rng, **kw), stamp=k * 0.1)
+
+
+def test_straight_road_recovers_pitch_yaw_and_height_from_the_lane_width_prior():
+    est = MountingEstimator(INTR, lane_width_m=WIDTH)
+    drive(est, 60)
+    st = est.status
+    assert st.state == "converged" and st.confidence > 0.8
+    assert st.mounting.pitch_rad == pytest.approx(TRUE.pitch_rad, abs=math.radians(0.05))
+    assert st.mounting.yaw_rad == pytest.approx(TRUE.yaw_rad, abs=math.radians(0.05))
+    assert st.mounting.height_m == pytest.approx(TRUE.height_m, rel=0.01)
+    assert st.lane_width_m == pytest.approx(WIDTH, abs=0.05)
+
+
+def test_a_given_height_is_kept_and_the_lane_width_measured():
+    est = MountingEstimator(INTR, height_m=TRUE.height_m)
+    drive(est, 60, width=3.0)
+    st = est.status
+    assert st.mounting.height_m == TRUE.height_m
+    assert st.lane_width_m == pytest.approx(3.0, abs=0.05)
+
+
+def test_ground_lanes_from_the_estimate_match_the_road():
+    est = MountingEstimator(INTR, lane_width_m=WIDTH)
+    drive(est, 60)
+    frame = lane_frame(offset=0.4)
+    ground = est.projector().image_to_ground(frame.lanes[1].points)
+    assert np.nanmedian(ground[:, 1]) == pytest.approx(0.5 * WIDTH - 0.4, abs=0.05)
+
+
+def test_bends_and_empty_frames_are_not_measurements():
+    est = MountingEstimator(INTR)
+    assert est.measure(lane_frame(curvature=1 / 400)) is None
+    assert not est.update(LaneFrame(1280, 720, np.zeros((1, 1), np.uint8)))
+    assert est.status.state == "collecting" and est.projector() is None
+    assert est.status.frames_seen == 1 and est.status.frames_used == 0
+
+
+def test_a_converged_estimate_does_not_chase_braking_pitch_or_follow_bends():
+    est = MountingEstimator(INTR, lane_width_m=WIDTH)
+    drive(est, 60)
+    before = est.status.mounting
+    braking = Mounting(TRUE.height_m, TRUE.pitch_rad + math.radians(1.5), TRUE.yaw_rad)
+    drive(est, 30, start=60, m=braking)
+    drive(est, 50, start=90, curvature=1 / 300)
+    after = est.status.mounting
+    assert abs(math.degrees(after.pitch_rad - before.pitch_rad)) < 0.2
+    assert abs(math.degrees(after.yaw_rad - before.yaw_rad)) < 0.05
+
+
+def test_frames_while_changing_lanes_are_skipped():
+    est = MountingEstimator(INTR, lane_width_m=WIDTH)
+    rng = np.random.default_rng(1)
+    used = [est.update(lane_frame(offset=0.09 * k, heading=0.03, rng=rng), stamp=k * 0.1) for k in range(20)]
+    assert sum(used) <= 4  # the first few frames cannot tell yet; then the offset is seen moving
+
+
+def test_seed_is_used_at_once_and_frozen_ignores_measurements():
+    seed = Mounting(1.5, math.radians(2.0), 0.0)
+    est = MountingEstimator(INTR, seed=seed)
+    assert est.status.state == "seeded" and est.projector() is not None
+    est.frozen = True
+    drive(est, 40)
+    assert est.status.state == "frozen" and est.status.mounting == seed
+    est.frozen = False
+    drive(est, 40, start=40)
+    assert est.status.mounting.pitch_rad > seed.pitch_rad  # adapting towards 3 deg, slowly
+
+
+def test_ego_lines_too_far_apart_for_a_lane_give_no_height():
+    est = MountingEstimator(INTR, height_m=1.0)  # at 1 m a 3.5 m lane looks 5.6 m wide through a 1.6 m camera
+    drive(est, 40)
+    assert est.status.lane_width_m is None
+
+
+def test_field_of_view_fallback_and_its_errors():
+    intr = Intrinsics.from_fov(1280, 720, 90.0)
+    assert intr.fx == pytest.approx(640.0) and (intr.cx, intr.cy) == (639.5, 359.5)
+    with pytest.raises(ValueError, match="field of view"):
+        Intrinsics.from_fov(1280, 720, 0.0)
+    with pytest.raises(ValueError, match="lane width prior"):
+        MountingEstimator(INTR, lane_width_m=6.0)
+
+
+def test_projector_yaw_turns_the_view_left():
+    straight = GroundProjector.from_camera(1000, 1000, 640, 360, 1.5, 0.05)
+    turned = GroundProjector.from_camera(1000, 1000, 640, 360, 1.5, 0.05, yaw_rad=math.radians(2.0))
+    far = np.array([[1000.0, 0.0]])
+    assert straight.ground_to_image(far)[0, 0] == pytest.approx(640.0, abs=0.1)
+    assert turned.ground_to_image(far)[0, 0] > 670.0  # the road ahead appears right of centre
+    pts = np.array([[10.0, 1.0], [30.0, -2.0]])
+    assert turned.image_to_ground(turned.ground_to_image(pts)) == pytest.approx(pts, abs=1e-6)
+
+
+def test_a_camera_turned_for_good_is_estimated_afresh():
+    est = MountingEstimator(INTR, lane_width_m=WIDTH)
+    drive(est, 60)
+    turned = Mounting(TRUE.height_m, TRUE.pitch_rad, TRUE.yaw_rad + math.radians(2.0))
+    drive(est, 20, start=60, m=turned)
+    assert est.status.mounting.yaw_rad == pytest.approx(TRUE.yaw_rad, abs=math.radians(0.05))  # a lane change?
+    drive(est, 340, start=80, m=turned)
+    st = est.status
+    assert st.state == "converged"
+    assert st.mounting.yaw_rad == pytest.approx(turned.yaw_rad, abs=math.radians(0.05))
+
+
+def test_node_parameters_choose_whether_and_what_to_estimate():
+    from lanenet_ros.node.configure import calibrator_for
+    from lanenet_ros.node.params import NodeParams, ParamError
+
+    def make(**values):
+        return calibrator_for(INTR, NodeParams.from_values(values))
+
+    assert make().height_m is None and make().status.state == "collecting"  # nothing given: estimate all
+    assert make(**{"ground.camera_height": 1.4}) is None  # given values win
+    assert make(**{"calibration.mode": "off"}) is None
+    assert make(**{"ground.homography": [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0]}) is None
+    kept = make(**{"calibration.mode": "pitch_yaw", "ground.camera_height": 1.4})
+    assert kept.height_m == 1.4
+    seeded = make(**{"calibration.seed": [1.5, 0.05, 0.01], "calibration.freeze": True})
+    assert seeded.status.state == "frozen" and seeded.status.mounting == Mounting(1.5, 0.05, 0.01)
+    with pytest.raises(ParamError, match=r"calibration\.seed"):
+        NodeParams.from_values({"calibration.seed": [1.5, 0.05]})
+    with pytest.raises(ParamError, match=r"calibration\.lane_width"):
+        NodeParams.from_values({"calibration.lane_width": 6.0})

@@ -275,7 +275,7 @@ def test_a_whole_bag_still_replays_with_exit_0(bags, tmp_path, capsys):
 def test_reading_a_damaged_bag_without_a_list_stops_at_the_first_bad_message(bags, tmp_path):
     from lanenet_ros.replay.bags import BagError, Unreadable, read_images
 
-    bag = damaged(bags["sqlite3", True], tmp_path, "overwrite_mid")
+    bag = damaged(bags["mcap", False], tmp_path, "overwrite_mid")  # mcap: chunk checksums
     with pytest.raises(BagError, match=r"message #\d+"):
         list(read_images(bag))
     lost: list[Unreadable] = []

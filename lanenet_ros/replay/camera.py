@@ -53,17 +53,23 @@ def load_camera_info(path: Path) -> Intrinsics:
 
 
 def bag_camera_info(bag: Path) -> Intrinsics | None:
-    """Intrinsics of the first CameraInfo message in the bag, or None when it has none."""
+    """Intrinsics of the first CameraInfo message in the bag, or None when it has none or none can be read (a
+    damaged bag: the image reader, :func:`lanenet_ros.replay.bags.read_images`, names what is damaged)."""
     from rosbags.rosbag2 import Reader
 
     store = _typestore()
-    with Reader(bag) as reader:
-        connections = [c for c in reader.connections if c.msgtype == CAMERA_INFO_TYPE]
-        if not connections:  # (an empty list would read every topic)
-            return None
-        for connection, _, raw in reader.messages(connections=connections):
-            msg = store.deserialize_cdr(raw, connection.msgtype)
-            return _intrinsics(list(msg.k), list(msg.d), msg.distortion_model, f"{bag} {connection.topic}")
+    try:
+        with Reader(bag) as reader:
+            connections = [c for c in reader.connections if c.msgtype == CAMERA_INFO_TYPE]
+            if not connections:  # (an empty list would read every topic)
+                return None
+            for connection, _, raw in reader.messages(connections=connections):
+                msg = store.deserialize_cdr(raw, connection.msgtype)
+                return _intrinsics(list(msg.k), list(msg.d), msg.distortion_model, f"{bag} {connection.topic}")
+    except ValueError:
+        raise  # a CameraInfo that is read but unusable: said, naming the bag and topic
+    except Exception:  # damage in the storage (rosbags, sqlite, mcap errors of many kinds)
+        return None
     return None
 
 

@@ -256,9 +256,8 @@ def test_tracked_lanes_keep_their_ids_in_lanes_and_markers(ros, model):
     assert set(next(iter(ids))) <= strip_ids
 
 
-def test_camera_info_and_mounting_give_lanes_on_the_ground(ros, model):
-    ros.lanenet(model=model, tracking=False, **{"ground.camera_height": 1.5, "ground.camera_pitch": 0.1})
-    lanes, markers = ros.collect(LaneArray, "lanes"), ros.collect(MarkerArray, "markers")
+def stripes_with_camera_info(ros):
+    """Frame i of the stripes picture, each published after a 320x240 camera_info (fx 300)."""
     info_pub = ros.publisher(CameraInfo, "camera_info")
     info = CameraInfo(header=camera_header(0), width=320, height=240, distortion_model="plumb_bob",
                       d=[0.0] * 5, k=[300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0])
@@ -267,6 +266,13 @@ def test_camera_info_and_mounting_give_lanes_on_the_ground(ros, model):
     def with_info(i):
         info_pub.publish(info)
         return image_frames(i)
+    return with_info
+
+
+def test_camera_info_and_mounting_give_lanes_on_the_ground(ros, model):
+    ros.lanenet(model=model, tracking=False, **{"ground.camera_height": 1.5, "ground.camera_pitch": 0.1})
+    lanes, markers = ros.collect(LaneArray, "lanes"), ros.collect(MarkerArray, "markers")
+    with_info = stripes_with_camera_info(ros)
     grounded = lambda: [m for m in lanes if m.ground_frame_id and len(m.lanes) == 2]  # noqa: E731
     ros.feed(ros.publisher(Image, "image"), with_info, grounded)
     left, right = grounded()[0].lanes
@@ -284,14 +290,7 @@ def test_without_a_given_mounting_a_seeded_self_calibration_puts_lanes_on_the_gr
     node = ros.lanenet(model=model, tracking=False, **{"calibration.seed": [1.5, 0.1, 0.0]})
     lanes = ros.collect(LaneArray, "lanes")
     diagnostics = ros.collect(DiagnosticArray, "/diagnostics")
-    info_pub = ros.publisher(CameraInfo, "camera_info")
-    info = CameraInfo(header=camera_header(0), width=320, height=240, distortion_model="plumb_bob",
-                      d=[0.0] * 5, k=[300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0])
-    image_frames = frames(stripes_image())
-
-    def with_info(i):
-        info_pub.publish(info)
-        return image_frames(i)
+    with_info = stripes_with_camera_info(ros)
     grounded = lambda: [m for m in lanes if m.ground_frame_id and len(m.lanes) == 2]  # noqa: E731
     ros.feed(ros.publisher(Image, "image"), with_info, grounded)
     msg = grounded()[0]
@@ -318,14 +317,7 @@ def test_without_camera_info_the_field_of_view_fallback_gives_intrinsics(ros, mo
 def test_a_given_mounting_wins_over_a_seed_and_is_reported_as_given(ros, model):
     ros.lanenet(model=model, tracking=False, **{"ground.camera_height": 1.5, "calibration.seed": [2.0, 0.0, 0.0]})
     lanes = ros.collect(LaneArray, "lanes")
-    info_pub = ros.publisher(CameraInfo, "camera_info")
-    info = CameraInfo(header=camera_header(0), width=320, height=240, distortion_model="plumb_bob",
-                      d=[0.0] * 5, k=[300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0])
-    image_frames = frames(stripes_image())
-
-    def with_info(i):
-        info_pub.publish(info)
-        return image_frames(i)
+    with_info = stripes_with_camera_info(ros)
     grounded = lambda: [m for m in lanes if m.ground_frame_id and len(m.lanes) == 2]  # noqa: E731
     ros.feed(ros.publisher(Image, "image"), with_info, grounded)
     assert grounded()[0].calibration == LaneArray.CALIBRATION_GIVEN

@@ -264,13 +264,9 @@ def model_drive(config: SynthConfig, seed: int, n_frames: int, pipeline):
     The loop of ``lanenet_train.synth.render.drive_segment``, with the generator's lane changes undone (as in
     :func:`geometry_drive`), so that the estimator has steady driving to measure.
     """
-    from lanenet_train.synth.render import _render
+    from lanenet_train.synth.render import _render, start_drive
 
-    rng = np.random.default_rng([int(seed), 0xD71E])
-    speed = rng.uniform(15, 33)
-    world = build_world(config, rng, length_m=speed * n_frames / FPS + 800.0)
-    ego = world.start_state(rng, s=60.0, speed=speed)
-    world.vehicles = sample_traffic(rng, world, ego, int(rng.integers(config.vehicles[0], config.vehicles[1] + 1)))
+    world, ego, rng = start_drive(config, seed, n_frames, FPS)
     for k in range(n_frames):
         f = _render(config, world, ego, np.random.default_rng([int(seed), 2, k]))
         frame = pipeline.process(f.image)

@@ -104,7 +104,6 @@ class LaneNetNode(LifecycleNode):
         self._intrinsics: tuple[float, float, float, float] | None = None
         self._ground_lock = threading.Lock()
         self._ground_pending: Any = None  # (camera, calibrator) set by the camera_info callback, taken by the worker
-        self._ground_active = False
         self._lost_reported = True  # False when the middleware has no message-lost event
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:

@@ -105,17 +105,26 @@ def drive_segment(config: SynthConfig, seed: int, n_frames: int, fps: float = 10
     """
     if n_frames < 0 or fps <= 0:
         raise ValueError(f"n_frames must be >= 0 and fps > 0, got n_frames={n_frames}, fps={fps}")
-    rng = np.random.default_rng([int(seed), 0xD71E])
-    speed = rng.uniform(15, 33)
-    world = build_world(config, rng, length_m=speed * n_frames / fps + 800.0)
-    ego = world.start_state(rng, s=60.0, speed=speed)
-    world.vehicles = sample_traffic(rng, world, ego, int(rng.integers(config.vehicles[0], config.vehicles[1] + 1)))
+    world, ego, rng = start_drive(config, seed, n_frames, fps)
     for k in range(n_frames):
         if k >= first:
             frame = _render(config, world, ego, np.random.default_rng([int(seed), 2, k]))
             frame.index, frame.timestamp = k, k / fps
             yield frame
         world.step(ego, 1.0 / fps, rng)
+
+
+def start_drive(config: SynthConfig, seed: int, n_frames: int, fps: float) -> tuple[World, EgoState,
+                                                                                 np.random.Generator]:
+    """The world, the ego vehicle at its start and the random stream that moves them, of the drive
+    :func:`iter_drive` renders for ``seed``: frame k is ``_render(config, world, ego, rng_k)`` with
+    ``rng_k = np.random.default_rng([seed, 2, k])``, then ``world.step(ego, 1 / fps, rng)``."""
+    rng = np.random.default_rng([int(seed), 0xD71E])
+    speed = rng.uniform(15, 33)
+    world = build_world(config, rng, length_m=speed * n_frames / fps + 800.0)
+    ego = world.start_state(rng, s=60.0, speed=speed)
+    world.vehicles = sample_traffic(rng, world, ego, int(rng.integers(config.vehicles[0], config.vehicles[1] + 1)))
+    return world, ego, rng
 
 
 def _hood_row(config: SynthConfig, hood: dict | None) -> Callable[[np.ndarray], np.ndarray]:

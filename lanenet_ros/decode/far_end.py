@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import cv2
 import numpy as np
 
 from lanenet_ros.decode import paint
@@ -38,17 +37,5 @@ def end_at_paint(image_bgr: np.ndarray, lane: DetectedLane, search_px: float, po
 
 
 def paint_rows(image_bgr: np.ndarray, lane: DetectedLane, ys: np.ndarray) -> np.ndarray:
-    """(len(ys),) bool: rows where the camera image shows paint on the lane's fit (brighter than the road a
-    little way out on both sides; :func:`paint.is_paint`)."""
-    w = image_bgr.shape[1]
-    half = max(2.0, 0.004 * w)
-    xs = lane.x_at(ys)
-    band = xs[:, None] + np.linspace(-half, half, 7)[None, :]
-    refs = np.stack([xs - 2 * half - 4, xs + 2 * half + 4], axis=1)
-    map_x = np.concatenate([band, refs], axis=1).astype(np.float32)
-    map_y = np.broadcast_to(ys[:, None], map_x.shape).astype(np.float32)
-    value = cv2.remap(image_bgr[:, :, :3], map_x, map_y, cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_REPLICATE).max(axis=2).astype(np.float32)
-    road = np.maximum(value[:, -2], value[:, -1])
-    inside = (xs >= 0) & (xs <= w - 1)
-    return paint.is_paint(value[:, :-2].max(axis=1), road) & inside
+    """(len(ys),) bool: rows where the camera image shows paint on the lane's fit (:func:`paint.paint_along`)."""
+    return paint.paint_along(image_bgr, lane, ys, half=max(2.0, 0.004 * image_bgr.shape[1]), samples=7, gap=4)

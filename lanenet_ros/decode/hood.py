@@ -189,16 +189,7 @@ def clear_below(mask: np.ndarray, edge: HoodEdge) -> None:
 
 
 def _paint_rows(image_bgr: np.ndarray, lane: DetectedLane, ys: np.ndarray, half: float) -> int:
-    """Rows ``ys`` where the lane shows paint: brighter than the road a little way out on both sides."""
+    """How many rows ``ys`` show paint on the lane (:func:`paint.paint_along`)."""
     if len(ys) == 0:
         return 0
-    xs = lane.x_at(ys)
-    band = xs[:, None] + np.linspace(-half, half, 9)[None, :]
-    refs = np.stack([xs - 2 * half - 3, xs + 2 * half + 3], axis=1)
-    map_x = np.concatenate([band, refs], axis=1).astype(np.float32)
-    map_y = np.broadcast_to(ys[:, None], map_x.shape).astype(np.float32)
-    value = cv2.remap(image_bgr[:, :, :3], map_x, map_y, cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_REPLICATE).max(axis=2).astype(np.float32)  # HSV value
-    road = np.maximum(value[:, -2], value[:, -1])  # brighter than the road on both sides
-    inside = (xs >= 0) & (xs <= image_bgr.shape[1] - 1)
-    return int(np.count_nonzero(paint.is_paint(value[:, :-2].max(axis=1), road) & inside))
+    return int(np.count_nonzero(paint.paint_along(image_bgr, lane, ys, half, samples=9, gap=3)))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lanenet_ros.lanes import MarkingColor, MarkingType
+from lanenet_ros.lanes import DetectedLane, MarkingColor, MarkingType
 
 P = np.polynomial.polynomial
 
@@ -32,6 +32,23 @@ def is_paint(value: np.ndarray, road: np.ndarray) -> np.ndarray:
     """Whether brightness ``value`` (HSV value, 0-255) is paint on a road of brightness ``road``: clearly
     brighter, by 15 levels or 15 %, whichever is more. Both broadcast."""
     return value >= road + np.maximum(15.0, 0.15 * road)
+
+
+def paint_along(image_bgr: np.ndarray, lane: DetectedLane, ys: np.ndarray, half: float, samples: int,
+                gap: float) -> np.ndarray:
+    """(len(ys),) bool: rows ``ys`` (at least one) where the camera image shows paint on the lane's fit: the
+    brightest of ``samples`` points within ``half`` px of it is paint (:func:`is_paint`) against the brighter of
+    two road points ``2 * half + gap`` px out on either side; rows whose fit leaves the image are not."""
+    xs = lane.x_at(ys)
+    band = xs[:, None] + np.linspace(-half, half, samples)[None, :]
+    refs = np.stack([xs - 2 * half - gap, xs + 2 * half + gap], axis=1)
+    map_x = np.concatenate([band, refs], axis=1).astype(np.float32)
+    map_y = np.broadcast_to(ys[:, None], map_x.shape).astype(np.float32)
+    value = cv2.remap(image_bgr[:, :, :3], map_x, map_y, cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_REPLICATE).max(axis=2).astype(np.float32)  # HSV value
+    road = np.maximum(value[:, -2], value[:, -1])  # brighter than the road on both sides
+    inside = (xs >= 0) & (xs <= image_bgr.shape[1] - 1)
+    return is_paint(value[:, :-2].max(axis=1), road) & inside
 
 
 def is_solid(rows: np.ndarray, row_min: int, row_max: int, min_gap: int = 2) -> bool:

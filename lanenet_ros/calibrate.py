@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -40,6 +41,10 @@ _REGATE = 300  # yaws outside the gate in a row (30 s of straight road at 10 Hz)
 _HEIGHT_STEP = 0.0005  # most the height in use moves per measurement once converged (relative)
 _ROWS_USED = (0.3, 0.8)  # of a lane's row span above its lowest point, used for the vanishing point
 _MEDIAN_SE = 1.2533 * 1.4826  # standard error of a median, in units of MAD / sqrt(n), for normal noise
+
+
+RADIAL_FIRST = ("plumb_bob", "rational_polynomial")
+"""CameraInfo distortion models whose first two coefficients are the radial k1, k2."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,13 @@ class Intrinsics:
             raise ValueError(f"horizontal field of view must be within (0, 180) degrees, got {horizontal_fov_deg}")
         f = (width / 2.0) / math.tan(math.radians(horizontal_fov_deg) / 2.0)
         return cls(f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+
+    @classmethod
+    def from_camera_info(cls, k: Sequence[float], d: Sequence[float], distortion_model: str) -> Intrinsics:
+        """The intrinsics a sensor_msgs/CameraInfo gives: ``k`` the 3x3 camera matrix row by row, ``d`` its
+        distortion, of which radial k1, k2 are read for ``plumb_bob`` and ``rational_polynomial`` (none else)."""
+        k1, k2 = (float(d[0]), float(d[1])) if distortion_model in RADIAL_FIRST and len(d) >= 2 else (0.0, 0.0)
+        return cls(float(k[0]), float(k[4]), float(k[2]), float(k[5]), k1, k2)
 
     def normalised(self, pts: np.ndarray) -> np.ndarray:
         """(N, 2) undistorted normalised coordinates (x/z, y/z) of raw-image pixels (N, 2)."""

@@ -13,9 +13,6 @@ from lanenet_ros.calibrate import Intrinsics, Mounting, MountingEstimator
 from lanenet_ros.node.params import NodeParams
 from lanenet_ros.pipeline import LanePipeline
 
-# distortion models whose first two coefficients are the radial k1, k2
-_RADIAL_FIRST = ("plumb_bob", "rational_polynomial")
-
 
 def open_pipeline(params: NodeParams) -> tuple[LanePipeline, bool]:
     """Open the model as the parameters say.
@@ -68,10 +65,7 @@ def ground_from_camera_info(info: Any, params: NodeParams) -> dict[str, float] |
 def intrinsics_from_camera_info(info: Any) -> Intrinsics:
     """The intrinsics of a sensor_msgs/CameraInfo (``k``; radial ``k1, k2`` from ``d`` for plumb_bob and
     rational_polynomial, otherwise none)."""
-    d = [float(v) for v in info.d]
-    k1, k2 = (d[0], d[1]) if info.distortion_model in _RADIAL_FIRST and len(d) >= 2 else (0.0, 0.0)
-    k = [float(v) for v in info.k]
-    return Intrinsics(k[0], k[4], k[2], k[5], k1, k2)
+    return Intrinsics.from_camera_info(info.k, info.d, info.distortion_model)
 
 
 def calibrator_for(intrinsics: Intrinsics, params: NodeParams) -> MountingEstimator | None:

@@ -14,14 +14,11 @@ from lanenet_ros.calibrate import CalibrationStatus, Intrinsics
 from lanenet_ros.fileio import atomic_write_text
 from lanenet_ros.replay.bags import CAMERA_INFO_TYPE, _typestore
 
-_RADIAL_FIRST = ("plumb_bob", "rational_polynomial")
-
 
 def _intrinsics(k: list[float], d: list[float], model: str, where: str) -> Intrinsics:
     if len(k) != 9 or not k[0] > 0 or not k[4] > 0:
         raise ValueError(f"{where}: the camera matrix needs 9 numbers with fx, fy > 0, got {k}")
-    k1, k2 = (float(d[0]), float(d[1])) if model in _RADIAL_FIRST and len(d) >= 2 else (0.0, 0.0)
-    return Intrinsics(float(k[0]), float(k[4]), float(k[2]), float(k[5]), k1, k2)
+    return Intrinsics.from_camera_info(k, d, model)
 
 
 def load_camera_info(path: Path) -> Intrinsics:

@@ -25,6 +25,7 @@ setup(
         "tqdm>=4.60",
         "rosbags>=0.10",
         "threadpoolctl>=3.1",
+        "numba>=0.58",  # the decoder's compiled kernels (lanenet_ros.decode.jit)
     ],
     extras_require={
         "train": ["torch==2.13.0", "onnx>=1.15", "tensorboard>=2.14", "cryptography>=42", "matplotlib>=3.7"],

@@ -21,6 +21,7 @@ import numpy as np
 
 from lanenet_ros.decode import far_end, fitting, hood, paint
 from lanenet_ros.decode.cluster import cluster_embeddings
+from lanenet_ros.decode.jit import kernel, warm_up, warms_up
 from lanenet_ros.decode.settings import DecodeParams, SettingError
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
 from lanenet_ros.model_info import ModelInfo
@@ -71,6 +72,7 @@ class LaneDecoder:
         self.lane_class_ids = [int(i) for i in info.lane_class_ids] or list(range(1, len(self.class_names)))
         self.embedding_dim = info.embedding_dim
         self._class_marking = {i: paint.parse_class_marking(n) for i, n in enumerate(self.class_names)}
+        warm_up()  # compile or load the kernels now, not on the first frame
         if self.params.flip_average and "binary_logits" not in self.output_meanings.values():
             raise SettingError("decode setting flip_average: averages a LaneNet's binary_logits, and this model "
                                "has none (a per-class model's classes may have a side); set flip_average false")
@@ -104,13 +106,12 @@ class LaneDecoder:
             pixels = self._component_pixels(class_mask, logits)
         elif "binary_logits" in named:
             logits = named["binary_logits"]
-            t = self.params.lane_threshold  # softmax over two logits: p(lane) > t  <=>  l1 - l0 > logit(t)
-            class_mask = (logits[1] - logits[0] > math.log(t / (1 - t))).astype(np.uint8)
             embedding = named.get("embedding")
             if embedding is None or embedding.shape[0] == 0:
+                class_mask = _lane_mask(logits, self.params.lane_threshold)
                 pixels = self._component_pixels(class_mask, logits)
             else:
-                pixels = self._clustered_pixels(class_mask, logits, embedding)
+                class_mask, pixels = self._clustered_pixels(logits, embedding)
         else:
             raise ValueError(f"model outputs {sorted(outputs)} hold neither binary_logits nor class_logits "
                              "(check the model's 'outputs' metadata)")
@@ -177,24 +178,20 @@ class LaneDecoder:
                              f"{named['binary_logits'].shape[1:]} (H, W)")
         return named
 
-    def _clustered_pixels(self, mask: np.ndarray, logits: np.ndarray, embedding: np.ndarray) -> LanePixels | None:
-        """LaneNet: lane pixels grouped by clustering their embeddings."""
+    def _clustered_pixels(self, logits: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, LanePixels | None]:
+        """LaneNet: the lane mask, and its pixels grouped by clustering their embeddings."""
         p = self.params
-        rows, cols = _nonzero(mask)
+        class_mask, rows, cols, emb, margin = _gather_lane_pixels(_float32(logits), _float32(embedding),
+                                                                  _logit(p.lane_threshold))
         if len(rows) < p.min_lane_pixels:
-            return None
-        labels = cluster_embeddings(embedding[:, rows, cols].T, bandwidth=p.cluster_bandwidth,
-                                    assign_radius=p.cluster_radius, min_cluster_size=p.min_lane_pixels,
-                                    max_clusters=2 * p.max_lanes)
+            return class_mask, None
+        labels = cluster_embeddings(emb, bandwidth=p.cluster_bandwidth, assign_radius=p.cluster_radius,
+                                    min_cluster_size=p.min_lane_pixels, max_clusters=2 * p.max_lanes)
         k = int(labels.max()) + 1
         if k == 0:
-            return None
-        lane = labels >= 0
-        # softmax of two logits = sigmoid of their difference, in the tanh form that cannot overflow
-        prob = 0.5 + 0.5 * np.tanh(0.5 * (logits[1, rows[lane], cols[lane]] - logits[0, rows[lane], cols[lane]]))
-        scores = np.bincount(labels[lane], weights=prob, minlength=k) / np.bincount(labels[lane], minlength=k)
-        order = np.flatnonzero(lane)[np.argsort(labels[lane], kind="stable")]  # stable: rows stay sorted
-        return LanePixels(rows[order], cols[order], labels[order], np.ones(k, dtype=np.int64), scores)
+            return class_mask, None
+        order, scores = _group_by_label(labels, margin, k)
+        return class_mask, LanePixels(rows[order], cols[order], labels[order], np.ones(k, dtype=np.int64), scores)
 
     def _component_pixels(self, class_mask: np.ndarray, logits: np.ndarray) -> LanePixels | None:
         """Per lane class: connected components, the dashes of one marking chained along their line."""
@@ -364,13 +361,81 @@ def single_threaded_blas() -> Iterator[None]:
         yield
 
 
-def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns of the non-zero pixels of a uint8 mask in row-major order (np.nonzero, faster)."""
-    pts = cv2.findNonZero(mask)
-    if pts is None:
-        return np.zeros(0, np.intp), np.zeros(0, np.intp)
-    pts = pts.reshape(-1, 2)  # (N, 1, 2) in OpenCV 4, (N, 2) in OpenCV 5; (x, y) each
-    return pts[:, 1].astype(np.intp), pts[:, 0].astype(np.intp)
+def _logit(p: float) -> float:
+    """softmax over two logits: p(lane) > p  <=>  l1 - l0 > logit(p)."""
+    return math.log(p / (1 - p))
+
+
+def _float32(a: np.ndarray) -> np.ndarray:
+    """``a`` as a C-contiguous float32 array (the type the kernels are compiled for; no copy when it is one)."""
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _lane_mask(logits: np.ndarray, threshold: float) -> np.ndarray:
+    """(H, W) uint8: 1 where a two-channel ``binary_logits`` gives p(lane) > ``threshold``."""
+    return (logits[1] - logits[0] > _logit(threshold)).astype(np.uint8)
+
+
+@kernel
+def _gather_lane_pixels(logits, embedding, min_margin):  # pragma: no cover
+    """Lane pixels of a LaneNet output: where ``logits[1] - logits[0] > min_margin``.
+
+    Returns the (H, W) uint8 lane mask, the pixels' rows and columns in row-major order, their (N, E)
+    embeddings and their logit margins ``l1 - l0``.
+    """
+    _, h, w = logits.shape
+    bg, fg = logits[0].ravel(), logits[1].ravel()
+    mask = np.empty(h * w, np.uint8)
+    n = 0
+    for i in range(h * w):  # branch-free: the compiler vectorises it
+        lane = np.uint8(fg[i] - bg[i] > min_margin)
+        mask[i] = lane
+        n += lane
+    index = np.empty(n, np.int64)
+    k = 0
+    for i in range(h * w):
+        if mask[i]:
+            index[k] = i
+            k += 1
+    dim = embedding.shape[0]
+    flat = embedding.reshape(dim, h * w)
+    emb = np.empty((n, dim), np.float32)
+    margin = np.empty(n, np.float32)
+    for k in range(n):
+        i = index[k]
+        for d in range(dim):
+            emb[k, d] = flat[d, i]
+        margin[k] = fg[i] - bg[i]
+    return mask.reshape(h, w), index // w, index % w, emb, margin
+
+
+@kernel
+def _group_by_label(labels, margin, k):  # pragma: no cover
+    """The pixels with a label 0..k-1 ordered by label, keeping their order within a label (a counting sort),
+    and each label's mean lane probability (the softmax of two logits is the sigmoid of their margin)."""
+    counts = np.zeros(k + 1, np.int64)
+    scores = np.zeros(k, np.float64)
+    for i in range(len(labels)):
+        if labels[i] >= 0:
+            counts[labels[i] + 1] += 1
+            scores[labels[i]] += 0.5 + 0.5 * np.tanh(0.5 * np.float64(margin[i]))  # sigmoid that cannot overflow
+    starts = np.cumsum(counts)
+    order = np.empty(starts[k], np.int64)
+    for i in range(len(labels)):
+        if labels[i] >= 0:
+            order[starts[labels[i]]] = i
+            starts[labels[i]] += 1
+    for j in range(k):
+        scores[j] /= max(counts[j + 1], 1)
+    return order, scores
+
+
+@warms_up
+def _warm() -> None:
+    logits = np.zeros((2, 4, 6), np.float32)
+    logits[1, 1:3, 2:4] = 5.0
+    _, _, _, emb, margin = _gather_lane_pixels(logits, np.zeros((4, 4, 6), np.float32), _logit(0.5))
+    _group_by_label(np.zeros(len(emb), np.int64), margin, 1)
 
 
 def argmax_channels(logits: np.ndarray) -> np.ndarray:

@@ -5,6 +5,8 @@ that they agree, so the ROS-free core can use them without importing the generat
 """
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -89,7 +91,9 @@ class LaneFrame:
     Attributes:
         width: camera image width in pixels (the frame of all image coordinates).
         height: camera image height in pixels.
-        class_mask: (height, width) uint8 class ids at camera resolution.
+        class_mask: (height, width) uint8 class ids at camera resolution. May be given as a function without
+            arguments that makes it: it is then called on the first read only (the decoder gives one, so a
+            frame whose mask nobody looks at does not pay for scaling it to camera size).
         lanes: lane boundaries ordered left to right at the bottom of the image.
         ego_left_index: index into ``lanes`` of the ego lane's left boundary, or -1.
         ego_right_index: index into ``lanes`` of the ego lane's right boundary, or -1.
@@ -106,3 +110,24 @@ class LaneFrame:
     ego_right_index: int = -1
     timings: dict[str, float] = field(default_factory=dict)
     calibration: str = ""
+
+    def replace(self, **changes: object) -> LaneFrame:
+        """A copy with ``changes`` (``dataclasses.replace``) that leaves a mask not yet made unmade."""
+        changes.setdefault("class_mask", self.__dict__["_class_mask"])
+        return dataclasses.replace(self, **changes)
+
+
+def _class_mask(frame: LaneFrame) -> np.ndarray:
+    mask = frame.__dict__["_class_mask"]
+    if callable(mask):
+        mask = frame.__dict__["_class_mask"] = mask()
+    return mask
+
+
+def _set_class_mask(frame: LaneFrame, mask: np.ndarray | Callable[[], np.ndarray]) -> None:
+    frame.__dict__["_class_mask"] = mask
+
+
+# a property set after the dataclass is made: the generated __init__ assigns through it, and the dataclass
+# still sees a plain field
+LaneFrame.class_mask = property(_class_mask, _set_class_mask, doc="(height, width) uint8 class ids")  # type: ignore[assignment]

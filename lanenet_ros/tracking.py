@@ -129,7 +129,7 @@ class LaneTracker:
             coasting = [lane for lane, dup in zip(coasting, near, strict=True) if not dup]
         lanes, ego_l, ego_r = fitting.limit_lanes(lanes + coasting, frame.width, frame.height, self.ego_center,
                                                   self.max_lanes, self.max_per_side)
-        return dataclasses.replace(frame, lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
+        return frame.replace(lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
 
     def _merge(self, track: _Track, det: DetectedLane) -> None:
         """Blend a matched detection into its track."""

@@ -124,14 +124,14 @@ class LaneDecoder:
         if self.params.far_end_paint > 0 and _camera_image(image_bgr, geo):
             lanes = [far_end.end_at_paint(image_bgr, lane, self.params.far_end_paint * geo.src_height,
                                         self.params.point_step_px) for lane in lanes]
-        camera_mask = geo.mask_to_camera(class_mask)
         found = self._hood(image_bgr, lanes, geo, named.get("hood_logits"))
+        edge = None
         if found is not None:
             edge, crossings = found
             lanes = hood.cut_lanes(lanes, crossings, self.params.point_step_px, min_rows=2 * self.params.point_step_px)
-            hood.clear_below(camera_mask, edge)
         lanes, ego_l, ego_r = fitting.order_lanes(lanes, geo.src_width, geo.src_height, self.params.ego_center)
-        return LaneFrame(width=geo.src_width, height=geo.src_height, class_mask=camera_mask,
+        return LaneFrame(width=geo.src_width, height=geo.src_height,
+                         class_mask=functools.partial(_camera_mask, class_mask, geo, edge),
                          lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
 
     def _hood(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane], geo: Geometry,
@@ -327,6 +327,14 @@ class _Fit:
 def _camera_image(image_bgr: np.ndarray | None, geo: Geometry) -> bool:
     """Whether ``image_bgr`` is the colour camera image the outputs came from (paint and hood are read in it)."""
     return image_bgr is not None and image_bgr.ndim == 3 and image_bgr.shape[:2] == (geo.src_height, geo.src_width)
+
+
+def _camera_mask(class_mask: np.ndarray, geo: Geometry, hood_edge: hood.HoodEdge | None) -> np.ndarray:
+    """The class mask at camera resolution, background below the car's hood (made when a frame's mask is read)."""
+    camera_mask = geo.mask_to_camera(class_mask)
+    if hood_edge is not None:
+        hood.clear_below(camera_mask, hood_edge)
+    return camera_mask
 
 
 def _to_camera_poly(coeffs_in: np.ndarray, geo: Geometry) -> np.ndarray:

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lanenet_ros.decode.jit import kernel, warms_up
 from lanenet_ros.lanes import DetectedLane, Position
 
 P = np.polynomial.polynomial
@@ -40,35 +41,83 @@ def robust_polyfit(y: np.ndarray, x: np.ndarray, degree: int, inlier_tol: float,
     Raises:
         ValueError: fewer than two distinct rows.
     """
-    y, x = np.asarray(y, np.float64), np.asarray(x, np.float64)
-    lo, hi = (y.min(), y.max()) if len(y) else (0.0, 0.0)
-    if hi <= lo:
+    y, x = np.ascontiguousarray(y, np.float64), np.ascontiguousarray(x, np.float64)
+    if len(y) == 0 or y.max() <= y.min():
         raise ValueError(f"a lane fit needs points on at least 2 rows, got {len(y)} points")
-    degree = int(min(degree, len(y) - 1))
+    return _robust_polyfit(y, x, int(min(degree, len(y) - 1)), float(inlier_tol), int(iterations))
+
+
+@kernel
+def _robust_polyfit(y, x, degree, inlier_tol, iterations):  # pragma: no cover
+    """:func:`robust_polyfit` on float64 arrays with at least two distinct ``y``, ``degree`` < len(y)."""
+    n = len(y)
+    lo, hi = y.min(), y.max()
     # fit in t = (y - mid) / half in [-1, 1]: the normal equations stay well conditioned
     mid, half = (hi + lo) / 2.0, (hi - lo) / 2.0
-    vander = ((y - mid) / half)[:, None] ** np.arange(degree + 1)
-    inliers = np.ones(len(y), dtype=bool)
-    q = _solve_normal(vander, x)
+    vander = np.empty((n, degree + 1))
+    t = (y - mid) / half
+    vander[:, 0] = 1.0
+    for k in range(1, degree + 1):
+        vander[:, k] = vander[:, k - 1] * t
+    inliers = np.ones(n, np.bool_)
+    q = _solve_normal(vander, x, inliers)
     size = np.abs(x - vander @ q)
-    if size.max() > inlier_tol and len(y) > 2 * (degree + 1):
+    if size.max() > inlier_tol and n > 2 * (degree + 1):
         for _ in range(2):  # concentration steps towards the least-trimmed-squares fit
-            best = size <= np.partition(size, len(y) // 2)[len(y) // 2]
-            q = _solve_normal(vander[best], x[best])
+            inliers = size <= np.partition(size, n // 2)[n // 2]
+            q = _solve_normal(vander, x, inliers)
             size = np.abs(x - vander @ q)
-        inliers = best
     for _ in range(iterations):
         resid = x - vander @ q
         size = np.abs(resid)
         if inliers.all() and size.max() <= inlier_tol:
             break  # a clean lane: nothing to reject
         r_in = resid[inliers]
-        new = size <= max(inlier_tol, 3.0 * 1.4826 * median(np.abs(r_in - median(r_in))))
+        new = size <= max(inlier_tol, 3.0 * 1.4826 * np.median(np.abs(r_in - np.median(r_in))))
         if np.count_nonzero(new) <= degree or np.array_equal(new, inliers):
             break
         inliers = new
-        q = _solve_normal(vander[inliers], x[inliers])
-    return affine_poly(q, 1.0 / half, -mid / half), inliers
+        q = _solve_normal(vander, x, inliers)
+    return _affine_poly(q, 1.0 / half, -mid / half), inliers
+
+
+@kernel
+def _solve_normal(vander, x, rows):  # pragma: no cover
+    """Least-squares coefficients over ``rows`` of ``vander`` from the normal equations (small, well-conditioned
+    systems; Gaussian elimination with partial pivoting). A singular system (too few distinct rows for the
+    degree) gets a tiny ridge, which leaves the least-squares solution of smallest norm."""
+    m = vander.shape[1]
+    a = np.zeros((m, m + 1))
+    for i in range(len(x)):
+        if rows[i]:
+            for j in range(m):
+                a[j, m] += vander[i, j] * x[i]
+                for k in range(m):
+                    a[j, k] += vander[i, j] * vander[i, k]
+    scale = max(np.trace(a[:, :m]), 1e-300)
+    for attempt in range(2):
+        w = a.copy()
+        if attempt:
+            for j in range(m):
+                w[j, j] += 1e-10 * scale
+        ok = True
+        for c in range(m):
+            p = c + np.argmax(np.abs(w[c:, c]))
+            if abs(w[p, c]) <= 1e-13 * scale:
+                ok = False
+                break
+            if p != c:
+                tmp = w[c].copy()
+                w[c] = w[p]
+                w[p] = tmp
+            for r in range(c + 1, m):
+                w[r] -= w[r, c] / w[c, c] * w[c]
+        if ok:
+            q = np.zeros(m)
+            for c in range(m - 1, -1, -1):
+                q[c] = (w[c, m] - np.dot(w[c, c + 1:m], q[c + 1:])) / w[c, c]
+            return q
+    return np.zeros(m)
 
 
 def median(values: np.ndarray) -> float:
@@ -78,27 +127,32 @@ def median(values: np.ndarray) -> float:
     return float(part[(n - 1) // 2] + part[n // 2]) / 2.0
 
 
-def _solve_normal(vander: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Least-squares coefficients from the normal equations (small, well-conditioned systems)."""
-    gram = vander.T @ vander
-    try:
-        return np.linalg.solve(gram, vander.T @ x)
-    except np.linalg.LinAlgError:  # rows too few for the degree after trimming
-        return np.linalg.lstsq(vander, x, rcond=None)[0]
-
-
 def affine_poly(coeffs: np.ndarray, a: float, b: float) -> np.ndarray:
     """Coefficients (lowest order first) of ``p(a * y + b)`` given those of ``p``."""
-    coeffs = np.asarray(coeffs, dtype=np.float64)
-    n = len(coeffs)
-    j, k = _POWERS[:n, :n], _POWERS[:n, :n].T  # output power j, input power k
+    return _affine_poly(np.asarray(coeffs, dtype=np.float64), float(a), float(b))
+
+
+@kernel
+def _affine_poly(coeffs, a, b):  # pragma: no cover
     # (a y + b)^k = sum_j C(k, j) a^j b^(k - j) y^j
-    expand = np.where(j <= k, _PASCAL[:n, :n].T * float(a) ** j * float(b) ** np.maximum(k - j, 0), 0.0)
-    return expand @ coeffs
+    n = len(coeffs)
+    out = np.zeros(n)
+    for k in range(n):
+        for j in range(k + 1):
+            out[j] += coeffs[k] * _PASCAL[k, j] * a**j * b ** (k - j)
+    return out
 
 
 _PASCAL = np.array([[math.comb(k, j) for j in range(8)] for k in range(8)], dtype=np.float64)
-_POWERS = np.tile(np.arange(8), (8, 1)).T  # _POWERS[j, k] = j
+
+
+@warms_up
+def _warm() -> None:
+    y = np.arange(12.0)
+    x = 0.01 * y**2
+    x[3] += 9.0
+    robust_polyfit(y, x, 3, 1.0)
+    robust_polyfit(y, x, 2, np.inf, iterations=0)
 
 
 def sample_points(coeffs: np.ndarray, y_min: float, y_max: float, step: float) -> np.ndarray:

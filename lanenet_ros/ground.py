@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lanenet_ros.lanes import LaneFrame
+from lanenet_ros.decode.fitting import robust_polyfit
+from lanenet_ros.lanes import LaneFrame, polyval
 
 _UNDISTORT_ITERATIONS = 20
 
@@ -178,14 +179,17 @@ def fit_ground_lane(pts: np.ndarray, max_degree: int = 3) -> tuple[np.ndarray, t
         ValueError: fewer than two finite points with distinct x.
     """
     pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
-    pts = pts[np.all(np.isfinite(pts), axis=1)]
-    if len(np.unique(pts[:, 0])) < 2:
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    distinct = len(np.unique(pts[:, 0]))
+    if distinct < 2:
         raise ValueError(f"a ground lane fit needs 2 points at different distances, got {len(pts)} points")
-    span = np.ptp(pts[:, 0])
-    degree = min(max_degree, 3, len(np.unique(pts[:, 0])) - 1, 1 if span < 4 else 2 if span < 10 else 3)
+    x_min, x_max = float(pts[:, 0].min()), float(pts[:, 0].max())
+    span = x_max - x_min
+    degree = min(max_degree, 3, distinct - 1, 1 if span < 4 else 2 if span < 10 else 3)
     coeffs = np.zeros(4)
-    coeffs[: degree + 1] = np.polynomial.polynomial.polyfit(pts[:, 0], pts[:, 1], degree)
-    return coeffs, (float(pts[:, 0].min()), float(pts[:, 0].max()))
+    # plain least squares (no outlier is dropped with an infinite tolerance), in a scaled variable
+    coeffs[: degree + 1] = robust_polyfit(pts[:, 0], pts[:, 1], degree, inlier_tol=np.inf, iterations=0)[0]
+    return coeffs, (x_min, x_max)
 
 
 def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: float = 80.0,
@@ -203,14 +207,23 @@ def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: 
     Returns:
         ``frame``.
     """
-    for lane in frame.lanes:
-        g = projector.image_to_ground(lane.points)
-        g = g[np.all(np.isfinite(g), axis=1) & (g[:, 0] > 0) & (g[:, 0] <= max_range_m)]
-        if len(g) < 3 or np.ptp(g[:, 0]) <= 0:
+    if not frame.lanes:
+        return frame
+    # one projection for every lane's points
+    ground = projector.image_to_ground(np.concatenate([lane.points for lane in frame.lanes]))
+    ends = np.cumsum([len(lane.points) for lane in frame.lanes])
+    for lane, g in zip(frame.lanes, np.split(ground, ends[:-1]), strict=True):
+        g = g[np.isfinite(g).all(axis=1) & (g[:, 0] > 0) & (g[:, 0] <= max_range_m)]
+        if len(g) < 3 or g[:, 0].max() <= g[:, 0].min():
             lane.ground_coeffs = lane.ground_x_range = lane.ground_points = None
             continue
         coeffs, (x0, x1) = fit_ground_lane(g)
-        xs = np.linspace(x0, x1, max(2, int(np.ceil((x1 - x0) / step_m)) + 1))
         lane.ground_coeffs, lane.ground_x_range = coeffs, (x0, x1)
-        lane.ground_points = np.stack([xs, np.polynomial.polynomial.polyval(xs, coeffs)], 1).astype(np.float32)
+        lane.ground_points = sample_ground(coeffs, x0, x1, step_m)
     return frame
+
+
+def sample_ground(coeffs: np.ndarray, x_min: float, x_max: float, step_m: float = 1.0) -> np.ndarray:
+    """(N, 2) float32 points (x, y(x)) of a ground polynomial every ``step_m`` (about) from ``x_min`` to ``x_max``."""
+    xs = np.linspace(x_min, x_max, max(2, int(np.ceil((x_max - x_min) / step_m)) + 1))
+    return np.stack([xs, polyval(xs, coeffs)], 1).astype(np.float32)

@@ -81,7 +81,16 @@ class DetectedLane:
 
     def x_at(self, y: np.ndarray | float) -> np.ndarray:
         """Evaluate x(y) of the image polynomial (no range check)."""
-        return np.polynomial.polynomial.polyval(np.asarray(y, dtype=np.float64), self.image_coeffs)
+        return polyval(np.asarray(y, dtype=np.float64), self.image_coeffs)
+
+
+def polyval(x: np.ndarray | float, coeffs: np.ndarray) -> np.ndarray | float:
+    """``np.polynomial.polynomial.polyval`` (coefficients lowest order first) by Horner's rule, without its
+    argument checks: the lane code evaluates short polynomials many times a frame."""
+    out = coeffs[-1] + 0.0 * x
+    for c in coeffs[-2::-1]:
+        out = out * x + c
+    return out
 
 
 @dataclass

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from lanenet_ros.decode import fitting
-from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
+from lanenet_ros.ground import sample_ground
+from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType, polyval
 from lanenet_ros.metrics import min_cost_assignment
 
-P = np.polynomial.polynomial
 _VOTES = 15  # frames of marking type / colour votes a track remembers
 
 
@@ -173,12 +173,15 @@ def lane_distances(a: list[DetectedLane], b: list[DetectedLane], height: int, ro
     ys = np.linspace(0.0, height - 1.0, rows)
 
     def profile(lanes: list[DetectedLane]) -> tuple[np.ndarray, np.ndarray]:
-        xs = np.empty((len(lanes), rows + 1))
-        valid = np.ones((len(lanes), rows + 1), dtype=bool)
+        coeffs = np.zeros((len(lanes), max(len(ln.image_coeffs) for ln in lanes)))
         for i, ln in enumerate(lanes):
-            xs[i, 0] = fitting.bottom_x(ln, height)
-            xs[i, 1:] = ln.x_at(ys)
-            valid[i, 1:] = (ys >= ln.y_min) & (ys <= ln.y_max)
+            coeffs[i, : len(ln.image_coeffs)] = ln.image_coeffs
+        xs = np.empty((len(lanes), rows + 1))
+        xs[:, 0] = [fitting.bottom_x(ln, height) for ln in lanes]
+        xs[:, 1:] = polyval(ys[None, :], coeffs.T[:, :, None])  # Horner over the lanes at once
+        y_min, y_max = np.array([[ln.y_min, ln.y_max] for ln in lanes]).T
+        valid = np.ones((len(lanes), rows + 1), dtype=bool)
+        valid[:, 1:] = (ys >= y_min[:, None]) & (ys <= y_max[:, None])
         return xs, valid
 
     (xa, va), (xb, vb) = profile(a), profile(b)
@@ -208,5 +211,4 @@ def _ground_points(coeffs: np.ndarray | None, x_range: tuple[float, float] | Non
     """Ground polynomial sampled every metre inside its range."""
     if coeffs is None or x_range is None:
         return None
-    xs = np.linspace(x_range[0], x_range[1], max(2, int(np.ceil(x_range[1] - x_range[0])) + 1))
-    return np.stack([xs, P.polyval(xs, coeffs)], axis=1).astype(np.float32)
+    return sample_ground(coeffs, x_range[0], x_range[1])

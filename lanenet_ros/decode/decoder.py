@@ -23,12 +23,11 @@ from lanenet_ros.decode import far_end, fitting, hood, paint
 from lanenet_ros.decode.cluster import cluster_embeddings
 from lanenet_ros.decode.jit import kernel, warm_up, warms_up
 from lanenet_ros.decode.settings import DecodeParams, SettingError
-from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
+from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType, polyval
 from lanenet_ros.model_info import ModelInfo
 from lanenet_ros.preprocess import Geometry
 
 MEANINGS = ("binary_logits", "embedding", "class_logits", "hood_logits")
-P = np.polynomial.polynomial
 _MAX_COMPONENTS = 64  # per class, largest first
 
 
@@ -299,14 +298,14 @@ class LaneDecoder:
         # a row belongs to the marking when its centre is within half the usual marking width of the fit
         band = self.params.outlier_px + fitting.median(seg.extent[f.part]) / 2.0 + 1.0
         rows = seg.row[f.part]
-        on = np.abs(seg.median[f.part] - P.polyval(rows, f.coeffs_in)) <= band
+        on = np.abs(seg.median[f.part] - polyval(rows, f.coeffs_in)) <= band
         if not on.any():
             return MarkingType.UNKNOWN
 
         def side_rows() -> tuple[np.ndarray, np.ndarray]:
             first, last = seg.start[f.part][0], seg.end[f.part][-1]
             r, c = px.rows[first:last], px.cols[first:last]
-            centre = P.polyval(r, f.coeffs_in)
+            centre = polyval(r, f.coeffs_in)
             near = np.abs(c - centre) <= band
             return np.unique(r[near & (c < centre)]), np.unique(r[near & (c >= centre)])
 

@@ -11,9 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lanenet_ros.decode.jit import kernel, warms_up
-from lanenet_ros.lanes import DetectedLane, Position
-
-P = np.polynomial.polynomial
+from lanenet_ros.lanes import DetectedLane, Position, polyval
 
 _LEFT = (Position.EGO_LEFT, Position.SECOND_LEFT, Position.THIRD_LEFT, Position.FOURTH_LEFT)
 _RIGHT = (Position.EGO_RIGHT, Position.SECOND_RIGHT, Position.THIRD_RIGHT, Position.FOURTH_RIGHT)
@@ -159,7 +157,7 @@ def sample_points(coeffs: np.ndarray, y_min: float, y_max: float, step: float) -
     """(N, 2) float32 points (x, y) of x(y) at evenly spaced rows from ``y_max`` (near) to ``y_min`` (far)."""
     n = max(2, int(np.ceil((y_max - y_min) / max(step, 1e-6))) + 1)
     ys = np.linspace(y_max, y_min, n)
-    return np.stack([P.polyval(ys, coeffs), ys], axis=1).astype(np.float32)
+    return np.stack([polyval(ys, coeffs), ys], axis=1).astype(np.float32)
 
 
 class RowSegments(NamedTuple):
@@ -204,11 +202,10 @@ def row_segments(rows: np.ndarray, cols: np.ndarray, labels: np.ndarray | None =
 
 def bottom_x(lane: DetectedLane, height: int) -> float:
     """Column where the lane meets the image's bottom row, extended straight from its nearest point."""
-    c = np.asarray(lane.image_coeffs, dtype=np.float64)
+    c = [float(v) for v in lane.image_coeffs]
     y0 = float(lane.y_max)
-    powers = y0 ** np.arange(len(c))
-    x0 = float(c @ powers)
-    slope = float((c[1:] * np.arange(1, len(c))) @ powers[:-1]) if len(c) > 1 else 0.0
+    x0 = polyval(y0, c)
+    slope = polyval(y0, [k * v for k, v in enumerate(c)][1:]) if len(c) > 1 else 0.0
     return x0 + slope * (height - 1 - y0)
 
 
@@ -286,7 +283,7 @@ def chain_components(rows: np.ndarray, cols: np.ndarray, comp: np.ndarray, chain
         mid_row = float(np.median(rows[m]))
         mid_col = float(np.median(cols[m]))
         target = next((g for g, (coef, top) in enumerate(fits) if rows[m].max() <= top + 2
-                       and abs(P.polyval(mid_row, coef) - mid_col) <= chain_px), None)
+                       and abs(polyval(mid_row, coef) - mid_col) <= chain_px), None)
         if target is None:
             groups.append([m])
             target = len(groups) - 1

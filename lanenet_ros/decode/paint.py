@@ -16,9 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lanenet_ros.lanes import DetectedLane, MarkingColor, MarkingType
-
-P = np.polynomial.polynomial
+from lanenet_ros.lanes import DetectedLane, MarkingColor, MarkingType, polyval
 
 _DOUBLE_TYPES = {(True, True): MarkingType.DOUBLE_SOLID, (True, False): MarkingType.SOLID_DASHED,
                  (False, True): MarkingType.DASHED_SOLID, (False, False): MarkingType.DOUBLE_DASHED}
@@ -130,7 +128,7 @@ def horizon_row(curves: Sequence[tuple[np.ndarray, float, float]], default: floa
         ya, yb = y0 + 0.5 * (y1 - y0), y1  # the chord of the near half: closest to straight
         if yb - ya < 1.0:
             continue
-        xa, xb = P.polyval(np.array([ya, yb]), coeffs)
+        xa, xb = polyval(np.array([ya, yb]), coeffs)
         m = (xb - xa) / (yb - ya)
         lines.append((m, xa - m * ya))
     crossings = [(b2 - b1) / (m1 - m2) for i, (m1, b1) in enumerate(lines) for m2, b2 in lines[i + 1:]
@@ -174,7 +172,7 @@ def read_markings(image_bgr: np.ndarray, curves: Sequence[tuple[np.ndarray, floa
         unit = np.linspace(-1.0, 1.0, _BAND_SAMPLES)
         ref = np.stack([hw + 0.15 * ppm + 2, hw + 0.4 * ppm + 4], axis=1)
         offsets = np.concatenate([unit[None, :] * hw[:, None], -ref, ref], axis=1)
-        maps.append((P.polyval(ys, coeffs)[:, None] + offsets, np.broadcast_to(ys[:, None], offsets.shape)))
+        maps.append((polyval(ys, coeffs)[:, None] + offsets, np.broadcast_to(ys[:, None], offsets.shape)))
         start = sum(len(m[0]) for m in maps[:-1])
         # a double line is only told apart where its ~0.1 m gap spans a few pixels
         parts.append((slice(start, start + len(ys)), 0.1 * ppm[-1] >= 3.0))

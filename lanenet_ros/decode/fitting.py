@@ -59,14 +59,14 @@ def _robust_polyfit(y, x, degree, inlier_tol, iterations):  # pragma: no cover
         vander[:, k] = vander[:, k - 1] * t
     inliers = np.ones(n, np.bool_)
     q = _solve_normal(vander, x, inliers)
-    size = np.abs(x - vander @ q)
+    size = np.abs(x - _matvec(vander, q))
     if size.max() > inlier_tol and n > 2 * (degree + 1):
         for _ in range(2):  # concentration steps towards the least-trimmed-squares fit
             inliers = size <= np.partition(size, n // 2)[n // 2]
             q = _solve_normal(vander, x, inliers)
-            size = np.abs(x - vander @ q)
+            size = np.abs(x - _matvec(vander, q))
     for _ in range(iterations):
-        resid = x - vander @ q
+        resid = x - _matvec(vander, q)
         size = np.abs(resid)
         if inliers.all() and size.max() <= inlier_tol:
             break  # a clean lane: nothing to reject
@@ -113,9 +113,19 @@ def _solve_normal(vander, x, rows):  # pragma: no cover
         if ok:
             q = np.zeros(m)
             for c in range(m - 1, -1, -1):
-                q[c] = (w[c, m] - np.dot(w[c, c + 1:m], q[c + 1:])) / w[c, c]
+                q[c] = (w[c, m] - _matvec(w[c:c + 1, c + 1:m], q[c + 1:])[0]) / w[c, c]
             return q
     return np.zeros(m)
+
+
+@kernel
+def _matvec(a, x):  # pragma: no cover
+    """``a @ x`` for a 2-D ``a`` (a loop: numba's ``@`` would need SciPy's BLAS)."""
+    out = np.zeros(a.shape[0])
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[i] += a[i, j] * x[j]
+    return out
 
 
 def median(values: np.ndarray) -> float:

@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 
 from lanenet_ros.decode import paint
-from lanenet_ros.decode.fitting import sample_points
+from lanenet_ros.decode.fitting import _solve_normal, sample_points
+from lanenet_ros.decode.jit import kernel, warms_up
 from lanenet_ros.lanes import DetectedLane
 
 _WORK_WIDTH = 320  # the bottom of the image is searched at a quarter of 1280 columns (rows alike)
@@ -74,36 +75,82 @@ def find_edge(image_bgr: np.ndarray) -> HoodEdge | None:
     y0 = round(first * scale)
     grey = cv2.cvtColor(np.ascontiguousarray(image_bgr[y0:, :, :3]), cv2.COLOR_BGR2GRAY)
     grey = cv2.resize(grey, (_WORK_WIDTH, n - first), interpolation=cv2.INTER_AREA).astype(np.float32)
-    rows_n = len(grey)
-    t = _MARGIN  # the search band's first row in ``grey``
-    change = np.abs(grey[t + 1:] - grey[t - 1:-2])  # vertical change at rows t .. rows_n - 2
-    bw = _WORK_WIDTH // _STRIPS
-    profile = change[:, : bw * _STRIPS].reshape(len(change), _STRIPS, bw).mean(axis=2)  # (rows, strips)
-    rows = profile.argmax(axis=0) + float(t)
-    strength = profile.max(axis=0)
-    # every quadratic through three strips; the one most strips lie on wins
-    coeffs = np.einsum("kij,kj->ki", _TRIPLE_INVERSES, rows[_TRIPLES])
-    on = np.abs(coeffs @ _DESIGN.T - rows[None]) <= _INLIER_ROWS
-    best = on[int(np.argmax(on.sum(axis=1)))]
-    if best.mean() < _MIN_INLIERS or np.median(strength[best]) < _MIN_EDGE:
-        return None
-    c = np.linalg.lstsq(_DESIGN[best], rows[best], rcond=None)[0]
-    if abs(c[2]) > 0.15 * n:  # bent more than any hood
-        return None
-    cols = np.arange(_WORK_WIDTH)
-    u = ((cols + 0.5) / _WORK_WIDTH - 0.5) * 2
-    edge = np.rint(c[0] + u * (c[1] + u * c[2])).astype(np.int64)
-    if edge.min() < t + 3 or edge.max() > rows_n - 3:  # at the band's top: the edge lies above it
-        return None
-    offsets = np.arange(3, 9)
-    below, above = np.minimum(edge[:, None] + offsets, rows_n - 1), edge[:, None] - offsets
-    step = np.median(np.abs(grey[below, cols[:, None]].mean(axis=1) - grey[above, cols[:, None]].mean(axis=1)))
-    across = np.abs(grey[:, 2:] - grey[:, :-2])  # horizontal change, columns 1 .. width - 2
-    under = np.arange(rows_n)[:, None] >= edge[None, 1:-1] + 3  # from 3 rows below the edge to the bottom
-    if step < _MIN_STEP or not under.any() or across[under].mean() > _MAX_TEXTURE:
+    c = _edge_in(grey, _MARGIN, n, _STRIPS, _DESIGN, _TRIPLES, _TRIPLE_INVERSES)
+    if c is None:
         return None
     # working row r covers camera rows around y0 + (r + 0.5) * scale - 0.5; u is the same in both
     return HoodEdge((y0 + (c[0] + 0.5) * scale - 0.5, c[1] * scale, c[2] * scale), w)
+
+
+@kernel
+def _edge_in(grey, t, n, strips, design, triples, inverses):  # pragma: no cover
+    """The hood's edge in the working image ``grey`` (the search band from row ``t``; ``n`` working rows in
+    the whole image) as working-row coefficients (c0, c1, c2) in ``u``, or None (see :func:`find_edge`)."""
+    rows_n, width = grey.shape
+    bw = width // strips
+    # the strongest vertical change (rows t .. rows_n - 2) in each strip, averaged across the strip
+    rows = np.zeros(strips)
+    strength = np.full(strips, -1.0)
+    for r in range(t, rows_n - 1):
+        for k in range(strips):
+            total = 0.0
+            for col in range(k * bw, (k + 1) * bw):
+                total += abs(grey[r + 1, col] - grey[r - 1, col])
+            if total / bw > strength[k]:
+                strength[k] = total / bw
+                rows[k] = r
+    # every quadratic through three strips; the one most strips lie on wins
+    best = np.zeros(strips, np.bool_)
+    most = -1
+    on = np.zeros(strips, np.bool_)
+    c = np.zeros(3)
+    for m in range(len(triples)):
+        for i in range(3):
+            c[i] = 0.0
+            for j in range(3):
+                c[i] += inverses[m, i, j] * rows[triples[m, j]]
+        count = 0
+        for k in range(strips):
+            on[k] = abs(c[0] + c[1] * design[k, 1] + c[2] * design[k, 2] - rows[k]) <= _INLIER_ROWS
+            count += on[k]
+        if count > most:
+            most = count
+            best[:] = on
+    if best.mean() < _MIN_INLIERS or np.median(strength[best]) < _MIN_EDGE:
+        return None
+    c = _solve_normal(design, rows, best)
+    if abs(c[2]) > 0.15 * n:  # bent more than any hood
+        return None
+    edge = np.empty(width, np.int64)
+    for col in range(width):
+        u = ((col + 0.5) / width - 0.5) * 2
+        edge[col] = np.int64(np.rint(c[0] + u * (c[1] + u * c[2])))
+    if edge.min() < t + 3 or edge.max() > rows_n - 3:  # at the band's top: the edge lies above it
+        return None
+    # a clear step in brightness across the edge: just below against just above, column by column
+    steps = np.empty(width)
+    for col in range(width):
+        below = above = 0.0
+        for o in range(3, 9):
+            below += grey[min(edge[col] + o, rows_n - 1), col]
+            above += grey[edge[col] - o, col]
+        steps[col] = abs(below - above) / 6
+    # an even surface below it: little horizontal change from 3 rows below the edge to the bottom
+    texture, count = 0.0, 0
+    for col in range(1, width - 1):
+        for r in range(edge[col] + 3, rows_n):
+            texture += abs(grey[r, col + 1] - grey[r, col - 1])
+            count += 1
+    if np.median(steps) < _MIN_STEP or count == 0 or texture / count > _MAX_TEXTURE:
+        return None
+    return c
+
+
+@warms_up
+def _warm() -> None:
+    grey = np.zeros((40, _WORK_WIDTH), np.float32)
+    grey[30:] = 80.0
+    _edge_in(grey, _MARGIN, 140, _STRIPS, _DESIGN, _TRIPLES, _TRIPLE_INVERSES)
 
 
 _MIN_HOOD_COLUMNS = 0.5  # share of the network's columns whose bottom pixel is bonnet, for a bonnet to count

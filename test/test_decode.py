@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
+import sys
 
 import cv2
 import numpy as np
@@ -417,3 +418,42 @@ def test_the_docs_table_of_settings_is_the_rendering_of_the_table() -> None:
 
     docs = (Path(__file__).resolve().parents[1] / "docs" / "node.md").read_text(encoding="utf-8")
     assert markdown_table() in docs, "docs/node.md: paste the output of `python -m lanenet_ros.decode.settings`"
+
+
+def test_no_kernel_is_compiled_after_the_decoder_is_made() -> None:
+    """The node builds its decoder in ``configure``: every compiled kernel must be ready then, for the argument
+    types real frames bring (lanes of every kind, paint read, a hood found), so no frame waits for numba. Run in
+    a fresh interpreter: in this one, earlier tests have compiled everything already. A kernel that a warmed one
+    calls is compiled with it, but only loaded from numba's cache when first called itself."""
+    import subprocess
+
+    for _ in range(2):  # the first run may compile and fill numba's cache; the second loads what it can from it
+        done = subprocess.run([sys.executable, __file__, "--compile-check"], capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "no kernel compiled while decoding" in done.stdout
+
+
+def _compile_check() -> None:
+    import numba
+
+    from lanenet_ros.decode import cluster, decoder, fitting, hood, paint
+
+    def signatures() -> dict[str, int]:
+        return {f"{m.__name__}.{name}": len(f.signatures) for m in (cluster, decoder, fitting, hood, paint)
+                for name, f in vars(m).items() if isinstance(f, numba.core.registry.CPUDispatcher)}
+
+    made = LaneDecoder(LANENET)
+    before = signatures()
+    assert before and any(before.values())
+    image, mask = scene([*FOUR, {"bottom": 300, "lines": [-9.0, 9.0], "colour": YELLOW}])
+    for picture in (image, with_hood(image)):
+        frame = made.decode(lanenet_outputs(mask), GEO, picture)
+        assert frame.lanes and frame.class_mask.shape == (H, W)
+    compiled = {k: v for k, v in signatures().items() if v != before[k]}
+    assert not compiled, f"compiled while decoding: {compiled}"
+    print("no kernel compiled while decoding")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--compile-check"]:
+    _compile_check()

@@ -161,6 +161,7 @@ def _warm() -> None:
     x[3] += 9.0
     robust_polyfit(y, x, 3, 1.0)
     robust_polyfit(y, x, 2, np.inf, iterations=0)
+    affine_poly(np.ones(4), 2.0, 1.0)
 
 
 def sample_points(coeffs: np.ndarray, y_min: float, y_max: float, step: float) -> np.ndarray:

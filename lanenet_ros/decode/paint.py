@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lanenet_ros.decode.jit import kernel, warms_up
 from lanenet_ros.lanes import DetectedLane, MarkingColor, MarkingType, polyval
 
 _DOUBLE_TYPES = {(True, True): MarkingType.DOUBLE_SOLID, (True, False): MarkingType.SOLID_DASHED,
@@ -55,16 +56,25 @@ def is_solid(rows: np.ndarray, row_min: int, row_max: int, min_gap: int = 2) -> 
     Dashed: two or more gaps of at least ``min_gap`` rows, or one gap with less than 60 % of the rows covered
     (a single short gap is more likely an occlusion than a dash). Rows outside [row_min, row_max] are ignored.
     """
-    rows = np.asarray(rows)
-    rows = rows[(rows >= row_min) & (rows <= row_max)]
-    padded = np.ones(row_max - row_min + 3, dtype=np.int8)  # occupied rows, with an occupied row each side
-    padded[1:-1] = 0
-    padded[rows - row_min + 1] = 1
-    occupied = padded[1:-1]
-    edges = padded[1:] - padded[:-1]
-    gap_lengths = np.flatnonzero(edges == 1) - np.flatnonzero(edges == -1)
-    gaps = int(np.sum(gap_lengths >= min_gap))
-    return gaps == 0 or (gaps == 1 and occupied.mean() >= 0.6)
+    return bool(_is_solid(np.asarray(rows, np.int64), int(row_min), int(row_max), int(min_gap)))
+
+
+@kernel
+def _is_solid(rows, row_min, row_max, min_gap):  # pragma: no cover
+    occupied = np.zeros(row_max - row_min + 1, np.bool_)
+    for r in rows:
+        if row_min <= r <= row_max:
+            occupied[r - row_min] = True
+    gaps = covered = run = 0  # a gap ends at an occupied row, or at either end of the range
+    for here in occupied:
+        if here:
+            covered += 1
+            gaps += run >= min_gap
+            run = 0
+        else:
+            run += 1
+    gaps += run >= min_gap
+    return gaps == 0 or (gaps == 1 and covered >= 0.6 * len(occupied))
 
 
 def marking_type(rows: np.ndarray, runs: np.ndarray, double_fraction: float = 0.4, min_gap: int = 2,
@@ -89,19 +99,6 @@ def marking_type(rows: np.ndarray, runs: np.ndarray, double_fraction: float = 0.
         return _DOUBLE_TYPES[(len(left) > 0 and is_solid(left, lo, hi, min_gap),
                               len(right) > 0 and is_solid(right, lo, hi, min_gap))]
     return MarkingType.SOLID if is_solid(rows, lo, hi, min_gap) else MarkingType.DASHED
-
-
-def color_votes(hsv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Which paint pixels look yellow and which white.
-
-    Args:
-        hsv: (..., 3) uint8 OpenCV HSV (hue 0-180) of pixels already known to be paint.
-
-    Returns:
-        (yellow, white) boolean arrays.
-    """
-    h, s = hsv[..., 0], hsv[..., 1]
-    return (h >= 12) & (h <= 40) & (s >= 70), s < 60
 
 
 def vote_color(yellow: float, white: float, total: float, min_share: float = 0.25) -> MarkingColor:
@@ -198,23 +195,60 @@ def _judge(paint: np.ndarray, inside: np.ndarray, hsv: np.ndarray,
 
     ``double_fraction`` 0 rules double lines out.
     """
-    rows = np.flatnonzero(paint.any(axis=1))
-    if len(rows) < 3 or paint.sum() < 6:
+    rows, runs, left, right, yellow, white, total = _paint_stats(paint, hsv)
+    if len(rows) < 3 or total < 6:
         return _UNKNOWN
-    # runs across the band: starts of paint (a paint sample whose left neighbour is not paint)
-    runs = paint[rows, 0].astype(np.int64) + np.sum(paint[rows, 1:] & ~paint[rows, :-1], axis=1)
-    mid = _BAND_SAMPLES // 2
-
-    def side_rows() -> tuple[np.ndarray, np.ndarray]:
-        return np.flatnonzero(paint[:, :mid].any(axis=1)), np.flatnonzero(paint[:, mid + 1:].any(axis=1))
-
-    kind = marking_type(rows, runs, double_fraction, side_rows=side_rows if double_fraction > 0 else None)
+    kind = marking_type(rows, runs, double_fraction, side_rows=(lambda: (left, right)) if double_fraction > 0 else None)
     visible = np.flatnonzero(inside)
     # a solid line is painted down to the nearest row it is seen in; a long bare stretch there is a dash gap
     if kind == MarkingType.SOLID and visible[-1] - rows[-1] >= max(4, 0.3 * (visible[-1] - visible[0] + 1)):
         kind = MarkingType.DASHED
-    yellow, white = color_votes(hsv[paint])
-    return kind, vote_color(int(yellow.sum()), int(white.sum()), int(paint.sum()))
+    return kind, vote_color(yellow, white, total)
+
+
+@kernel
+def _paint_stats(paint, hsv):  # pragma: no cover
+    """What one lane's (rows, band samples) paint mask shows: the rows with paint, the separate runs of paint
+    across each of them, the rows with paint left and right of the centre sample, and how many paint pixels
+    look yellow (OpenCV hue 12-40, saturation at least 70) and white (saturation under 60) of how many."""
+    n, width = paint.shape
+    mid = width // 2
+    rows = np.empty(n, np.int64)
+    runs = np.empty(n, np.int64)
+    left = np.empty(n, np.int64)
+    right = np.empty(n, np.int64)
+    k = k_left = k_right = yellow = white = total = 0
+    for r in range(n):
+        count = 0
+        on_left = on_right = False
+        for c in range(width):
+            if not paint[r, c]:
+                continue
+            count += c == 0 or not paint[r, c - 1]  # a run starts here
+            on_left |= c < mid
+            on_right |= c > mid
+            total += 1
+            h, sat = hsv[r, c, 0], hsv[r, c, 1]
+            yellow += 12 <= h <= 40 and sat >= 70
+            white += sat < 60
+        if count:
+            rows[k], runs[k] = r, count
+            k += 1
+        if on_left:
+            left[k_left] = r
+            k_left += 1
+        if on_right:
+            right[k_right] = r
+            k_right += 1
+    return rows[:k], runs[:k], left[:k_left], right[:k_right], yellow, white, total
+
+
+@warms_up
+def _warm() -> None:
+    paint = np.zeros((6, _BAND_SAMPLES), np.bool_)
+    paint[:, 10:14] = True
+    _paint_stats(paint, np.zeros((6, _BAND_SAMPLES + 4, 3), np.uint8)[:, :_BAND_SAMPLES])  # read_markings' slices
+    is_solid(np.arange(3), 0, 4)
 
 
 @dataclass(frozen=True)

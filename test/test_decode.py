@@ -437,17 +437,20 @@ def test_no_kernel_is_compiled_after_the_decoder_is_made() -> None:
 def _compile_check() -> None:
     import numba
 
+    from lanenet_ros import preprocess
     from lanenet_ros.decode import cluster, decoder, fitting, hood, paint
 
     def signatures() -> dict[str, int]:
-        return {f"{m.__name__}.{name}": len(f.signatures) for m in (cluster, decoder, fitting, hood, paint)
+        return {f"{m.__name__}.{name}": len(f.signatures) for m in (cluster, decoder, fitting, hood, paint, preprocess)
                 for name, f in vars(m).items() if isinstance(f, numba.core.registry.CPUDispatcher)}
 
     made = LaneDecoder(LANENET)
+    prepare = preprocess.Preprocessor(512, 256, [0.5] * 3, [0.25] * 3, roi_top=TOP / H)
     before = signatures()
     assert before and any(before.values())
     image, mask = scene([*FOUR, {"bottom": 300, "lines": [-9.0, 9.0], "colour": YELLOW}])
     for picture in (image, with_hood(image)):
+        prepare(picture)
         frame = made.decode(lanenet_outputs(mask), GEO, picture)
         assert frame.lanes and frame.class_mask.shape == (H, W)
     compiled = {k: v for k, v in signatures().items() if v != before[k]}

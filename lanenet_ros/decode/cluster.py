@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lanenet_ros.decode.jit import kernel, warms_up
+from lanenet_ros.jit import kernel, warms_up
 
 _MEAN_SHIFT_SAMPLES = 500
 _ROUNDS = 3  # seeding rounds: the densest cells, then what the centres found so far leave uncovered

@@ -21,8 +21,8 @@ import numpy as np
 
 from lanenet_ros.decode import far_end, fitting, hood, paint
 from lanenet_ros.decode.cluster import cluster_embeddings
-from lanenet_ros.decode.jit import kernel, warm_up, warms_up
 from lanenet_ros.decode.settings import DecodeParams, SettingError
+from lanenet_ros.jit import kernel, warm_up, warms_up
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType, polyval
 from lanenet_ros.model_info import ModelInfo
 from lanenet_ros.preprocess import Geometry

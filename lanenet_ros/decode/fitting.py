@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lanenet_ros.decode.jit import kernel, warms_up
+from lanenet_ros.jit import kernel, warms_up
 from lanenet_ros.lanes import DetectedLane, Position, polyval
 
 _LEFT = (Position.EGO_LEFT, Position.SECOND_LEFT, Position.THIRD_LEFT, Position.FOURTH_LEFT)

@@ -25,7 +25,7 @@ import numpy as np
 
 from lanenet_ros.decode import paint
 from lanenet_ros.decode.fitting import _solve_normal, sample_points
-from lanenet_ros.decode.jit import kernel, warms_up
+from lanenet_ros.jit import kernel, warms_up
 from lanenet_ros.lanes import DetectedLane
 
 _WORK_WIDTH = 320  # the bottom of the image is searched at a quarter of 1280 columns (rows alike)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lanenet_ros.decode.jit import kernel, warms_up
+from lanenet_ros.jit import kernel, warms_up
 from lanenet_ros.lanes import DetectedLane, MarkingColor, MarkingType, polyval
 
 _DOUBLE_TYPES = {(True, True): MarkingType.DOUBLE_SOLID, (True, False): MarkingType.SOLID_DASHED,

@@ -74,6 +74,7 @@ def _find_centres(emb, bandwidth, assign_radius, min_cluster_size, max_clusters,
     centres = np.zeros((limit, dim), np.float32)
     found = 0
     uncovered = np.ones(n, np.bool_)
+    by_first = sample[np.argsort(sample[:, 0], kind="mergesort")]  # mean shift scans a window of it
     for _ in range(_ROUNDS):
         left = sample[uncovered]
         if len(left) * step < min_cluster_size or found >= limit:
@@ -89,7 +90,7 @@ def _find_centres(emb, bandwidth, assign_radius, min_cluster_size, max_clusters,
             n_seeds += 1
         if n_seeds == 0:
             break
-        climbed, support = _mean_shift(sample, seeds[:n_seeds], bandwidth, max_iter)
+        climbed, support = _mean_shift(by_first, seeds[:n_seeds], bandwidth, max_iter)
         for i in np.argsort(-support, kind="mergesort"):  # best supported first; one centre per blob
             if found >= limit:
                 break
@@ -151,22 +152,27 @@ def _sq_dist(a, i, b, j):  # pragma: no cover
 
 @kernel
 def _mean_shift(emb, starts, bandwidth, max_iter):  # pragma: no cover
-    """Climb every row of ``starts`` to the mean of the points of ``emb`` within ``bandwidth`` (flat kernel).
+    """Climb every row of ``starts`` to the mean of the points of ``emb`` within ``bandwidth`` (flat kernel);
+    ``emb`` sorted by its first coordinate, so that only the points within ``bandwidth`` of a centre in that
+    coordinate are looked at.
 
     Returns the centres (S, E) and the number of points within ``bandwidth`` of each on the last step (a seed
     that finds none stays where it is, with support 0).
     """
     limit = np.float32(bandwidth * bandwidth)
     tol = np.float32((1e-3 * bandwidth) ** 2)
-    n, dim = emb.shape
+    dim = emb.shape[1]
+    first = emb[:, 0].copy()
     centres = starts.copy()
     support = np.zeros(len(centres), np.float32)
-    total = np.zeros(dim, np.float32)
+    total = np.zeros(dim, np.float64)
     for s in range(len(centres)):
         for _ in range(max_iter):
             total[:] = 0.0
             count = 0
-            for p in range(n):
+            lo = np.searchsorted(first, centres[s, 0] - bandwidth)
+            hi = np.searchsorted(first, centres[s, 0] + bandwidth, side="right")
+            for p in range(lo, hi):
                 if _sq_dist(emb, p, centres, s) < limit:
                     count += 1
                     for d in range(dim):
@@ -176,7 +182,7 @@ def _mean_shift(emb, starts, bandwidth, max_iter):  # pragma: no cover
                 break
             shift = np.float32(0.0)
             for d in range(dim):
-                t = total[d] / np.float32(count)
+                t = np.float32(total[d] / count)
                 shift += (t - centres[s, d]) ** 2
                 centres[s, d] = t
             if shift < tol:

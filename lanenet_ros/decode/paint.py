@@ -153,30 +153,16 @@ def read_markings(image_bgr: np.ndarray, curves: Sequence[tuple[np.ndarray, floa
         (type, colour) per lane, UNKNOWN where too little paint was seen.
     """
     w = image_bgr.shape[1]
-    maps: list[tuple[np.ndarray, np.ndarray]] = []
-    parts: list[tuple[slice, bool] | None] = []
-    for (coeffs, y0, y1), min_hw in zip(curves, min_half_widths, strict=True):
-        # rows where a 0.1 m wide line spans at least 2.5 pixels: farther up, paint blurs into the road
-        first = max(np.ceil(y0), horizon + _MIN_PPM * camera_height_m)
-        step = max(row_step, int(np.ceil((y1 - first) / _MAX_ROWS)))
-        ys = np.arange(first, np.floor(y1) + 1, step)
-        if len(ys) < 4:
-            parts.append(None)
-            continue
-        ppm = (ys - horizon) / camera_height_m  # road pixels per metre at each row
-        hw = np.clip(0.25 * ppm, max(min_hw, 2.0), w / 8.0)
-        # band samples across [-hw, hw], then road references 0.15 m and 0.4 m beyond each band edge
-        unit = np.linspace(-1.0, 1.0, _BAND_SAMPLES)
-        ref = np.stack([hw + 0.15 * ppm + 2, hw + 0.4 * ppm + 4], axis=1)
-        offsets = np.concatenate([unit[None, :] * hw[:, None], -ref, ref], axis=1)
-        maps.append((polyval(ys, coeffs)[:, None] + offsets, np.broadcast_to(ys[:, None], offsets.shape)))
-        start = sum(len(m[0]) for m in maps[:-1])
-        # a double line is only told apart where its ~0.1 m gap spans a few pixels
-        parts.append((slice(start, start + len(ys)), 0.1 * ppm[-1] >= 3.0))
-    if not maps:
+    if not curves:
+        return []
+    coeffs = np.zeros((len(curves), max(len(c) for c, _, _ in curves)))
+    for k, (c, _, _) in enumerate(curves):
+        coeffs[k, : len(c)] = c
+    ends = np.array([(y0, y1) for _, y0, y1 in curves], np.float64)
+    map_x, map_y, starts, doubles = _band_maps(coeffs, ends, np.asarray(min_half_widths, np.float64),
+                                               float(horizon), float(camera_height_m), int(row_step), w, _UNIT)
+    if len(map_x) == 0:
         return [_UNKNOWN] * len(curves)
-    map_x = np.concatenate([m[0] for m in maps]).astype(np.float32)
-    map_y = np.concatenate([m[1] for m in maps]).astype(np.float32)
     strip = cv2.remap(image_bgr[:, :, :3], map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
     hsv = cv2.cvtColor(strip, cv2.COLOR_BGR2HSV)
     value = hsv[:, :, 2].astype(np.int16)
@@ -184,9 +170,60 @@ def read_markings(image_bgr: np.ndarray, curves: Sequence[tuple[np.ndarray, floa
     paint = is_paint(value[:, :_BAND_SAMPLES], road[:, None])
     inside = (map_x[:, _BAND_SAMPLES // 2] >= 0) & (map_x[:, _BAND_SAMPLES // 2] <= w - 1)
     paint &= inside[:, None]
-    return [_UNKNOWN if part is None else
-            _judge(paint[part[0]], inside[part[0]], hsv[part[0], :_BAND_SAMPLES], double_fraction if part[1] else 0.0)
-            for part in parts]
+    return [_UNKNOWN if starts[k] == starts[k + 1] else
+            _judge(paint[starts[k]:starts[k + 1]], inside[starts[k]:starts[k + 1]],
+                   hsv[starts[k]:starts[k + 1], :_BAND_SAMPLES], double_fraction if doubles[k] else 0.0)
+            for k in range(len(curves))]
+
+
+_UNIT = np.linspace(-1.0, 1.0, _BAND_SAMPLES)  # band samples across [-1, 1] half-widths
+
+
+@kernel
+def _band_maps(coeffs, ends, min_half_widths, horizon, camera_height_m, row_step, width, unit):  # pragma: no cover
+    """Where :func:`read_markings` samples the image: per lane, rows from where a 0.1 m line spans 2.5 pixels
+    down to its end (at most ``_MAX_ROWS``, at least 4, else none), each with ``_BAND_SAMPLES`` samples across
+    a band 0.25 m each side of the fit and four road references 0.15 m and 0.4 m beyond its edges.
+
+    Returns map_x, map_y (rows, _BAND_SAMPLES + 4) float32 for ``cv2.remap``, each lane's first row in them
+    (and one past the last), and whether a double line can be told apart on it (its ~0.1 m gap spans 3 px).
+    """
+    lanes = len(coeffs)
+    starts = np.zeros(lanes + 1, np.int64)
+    doubles = np.zeros(lanes, np.bool_)
+    firsts = np.empty(lanes)
+    steps = np.empty(lanes)
+    for k in range(lanes):  # rows per lane first, to size the maps
+        y0, y1 = ends[k, 0], ends[k, 1]
+        first = max(np.ceil(y0), horizon + _MIN_PPM * camera_height_m)
+        step = max(float(row_step), np.ceil((y1 - first) / _MAX_ROWS))
+        count = len(np.arange(first, np.floor(y1) + 1, step))
+        firsts[k], steps[k] = first, step
+        starts[k + 1] = starts[k] + (count if count >= 4 else 0)
+    map_x = np.empty((starts[lanes], _BAND_SAMPLES + 4), np.float32)
+    map_y = np.empty((starts[lanes], _BAND_SAMPLES + 4), np.float32)
+    for k in range(lanes):
+        ys = np.arange(firsts[k], np.floor(ends[k, 1]) + 1, steps[k])
+        if starts[k + 1] == starts[k]:
+            continue
+        for i in range(len(ys)):
+            y = ys[i]
+            ppm = (y - horizon) / camera_height_m  # road pixels per metre at this row
+            hw = min(max(0.25 * ppm, max(min_half_widths[k], 2.0)), width / 8.0)
+            x = coeffs[k, -1] + 0.0 * y
+            for c in coeffs[k, -2::-1]:
+                x = x * y + c
+            row = starts[k] + i
+            for j in range(_BAND_SAMPLES):
+                map_x[row, j] = x + unit[j] * hw
+            near, far = hw + 0.15 * ppm + 2, hw + 0.4 * ppm + 4
+            map_x[row, _BAND_SAMPLES] = x - near
+            map_x[row, _BAND_SAMPLES + 1] = x - far
+            map_x[row, _BAND_SAMPLES + 2] = x + near
+            map_x[row, _BAND_SAMPLES + 3] = x + far
+            map_y[row, :] = y
+        doubles[k] = 0.1 * (ys[-1] - horizon) / camera_height_m >= 3.0
+    return map_x, map_y, starts, doubles
 
 
 def _judge(paint: np.ndarray, inside: np.ndarray, hsv: np.ndarray,
@@ -248,6 +285,7 @@ def _warm() -> None:
     paint = np.zeros((6, _BAND_SAMPLES), np.bool_)
     paint[:, 10:14] = True
     _paint_stats(paint, np.zeros((6, _BAND_SAMPLES + 4, 3), np.uint8)[:, :_BAND_SAMPLES])  # read_markings' slices
+    _band_maps(np.ones((2, 4)), np.array([[300.0, 700.0], [300.0, 310.0]]), np.ones(2), 250.0, 1.5, 2, 1280, _UNIT)
     is_solid(np.arange(3), 0, 4)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from lanenet_ros.backends import Backend, create_backend
 from lanenet_ros.calibrate import MountingEstimator
-from lanenet_ros.decode.decoder import LaneDecoder
+from lanenet_ros.decode.decoder import Extracted, LaneDecoder
 from lanenet_ros.decode.settings import DecodeParams
 from lanenet_ros.ground import GroundProjector, add_ground_lanes
 from lanenet_ros.lanes import LaneFrame
@@ -30,6 +31,15 @@ STAGES = ("preprocess", "infer", "decode", "ground", "track")
 def default_model_path() -> Path:
     """The model shipped inside the package (used when no model is given)."""
     return DEFAULT_MODEL
+
+
+@dataclass
+class Inferred:
+    """A frame between :meth:`LanePipeline.infer` and :meth:`LanePipeline.finish`: what the decoder took from
+    the network's outputs, and the seconds the first half spent per stage."""
+
+    extracted: Extracted
+    timings: dict[str, float]
 
 
 class CameraMount(Protocol):
@@ -140,12 +150,35 @@ class LanePipeline:
         Raises:
             ValueError: the image is not a usable camera image.
         """
+        return self.finish(self.infer(image_bgr), image_bgr, stamp)
+
+    def infer(self, image_bgr: np.ndarray) -> Inferred:
+        """The first half of :meth:`process`: preprocess, inference and what the decoder reads from the outputs
+        (:meth:`LaneDecoder.extract`), which holds no reference to the backend's buffers. The node runs it for
+        the next frame while :meth:`finish` works on this one.
+
+        Raises:
+            ValueError: the image is not a usable camera image.
+        """
         clock = [time.perf_counter()]
         batch, geometry = self.preprocessor(image_bgr)
         clock.append(time.perf_counter())
         outputs = run_model(self.backend.infer, batch, self.info, self.decoder.params.flip_average)
         clock.append(time.perf_counter())
-        frame = self.decoder.decode(outputs, geometry, image_bgr)
+        extracted = self.decoder.extract(outputs, geometry)
+        clock.append(time.perf_counter())
+        return Inferred(extracted, {"preprocess": clock[1] - clock[0], "infer": clock[2] - clock[1],
+                                    "extract": clock[3] - clock[2]})
+
+    def finish(self, inferred: Inferred, image_bgr: np.ndarray, stamp: float | int | None = None) -> LaneFrame:
+        """The second half of :meth:`process`: lanes, ground, tracking, for the frame :meth:`infer` began (frames
+        in the order they were taken: tracking and self-calibration follow them in time).
+
+        Returns:
+            The LaneFrame, with ``timings`` in seconds for each stage of both halves and ``total``.
+        """
+        clock = [time.perf_counter()]
+        frame = self.decoder.finish(inferred.extracted, image_bgr)
         clock.append(time.perf_counter())
         projector, frame.calibration = self.projector, "given" if self.projector is not None else ""
         if self.calibrator is not None:
@@ -158,8 +191,11 @@ class LanePipeline:
         if self.tracker is not None:
             frame = self.tracker.update(frame, stamp)
         clock.append(time.perf_counter())
-        frame.timings = {stage: clock[i + 1] - clock[i] for i, stage in enumerate(STAGES)}
-        frame.timings["total"] = clock[-1] - clock[0]
+        first = inferred.timings
+        frame.timings = {"preprocess": first["preprocess"], "infer": first["infer"],
+                         "decode": first["extract"] + clock[1] - clock[0], "ground": clock[2] - clock[1],
+                         "track": clock[3] - clock[2]}
+        frame.timings["total"] = sum(frame.timings.values())
         return frame
 
     def outputs(self, images_bgr: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], list[Geometry]]:

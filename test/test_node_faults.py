@@ -58,7 +58,7 @@ def barrage(ros, node, pub, bad: list, good, n_bad: int, lanes: list) -> None:
         if i % 50 == 49:
             pub.publish(good(i))
         time.sleep(0.0005)
-    assert node._worker is not None and node._worker.is_alive()
+    assert node._workers and all(worker.is_alive() for worker in node._workers)
     done = n_bad + 1000
     ros.feed(pub, lambda i: good(done + i), lambda: any(frame_seq(m.header) >= done for m in lanes))
     answer = next(m for m in lanes if frame_seq(m.header) >= done)

@@ -64,3 +64,37 @@ def test_periods_report_rates_and_mean_stage_times():
     assert period.stage_ms == pytest.approx({"infer": 25.0, "decode": 5.0})
     assert 0 < period.input_rate <= 10 / 0.05 and period.output_rate == pytest.approx(period.input_rate / 5)
     assert stats.roll().processed == 0 and stats.totals["processed"] == 2
+
+
+def test_a_waiting_put_hands_every_item_over_in_order_and_blocks_the_faster_side():
+    box, seen = Mailbox(), []
+
+    def second_stage():
+        while (item := box.take()) is not None:
+            time.sleep(0.005)  # slower than the first stage below
+            seen.append(item)
+
+    thread = threading.Thread(target=second_stage)
+    thread.start()
+    start = time.perf_counter()
+    for i in range(40):
+        assert box.put(i, wait=True) is False  # never replaces
+    elapsed = time.perf_counter() - start
+    while len(seen) < 40 and thread.is_alive():
+        time.sleep(0.01)
+    box.close()
+    thread.join(timeout=2)
+    assert seen == list(range(40))
+    assert elapsed >= 38 * 0.005  # the first stage waited for the second: at most one item between them
+
+
+def test_close_releases_a_waiting_put():
+    box = Mailbox()
+    box.put("waiting")
+    thread = threading.Thread(target=lambda: box.put("blocked", wait=True))
+    thread.start()
+    time.sleep(0.05)
+    assert thread.is_alive()
+    box.close()
+    thread.join(timeout=2)
+    assert not thread.is_alive()

@@ -50,6 +50,28 @@ class LanePixels:
     scores: np.ndarray
 
 
+@dataclass
+class Extracted:
+    """What :meth:`LaneDecoder.extract` takes out of one image's network outputs (no view into them).
+
+    Attributes:
+        geometry: the camera image's geometry, with the outputs' size as the input size.
+        class_mask: (H, W) uint8 class ids at the outputs' size.
+        pixels: the lane pixels, for a per-class model or a LaneNet without embedding; else None.
+        gathered: a LaneNet's lane pixels before clustering: rows, columns, (N, E) embeddings and the logit
+            margins ``l1 - l0``; else None.
+        has_hood_output: whether the model gives the bonnet (``hood_logits``).
+        bonnet: the bonnet's edge from ``hood_logits`` (when the model has it and ``params.hood`` is -1).
+    """
+
+    geometry: Geometry
+    class_mask: np.ndarray
+    pixels: LanePixels | None
+    gathered: list[np.ndarray] | None
+    has_hood_output: bool
+    bonnet: hood.HoodEdge | None
+
+
 class LaneDecoder:
     """Turns one image's network outputs into a :class:`LaneFrame` in camera pixels."""
 
@@ -93,28 +115,52 @@ class LaneDecoder:
         Raises:
             ValueError: a needed output is missing or has the wrong shape (the message names it).
         """
-        with single_threaded_blas():
-            return self._decode(outputs, geometry, image_bgr)
+        return self.finish(self.extract(outputs, geometry), image_bgr)
 
-    def _decode(self, outputs: Mapping[str, np.ndarray], geometry: Geometry,
-                image_bgr: np.ndarray | None) -> LaneFrame:
-        named = self._by_meaning(outputs)
-        if "class_logits" in named:
-            logits = named["class_logits"]
-            class_mask = argmax_channels(logits)
-            pixels = self._component_pixels(class_mask, logits)
-        elif "binary_logits" in named:
-            logits = named["binary_logits"]
-            embedding = named.get("embedding")
-            if embedding is None or embedding.shape[0] == 0:
-                class_mask = _lane_mask(logits, self.params.lane_threshold)
+    def extract(self, outputs: Mapping[str, np.ndarray], geometry: Geometry) -> Extracted:
+        """The first half of :meth:`decode`: everything read from the network's outputs (the lane mask, the lane
+        pixels with their embeddings or classes, the bonnet), copied out of them, so that the backend may
+        overwrite its output buffers with the next frame's while :meth:`finish` works on this one.
+
+        Raises:
+            ValueError: as :meth:`decode`.
+        """
+        with single_threaded_blas():
+            named = self._by_meaning(outputs)
+            gathered = None
+            if "class_logits" in named:
+                logits = named["class_logits"]
+                class_mask = argmax_channels(logits)
                 pixels = self._component_pixels(class_mask, logits)
+            elif "binary_logits" in named:
+                logits = named["binary_logits"]
+                embedding = named.get("embedding")
+                if embedding is None or embedding.shape[0] == 0:
+                    class_mask = _lane_mask(logits, self.params.lane_threshold)
+                    pixels = self._component_pixels(class_mask, logits)
+                else:
+                    class_mask, *gathered = _gather_lane_pixels(_float32(logits), _float32(embedding),
+                                                                _logit(self.params.lane_threshold))
+                    pixels = None
             else:
-                class_mask, pixels = self._clustered_pixels(logits, embedding)
-        else:
-            raise ValueError(f"model outputs {sorted(outputs)} hold neither binary_logits nor class_logits "
-                             "(check the model's 'outputs' metadata)")
-        geo = dataclasses.replace(geometry, input_width=class_mask.shape[1], input_height=class_mask.shape[0])
+                raise ValueError(f"model outputs {sorted(outputs)} hold neither binary_logits nor class_logits "
+                                 "(check the model's 'outputs' metadata)")
+            geo = dataclasses.replace(geometry, input_width=class_mask.shape[1], input_height=class_mask.shape[0])
+            hood_logits = named.get("hood_logits")
+            bonnet = None  # read only where it is used: the bonnet left to the model (hood -1)
+            if hood_logits is not None and self.params.hood < 0:
+                bonnet = hood.edge_from_logits(hood_logits[0], geo)
+            return Extracted(geo, class_mask, pixels, gathered, hood_logits is not None, bonnet)
+
+    def finish(self, extracted: Extracted, image_bgr: np.ndarray | None = None) -> LaneFrame:
+        """The second half of :meth:`decode`: lanes from what :meth:`extract` took out of the outputs."""
+        with single_threaded_blas():
+            return self._finish(extracted, image_bgr)
+
+    def _finish(self, ex: Extracted, image_bgr: np.ndarray | None) -> LaneFrame:
+        geo, pixels = ex.geometry, ex.pixels
+        if ex.gathered is not None:
+            pixels = self._clustered_pixels(*ex.gathered)
         lanes: list[DetectedLane] = []
         if pixels is not None:
             seg = fitting.row_segments(pixels.rows, pixels.cols, pixels.labels)
@@ -123,18 +169,18 @@ class LaneDecoder:
         if self.params.far_end_paint > 0 and _camera_image(image_bgr, geo):
             lanes = [far_end.end_at_paint(image_bgr, lane, self.params.far_end_paint * geo.src_height,
                                         self.params.point_step_px) for lane in lanes]
-        found = self._hood(image_bgr, lanes, geo, named.get("hood_logits"))
+        found = self._hood(image_bgr, lanes, geo, ex)
         edge = None
         if found is not None:
             edge, crossings = found
             lanes = hood.cut_lanes(lanes, crossings, self.params.point_step_px, min_rows=2 * self.params.point_step_px)
         lanes, ego_l, ego_r = fitting.order_lanes(lanes, geo.src_width, geo.src_height, self.params.ego_center)
         return LaneFrame(width=geo.src_width, height=geo.src_height,
-                         class_mask=functools.partial(_camera_mask, class_mask, geo, edge),
+                         class_mask=functools.partial(_camera_mask, ex.class_mask, geo, edge),
                          lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
 
     def _hood(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane], geo: Geometry,
-              hood_logits: np.ndarray | None) -> tuple[hood.HoodEdge, list[float | None]] | None:
+              ex: Extracted) -> tuple[hood.HoodEdge, list[float | None]] | None:
         """The hood's edge (``params.hood``): the given one, the model's own (``hood_logits``), or one found in
         the image and confirmed by the lanes; with the row where each lane crosses it. None without a hood."""
         share = self.params.hood
@@ -143,8 +189,8 @@ class LaneDecoder:
             return edge, hood.crossing_rows(lanes, edge)
         if share == 0:
             return None
-        if hood_logits is not None:  # the network's bonnet, trusted as it is
-            edge = hood.edge_from_logits(hood_logits[0], geo)
+        if ex.has_hood_output:  # the network's bonnet, trusted as it is
+            edge = ex.bonnet
             return (edge, hood.crossing_rows(lanes, edge)) if edge is not None else None
         if not lanes or not _camera_image(image_bgr, geo):
             return None
@@ -177,20 +223,19 @@ class LaneDecoder:
                              f"{named['binary_logits'].shape[1:]} (H, W)")
         return named
 
-    def _clustered_pixels(self, logits: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, LanePixels | None]:
-        """LaneNet: the lane mask, and its pixels grouped by clustering their embeddings."""
+    def _clustered_pixels(self, rows: np.ndarray, cols: np.ndarray, emb: np.ndarray,
+                          margin: np.ndarray) -> LanePixels | None:
+        """LaneNet: the lane pixels (:func:`_gather_lane_pixels`) grouped by clustering their embeddings."""
         p = self.params
-        class_mask, rows, cols, emb, margin = _gather_lane_pixels(_float32(logits), _float32(embedding),
-                                                                  _logit(p.lane_threshold))
         if len(rows) < p.min_lane_pixels:
-            return class_mask, None
+            return None
         labels = cluster_embeddings(emb, bandwidth=p.cluster_bandwidth, assign_radius=p.cluster_radius,
                                     min_cluster_size=p.min_lane_pixels, max_clusters=2 * p.max_lanes)
         k = int(labels.max()) + 1
         if k == 0:
-            return class_mask, None
+            return None
         order, scores = _group_by_label(labels, margin, k)
-        return class_mask, LanePixels(rows[order], cols[order], labels[order], np.ones(k, dtype=np.int64), scores)
+        return LanePixels(rows[order], cols[order], labels[order], np.ones(k, dtype=np.int64), scores)
 
     def _component_pixels(self, class_mask: np.ndarray, logits: np.ndarray) -> LanePixels | None:
         """Per lane class: connected components, the dashes of one marking chained along their line."""

@@ -5,11 +5,14 @@ A thin rclpy adapter around :class:`lanenet_ros.pipeline.LanePipeline`. ``on_con
 unsubscribes, ``on_cleanup`` frees the model. With ``autostart`` (the default) the node configures and
 activates itself, so a plain ``lanenet-node`` or launch just works.
 
-Frames go through a one-slot mailbox to a worker thread: the newest frame is processed, older ones waiting
-are replaced and counted, never queued. Frames the middleware lost before they reached the node are counted
-apart (the subscription's message-lost event, where the middleware reports it). A bad message (unknown
-encoding, wrong step, truncated or corrupt data) is skipped with a throttled warning and the node goes on
-with the next one.
+Frames go through a one-slot mailbox to two worker threads, one after the other: the first converts the image,
+preprocesses it and runs the network, the second decodes the lanes, projects and tracks them and publishes, so
+that one frame is decoded while the next is inferred (both cores at work). The newest frame is processed,
+older ones waiting are replaced and counted, never queued; between the two workers one frame waits at most (the
+first waits for the second, it never drops a frame it has inferred). Frames the middleware lost before they
+reached the node are counted apart (the subscription's message-lost event, where the middleware reports it). A
+bad message (unknown encoding, wrong step, truncated or corrupt data) is skipped with a throttled warning and
+the node goes on with the next one.
 
 Ctrl-C (SIGINT) or SIGTERM: the first one stops the node, later ones are ignored (a terminal's Ctrl-C reaches
 the node twice under ``ros2 launch``); the worker ends without publishing once the context is shut down, and
@@ -26,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -63,10 +67,23 @@ from lanenet_ros.node.params import TABLE, NodeParams, ParamError
 from lanenet_ros.node.ros_params import declare_all, gate, read_all
 from lanenet_ros.node.stats import Mailbox, NodeStats, Period
 from lanenet_ros.overlay import draw_overlay
+from lanenet_ros.pipeline import Inferred
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LOST_WARN_SHARE = 0.1  # WARN when the middleware lost more than this share of the frames sent to the node
+
+
+@dataclass
+class _Begun:
+    """A frame between the two workers."""
+
+    header: Any
+    image: np.ndarray
+    inferred: Inferred
+    received: float  # perf_counter when it arrived
+    start: float  # when the first worker took it
+    converted: float  # when its image was converted
 
 
 class LaneNetNode(LifecycleNode):
@@ -98,7 +115,8 @@ class LaneNetNode(LifecycleNode):
         self._pubs: dict[str, Any] = {}
         self._subs: list[Any] = []
         self._mailbox: Mailbox | None = None
-        self._worker: threading.Thread | None = None
+        self._handoff: Mailbox | None = None  # inferred frames, from the first worker to the second
+        self._workers: list[threading.Thread] = []
         self._diag_pub = self._diag_timer = None
         self._markers = MarkerBuilder()
         self._intrinsics: tuple[float, float, float, float] | None = None
@@ -137,10 +155,12 @@ class LaneNetNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Enable the publishers, start the worker, subscribe to the camera."""
         result = super().on_activate(state)
-        self._mailbox = Mailbox()
-        self._worker = threading.Thread(target=self._work, args=(self._mailbox,), daemon=True,
-                                        name=f"lanenet-worker{self.get_namespace()}")
-        self._worker.start()
+        self._mailbox, self._handoff = Mailbox(), Mailbox()
+        self._workers = [threading.Thread(target=work, args=(self._mailbox, self._handoff), daemon=True,
+                                          name=f"lanenet-{name}{self.get_namespace()}")
+                         for name, work in (("infer", self._infer_frames), ("finish", self._finish_frames))]
+        for worker in self._workers:
+            worker.start()
         p = self.params
         reliability = (ReliabilityPolicy.BEST_EFFORT if p.qos_reliability == "best_effort"
                        else ReliabilityPolicy.RELIABLE)
@@ -183,10 +203,11 @@ class LaneNetNode(LifecycleNode):
             self.destroy_subscription(sub)
         self._subs = []
         if self._mailbox is not None:
-            self._mailbox.close()
-        if self._worker is not None:
-            self._worker.join()
-        self._mailbox = self._worker = None
+            self._mailbox.close()  # the first worker ends and closes the hand-off: the second ends after it
+        for worker in self._workers:
+            worker.join()
+        self._mailbox = self._handoff = None
+        self._workers = []
 
     def _release(self) -> None:
         for pub in self._pubs.values():
@@ -239,18 +260,38 @@ class LaneNetNode(LifecycleNode):
                 self._ground_pending = pending
 
     # ---- work ------------------------------------------------------------------------------------------
-    def _work(self, mailbox: Mailbox) -> None:
-        while (item := mailbox.take()) is not None:
-            try:
-                self._process(*item)
-            except Exception as exc:  # a frame the pipeline cannot handle must not stop the node
-                if not self.context.ok():  # shutting down (Ctrl-C): the publishers are gone, nothing is wrong
-                    return
+    def _infer_frames(self, mailbox: Mailbox, handoff: Mailbox) -> None:
+        """The first worker: the newest frame converted, preprocessed and inferred, handed to the second."""
+        try:
+            while (item := mailbox.take()) is not None:
+                if (begun := self._guarded(self._begin, *item)) is not None:
+                    handoff.put(begun, wait=True)
+        finally:
+            handoff.close()
+
+    def _finish_frames(self, mailbox: Mailbox, handoff: Mailbox) -> None:
+        """The second worker: each inferred frame decoded, projected, tracked and published, in order."""
+        while (begun := handoff.take()) is not None:
+            self._guarded(self._complete, begun)
+
+    def _guarded(self, step: Any, *args: Any) -> Any:
+        """``step(*args)``; a frame the pipeline cannot handle is counted and logged, and must not stop the node."""
+        try:
+            return step(*args)
+        except Exception as exc:
+            if self.context.ok():  # else shutting down (Ctrl-C): the publishers are gone, nothing is wrong
                 self.stats.count("failed")
                 self.get_logger().error(f"frame skipped, processing failed: {clip(repr(exc))}",
                                         throttle_duration_sec=self.params.warn_period)
+            return None
 
     def _process(self, msg: Image | CompressedImage, received: float) -> None:
+        """One frame through both workers' steps in this thread (benchmarks and tests)."""
+        if (begun := self._begin(msg, received)) is not None:
+            self._complete(begun)
+
+    def _begin(self, msg: Image | CompressedImage, received: float) -> _Begun | None:
+        """The first worker's step; None for a bad image (counted and logged)."""
         start = time.perf_counter()
         try:
             convert = compressed_msg_to_bgr if isinstance(msg, CompressedImage) else image_msg_to_bgr
@@ -259,15 +300,21 @@ class LaneNetNode(LifecycleNode):
             self.stats.count("bad")
             self.get_logger().warning(f"skipped a bad image ({self.stats.totals['bad']} so far): {clip(str(exc))}",
                                       throttle_duration_sec=self.params.warn_period)
-            return
+            return None
         converted = time.perf_counter()
-        self._take_ground(image)
-        frame = self.pipeline.process(image, stamp=msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
-        inferred = time.perf_counter()
-        self._publish(frame, image, msg.header)
+        return _Begun(msg.header, image, self.pipeline.infer(image), received, start, converted)
+
+    def _complete(self, begun: _Begun) -> None:
+        """The second worker's step: the frame finished and published, its timings counted."""
+        self._take_ground(begun.image)
+        stamp = begun.header.stamp
+        frame = self.pipeline.finish(begun.inferred, begun.image, stamp=stamp.sec + stamp.nanosec * 1e-9)
+        finished = time.perf_counter()
+        self._publish(frame, begun.image, begun.header)
         done = time.perf_counter()
-        self.stats.frame_done({**frame.timings, "wait": start - received, "convert_in": converted - start,
-                               "publish": done - inferred, "total": done - received})
+        self.stats.frame_done({**frame.timings, "wait": begun.start - begun.received,
+                               "convert_in": begun.converted - begun.start, "publish": done - finished,
+                               "total": done - begun.received})
 
     def _take_ground(self, image: np.ndarray) -> None:
         """Apply what the latest camera_info asked for; without one, self-calibrate from the field-of-view

@@ -21,16 +21,23 @@ class Mailbox:
         self._item: Any = None
         self._closed = False
 
-    def put(self, item: Any) -> bool:
+    def put(self, item: Any, wait: bool = False) -> bool:
         """Leave ``item`` for the worker.
 
+        Args:
+            item: not None.
+            wait: first wait until the item before has been taken (or the mailbox closes): a hand-off between
+                two workers where nothing is dropped, and the first waits for the second.
+
         Returns:
-            True when an item not yet taken was replaced.
+            True when an item not yet taken was replaced (never with ``wait``).
         """
         with self._cond:
+            if wait:
+                self._cond.wait_for(lambda: self._item is None or self._closed)
             replaced = self._item is not None
             self._item = item
-            self._cond.notify()
+            self._cond.notify_all()
         return replaced
 
     def take(self, timeout: float | None = None) -> Any:
@@ -45,6 +52,7 @@ class Mailbox:
         with self._cond:
             self._cond.wait_for(lambda: self._item is not None or self._closed, timeout)
             item, self._item = self._item, None
+            self._cond.notify_all()  # a waiting put may go on
             return None if self._closed else item
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from lanenet_ros.image_codec import MAX_PIXELS, ImageError, decode_compressed, image_to_bgr, image_view
 from lanenet_ros.lanes import DetectedLane, LaneFrame
 from lanenet_ros.msg import Lane, LaneArray
+from lanenet_ros.node.wire import WireCompressedImage, WireImage, ros_header
 from lanenet_ros.overlay import lane_label, position_color_rgb
 
 try:  # cv_bridge is optional: a ROS install has it, the pip environment does not
@@ -32,8 +33,9 @@ except ImportError:  # pragma: no cover - depends on the machine
 _BRIDGE = CvBridge() if CvBridge is not None else None
 
 
-def image_msg_to_bgr(msg: Image, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """A sensor_msgs/Image as a (H, W, 3) uint8 BGR array (a view of ``msg.data`` for bgr8).
+def image_msg_to_bgr(msg: Image | WireImage, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A sensor_msgs/Image (or its fields read from the wire) as a (H, W, 3) uint8 BGR array (a view of
+    ``msg.data`` for bgr8).
 
     Args:
         msg: the image message.
@@ -50,13 +52,16 @@ def image_msg_to_bgr(msg: Image, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if _BRIDGE is None or msg.encoding in ("bgr8", "8UC3"):  # ours: a view of the buffer, no copy
         return image_to_bgr(*fields)
     view = image_view(*fields)  # our checks
+    if isinstance(msg, WireImage):  # cv_bridge wants the message
+        msg = Image(header=ros_header(msg.header), height=msg.height, width=msg.width, encoding=msg.encoding,
+                    is_bigendian=msg.is_bigendian, step=msg.step, data=bytes(msg.data))
     try:
         return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="bgr8")
     except Exception as exc:  # cv_bridge raises its own error types for what it cannot convert
         raise ImageError(f"cv_bridge cannot convert {msg.encoding} ({view.shape}): {exc}") from exc
 
 
-def compressed_msg_to_bgr(msg: CompressedImage, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def compressed_msg_to_bgr(msg: CompressedImage | WireCompressedImage, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A sensor_msgs/CompressedImage (JPEG or PNG) as a (H, W, 3) uint8 BGR array.
 
     Raises:

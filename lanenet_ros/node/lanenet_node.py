@@ -66,6 +66,7 @@ from lanenet_ros.node.convert import (
 from lanenet_ros.node.params import TABLE, NodeParams, ParamError
 from lanenet_ros.node.ros_params import declare_all, gate, read_all
 from lanenet_ros.node.stats import Mailbox, NodeStats, Period
+from lanenet_ros.node.wire import parse_compressed, parse_image, ros_header
 from lanenet_ros.overlay import draw_overlay
 from lanenet_ros.pipeline import Inferred
 
@@ -168,11 +169,11 @@ class LaneNetNode(LifecycleNode):
                          durability=DurabilityPolicy.VOLATILE)
         kind, topic = (CompressedImage, "image/compressed") if p.input == "compressed" else (Image, "image")
         try:
-            images = self.create_subscription(kind, topic, self._on_image, qos, event_callbacks=(
+            images = self.create_subscription(kind, topic, self._on_image, qos, raw=True, event_callbacks=(
                 SubscriptionEventCallbacks(message_lost=self._on_message_lost)))
             self._lost_reported = True
         except UnsupportedEventTypeError:
-            images = self.create_subscription(kind, topic, self._on_image, qos)
+            images = self.create_subscription(kind, topic, self._on_image, qos, raw=True)
             self._lost_reported = False
         self._subs = [images, self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)]
         self.get_logger().info(f"listening on {self._subs[0].topic_name} "
@@ -237,10 +238,10 @@ class LaneNetNode(LifecycleNode):
         return self.trigger_activate() == SUCCESS
 
     # ---- input -----------------------------------------------------------------------------------------
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image(self, raw: bytes) -> None:
         self.stats.count("received")
         mailbox = self._mailbox
-        if mailbox is not None and mailbox.put((msg, time.perf_counter())):
+        if mailbox is not None and mailbox.put((raw, time.perf_counter())):
             self.stats.count("replaced")
 
     def _on_message_lost(self, status: QoSMessageLostInfo) -> None:
@@ -285,16 +286,20 @@ class LaneNetNode(LifecycleNode):
                                         throttle_duration_sec=self.params.warn_period)
             return None
 
-    def _process(self, msg: Image | CompressedImage, received: float) -> None:
+    def _process(self, msg: bytes | Image | CompressedImage, received: float) -> None:
         """One frame through both workers' steps in this thread (benchmarks and tests)."""
         if (begun := self._begin(msg, received)) is not None:
             self._complete(begun)
 
-    def _begin(self, msg: Image | CompressedImage, received: float) -> _Begun | None:
-        """The first worker's step; None for a bad image (counted and logged)."""
+    def _begin(self, msg: bytes | Image | CompressedImage, received: float) -> _Begun | None:
+        """The first worker's step, on the serialized message as the subscription gives it (or a message); None
+        for a bad image (counted and logged)."""
         start = time.perf_counter()
         try:
-            convert = compressed_msg_to_bgr if isinstance(msg, CompressedImage) else image_msg_to_bgr
+            compressed = self.params.input == "compressed"
+            if isinstance(msg, (bytes, bytearray, memoryview)):  # the pixels stay in the received bytes
+                msg = (parse_compressed if compressed else parse_image)(msg)
+            convert = compressed_msg_to_bgr if compressed else image_msg_to_bgr
             image = convert(msg, self.params.max_pixels)
         except ImageError as exc:
             self.stats.count("bad")
@@ -302,7 +307,7 @@ class LaneNetNode(LifecycleNode):
                                       throttle_duration_sec=self.params.warn_period)
             return None
         converted = time.perf_counter()
-        return _Begun(msg.header, image, self.pipeline.infer(image), received, start, converted)
+        return _Begun(ros_header(msg.header), image, self.pipeline.infer(image), received, start, converted)
 
     def _complete(self, begun: _Begun) -> None:
         """The second worker's step: the frame finished and published, its timings counted."""

@@ -24,7 +24,6 @@ setup(
         "pyyaml>=6",
         "tqdm>=4.60",
         "rosbags>=0.10",
-        "threadpoolctl>=3.1",
         "numba>=0.58",  # the decoder's compiled kernels (lanenet_ros.decode.jit)
     ],
     extras_require={

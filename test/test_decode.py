@@ -287,17 +287,6 @@ def test_noise_outputs_decode_to_a_bounded_frame() -> None:
     assert len(LaneDecoder(LANENET).decode(noisy, GEO, image).lanes) <= DecodeParams().max_lanes
 
 
-def test_decoding_runs_numpy_blas_single_threaded_and_restores_it() -> None:
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    from lanenet_ros.decode.decoder import single_threaded_blas
-
-    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
-    with blas.limit(limits=2):
-        with single_threaded_blas():
-            assert {pool["num_threads"] for pool in blas.info()} == {1}
-        assert {pool["num_threads"] for pool in blas.info()} == {2}
-
-
 def hood_edge_rows(width: int = W) -> np.ndarray:
     """Top row of the hood drawn by ``with_hood``: 640 at the sides, bulging up to 628 in the middle."""
     u = (np.arange(width) - width / 2) / (width / 2)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
-from rclpy.serialization import serialize_message  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-from std_msgs.msg import Header  # noqa: E402
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
-from lanenet_ros.image_codec import ImageError  # noqa: E402
-from lanenet_ros.node.convert import image_msg_to_bgr  # noqa: E402
-from lanenet_ros.node.wire import parse_compressed, parse_image, ros_header  # noqa: E402
+from lanenet_ros.image_codec import ImageError
+from lanenet_ros.node.convert import image_msg_to_bgr
+from lanenet_ros.node.wire import parse_compressed, parse_image, ros_header
 
 
 def header(frame_id: str) -> Header:

@@ -8,13 +8,11 @@ image, else the mask's own gaps: :mod:`lanenet_ros.decode.paint`), ordered left 
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
@@ -125,39 +123,34 @@ class LaneDecoder:
         Raises:
             ValueError: as :meth:`decode`.
         """
-        with single_threaded_blas():
-            named = self._by_meaning(outputs)
-            gathered = None
-            if "class_logits" in named:
-                logits = named["class_logits"]
-                class_mask = argmax_channels(logits)
+        named = self._by_meaning(outputs)
+        gathered = None
+        if "class_logits" in named:
+            logits = named["class_logits"]
+            class_mask = argmax_channels(logits)
+            pixels = self._component_pixels(class_mask, logits)
+        elif "binary_logits" in named:
+            logits = named["binary_logits"]
+            embedding = named.get("embedding")
+            if embedding is None or embedding.shape[0] == 0:
+                class_mask = _lane_mask(logits, self.params.lane_threshold)
                 pixels = self._component_pixels(class_mask, logits)
-            elif "binary_logits" in named:
-                logits = named["binary_logits"]
-                embedding = named.get("embedding")
-                if embedding is None or embedding.shape[0] == 0:
-                    class_mask = _lane_mask(logits, self.params.lane_threshold)
-                    pixels = self._component_pixels(class_mask, logits)
-                else:
-                    class_mask, *gathered = _gather_lane_pixels(_float32(logits), _float32(embedding),
-                                                                _logit(self.params.lane_threshold))
-                    pixels = None
             else:
-                raise ValueError(f"model outputs {sorted(outputs)} hold neither binary_logits nor class_logits "
-                                 "(check the model's 'outputs' metadata)")
-            geo = dataclasses.replace(geometry, input_width=class_mask.shape[1], input_height=class_mask.shape[0])
-            hood_logits = named.get("hood_logits")
-            bonnet = None  # read only where it is used: the bonnet left to the model (hood -1)
-            if hood_logits is not None and self.params.hood < 0:
-                bonnet = hood.edge_from_logits(hood_logits[0], geo)
-            return Extracted(geo, class_mask, pixels, gathered, hood_logits is not None, bonnet)
+                class_mask, *gathered = _gather_lane_pixels(_float32(logits), _float32(embedding),
+                                                            _logit(self.params.lane_threshold))
+                pixels = None
+        else:
+            raise ValueError(f"model outputs {sorted(outputs)} hold neither binary_logits nor class_logits "
+                             "(check the model's 'outputs' metadata)")
+        geo = dataclasses.replace(geometry, input_width=class_mask.shape[1], input_height=class_mask.shape[0])
+        hood_logits = named.get("hood_logits")
+        bonnet = None  # read only where it is used: the bonnet left to the model (hood -1)
+        if hood_logits is not None and self.params.hood < 0:
+            bonnet = hood.edge_from_logits(hood_logits[0], geo)
+        return Extracted(geo, class_mask, pixels, gathered, hood_logits is not None, bonnet)
 
-    def finish(self, extracted: Extracted, image_bgr: np.ndarray | None = None) -> LaneFrame:
+    def finish(self, ex: Extracted, image_bgr: np.ndarray | None = None) -> LaneFrame:
         """The second half of :meth:`decode`: lanes from what :meth:`extract` took out of the outputs."""
-        with single_threaded_blas():
-            return self._finish(extracted, image_bgr)
-
-    def _finish(self, ex: Extracted, image_bgr: np.ndarray | None) -> LaneFrame:
         geo, pixels = ex.geometry, ex.pixels
         if ex.gathered is not None:
             pixels = self._clustered_pixels(*ex.gathered)
@@ -389,28 +382,6 @@ def _to_camera_poly(coeffs_in: np.ndarray, geo: Geometry) -> np.ndarray:
     coeffs = fitting.affine_poly(coeffs_in, a, b) * geo.scale_x
     coeffs[0] += 0.5 * geo.scale_x - 0.5
     return coeffs
-
-
-@functools.cache
-def _blas_pools() -> Any:
-    """numpy's BLAS thread pools (threadpoolctl), found once; None without threadpoolctl."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # a ROS install without it (pip install threadpoolctl): decoding works, only slower
-        return None
-    return ThreadpoolController().select(user_api="blas")
-
-
-@contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """numpy's BLAS limited to one thread inside the block, restored after.
-
-    The decoder's matrices are small: BLAS worker threads gain nothing on them, and when another process keeps
-    the cores busy they wait for each other and slow the clustering down several times.
-    """
-    pools = _blas_pools()
-    with pools.limit(limits=1) if pools is not None else contextlib.nullcontext():
-        yield
 
 
 def _logit(p: float) -> float:

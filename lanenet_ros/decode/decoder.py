@@ -19,6 +19,7 @@ import numpy as np
 
 from lanenet_ros.decode import far_end, fitting, hood, paint
 from lanenet_ros.decode.cluster import cluster_embeddings
+from lanenet_ros.decode.fitting import _affine_poly, _robust_polyfit
 from lanenet_ros.decode.settings import DecodeParams, SettingError
 from lanenet_ros.jit import kernel, warm_up, warms_up
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType, polyval
@@ -262,10 +263,22 @@ class LaneDecoder:
         return LanePixels(rows[order], cols[order], labels[order], np.array(class_ids), np.array(scores))
 
     def _fit_all(self, px: LanePixels, seg: fitting.RowSegments, geo: Geometry) -> list[_Fit]:
-        """Fit every lane of ``px`` (those too small or too weak left out)."""
+        """Fit x(y) to the row centres of every lane of ``px``; those too small or too weak left out."""
+        p = self.params
         bounds = np.searchsorted(seg.label, np.arange(len(px.class_ids) + 1))
-        return [f for k in range(len(px.class_ids))
-                if (f := self._fit_one(px, seg, slice(bounds[k], bounds[k + 1]), k, geo)) is not None]
+        ok, degree, coeffs_in, coeffs, y_range, confidence = _fit_lanes(
+            seg.row, seg.median, bounds, px.scores, geo.input_height, p.min_lane_rows, p.min_span, p.min_fill,
+            p.poly_degree, p.outlier_px, p.min_confidence, p.extend_far, geo.scale_x, geo.scale_y,
+            float(geo.crop_top), float(geo.src_height))
+        fits = []
+        for k in np.flatnonzero(ok):
+            n = degree[k] + 1
+            y_min, y_max = float(y_range[k, 0]), float(y_range[k, 1])
+            lane = DetectedLane(image_coeffs=coeffs[k, :n].copy(), y_min=y_min, y_max=y_max,
+                                points=fitting.sample_points(coeffs[k, :n], y_min, y_max, p.point_step_px),
+                                confidence=float(confidence[k]))
+            fits.append(_Fit(lane, slice(bounds[k], bounds[k + 1]), coeffs_in[k, :n].copy(), int(px.class_ids[k])))
+        return fits
 
     def _select(self, fits: list[_Fit], geo: Geometry) -> list[_Fit]:
         """The fits of the lanes ``fitting.limit_lanes`` keeps (``max_lanes``, ``max_per_side``)."""
@@ -281,33 +294,6 @@ class LaneDecoder:
         markings = self._markings(px, seg, fits, geo, image_bgr)
         return [dataclasses.replace(f.lane, marking_type=kind, color=color)
                 for f, (kind, color) in zip(fits, markings, strict=True)]
-
-    def _fit_one(self, px: LanePixels, seg: fitting.RowSegments, part: slice, lane_id: int,
-                 geo: Geometry) -> _Fit | None:
-        """Fit x(y) to one lane's row centres; None when too small or too weak."""
-        p = self.params
-        rows, median = seg.row[part], seg.median[part]
-        if len(rows) < p.min_lane_rows:
-            return None
-        spanned = rows[-1] - rows[0] + 1  # rows: one entry per occupied row, sorted
-        span = spanned / geo.input_height
-        if span < p.min_span or len(rows) < p.min_fill * spanned:
-            return None
-        degree = p.poly_degree if span >= 0.3 else min(p.poly_degree, 2 if span >= 0.15 else 1)
-        coeffs_in, inliers = fitting.robust_polyfit(rows, median, degree, p.outlier_px)
-        confidence = px.scores[lane_id] * np.count_nonzero(inliers) / len(inliers) * min(1.0, span / 0.25)
-        if confidence < p.min_confidence:
-            return None
-        coeffs = _to_camera_poly(coeffs_in, geo)
-        support = rows[inliers]
-        # outer edges of the first and last supporting network rows, in camera rows (see Geometry.to_camera)
-        y_min = max(float(support[0]) * geo.scale_y + geo.crop_top - 0.5 - p.extend_far * geo.src_height,
-                    float(geo.crop_top))
-        y_max = min((float(support[-1]) + 1.0) * geo.scale_y + geo.crop_top - 0.5, geo.src_height - 1.0)
-        lane = DetectedLane(image_coeffs=coeffs, y_min=y_min, y_max=y_max,
-                            points=fitting.sample_points(coeffs, y_min, y_max, p.point_step_px),
-                            confidence=float(np.clip(confidence, 0.0, 1.0)))
-        return _Fit(lane, part, coeffs_in, int(px.class_ids[lane_id]))
 
     def _markings(self, px: LanePixels, seg: fitting.RowSegments, fits: list[_Fit], geo: Geometry,
                   image_bgr: np.ndarray | None) -> list[tuple[MarkingType, MarkingColor]]:
@@ -374,16 +360,6 @@ def _camera_mask(class_mask: np.ndarray, geo: Geometry, hood_edge: hood.HoodEdge
     return camera_mask
 
 
-def _to_camera_poly(coeffs_in: np.ndarray, geo: Geometry) -> np.ndarray:
-    """x(y) in camera pixels from x(y) in network pixels: both axes are affine maps (Geometry.to_camera)."""
-    # network row = a * camera row + b ; camera column = sx * (network column + 0.5) - 0.5
-    a = 1.0 / geo.scale_y
-    b = (0.5 - geo.crop_top) / geo.scale_y - 0.5
-    coeffs = fitting.affine_poly(coeffs_in, a, b) * geo.scale_x
-    coeffs[0] += 0.5 * geo.scale_x - 0.5
-    return coeffs
-
-
 def _logit(p: float) -> float:
     """softmax over two logits: p(lane) > p  <=>  l1 - l0 > logit(p)."""
     return math.log(p / (1 - p))
@@ -433,6 +409,57 @@ def _gather_lane_pixels(logits, embedding, min_margin):  # pragma: no cover
 
 
 @kernel
+def _fit_lanes(seg_row, seg_median, bounds, scores, input_height, min_lane_rows, min_span, min_fill, poly_degree,
+               outlier_px, min_confidence, extend_far, scale_x, scale_y, crop_top, src_height):  # pragma: no cover
+    """Fit x(y) to each lane's row centres (its entries ``bounds[k]:bounds[k + 1]`` of the row segments).
+
+    A lane is left out when it has too few rows (``min_lane_rows``), spans too few of the network's rows
+    (``min_span``) or is marked on too few of those it spans (``min_fill``), or its confidence (its mean lane
+    probability times its share of inlier rows, less when it spans under a quarter of the rows) is under
+    ``min_confidence``. Short lanes get lower degrees (under 30% of the rows 2, under 15% 1). The fit is moved
+    from network to camera pixels (both axes are affine maps, see ``Geometry.to_camera``); its ends are the
+    outer edges of the first and last supporting network rows, the far one continued by ``extend_far`` of the
+    image height.
+
+    Returns, per lane: kept, degree, coefficients in network and in camera pixels (lowest order first, padded
+    with zeros), (y_min, y_max) in camera rows and confidence.
+    """
+    lanes = len(bounds) - 1
+    ok = np.zeros(lanes, np.bool_)
+    degrees = np.zeros(lanes, np.int64)
+    coeffs_in = np.zeros((lanes, poly_degree + 1))
+    coeffs = np.zeros((lanes, poly_degree + 1))
+    y_range = np.zeros((lanes, 2))
+    confidence = np.zeros(lanes)
+    # network row = a * camera row + b ; camera column = sx * (network column + 0.5) - 0.5
+    a = 1.0 / scale_y
+    b = (0.5 - crop_top) / scale_y - 0.5
+    for k in range(lanes):
+        rows = seg_row[bounds[k]:bounds[k + 1]].astype(np.float64)  # one entry per occupied row, sorted
+        if len(rows) < max(min_lane_rows, 2):
+            continue
+        spanned = rows[-1] - rows[0] + 1
+        span = spanned / input_height
+        if span < min_span or len(rows) < min_fill * spanned:
+            continue
+        degree = poly_degree if span >= 0.3 else min(poly_degree, 2 if span >= 0.15 else 1)
+        degree = min(degree, len(rows) - 1)
+        q, inliers = _robust_polyfit(rows, seg_median[bounds[k]:bounds[k + 1]], degree, outlier_px, 3)
+        conf = scores[k] * np.count_nonzero(inliers) / len(inliers) * min(1.0, span / 0.25)
+        if conf < min_confidence:
+            continue
+        support = rows[inliers]
+        ok[k], degrees[k], confidence[k] = True, degree, min(max(conf, 0.0), 1.0)
+        coeffs_in[k, :degree + 1] = q
+        cam = _affine_poly(q, a, b) * scale_x
+        cam[0] += 0.5 * scale_x - 0.5
+        coeffs[k, :degree + 1] = cam
+        y_range[k, 0] = max(support[0] * scale_y + crop_top - 0.5 - extend_far * src_height, crop_top)
+        y_range[k, 1] = min((support[-1] + 1.0) * scale_y + crop_top - 0.5, src_height - 1.0)
+    return ok, degrees, coeffs_in, coeffs, y_range, confidence
+
+
+@kernel
 def _group_by_label(labels, margin, k):  # pragma: no cover
     """The pixels with a label 0..k-1 ordered by label, keeping their order within a label (a counting sort),
     and each label's mean lane probability (the softmax of two logits is the sigmoid of their margin)."""
@@ -459,6 +486,9 @@ def _warm() -> None:
     logits[1, 1:3, 2:4] = 5.0
     _, _, _, emb, margin = _gather_lane_pixels(logits, np.zeros((4, 4, 6), np.float32), _logit(0.5))
     _group_by_label(np.zeros(len(emb), np.int64), margin, 1)
+    rows = np.arange(12, dtype=np.int64)
+    _fit_lanes(rows, 0.5 * rows.astype(np.float64), np.array([0, 12]), np.ones(1), 256, 8, 0.0, 0.5, 3, 2.5, 0.1,
+               0.015, 2.5, 2.1, 180.0, 720.0)
 
 
 def argmax_channels(logits: np.ndarray) -> np.ndarray:

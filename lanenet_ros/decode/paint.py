@@ -165,11 +165,7 @@ def read_markings(image_bgr: np.ndarray, curves: Sequence[tuple[np.ndarray, floa
         return [_UNKNOWN] * len(curves)
     strip = cv2.remap(image_bgr[:, :, :3], map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
     hsv = cv2.cvtColor(strip, cv2.COLOR_BGR2HSV)
-    value = hsv[:, :, 2].astype(np.int16)
-    road = np.sort(value[:, _BAND_SAMPLES:], axis=1)[:, 1:3].mean(axis=1)  # middle two of four references
-    paint = is_paint(value[:, :_BAND_SAMPLES], road[:, None])
-    inside = (map_x[:, _BAND_SAMPLES // 2] >= 0) & (map_x[:, _BAND_SAMPLES // 2] <= w - 1)
-    paint &= inside[:, None]
+    paint, inside = _paint_mask(hsv, map_x, w)
     return [_UNKNOWN if starts[k] == starts[k + 1] else
             _judge(paint[starts[k]:starts[k + 1]], inside[starts[k]:starts[k + 1]],
                    hsv[starts[k]:starts[k + 1], :_BAND_SAMPLES], double_fraction if doubles[k] else 0.0)
@@ -244,6 +240,28 @@ def _judge(paint: np.ndarray, inside: np.ndarray, hsv: np.ndarray,
 
 
 @kernel
+def _paint_mask(hsv, map_x, width):  # pragma: no cover
+    """Which band samples are paint (:func:`is_paint` against the middle two of the row's four road
+    references), in the rows whose centre lies inside the image (returned too)."""
+    rows = len(hsv)
+    paint = np.zeros((rows, _BAND_SAMPLES), np.bool_)
+    inside = np.zeros(rows, np.bool_)
+    refs = np.empty(4, np.int64)
+    for r in range(rows):
+        centre = map_x[r, _BAND_SAMPLES // 2]
+        inside[r] = 0 <= centre <= width - 1
+        if not inside[r]:
+            continue
+        for j in range(4):
+            refs[j] = hsv[r, _BAND_SAMPLES + j, 2]
+        refs.sort()
+        road = (refs[1] + refs[2]) / 2.0
+        for j in range(_BAND_SAMPLES):
+            paint[r, j] = hsv[r, j, 2] >= road + max(15.0, 0.15 * road)
+    return paint, inside
+
+
+@kernel
 def _paint_stats(paint, hsv):  # pragma: no cover
     """What one lane's (rows, band samples) paint mask shows: the rows with paint, the separate runs of paint
     across each of them, the rows with paint left and right of the centre sample, and how many paint pixels
@@ -285,7 +303,9 @@ def _warm() -> None:
     paint = np.zeros((6, _BAND_SAMPLES), np.bool_)
     paint[:, 10:14] = True
     _paint_stats(paint, np.zeros((6, _BAND_SAMPLES + 4, 3), np.uint8)[:, :_BAND_SAMPLES])  # read_markings' slices
-    _band_maps(np.ones((2, 4)), np.array([[300.0, 700.0], [300.0, 310.0]]), np.ones(2), 250.0, 1.5, 2, 1280, _UNIT)
+    maps = _band_maps(np.ones((2, 4)), np.array([[300.0, 700.0], [300.0, 310.0]]), np.ones(2), 250.0, 1.5, 2, 1280,
+                      _UNIT)
+    _paint_mask(np.zeros((len(maps[0]), _BAND_SAMPLES + 4, 3), np.uint8), maps[0], 1280)
     is_solid(np.arange(3), 0, 4)
 
 

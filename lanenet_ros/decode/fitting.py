@@ -162,6 +162,7 @@ def _warm() -> None:
     robust_polyfit(y, x, 3, 1.0)
     robust_polyfit(y, x, 2, np.inf, iterations=0)
     affine_poly(np.ones(4), 2.0, 1.0)
+    row_segments(np.array([0, 0, 1]), np.array([3, 5, 4]), np.array([0, 0, 0]))
 
 
 def sample_points(coeffs: np.ndarray, y_min: float, y_max: float, step: float) -> np.ndarray:
@@ -194,21 +195,33 @@ def row_segments(rows: np.ndarray, cols: np.ndarray, labels: np.ndarray | None =
     Returns:
         The segments, in the pixels' order.
     """
-    r, c = rows, cols
-    new = np.empty(len(r), dtype=bool)
-    new[0] = True
-    np.not_equal(r[1:], r[:-1], out=new[1:])
-    if labels is not None:
-        new[1:] |= labels[1:] != labels[:-1]
-    start = np.flatnonzero(new)
-    end = np.empty_like(start)
-    end[:-1], end[-1] = start[1:], len(r)
-    median = (c[(start + end - 1) // 2] + c[(start + end) // 2]) / 2.0
-    breaks = np.zeros(len(r), dtype=np.int64)  # a gap inside a row starts a new run
-    breaks[1:] = (c[1:] - c[:-1] > 1) & ~new[1:]
-    runs = np.add.reduceat(breaks, start) + 1
-    label = labels[start] if labels is not None else np.zeros(len(start), dtype=np.int64)
-    return RowSegments(start, end, label, r[start], median, runs, c[end - 1] - c[start])
+    rows, cols = np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64)
+    lab = np.zeros(len(rows), np.int64) if labels is None else np.ascontiguousarray(labels, np.int64)
+    return RowSegments(*_row_segments(rows, cols, lab))
+
+
+@kernel
+def _row_segments(rows, cols, labels):  # pragma: no cover
+    n = len(rows)
+    count = 0
+    for i in range(n):  # a segment starts where the row or the label changes
+        count += i == 0 or rows[i] != rows[i - 1] or labels[i] != labels[i - 1]
+    start = np.empty(count, np.int64)
+    k = 0
+    for i in range(n):
+        if i == 0 or rows[i] != rows[i - 1] or labels[i] != labels[i - 1]:
+            start[k] = i
+            k += 1
+    end = np.empty(count, np.int64)
+    end[:-1], end[-1] = start[1:], n
+    median = np.empty(count)
+    runs = np.ones(count, np.int64)
+    for k in range(count):
+        a, b = start[k], end[k]
+        median[k] = (cols[(a + b - 1) // 2] + cols[(a + b) // 2]) / 2.0
+        for i in range(a + 1, b):  # a gap inside a row starts a new run
+            runs[k] += cols[i] - cols[i - 1] > 1
+    return start, end, labels[start], rows[start], median, runs, cols[end - 1] - cols[start]
 
 
 def bottom_x(lane: DetectedLane, height: int) -> float:

@@ -143,3 +143,17 @@ def test_diagnostics_carry_name_backend_and_values():
     status = msg.status[0]
     assert status.hardware_id == "onnxruntime-cpu" and status.level == DiagnosticStatus.OK
     assert {kv.key: kv.value for kv in status.values} == {"input rate (Hz)": "9.87", "dropped frames": "3"}
+
+
+def test_lane_points_are_the_messages_the_constructor_makes_and_cross_the_wire() -> None:
+    from geometry_msgs.msg import Point32
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    from lanenet_ros.msg import Lane
+    from lanenet_ros.node.convert import _points32
+
+    pts = np.array([[1.5, -2.25], [1e-7, 3.4e38], [640.0, 719.5]], np.float32)
+    made = _points32(pts)
+    assert made == [Point32(x=float(x), y=float(y), z=0.0) for x, y in pts]
+    back = deserialize_message(serialize_message(Lane(image_points=made)), Lane)
+    assert [(p.x, p.y, p.z) for p in back.image_points] == [(float(x), float(y), 0.0) for x, y in pts]

@@ -177,7 +177,7 @@ def lane_distances(a: list[DetectedLane], b: list[DetectedLane], height: int, ro
         for i, ln in enumerate(lanes):
             coeffs[i, : len(ln.image_coeffs)] = ln.image_coeffs
         xs = np.empty((len(lanes), rows + 1))
-        xs[:, 0] = [fitting.bottom_x(ln, height) for ln in lanes]
+        xs[:, 0] = fitting.bottom_xs(lanes, height)
         xs[:, 1:] = polyval(ys[None, :], coeffs.T[:, :, None])  # Horner over the lanes at once
         y_min, y_max = np.array([[ln.y_min, ln.y_max] for ln in lanes]).T
         valid = np.ones((len(lanes), rows + 1), dtype=bool)

@@ -226,11 +226,19 @@ def _row_segments(rows, cols, labels):  # pragma: no cover
 
 def bottom_x(lane: DetectedLane, height: int) -> float:
     """Column where the lane meets the image's bottom row, extended straight from its nearest point."""
-    c = [float(v) for v in lane.image_coeffs]
-    y0 = float(lane.y_max)
-    x0 = polyval(y0, c)
-    slope = polyval(y0, [k * v for k, v in enumerate(c)][1:]) if len(c) > 1 else 0.0
-    return x0 + slope * (height - 1 - y0)
+    return float(bottom_xs([lane], height)[0])
+
+
+def bottom_xs(lanes: Sequence[DetectedLane], height: int) -> np.ndarray:
+    """:func:`bottom_x` of every lane at once, (len(lanes),) float64."""
+    if not lanes:
+        return np.zeros(0)
+    coeffs = np.zeros((max(len(lane.image_coeffs) for lane in lanes), len(lanes)))
+    for i, lane in enumerate(lanes):
+        coeffs[: len(lane.image_coeffs), i] = lane.image_coeffs
+    y0 = np.array([lane.y_max for lane in lanes], np.float64)
+    slope = polyval(y0, coeffs[1:] * np.arange(1, len(coeffs))[:, None]) if len(coeffs) > 1 else 0.0
+    return polyval(y0, coeffs) + slope * (height - 1 - y0)
 
 
 def order_lanes(lanes: Sequence[DetectedLane], width: int, height: int,
@@ -249,10 +257,10 @@ def order_lanes(lanes: Sequence[DetectedLane], width: int, height: int,
     Returns:
         (sorted lanes, ego_left index or -1, ego_right index or -1).
     """
-    xs = [bottom_x(lane, height) for lane in lanes]
+    xs = bottom_xs(lanes, height)
     order = np.argsort(xs, kind="stable")
     ordered = [lanes[i] for i in order]
-    xs_sorted = np.asarray(xs, dtype=np.float64)[order]
+    xs_sorted = xs[order]
     n_left = int(np.sum(xs_sorted < ego_center * width))
     for k, lane in enumerate(ordered):
         outward = n_left - 1 - k if k < n_left else k - n_left

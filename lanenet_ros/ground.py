@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lanenet_ros.decode.fitting import robust_polyfit
+from lanenet_ros.decode.fitting import _robust_polyfit
+from lanenet_ros.jit import kernel, warms_up
 from lanenet_ros.lanes import LaneFrame, polyval
 
 _UNDISTORT_ITERATIONS = 20
@@ -180,16 +181,33 @@ def fit_ground_lane(pts: np.ndarray, max_degree: int = 3) -> tuple[np.ndarray, t
     """
     pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
     pts = pts[np.isfinite(pts).all(axis=1)]
-    distinct = len(np.unique(pts[:, 0]))
-    if distinct < 2:
+    coeffs, x_min, x_max = _fit_ground(np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1]),
+                                       int(max_degree))
+    if coeffs is None:
         raise ValueError(f"a ground lane fit needs 2 points at different distances, got {len(pts)} points")
-    x_min, x_max = float(pts[:, 0].min()), float(pts[:, 0].max())
-    span = x_max - x_min
+    return coeffs, (x_min, x_max)
+
+
+@kernel
+def _fit_ground(x, y, max_degree):  # pragma: no cover
+    """:func:`fit_ground_lane` on finite points: (coefficients, x_min, x_max), or (None, 0, 0)."""
+    xs = np.sort(x)
+    distinct = 0
+    for i in range(len(xs)):
+        distinct += i == 0 or xs[i] != xs[i - 1]
+    if distinct < 2:
+        return None, 0.0, 0.0
+    span = xs[-1] - xs[0]
     degree = min(max_degree, 3, distinct - 1, 1 if span < 4 else 2 if span < 10 else 3)
     coeffs = np.zeros(4)
     # plain least squares (no outlier is dropped with an infinite tolerance), in a scaled variable
-    coeffs[: degree + 1] = robust_polyfit(pts[:, 0], pts[:, 1], degree, inlier_tol=np.inf, iterations=0)[0]
-    return coeffs, (x_min, x_max)
+    coeffs[: degree + 1] = _robust_polyfit(x, y, degree, np.inf, 0)[0]
+    return coeffs, xs[0], xs[-1]
+
+
+@warms_up
+def _warm() -> None:
+    fit_ground_lane(np.array([[5.0, 1.0], [9.0, 1.2], [20.0, 1.1], [30.0, 0.9]]))
 
 
 def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: float = 80.0,
@@ -212,8 +230,9 @@ def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: 
     # one projection for every lane's points
     ground = projector.image_to_ground(np.concatenate([lane.points for lane in frame.lanes]))
     ends = np.cumsum([len(lane.points) for lane in frame.lanes])
-    for lane, g in zip(frame.lanes, np.split(ground, ends[:-1]), strict=True):
-        g = g[np.isfinite(g).all(axis=1) & (g[:, 0] > 0) & (g[:, 0] <= max_range_m)]
+    usable = np.isfinite(ground).all(axis=1) & (ground[:, 0] > 0) & (ground[:, 0] <= max_range_m)
+    for lane, g, keep in zip(frame.lanes, np.split(ground, ends[:-1]), np.split(usable, ends[:-1]), strict=True):
+        g = g[keep]
         if len(g) < 3 or g[:, 0].max() <= g[:, 0].min():
             lane.ground_coeffs = lane.ground_x_range = lane.ground_points = None
             continue

@@ -147,9 +147,9 @@ def test_diagnostics_carry_name_backend_and_values():
 
 def test_lane_points_are_the_messages_the_constructor_makes_and_cross_the_wire() -> None:
     from geometry_msgs.msg import Point32
+    from lanenet_ros.msg import Lane
     from rclpy.serialization import deserialize_message, serialize_message
 
-    from lanenet_ros.msg import Lane
     from lanenet_ros.node.convert import _points32
 
     pts = np.array([[1.5, -2.25], [1e-7, 3.4e38], [640.0, 719.5]], np.float32)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from lanenet_ros.jit import kernel, warms_up
 from lanenet_ros.lanes import DetectedLane
 
 TUSIMPLE_PIXEL_THRESH = 20.0
@@ -277,13 +278,9 @@ def min_cost_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cost = np.asarray(cost, dtype=np.float64)
     transposed = cost.shape[0] > cost.shape[1]
     c = cost.T if transposed else cost
-    n, m = c.shape
-    if n == 0:
+    if c.shape[0] == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    u, v = np.zeros(n + 1), np.zeros(m + 1)
-    owner = np.zeros(m + 1, dtype=np.int64)  # owner[j]: row (1-based) holding column j, 0 = free
-    for i in range(1, n + 1):
-        _augment(c, i, u, v, owner)
+    owner = _hungarian(np.ascontiguousarray(c))
     cols = np.nonzero(owner[1:])[0]
     rows = owner[1:][cols] - 1
     if transposed:
@@ -292,32 +289,52 @@ def min_cost_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows[order], cols[order]
 
 
-def _augment(c: np.ndarray, i: int, u: np.ndarray, v: np.ndarray, owner: np.ndarray) -> None:
-    """Add row ``i`` (1-based) to the matching along a shortest augmenting path (potentials kept feasible)."""
-    m = c.shape[1]
-    owner[0], j0 = i, 0
-    minv = np.full(m + 1, np.inf)
-    way = np.zeros(m + 1, dtype=np.int64)
-    used = np.zeros(m + 1, dtype=bool)
-    while True:
-        used[j0] = True
-        i0 = owner[j0]
-        reduced = c[i0 - 1] - u[i0] - v[1:]
-        better = ~used[1:] & (reduced < minv[1:])
-        minv[1:][better] = reduced[better]
-        way[1:][better] = j0
-        j1 = int(np.argmin(np.where(used[1:], np.inf, minv[1:]))) + 1
-        delta = minv[j1]
-        u[owner[used]] += delta
-        v[used] -= delta
-        minv[~used] -= delta
-        j0 = j1
-        if owner[j0] == 0:
-            break
-    while j0:
-        j1 = way[j0]
-        owner[j0] = owner[j1]
-        j0 = j1
+@kernel
+def _hungarian(c):  # pragma: no cover
+    """owner[j]: the row (1-based) assigned column j (1-based), 0 = free, for an (n, m) cost, n <= m. Each row
+    joins the matching along a shortest augmenting path, the potentials u, v kept feasible."""
+    n, m = c.shape
+    u, v = np.zeros(n + 1), np.zeros(m + 1)
+    owner = np.zeros(m + 1, np.int64)
+    minv = np.empty(m + 1)
+    way = np.zeros(m + 1, np.int64)
+    used = np.zeros(m + 1, np.bool_)
+    for i in range(1, n + 1):
+        owner[0], j0 = i, 0
+        minv[:] = np.inf
+        way[:] = 0
+        used[:] = False
+        while True:
+            used[j0] = True
+            i0 = owner[j0]
+            j1, delta = 0, np.inf
+            for j in range(1, m + 1):
+                if used[j]:
+                    continue
+                reduced = c[i0 - 1, j - 1] - u[i0] - v[j]
+                if reduced < minv[j]:
+                    minv[j], way[j] = reduced, j0
+                if minv[j] < delta:
+                    j1, delta = j, minv[j]
+            for j in range(m + 1):
+                if used[j]:
+                    u[owner[j]] += delta
+                    v[j] -= delta
+                else:
+                    minv[j] -= delta
+            j0 = j1
+            if owner[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            owner[j0] = owner[j1]
+            j0 = j1
+    return owner
+
+
+@warms_up
+def _warm() -> None:
+    min_cost_assignment(np.array([[1.0, 2.0, 0.5], [0.2, 3.0, 1.0]]))
 
 
 # ------------------------------------------------------------------------------------------- segmentation

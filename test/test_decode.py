@@ -426,16 +426,17 @@ def test_no_kernel_is_compiled_after_the_decoder_is_made() -> None:
 def _compile_check() -> None:
     import numba
 
-    from lanenet_ros import ground, preprocess
+    from lanenet_ros import ground, metrics, preprocess, tracking
     from lanenet_ros.decode import cluster, decoder, fitting, hood, paint
 
     def signatures() -> dict[str, int]:
         return {f"{m.__name__}.{name}": len(f.signatures)
-                for m in (cluster, decoder, fitting, hood, paint, preprocess, ground)
+                for m in (cluster, decoder, fitting, hood, paint, preprocess, ground, metrics)
                 for name, f in vars(m).items() if isinstance(f, numba.core.registry.CPUDispatcher)}
 
     made = LaneDecoder(LANENET)
     prepare = preprocess.Preprocessor(512, 256, [0.5] * 3, [0.25] * 3, roi_top=TOP / H)
+    tracker = tracking.LaneTracker()
     before = signatures()
     assert before and any(before.values())
     image, mask = scene([*FOUR, {"bottom": 300, "lines": [-9.0, 9.0], "colour": YELLOW}])
@@ -445,6 +446,7 @@ def _compile_check() -> None:
         assert frame.lanes and frame.class_mask.shape == (H, W)
         ground.add_ground_lanes(frame, ground.GroundProjector.from_camera(1000.0, 1000.0, 640.0, 360.0, 1.5, 0.07))
         assert any(lane.ground_coeffs is not None for lane in frame.lanes)
+        tracker.update(frame)
     compiled = {k: v for k, v in signatures().items() if v != before[k]}
     assert not compiled, f"compiled while decoding: {compiled}"
     print("no kernel compiled while decoding")

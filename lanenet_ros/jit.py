@@ -9,17 +9,22 @@ ever waits for the compiler. The first run on a machine compiles (seconds); late
 """
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import numba
 
-kernel = functools.partial(numba.njit, cache=True, nogil=True)
-
+_KERNELS: list[Any] = []
 _PENDING: list[Callable[[], Any]] = []
 _LOCK = threading.Lock()
+
+
+def kernel(fn: Callable[..., Any]) -> Any:
+    """``numba.njit(cache=True, nogil=True)``, remembered so that :func:`warm_up` can say what it compiled."""
+    dispatcher = numba.njit(cache=True, nogil=True)(fn)
+    _KERNELS.append(dispatcher)
+    return dispatcher
 
 
 def warms_up(fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -28,9 +33,11 @@ def warms_up(fn: Callable[[], Any]) -> Callable[[], Any]:
     return fn
 
 
-def warm_up() -> None:
+def warm_up() -> int:
     """Compile (or load from the cache) the kernels registered so far for the types the frame path uses; each
-    warm-up runs once per process."""
+    warm-up runs once per process. Returns how many kernel signatures this process has compiled rather than
+    loaded from the cache (0 once the cache is warm)."""
     with _LOCK:
         while _PENDING:
             _PENDING.pop(0)()
+        return sum(sum(k.stats.cache_misses.values()) for k in _KERNELS)

@@ -119,13 +119,14 @@ if ! grep -qF "$marker" "$VENV/bin/activate"; then
 fi
 [ "$linked" = 0 ] || say "linked launch/, config/ and lanenet_node into $share (ros2 launch lanenet_ros ...)"
 # The frame path's compiled kernels (numba, lanenet_ros/jit.py): compiled once into numba's cache so that no
-# node, test or command waits for the compiler later (about 30 s the first time, a second once cached).
+# node, test or command waits for the compiler later (about 30 s the first time, a second once cached; it says
+# so only when it compiled).
 "$VENV/bin/python" - <<'PY' || { echo "[setup] error: compiling the decoder's kernels failed (see above)" >&2; exit 1; }
 import time
 start = time.perf_counter()
 import lanenet_ros.pipeline  # noqa: F401  (every module with kernels)
 from lanenet_ros.jit import warm_up
-warm_up()
-print(f"[setup] decoder kernels ready ({time.perf_counter() - start:.0f} s)")
+if warm_up():
+    print(f"[setup] compiled the decoder's kernels ({time.perf_counter() - start:.0f} s)")
 PY
 say "ready: $VENV (activate with: source .venv/bin/activate)"

@@ -96,3 +96,22 @@ def test_empty_and_bad_input() -> None:
         cluster_embeddings(np.zeros(10, np.float32))
     with pytest.raises(ValueError, match="bandwidth"):
         cluster_embeddings(np.zeros((3, 4), np.float32), bandwidth=0)
+
+
+def test_every_pixel_takes_its_nearest_centre_within_the_radius() -> None:
+    from lanenet_ros.decode.cluster import _assign
+
+    rng = np.random.default_rng(5)
+    for trial in range(20):
+        emb, _ = lane_embeddings(rng, [300, 200, 150], noise=400)
+        emb = emb[rng.permutation(len(emb))] if trial % 2 else emb  # lane by lane, and shuffled
+        centres = rng.uniform(-4, 4, (int(rng.integers(1, 7)), 4)).astype(np.float32)
+        labels = _assign(emb, centres, 1.5, 1, 16)
+        d = ((emb[:, None, :] - centres[None]) ** 2).sum(axis=2)
+        nearest = np.where(d.min(axis=1) < 1.5**2, d.argmin(axis=1), -1)
+        sizes = np.bincount(nearest[nearest >= 0], minlength=len(centres))
+        rank = np.empty(len(centres), np.int64)
+        rank[np.argsort(-sizes, kind="mergesort")] = np.arange(len(centres))
+        expected = np.where(nearest >= 0, rank[nearest], -1)
+        expected[(nearest >= 0) & (sizes[np.maximum(nearest, 0)] == 0)] = -1
+        np.testing.assert_array_equal(labels, expected)

@@ -198,13 +198,26 @@ def _assign(emb, centres, assign_radius, min_cluster_size, max_clusters):  # pra
     nearest = np.full(n, -1, np.int64)
     sizes = np.zeros(k + 1, np.int64)
     limit = np.float32(assign_radius * assign_radius)
+    # a pixel nearer to a centre than a third of the way to the next centre is nearest to it (a third, not a
+    # half: a margin for rounding), and pixels come lane by lane along the rows: the previous pixel's centre
+    # is tried first, the full scan only when it does not settle it
+    sure = np.full(k, limit, np.float32)
+    for j in range(k):
+        for m in range(k):
+            if m != j:
+                sure[j] = min(sure[j], _sq_dist(centres, j, centres, m) / np.float32(9.0))
+    last = -1
     for p in range(n):
-        best = limit
-        for j in range(k):
-            d = _sq_dist(emb, p, centres, j)
-            if d < best:
-                best = d
-                nearest[p] = j
+        if last >= 0 and _sq_dist(emb, p, centres, last) < sure[last]:
+            nearest[p] = last
+        else:
+            best = limit
+            for j in range(k):
+                d = _sq_dist(emb, p, centres, j)
+                if d < best:
+                    best = d
+                    nearest[p] = j
+            last = nearest[p]
         sizes[nearest[p]] += 1  # noise counts in sizes[-1]
     order = np.argsort(-sizes[:k], kind="mergesort")
     new_id = np.full(k + 1, -1, np.int64)  # last entry: nearest == -1

@@ -36,7 +36,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lanenet_ros.decode.decoder import LaneDecoder, decode_overrides
+from lanenet_ros.decode.decoder import LaneDecoder
+from lanenet_ros.decode.settings import DecodeParams, SettingError, parse_pairs
 from lanenet_ros.lanes import Position
 from lanenet_ros.metrics import (
     TUSIMPLE_PIXEL_THRESH,
@@ -46,7 +47,7 @@ from lanenet_ros.metrics import (
     tusimple_lane_angle,
     tusimple_line_accuracy,
 )
-from lanenet_ros.pipeline import LanePipeline, decode_settings, run_model
+from lanenet_ros.pipeline import LanePipeline, run_model
 from lanenet_train.data.layout import load_dataset
 from lanenet_train.synth import SynthConfig
 from lanenet_train.synth.render import render_frame
@@ -145,12 +146,13 @@ class Variants:
 
     def __init__(self, pipe: LanePipeline, given: dict, variants: dict[str, dict]) -> None:
         self.pipe = pipe
-        flips = {decode_settings(pipe.info, {**given, **v}).flip_average for v in variants.values()}
+        params = {name: DecodeParams.from_pairs(pipe.info.decode).override({**given, **v})
+                  for name, v in variants.items()}
+        flips = {p.flip_average for p in params.values()}
         if len(flips) > 1:
             raise ValueError("--variant: every variant must keep the same flip_average (one inference for all)")
         self.flip = flips.pop()
-        self.decoders = {name: LaneDecoder(pipe.info, decode_settings(pipe.info, {**given, **v}))
-                         for name, v in variants.items()}
+        self.decoders = {name: LaneDecoder(pipe.info, p) for name, p in params.items()}
 
     def __call__(self, image: np.ndarray) -> dict:
         """The LaneFrame of every variant for one camera image."""
@@ -198,9 +200,9 @@ def main() -> int:
     parser.add_argument("--dataset", default="", help="also score every variant on this converted TuSimple set")
     args = parser.parse_args()
     try:
-        overrides = decode_overrides(args.decode)
-        variants = {"as given": {}} | {v: decode_overrides([p for p in v.split(",") if p]) for v in args.variant}
-    except ValueError as exc:
+        overrides = parse_pairs(args.decode)
+        variants = {"as given": {}} | {v: parse_pairs([p for p in v.split(",") if p]) for v in args.variant}
+    except SettingError as exc:
         parser.error(str(exc))
     wanted = [w.strip() for w in args.kinds.split(",") if w.strip()]
     kinds = [k for k in SCENES if not wanted or any(k.startswith(w) for w in wanted)]

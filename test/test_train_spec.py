@@ -76,7 +76,8 @@ def test_round_trips_through_text_and_dict(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["lanenet_tusimple.txt", "lanenet_tusimple_finetune.txt",
-                                  "lanenet_tusimple_camera.txt", "deeplabv3plus_apollo.txt"])
+                                  "lanenet_tusimple_camera.txt", "lanenet_tusimple_realroads.txt",
+                                  "deeplabv3plus_apollo.txt"])
 def test_example_specs_are_valid(name):
     spec = load_spec(SPECS / name, check_paths=False)
     assert spec.model_config.architecture in name.replace("tusimple", "lanenet")
@@ -117,4 +118,20 @@ def test_camera_spec_is_the_finetune_spec_with_one_more_source_and_a_shorter_sch
     assert str(sources[-1].dataset_root).endswith("data/tusimple_camera")
     same = dataclasses.replace(camera, dataset_config=tune.dataset_config, train_config=dataclasses.replace(
         camera.train_config, epochs=tune.train_config.epochs, learning_rate=tune.train_config.learning_rate))
+    assert same == tune
+
+
+def test_realroads_spec_is_the_finetune_spec_without_the_first_set_and_with_the_shipped_class_weights():
+    import dataclasses
+
+    tune = load_spec(SPECS / "lanenet_tusimple_finetune.txt", check_paths=False)
+    roads = load_spec(SPECS / "lanenet_tusimple_realroads.txt", check_paths=False)
+    assert roads.dataset_config.data_sources == tune.dataset_config.data_sources[1:]
+    shipped = load_spec(SPECS.parent.parent / "lanenet_ros" / "models" / "default.spec.txt", check_paths=False)
+    assert roads.loss_config.class_weights == shipped.loss_config.class_weights  # lane_threshold keeps its meaning
+    assert roads.model_config == dataclasses.replace(shipped.model_config, hood_output=True, num_classes=0)
+    same = dataclasses.replace(
+        roads, dataset_config=tune.dataset_config, loss_config=tune.loss_config,
+        train_config=dataclasses.replace(roads.train_config, epochs=tune.train_config.epochs,
+                                         learning_rate=tune.train_config.learning_rate))
     assert same == tune

@@ -22,7 +22,7 @@
 # tight bends and S-bends (seed 22). A set made before this change has no bonnet class and is made again.
 # At the end it scores the new model with bench/real_road_shifts.py beside the held-out evaluation.
 #
-# FROM_DEFAULT=1 tools/train_default_model.sh: the short way (about 1.5 hours here): no stage 1 or 2, but one
+# FROM_DEFAULT=1 tools/train_default_model.sh: the short way (about 70 minutes here): no stage 1 or 2, but one
 # stage from the shipped model's weights (train --from-default, config/specs/lanenet_tusimple_realroads.txt,
 # results/realroads) on the real-road and bend sets beside the second stage's bare-edge and ordinary ones.
 # The new model goes to results/realroads/model.onnx, scored beside the shipped one; adopt it by hand
@@ -90,7 +90,7 @@ if [ "$FROM_DEFAULT" = 1 ]; then
   for name in new shipped; do
     model=$RUN/model.onnx && [ $name = new ] || model=$OUT/default.onnx
     echo "# $name: $model"
-    $PY/lanenet-train evaluate -e config/specs/lanenet_tusimple.txt -m "$model" -o $RUN/heldout_$name \
+    $PY/lanenet-train evaluate -e config/specs/lanenet_tusimple_realroads.txt -m "$model" -o $RUN/heldout_$name \
       dataset_config.validation_data_sources.dataset_root=data/tusimple_heldout \
       dataset_config.validation_data_sources.split=train | tail -3
   done | tee $RUN.eval.log

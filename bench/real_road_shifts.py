@@ -37,7 +37,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lanenet_ros.decode.decoder import LaneDecoder
-from lanenet_ros.decode.settings import DecodeParams, SettingError, parse_pairs
+from lanenet_ros.decode.settings import SettingError, parse_pairs
 from lanenet_ros.lanes import Position
 from lanenet_ros.metrics import (
     TUSIMPLE_PIXEL_THRESH,
@@ -144,10 +144,9 @@ class Tally:
 class Variants:
     """One network, several decoders: each image runs through the network once and every decoder decodes it."""
 
-    def __init__(self, pipe: LanePipeline, given: dict, variants: dict[str, dict]) -> None:
+    def __init__(self, pipe: LanePipeline, variants: dict[str, dict]) -> None:
         self.pipe = pipe
-        params = {name: DecodeParams.from_pairs(pipe.info.decode).override({**given, **v})
-                  for name, v in variants.items()}
+        params = {name: pipe.decoder.params.override(v) for name, v in variants.items()}  # over --decode
         flips = {p.flip_average for p in params.values()}
         if len(flips) > 1:
             raise ValueError("--variant: every variant must keep the same flip_average (one inference for all)")
@@ -210,7 +209,7 @@ def main() -> int:
         parser.error(f"--kinds {args.kinds!r} names none of: {'; '.join(SCENES)}")
     pipe = LanePipeline(args.model, backend="onnxruntime-cpu", tracking=False, decode_params=overrides)
     try:
-        decode = Variants(pipe, overrides, variants)
+        decode = Variants(pipe, variants)
     except ValueError as exc:
         parser.error(str(exc))
     held = run_dataset(decode, Path(args.dataset)) if args.dataset else {}

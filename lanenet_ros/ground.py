@@ -7,11 +7,13 @@ homography.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from lanenet_ros.decode.fitting import _robust_polyfit
+from lanenet_ros.decode.fitting import _robust_polyfit, poly_samples
 from lanenet_ros.jit import kernel, warms_up
-from lanenet_ros.lanes import LaneFrame, polyval
+from lanenet_ros.lanes import LaneFrame
 
 _UNDISTORT_ITERATIONS = 20
 
@@ -208,6 +210,8 @@ def _fit_ground(x, y, max_degree):  # pragma: no cover
 @warms_up
 def _warm() -> None:
     fit_ground_lane(np.array([[5.0, 1.0], [9.0, 1.2], [20.0, 1.1], [30.0, 0.9]]))
+    _fit_ground_lanes(np.array([[5.0, 1.0], [9.0, 1.2], [20.0, 1.1], [30.0, 0.9]]), np.array([0, 4]), 80.0)
+    sample_ground(np.ones(4), 5.0, 30.0)
 
 
 def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: float = 80.0,
@@ -227,22 +231,46 @@ def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: 
     """
     if not frame.lanes:
         return frame
-    # one projection for every lane's points
+    # one projection and one fit for every lane's points
     ground = projector.image_to_ground(np.concatenate([lane.points for lane in frame.lanes]))
-    ends = np.cumsum([len(lane.points) for lane in frame.lanes])
-    usable = np.isfinite(ground).all(axis=1) & (ground[:, 0] > 0) & (ground[:, 0] <= max_range_m)
-    for lane, g, keep in zip(frame.lanes, np.split(ground, ends[:-1]), np.split(usable, ends[:-1]), strict=True):
-        g = g[keep]
-        if len(g) < 3 or g[:, 0].max() <= g[:, 0].min():
+    ends = np.cumsum([0] + [len(lane.points) for lane in frame.lanes])
+    ok, coeffs, ranges = _fit_ground_lanes(ground, ends, float(max_range_m))
+    for lane, fitted, c, (x0, x1) in zip(frame.lanes, ok, coeffs, ranges.tolist(), strict=True):
+        if not fitted:
             lane.ground_coeffs = lane.ground_x_range = lane.ground_points = None
             continue
-        coeffs, (x0, x1) = fit_ground_lane(g)
-        lane.ground_coeffs, lane.ground_x_range = coeffs, (x0, x1)
-        lane.ground_points = sample_ground(coeffs, x0, x1, step_m)
+        lane.ground_coeffs, lane.ground_x_range = c, (x0, x1)
+        lane.ground_points = sample_ground(c, x0, x1, step_m)
     return frame
+
+
+@kernel
+def _fit_ground_lanes(ground, ends, max_range_m):  # pragma: no cover
+    """:func:`fit_ground_lane` of each lane's ground points (``ground[ends[i]:ends[i + 1]]``) that are finite
+    and ahead within ``max_range_m``, for lanes with at least three such at different distances: (fitted,
+    (L, 4) coefficients, (L, 2) x ranges)."""
+    lanes = len(ends) - 1
+    ok = np.zeros(lanes, np.bool_)
+    coeffs = np.zeros((lanes, 4))
+    ranges = np.zeros((lanes, 2))
+    for i in range(lanes):
+        x = np.empty(ends[i + 1] - ends[i])
+        y = np.empty(len(x))
+        n = 0
+        for p in range(ends[i], ends[i + 1]):
+            gx, gy = ground[p, 0], ground[p, 1]
+            if np.isfinite(gx) and np.isfinite(gy) and 0 < gx <= max_range_m:
+                x[n], y[n] = gx, gy
+                n += 1
+        if n < 3 or x[:n].max() <= x[:n].min():
+            continue
+        c, x0, x1 = _fit_ground(x[:n], y[:n], 3)
+        if c is not None:
+            ok[i], coeffs[i], ranges[i, 0], ranges[i, 1] = True, c, x0, x1
+    return ok, coeffs, ranges
 
 
 def sample_ground(coeffs: np.ndarray, x_min: float, x_max: float, step_m: float = 1.0) -> np.ndarray:
     """(N, 2) float32 points (x, y(x)) of a ground polynomial every ``step_m`` (about) from ``x_min`` to ``x_max``."""
-    xs = np.linspace(x_min, x_max, max(2, int(np.ceil((x_max - x_min) / step_m)) + 1))
-    return np.stack([xs, polyval(xs, coeffs)], 1).astype(np.float32)
+    n = max(2, math.ceil((x_max - x_min) / step_m) + 1)
+    return poly_samples(np.asarray(coeffs, np.float64), float(x_min), float(x_max), n, False)

@@ -79,9 +79,22 @@ class DetectedLane:
     ground_x_range: tuple[float, float] | None = None
     ground_points: np.ndarray | None = None
 
+    def replace(self, **changes: object) -> DetectedLane:
+        """A copy with ``changes`` (as ``dataclasses.replace``, without its per-field work: the tracker and the
+        decoder copy every lane of every frame). Only field names are accepted."""
+        unknown = changes.keys() - _LANE_FIELDS
+        if unknown:
+            raise TypeError(f"DetectedLane has no field {', '.join(sorted(unknown))}")
+        lane = object.__new__(DetectedLane)
+        lane.__dict__.update(self.__dict__, **changes)
+        return lane
+
     def x_at(self, y: np.ndarray | float) -> np.ndarray:
         """Evaluate x(y) of the image polynomial (no range check)."""
         return polyval(np.asarray(y, dtype=np.float64), self.image_coeffs)
+
+
+_LANE_FIELDS = frozenset(f.name for f in dataclasses.fields(DetectedLane))
 
 
 def polyval(x: np.ndarray | float, coeffs: np.ndarray) -> np.ndarray | float:

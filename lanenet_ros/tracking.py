@@ -9,7 +9,6 @@ one badly lit frame does not flip them.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,8 @@ import numpy as np
 
 from lanenet_ros.decode import fitting
 from lanenet_ros.ground import sample_ground
-from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType, polyval
+from lanenet_ros.jit import kernel, warms_up
+from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
 from lanenet_ros.metrics import min_cost_assignment
 
 _VOTES = 15  # frames of marking type / colour votes a track remembers
@@ -118,7 +118,7 @@ class LaneTracker:
         self._tracks = [t for t in self._tracks if t.misses <= self.max_misses]
         for di, lane in enumerate(det):
             if di not in matched_d:
-                self._tracks.append(_Track(self._next_id, dataclasses.replace(lane)))
+                self._tracks.append(_Track(self._next_id, lane.replace()))
                 self._tracks[-1].vote(lane)
                 self._next_id += 1
         lanes = [lane for t in self._tracks if not t.misses and (lane := self._report(t)) is not None]
@@ -141,8 +141,8 @@ class LaneTracker:
         if ground is not None and old.ground_coeffs is not None and old.ground_x_range is not None:
             ground = _blend(old.ground_coeffs, ground, a)
             ground_range = tuple((1 - a) * np.asarray(old.ground_x_range) + a * np.asarray(ground_range))
-        track.lane = dataclasses.replace(
-            det, image_coeffs=coeffs, y_min=y_min, y_max=y_max,
+        track.lane = det.replace(
+            image_coeffs=coeffs, y_min=y_min, y_max=y_max,
             points=fitting.sample_points(coeffs, y_min, y_max, self.point_step_px),
             marking_type=_most_common(track.types, det.marking_type),
             color=_most_common(track.colors, det.color),
@@ -155,7 +155,7 @@ class LaneTracker:
         confirmed = track.hits >= self.min_hits
         if track.misses and not (confirmed and self.coast):
             return None
-        return dataclasses.replace(track.lane, track_id=track.track_id if confirmed else 0,
+        return track.lane.replace(track_id=track.track_id if confirmed else 0,
                                    confidence=track.lane.confidence * 0.5**track.misses)
 
 
@@ -171,23 +171,42 @@ def lane_distances(a: list[DetectedLane], b: list[DetectedLane], height: int, ro
     if not a or not b:
         return np.zeros((len(a), len(b)))
     ys = np.linspace(0.0, height - 1.0, rows)
+    (ca, ea), (cb, eb) = fitting.lane_table(a), fitting.lane_table(b)
+    return _lane_distances(_profile(ca, ea, ys, float(height)), ea, _profile(cb, eb, ys, float(height)), eb, ys)
 
-    def profile(lanes: list[DetectedLane]) -> tuple[np.ndarray, np.ndarray]:
-        coeffs = np.zeros((len(lanes), max(len(ln.image_coeffs) for ln in lanes)))
-        for i, ln in enumerate(lanes):
-            coeffs[i, : len(ln.image_coeffs)] = ln.image_coeffs
-        xs = np.empty((len(lanes), rows + 1))
-        xs[:, 0] = fitting.bottom_xs(lanes, height)
-        xs[:, 1:] = polyval(ys[None, :], coeffs.T[:, :, None])  # Horner over the lanes at once
-        y_min, y_max = np.array([[ln.y_min, ln.y_max] for ln in lanes]).T
-        valid = np.ones((len(lanes), rows + 1), dtype=bool)
-        valid[:, 1:] = (ys >= y_min[:, None]) & (ys <= y_max[:, None])
-        return xs, valid
 
-    (xa, va), (xb, vb) = profile(a), profile(b)
-    both = va[:, None, :] & vb[None, :, :]
-    diff = np.abs(xa[:, None, :] - xb[None, :, :])
-    return np.where(both, diff, 0.0).sum(axis=2) / both.sum(axis=2)
+@kernel
+def _profile(coeffs, ends, ys, height):  # pragma: no cover
+    """Each lane's column at the bottom row (continued straight) and at the rows ``ys``: (L, 1 + len(ys))."""
+    xs = np.empty((len(coeffs), 1 + len(ys)))
+    xs[:, 0] = fitting._bottom_xs(coeffs, ends, height)
+    for i in range(len(coeffs)):
+        for r in range(len(ys)):
+            xs[i, 1 + r] = fitting._horner(coeffs[i], ys[r])
+    return xs
+
+
+@kernel
+def _lane_distances(xa, ea, xb, eb, ys):  # pragma: no cover
+    """:func:`lane_distances` of two profiles (:func:`_profile`) and the lanes' row ranges."""
+    out = np.empty((len(xa), len(xb)))
+    for i in range(len(xa)):
+        for j in range(len(xb)):
+            total, count = abs(xa[i, 0] - xb[j, 0]), 1  # the bottom row: both lanes reach it
+            for r in range(len(ys)):
+                y = ys[r]
+                if ea[i, 0] <= y <= ea[i, 1] and eb[j, 0] <= y <= eb[j, 1]:
+                    total += abs(xa[i, 1 + r] - xb[j, 1 + r])
+                    count += 1
+            out[i, j] = total / count
+    return out
+
+
+@warms_up
+def _warm() -> None:
+    coeffs, ends, ys = np.ones((2, 4)), np.array([[300.0, 719.0], [400.0, 719.0]]), np.linspace(0.0, 719.0, 16)
+    profile = _profile(coeffs, ends, ys, 720.0)
+    _lane_distances(profile, ends, profile, ends, ys)
 
 
 def _most_common(votes: deque, fallback: Any) -> Any:

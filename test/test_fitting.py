@@ -116,3 +116,42 @@ def test_class_names_carry_type_and_colour() -> None:
     assert paint.parse_class_marking("ds_y_dn") == paint.ClassMarking(MarkingType.DOUBLE_SOLID, MarkingColor.YELLOW)
     assert paint.parse_class_marking("b_w_g").marking_type == MarkingType.DASHED
     assert paint.parse_class_marking("a_w_t") is None and paint.parse_class_marking("lane") is None
+
+
+def test_compiled_samples_are_numpys_linspace_and_polyval() -> None:
+    """sample_points and sample_ground (one compiled kernel) give the very floats numpy gives."""
+    from lanenet_ros.ground import sample_ground
+    from lanenet_ros.lanes import polyval
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        terms = rng.integers(1, 5)
+        coeffs = rng.normal(0, 1, terms) * np.array([500, 1, 1e-3, 1e-6])[:terms]
+        y_min = rng.uniform(0, 700)
+        y_max = y_min + rng.uniform(0, 400) * (rng.random() > 0.1)
+        step = rng.choice([1.0, 7.3, 10.0, 500.0])
+        ys = np.linspace(y_max, y_min, max(2, int(np.ceil((y_max - y_min) / step)) + 1))
+        expected = np.stack([polyval(ys, coeffs), ys], axis=1).astype(np.float32)
+        assert np.array_equal(fitting.sample_points(coeffs, y_min, y_max, step), expected)
+        xs = np.linspace(y_min / 10, y_max / 10, max(2, int(np.ceil((y_max - y_min) / 10 / step)) + 1))
+        assert np.array_equal(sample_ground(coeffs, y_min / 10, y_max / 10, step),
+                              np.stack([xs, polyval(xs, coeffs)], 1).astype(np.float32))
+
+
+def test_bottom_xs_continue_each_lane_straight_from_its_nearest_point() -> None:
+    curved = DetectedLane(np.array([100.0, 0.5, 1e-3]), 300.0, 600.0, np.zeros((0, 2), np.float32))
+    slope = 0.5 + 2e-3 * 600
+    assert fitting.bottom_xs([straight(640.0, 0.2), curved, straight(900.0)], 720) == pytest.approx(
+        [640.0, 100 + 0.5 * 600 + 1e-3 * 600**2 + slope * 119, 900.0])
+    assert fitting.bottom_xs([], 720).shape == (0,)
+
+
+def test_lane_replace_copies_and_refuses_unknown_fields() -> None:
+    lane = straight(640.0)
+    moved = lane.replace(y_min=400.0, track_id=3)
+    assert (moved.y_min, moved.track_id, lane.y_min, lane.track_id) == (400.0, 3, 300.0, 0)
+    assert moved.image_coeffs is lane.image_coeffs and moved is not lane
+    moved.position = Position.EGO_LEFT
+    assert lane.position == Position.UNKNOWN
+    with pytest.raises(TypeError, match="y_mni"):
+        lane.replace(y_mni=1.0)

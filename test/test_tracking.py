@@ -133,3 +133,19 @@ def test_time_jumps_reset_the_tracks() -> None:
 def test_bad_parameters(kwargs: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         LaneTracker(**kwargs)
+
+
+def test_lane_distances_are_mean_gaps_over_shared_rows_and_the_bottom_row() -> None:
+    from lanenet_ros.tracking import lane_distances
+
+    near, shifted = lane(600.0), lane(620.0)
+    short = DetectedLane(np.array([700.0]), 600.0, 719.0, sample_points(np.array([700.0]), 600.0, 719.0, 10.0))
+    d = lane_distances([near, short], [shifted, near], H)
+    assert d.shape == (2, 2)
+    assert d[0] == pytest.approx([20.0, 0.0])
+    assert d[1] == pytest.approx([80.0, 100.0])  # constant gaps: the mean is the gap, whatever rows are shared
+    slanted = lane(600.0, slope=0.1)  # 0 at the bottom, growing up the image
+    ys = np.linspace(0.0, H - 1.0, 16)
+    shared = ys[(ys >= 300.0) & (ys <= 719.0)]
+    assert lane_distances([near], [slanted], H)[0, 0] == pytest.approx((0.1 * (719 - shared)).sum() / (len(shared) + 1))
+    assert lane_distances([], [near], H).shape == (0, 1)

@@ -6,8 +6,6 @@ paint along the lane is last seen.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from lanenet_ros.decode import paint
@@ -32,7 +30,7 @@ def end_at_paint(image_bgr: np.ndarray, lane: DetectedLane, search_px: float, po
     y_min = float(ys[int(np.argmax(ok))])
     if y_min <= lane.y_min:
         return lane
-    return dataclasses.replace(lane, y_min=y_min, points=sample_points(lane.image_coeffs, y_min, lane.y_max,
+    return lane.replace(y_min=y_min, points=sample_points(lane.image_coeffs, y_min, lane.y_max,
                                                                        point_step_px))
 
 

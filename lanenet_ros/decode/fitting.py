@@ -163,13 +163,47 @@ def _warm() -> None:
     robust_polyfit(y, x, 2, np.inf, iterations=0)
     affine_poly(np.ones(4), 2.0, 1.0)
     row_segments(np.array([0, 0, 1]), np.array([3, 5, 4]), np.array([0, 0, 0]))
+    poly_samples(np.ones(4), 2.0, 1.0, 3, True)
+    _bottom_xs(np.ones((2, 4)), np.ones((2, 2)), 720.0)
 
 
 def sample_points(coeffs: np.ndarray, y_min: float, y_max: float, step: float) -> np.ndarray:
     """(N, 2) float32 points (x, y) of x(y) at evenly spaced rows from ``y_max`` (near) to ``y_min`` (far)."""
-    n = max(2, int(np.ceil((y_max - y_min) / max(step, 1e-6))) + 1)
-    ys = np.linspace(y_max, y_min, n)
-    return np.stack([polyval(ys, coeffs), ys], axis=1).astype(np.float32)
+    n = max(2, math.ceil((y_max - y_min) / max(step, 1e-6)) + 1)
+    return poly_samples(np.asarray(coeffs, np.float64), float(y_max), float(y_min), n, True)
+
+
+@kernel
+def poly_samples(coeffs, start, stop, n, value_first):  # pragma: no cover
+    """(n, 2) float32 samples of the polynomial ``coeffs`` (lowest order first) at ``np.linspace(start, stop,
+    n)``: rows (p(t), t) with ``value_first``, else (t, p(t)); the same floats as numpy's linspace and
+    :func:`~lanenet_ros.lanes.polyval` give."""
+    out = np.empty((n, 2), np.float32)
+    step = (stop - start) / (n - 1)
+    value, at = (0, 1) if value_first else (1, 0)
+    for i in range(n):
+        t = stop if i == n - 1 else i * step + start
+        out[i, at] = t
+        out[i, value] = _horner(coeffs, t)
+    return out
+
+
+@kernel
+def _horner(coeffs, t):  # pragma: no cover
+    """:func:`~lanenet_ros.lanes.polyval` at one value (the same operations, so the same float)."""
+    out = coeffs[-1] + 0.0 * t
+    for k in range(len(coeffs) - 2, -1, -1):
+        out = out * t + coeffs[k]
+    return out
+
+
+def lane_table(lanes: Sequence[DetectedLane]) -> tuple[np.ndarray, np.ndarray]:
+    """The lanes' image polynomials as one (L, D) array (lowest order first, padded with zeros: the same
+    values) and their (L, 2) row ranges (y_min, y_max), for the kernels that compare lanes."""
+    coeffs = np.zeros((len(lanes), max(len(lane.image_coeffs) for lane in lanes)))
+    for i, lane in enumerate(lanes):
+        coeffs[i, : len(lane.image_coeffs)] = lane.image_coeffs
+    return coeffs, np.array([(lane.y_min, lane.y_max) for lane in lanes], np.float64)
 
 
 class RowSegments(NamedTuple):
@@ -233,12 +267,25 @@ def bottom_xs(lanes: Sequence[DetectedLane], height: int) -> np.ndarray:
     """:func:`bottom_x` of every lane at once, (len(lanes),) float64."""
     if not lanes:
         return np.zeros(0)
-    coeffs = np.zeros((max(len(lane.image_coeffs) for lane in lanes), len(lanes)))
-    for i, lane in enumerate(lanes):
-        coeffs[: len(lane.image_coeffs), i] = lane.image_coeffs
-    y0 = np.array([lane.y_max for lane in lanes], np.float64)
-    slope = polyval(y0, coeffs[1:] * np.arange(1, len(coeffs))[:, None]) if len(coeffs) > 1 else 0.0
-    return polyval(y0, coeffs) + slope * (height - 1 - y0)
+    coeffs, ends = lane_table(lanes)
+    return _bottom_xs(coeffs, ends, float(height))
+
+
+@kernel
+def _bottom_xs(coeffs, ends, height):  # pragma: no cover
+    """:func:`bottom_xs` of a :func:`lane_table`: each polynomial at its nearest row ``y_max``, continued along
+    its slope there to row ``height - 1``."""
+    lanes, terms = coeffs.shape
+    out = np.empty(lanes)
+    for i in range(lanes):
+        y0 = ends[i, 1]
+        slope = 0.0
+        if terms > 1:  # Horner on the derivative's coefficients k * c_k
+            slope = coeffs[i, terms - 1] * (terms - 1) + 0.0 * y0
+            for k in range(terms - 2, 0, -1):
+                slope = slope * y0 + coeffs[i, k] * k
+        out[i] = _horner(coeffs[i], y0) + slope * (height - 1 - y0)
+    return out
 
 
 def order_lanes(lanes: Sequence[DetectedLane], width: int, height: int,

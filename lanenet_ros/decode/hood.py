@@ -14,7 +14,6 @@ with a bonnet output (``hood_logits``) gives it itself (:func:`edge_from_logits`
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -221,7 +220,7 @@ def cut_lanes(lanes: Sequence[DetectedLane], crossings: Sequence[float | None], 
         if y is None:
             out.append(lane)
         elif y - 0.5 - lane.y_min >= min_rows:
-            out.append(dataclasses.replace(lane, y_max=y - 0.5,
+            out.append(lane.replace(y_max=y - 0.5,
                                            points=sample_points(lane.image_coeffs, lane.y_min, y - 0.5,
                                                                 point_step_px)))
     return out

@@ -6,7 +6,9 @@ import pytest
 
 pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticStatus
-from lanenet_ros.msg import Lane
+from geometry_msgs.msg import Point32
+from lanenet_ros.msg import Lane, LaneArray
+from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
@@ -19,9 +21,9 @@ from lanenet_ros.node.convert import (
     compressed_msg_to_bgr,
     diagnostics_msg,
     image_msg_to_bgr,
-    lane_array_msg,
     mask_msg,
 )
+from lanenet_ros.node.wire import CALIBRATION, lane_array_bytes
 from lanenet_ros.overlay import position_color_rgb
 
 pytestmark = pytest.mark.ros
@@ -52,9 +54,13 @@ def frame(lanes: list[DetectedLane]) -> LaneFrame:
     return LaneFrame(width=320, height=240, class_mask=mask, lanes=lanes, ego_left_index=0, ego_right_index=1)
 
 
+def lane_array(f: LaneFrame, ground_frame_id: str = "") -> LaneArray:
+    return deserialize_message(lane_array_bytes(f, header(), ground_frame_id), LaneArray)
+
+
 def test_lane_array_copies_the_header_and_every_lane_field():
-    msg = lane_array_msg(frame([lane(60, Position.EGO_LEFT, 7, ground=True), lane(250, Position.EGO_RIGHT)]),
-                         header(), ground_frame_id="base_link")
+    msg = lane_array(frame([lane(60, Position.EGO_LEFT, 7, ground=True), lane(250, Position.EGO_RIGHT)]),
+                     ground_frame_id="base_link")
     assert msg.header == header() and (msg.image_width, msg.image_height) == (320, 240)
     assert (msg.ego_left_index, msg.ego_right_index) == (0, 1) and msg.ground_frame_id == "base_link"
     first, second = msg.lanes
@@ -68,9 +74,48 @@ def test_lane_array_copies_the_header_and_every_lane_field():
     assert not second.ground_valid and len(second.ground_points) == 0
 
 
+def test_lane_array_bytes_are_what_rclpy_serializes():
+    """The CDR written from the lanes' arrays reads back as the message rclpy's own serialization gives (the
+    same message built field by field with the generated classes), for every field and lane count."""
+
+    def points(xy: np.ndarray | None) -> list[Point32]:
+        return [] if xy is None else [Point32(x=float(x), y=float(y)) for x, y in np.asarray(xy, np.float64)]
+
+    def expected(f: LaneFrame, ground_frame_id: str) -> LaneArray:
+        lanes = []
+        for ln in f.lanes:
+            msg = Lane(track_id=ln.track_id, position=int(ln.position), type=int(ln.marking_type),
+                       color=int(ln.color), confidence=float(ln.confidence),
+                       image_coeffs=[float(c) for c in ln.image_coeffs], image_y_min=float(ln.y_min),
+                       image_y_max=float(ln.y_max), image_points=points(ln.points))
+            if ln.ground_coeffs is not None:
+                msg.ground_valid = True
+                msg.c0, msg.c1, msg.c2, msg.c3 = [*map(float, ln.ground_coeffs), 0.0, 0.0, 0.0][:4]
+                msg.ground_x_min, msg.ground_x_max = map(float, ln.ground_x_range)
+                msg.ground_points = points(ln.ground_points)
+            lanes.append(msg)
+        grounded = any(m.ground_valid for m in lanes)
+        out = LaneArray(header=header(), image_width=f.width, image_height=f.height, lanes=lanes,
+                        ego_left_index=f.ego_left_index, ego_right_index=f.ego_right_index,
+                        ground_frame_id=ground_frame_id if grounded else "",
+                        calibration=CALIBRATION[f.calibration] if grounded else 0)
+        return deserialize_message(serialize_message(out), LaneArray)  # float32 fields rounded as on the wire
+
+    odd = lane(300, Position.SECOND_RIGHT, 2**32 - 1, ground=True)
+    odd.image_coeffs, odd.ground_coeffs = np.array([5.0]), np.array([0.5, 0.25])  # short polynomials
+    odd.points, odd.ground_points = np.zeros((0, 2), np.float32), None
+    for lanes, calibration in (([], ""), ([lane(60, Position.EGO_LEFT, 7, ground=True)], "estimated"),
+                               ([lane(60, Position.EGO_LEFT), odd, lane(250, Position.EGO_RIGHT, 9, True)], "given")):
+        f = frame(lanes)
+        f.calibration = calibration
+        for ground_frame_id in ("", "base_link"):
+            assert lane_array(f, ground_frame_id) == expected(f, ground_frame_id)
+    assert CALIBRATION == {"": LaneArray.CALIBRATION_NONE, "given": LaneArray.CALIBRATION_GIVEN,
+                           "estimated": LaneArray.CALIBRATION_ESTIMATED}
+
+
 def test_ground_frame_stays_empty_when_no_lane_is_on_the_ground():
-    msg = lane_array_msg(frame([lane(60, Position.EGO_LEFT)]), header(), ground_frame_id="base_link")
-    assert msg.ground_frame_id == ""
+    assert lane_array(frame([lane(60, Position.EGO_LEFT)]), ground_frame_id="base_link").ground_frame_id == ""
 
 
 def test_mask_and_overlay_images_carry_the_header_and_come_back_identical():
@@ -143,17 +188,3 @@ def test_diagnostics_carry_name_backend_and_values():
     status = msg.status[0]
     assert status.hardware_id == "onnxruntime-cpu" and status.level == DiagnosticStatus.OK
     assert {kv.key: kv.value for kv in status.values} == {"input rate (Hz)": "9.87", "dropped frames": "3"}
-
-
-def test_lane_points_are_the_messages_the_constructor_makes_and_cross_the_wire() -> None:
-    from geometry_msgs.msg import Point32
-    from lanenet_ros.msg import Lane
-    from rclpy.serialization import deserialize_message, serialize_message
-
-    from lanenet_ros.node.convert import _points32
-
-    pts = np.array([[1.5, -2.25], [1e-7, 3.4e38], [640.0, 719.5]], np.float32)
-    made = _points32(pts)
-    assert made == [Point32(x=float(x), y=float(y), z=0.0) for x, y in pts]
-    back = deserialize_message(serialize_message(Lane(image_points=made)), Lane)
-    assert [(p.x, p.y, p.z) for p in back.image_points] == [(float(x), float(y), 0.0) for x, y in pts]

@@ -1,5 +1,5 @@
-"""ROS messages in and out of the lanenet node: images to BGR arrays, LaneFrames to LaneArray, mask,
-overlay, RViz markers and diagnostics.
+"""ROS messages in and out of the lanenet node: images to BGR arrays, LaneFrames to mask, overlay, RViz markers
+and diagnostics (the LaneArray is written straight to its serialized form: :mod:`lanenet_ros.node.wire`).
 
 Every output carries the input image's header unchanged (stamp and frame id), except ground-plane markers,
 which are expressed in the ground frame at the same stamp. Image input goes through cv_bridge where it is
@@ -14,14 +14,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point, Point32
+from geometry_msgs.msg import Point
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from lanenet_ros.image_codec import MAX_PIXELS, ImageError, decode_compressed, image_to_bgr, image_view
 from lanenet_ros.lanes import DetectedLane, LaneFrame
-from lanenet_ros.msg import Lane, LaneArray
 from lanenet_ros.node.wire import WireCompressedImage, WireImage, ros_header
 from lanenet_ros.overlay import lane_label, position_color_rgb
 
@@ -91,63 +90,6 @@ def mask_msg(class_mask: np.ndarray, header: Header) -> Image:
     height, width = class_mask.shape[:2]
     return Image(header=header, height=height, width=width, encoding="mono8", is_bigendian=0, step=width,
                  data=_bytes_field(class_mask.astype(np.uint8, copy=False)), check_fields=True)
-
-
-def _points32(points: np.ndarray | None) -> list[Point32]:
-    """geometry_msgs/Point32 (z = 0) of (N, 2) points. Made without the generated constructor, which checks and
-    sets each field through a property (6 times slower; a frame's lanes carry a few hundred points): the
-    values are Python floats, as the constructor would store them."""
-    if points is None:
-        return []
-    xy = np.asarray(points, dtype=np.float64).reshape(-1, 2).tolist()
-    out = []
-    for x, y in xy:
-        point = _NEW_POINT(Point32)
-        point._x, point._y, point._z = x, y, 0.0
-        if _POINT_CHECKS:
-            point._check_fields = False
-        out.append(point)
-    return out
-
-
-_NEW_POINT = Point32.__new__
-_POINT_CHECKS = "_check_fields" in Point32.__slots__  # the field checks' switch, in Kilted's messages
-
-
-def lane_msg(lane: DetectedLane) -> Lane:
-    """One DetectedLane as a lanenet_ros/Lane (ground fields filled when the lane has them)."""
-    msg = Lane(track_id=int(lane.track_id), position=int(lane.position), type=int(lane.marking_type),
-               color=int(lane.color), confidence=float(lane.confidence),
-               image_coeffs=array.array("d", np.asarray(lane.image_coeffs, dtype=np.float64).ravel()),
-               image_y_min=float(lane.y_min), image_y_max=float(lane.y_max),
-               image_points=_points32(lane.points))
-    if lane.ground_coeffs is not None and lane.ground_x_range is not None:
-        c = [float(v) for v in np.asarray(lane.ground_coeffs, dtype=np.float64).ravel()[:4]]
-        msg.ground_valid = True
-        msg.c0, msg.c1, msg.c2, msg.c3 = [*c, 0.0, 0.0, 0.0][:4]
-        msg.ground_x_min, msg.ground_x_max = (float(v) for v in lane.ground_x_range)
-        msg.ground_points = _points32(lane.ground_points)
-    return msg
-
-
-def lane_array_msg(frame: LaneFrame, header: Header, ground_frame_id: str = "") -> LaneArray:
-    """A LaneFrame as a LaneArray carrying the input image's header.
-
-    Args:
-        frame: the pipeline's result.
-        header: the input image's header (copied unchanged).
-        ground_frame_id: vehicle frame of the ground-plane fields; written only when a lane has them.
-
-    Returns:
-        The message.
-    """
-    lanes = [lane_msg(lane) for lane in frame.lanes]
-    grounded = any(m.ground_valid for m in lanes)
-    calibration = {"given": LaneArray.CALIBRATION_GIVEN, "estimated": LaneArray.CALIBRATION_ESTIMATED}.get(
-        frame.calibration, LaneArray.CALIBRATION_NONE) if grounded else LaneArray.CALIBRATION_NONE
-    return LaneArray(header=header, image_width=int(frame.width), image_height=int(frame.height), lanes=lanes,
-                     ego_left_index=int(frame.ego_left_index), ego_right_index=int(frame.ego_right_index),
-                     ground_frame_id=ground_frame_id if grounded else "", calibration=calibration)
 
 
 def _duration(seconds: float) -> Duration:

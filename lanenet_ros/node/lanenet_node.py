@@ -60,13 +60,12 @@ from lanenet_ros.node.convert import (
     compressed_msg_to_bgr,
     diagnostics_msg,
     image_msg_to_bgr,
-    lane_array_msg,
     mask_msg,
 )
 from lanenet_ros.node.params import TABLE, NodeParams, ParamError
 from lanenet_ros.node.ros_params import declare_all, gate, read_all
 from lanenet_ros.node.stats import Mailbox, NodeStats, Period
-from lanenet_ros.node.wire import parse_compressed, parse_image, ros_header
+from lanenet_ros.node.wire import lane_array_bytes, parse_compressed, parse_image, ros_header
 from lanenet_ros.overlay import draw_overlay
 from lanenet_ros.pipeline import Inferred
 
@@ -341,7 +340,7 @@ class LaneNetNode(LifecycleNode):
     def _publish(self, frame: Any, image: np.ndarray, header: Any) -> None:
         p, pubs = self.params, self._pubs
         ground = p.ground_frame_id if frame.calibration else ""
-        pubs["lanes"].publish(lane_array_msg(frame, header, ground))
+        pubs["lanes"].publish(lane_array_bytes(frame, header, ground))
         if p.publish_mask and pubs["mask"].get_subscription_count():
             pubs["mask"].publish(mask_msg(frame.class_mask, header))
         if p.publish_overlay and pubs["overlay"].get_subscription_count():

@@ -9,6 +9,7 @@ one badly lit frame does not flip them.
 """
 from __future__ import annotations
 
+import functools
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,9 +171,16 @@ def lane_distances(a: list[DetectedLane], b: list[DetectedLane], height: int, ro
     """
     if not a or not b:
         return np.zeros((len(a), len(b)))
-    ys = np.linspace(0.0, height - 1.0, rows)
+    ys = _sample_rows(height, rows)
     (ca, ea), (cb, eb) = fitting.lane_table(a), fitting.lane_table(b)
     return _lane_distances(_profile(ca, ea, ys, float(height)), ea, _profile(cb, eb, ys, float(height)), eb, ys)
+
+
+@functools.lru_cache(maxsize=8)
+def _sample_rows(height: int, rows: int) -> np.ndarray:
+    """``rows`` rows evenly from the top to the bottom of the image, made once per image height: shared by every
+    call, never written (left writable: the kernels are compiled for writable arrays)."""
+    return np.linspace(0.0, height - 1.0, rows)
 
 
 @kernel

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lanenet_ros.decode.fitting import median
 from lanenet_ros.jit import kernel, warms_up
 from lanenet_ros.lanes import DetectedLane, MarkingColor, MarkingType, polyval
 
@@ -125,17 +126,15 @@ def horizon_row(curves: Sequence[tuple[np.ndarray, float, float]], default: floa
         ya, yb = y0 + 0.5 * (y1 - y0), y1  # the chord of the near half: closest to straight
         if yb - ya < 1.0:
             continue
-        xa, xb = polyval(ya, coeffs.tolist()), polyval(yb, coeffs.tolist())
+        c = coeffs.tolist()
+        xa, xb = polyval(ya, c), polyval(yb, c)
         m = (xb - xa) / (yb - ya)
         lines.append((m, xa - m * ya))
     crossings = [(b2 - b1) / (m1 - m2) for i, (m1, b1) in enumerate(lines) for m2, b2 in lines[i + 1:]
                  if abs(m1 - m2) > 0.05]
     lowest = min(y0 for _, y0, _ in curves) if curves else default
-    crossings = sorted(y for y in crossings if y < lowest)  # lanes meet above where they are seen
-    if not crossings:
-        return float(default)
-    half = len(crossings) // 2  # the median, as numpy's
-    return float(crossings[half] if len(crossings) % 2 else (crossings[half - 1] + crossings[half]) / 2)
+    crossings = [y for y in crossings if y < lowest]  # lanes meet above where they are seen
+    return median(np.array(crossings)) if crossings else float(default)
 
 
 def read_markings(image_bgr: np.ndarray, curves: Sequence[tuple[np.ndarray, float, float]],

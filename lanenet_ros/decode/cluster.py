@@ -115,20 +115,46 @@ def _find_centres(emb, bandwidth, assign_radius, min_cluster_size, max_clusters,
 def _dense_cells(emb, cell):  # pragma: no cover
     """Grid cells of side ``cell``: index of the first pixel in each occupied cell, and the cell's pixel count;
     cells in lexicographic order of their grid coordinates, the last coordinate most significant."""
-    q = np.floor(emb / cell).astype(np.int64)
-    order = np.arange(len(q))
-    for d in range(q.shape[1]):  # stable sorts, least significant coordinate first
-        order = order[np.argsort(q[order, d], kind="mergesort")]
-    first = np.empty(len(q), np.int64)
-    counts = np.zeros(len(q), np.int64)
+    n, dim = emb.shape
+    q = np.empty((n, dim), np.int64)
+    for i in range(n):
+        for d in range(dim):
+            q[i, d] = np.int64(np.floor(emb[i, d] / cell))
+    order = np.arange(n)
+    spare = np.empty(n, np.int64)
+    width = 1
+    while width < n:  # a bottom-up merge sort of the pixels by cell: stable, pixels in a cell keep their order
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            a, b = lo, mid
+            for k in range(lo, hi):
+                if a < mid and (b == hi or not _after(q, order[a], order[b])):
+                    spare[k] = order[a]
+                    a += 1
+                else:
+                    spare[k] = order[b]
+                    b += 1
+        order, spare = spare, order
+        width *= 2
+    first = np.empty(n, np.int64)
+    counts = np.zeros(n, np.int64)
     cells = -1
-    for k in range(len(order)):
+    for k in range(n):
         i = order[k]
         if k == 0 or _differ(q, i, order[k - 1]):
             cells += 1
             first[cells] = i
         counts[cells] += 1
     return first[:cells + 1], counts[:cells + 1]
+
+
+@kernel
+def _after(q, i, j):  # pragma: no cover
+    """Whether row ``q[i]`` comes after ``q[j]`` in lexicographic order, the last coordinate most significant."""
+    for d in range(q.shape[1] - 1, -1, -1):
+        if q[i, d] != q[j, d]:
+            return q[i, d] > q[j, d]
+    return False
 
 
 @kernel

@@ -93,22 +93,52 @@ def marking_type(rows: np.ndarray, runs: np.ndarray, double_fraction: float = 0.
     Returns:
         The marking type.
     """
-    lo, hi = int(rows[0]), int(rows[-1])
-    near = runs[len(runs) // 2:]  # double lines merge in the distance: judge on the near half
-    if side_rows is not None and len(near) >= 4 and np.mean(near == 2) >= double_fraction:
-        left, right = side_rows()
-        return _DOUBLE_TYPES[(len(left) > 0 and is_solid(left, lo, hi, min_gap),
-                              len(right) > 0 and is_solid(right, lo, hi, min_gap))]
-    return MarkingType.SOLID if is_solid(rows, lo, hi, min_gap) else MarkingType.DASHED
+    rows, runs = np.asarray(rows, np.int64), np.asarray(runs, np.int64)
+    left = right = _NO_ROWS
+    double = side_rows is not None and _looks_double(runs, double_fraction)
+    if double:
+        left, right = (np.asarray(r, np.int64) for r in side_rows())
+    return MarkingType(_type_code(rows, double, left, right, min_gap))
 
 
-def vote_color(yellow: float, white: float, total: float, min_share: float = 0.25) -> MarkingColor:
-    """The colour of a lane from its pixel votes: the winner must hold ``min_share`` of the pixels."""
+_NO_ROWS = np.zeros(0, np.int64)
+_SOLID, _DASHED = int(MarkingType.SOLID), int(MarkingType.DASHED)
+# the double types by (left line solid, right line solid)
+_DOUBLE_CODES = np.array([[MarkingType.DOUBLE_DASHED, MarkingType.DASHED_SOLID],
+                          [MarkingType.SOLID_DASHED, MarkingType.DOUBLE_SOLID]], np.int64)
+
+
+@kernel
+def _looks_double(runs, double_fraction):  # pragma: no cover
+    """Whether two runs across a row are common enough in the near half of the rows (double lines merge in
+    the distance) to call the marking double; ``double_fraction`` 0 never does."""
+    near = runs[len(runs) // 2:]
+    return double_fraction > 0 and len(near) >= 4 and np.mean(near == 2) >= double_fraction
+
+
+@kernel
+def _type_code(rows, double, left, right, min_gap):  # pragma: no cover
+    """:func:`marking_type` as a ``MarkingType`` value, given whether the marking is double and, if so, the
+    occupied rows of its left and right lines."""
+    lo, hi = rows[0], rows[-1]
+    if double:
+        return _DOUBLE_CODES[int(len(left) > 0 and _is_solid(left, lo, hi, min_gap)),
+                             int(len(right) > 0 and _is_solid(right, lo, hi, min_gap))]
+    return _SOLID if _is_solid(rows, lo, hi, min_gap) else _DASHED
+
+
+@kernel
+def _color_code(yellow, white, total, min_share):  # pragma: no cover
+    """The colour of a lane from its pixel votes, as a ``MarkingColor`` value: the winner must hold
+    ``min_share`` of the pixels."""
     if total > 0 and yellow >= min_share * total and yellow >= 0.5 * white:
-        return MarkingColor.YELLOW
+        return _YELLOW
     if total > 0 and white >= min_share * total:
-        return MarkingColor.WHITE
-    return MarkingColor.UNKNOWN
+        return _WHITE
+    return _NO_COLOR
+
+
+_YELLOW, _WHITE, _NO_COLOR = int(MarkingColor.YELLOW), int(MarkingColor.WHITE), int(MarkingColor.UNKNOWN)
 
 
 def horizon_row(curves: Sequence[tuple[np.ndarray, float, float]], default: float) -> float:
@@ -167,11 +197,8 @@ def read_markings(image_bgr: np.ndarray, curves: Sequence[tuple[np.ndarray, floa
         return [_UNKNOWN] * len(curves)
     strip = cv2.remap(image_bgr[:, :, :3], map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
     hsv = cv2.cvtColor(strip, cv2.COLOR_BGR2HSV)
-    paint, inside = _paint_mask(hsv, map_x, w)
-    return [_UNKNOWN if starts[k] == starts[k + 1] else
-            _judge(paint[starts[k]:starts[k + 1]], inside[starts[k]:starts[k + 1]],
-                   hsv[starts[k]:starts[k + 1], :_BAND_SAMPLES], double_fraction if doubles[k] else 0.0)
-            for k in range(len(curves))]
+    kinds, colors = _judge(hsv, map_x, w, starts, doubles, float(double_fraction))
+    return [(MarkingType(k), MarkingColor(c)) for k, c in zip(kinds.tolist(), colors.tolist(), strict=True)]
 
 
 _UNIT = np.linspace(-1.0, 1.0, _BAND_SAMPLES)  # band samples across [-1, 1] half-widths
@@ -224,21 +251,29 @@ def _band_maps(coeffs, ends, min_half_widths, horizon, camera_height_m, row_step
     return map_x, map_y, starts, doubles
 
 
-def _judge(paint: np.ndarray, inside: np.ndarray, hsv: np.ndarray,
-           double_fraction: float) -> tuple[MarkingType, MarkingColor]:
-    """Type and colour of one lane from its (rows, band samples) paint mask, rows far to near.
-
-    ``double_fraction`` 0 rules double lines out.
-    """
-    rows, runs, left, right, yellow, white, total = _paint_stats(paint, hsv)
-    if len(rows) < 3 or total < 6:
-        return _UNKNOWN
-    kind = marking_type(rows, runs, double_fraction, side_rows=(lambda: (left, right)) if double_fraction > 0 else None)
-    visible = np.flatnonzero(inside)
-    # a solid line is painted down to the nearest row it is seen in; a long bare stretch there is a dash gap
-    if kind == MarkingType.SOLID and visible[-1] - rows[-1] >= max(4, 0.3 * (visible[-1] - visible[0] + 1)):
-        kind = MarkingType.DASHED
-    return kind, vote_color(yellow, white, total)
+@kernel
+def _judge(hsv, map_x, width, starts, doubles, double_fraction):  # pragma: no cover
+    """Type and colour (``MarkingType`` and ``MarkingColor`` values) of each lane from its rows
+    ``starts[k]:starts[k + 1]`` of the sampled band (rows far to near); a lane without ``doubles[k]`` is never
+    double, one with too little paint stays unknown."""
+    paint, inside = _paint_mask(hsv, map_x, width)
+    lanes = len(starts) - 1
+    kinds = np.zeros(lanes, np.int64)
+    colors = np.zeros(lanes, np.int64)
+    for k in range(lanes):
+        a, b = starts[k], starts[k + 1]
+        if a == b:
+            continue
+        rows, runs, left, right, yellow, white, total = _paint_stats(paint[a:b], hsv[a:b, :_BAND_SAMPLES])
+        if len(rows) < 3 or total < 6:
+            continue
+        kind = _type_code(rows, _looks_double(runs, double_fraction if doubles[k] else 0.0), left, right, 2)
+        # a solid line is painted down to the nearest row it is seen in; a long bare stretch there is a dash gap
+        visible = np.flatnonzero(inside[a:b])
+        if kind == _SOLID and visible[-1] - rows[-1] >= max(4, 0.3 * (visible[-1] - visible[0] + 1)):
+            kind = _DASHED
+        kinds[k], colors[k] = kind, _color_code(yellow, white, total, 0.25)
+    return kinds, colors
 
 
 @kernel
@@ -248,16 +283,16 @@ def _paint_mask(hsv, map_x, width):  # pragma: no cover
     rows = len(hsv)
     paint = np.zeros((rows, _BAND_SAMPLES), np.bool_)
     inside = np.zeros(rows, np.bool_)
-    refs = np.empty(4, np.int64)
     for r in range(rows):
         centre = map_x[r, _BAND_SAMPLES // 2]
         inside[r] = 0 <= centre <= width - 1
         if not inside[r]:
             continue
+        low, high, total = 255, 0, 0
         for j in range(4):
-            refs[j] = hsv[r, _BAND_SAMPLES + j, 2]
-        refs.sort()
-        road = (refs[1] + refs[2]) / 2.0
+            v = np.int64(hsv[r, _BAND_SAMPLES + j, 2])
+            low, high, total = min(low, v), max(high, v), total + v
+        road = (total - low - high) / 2.0  # the middle two
         for j in range(_BAND_SAMPLES):
             paint[r, j] = hsv[r, j, 2] >= road + max(15.0, 0.15 * road)
     return paint, inside
@@ -302,13 +337,10 @@ def _paint_stats(paint, hsv):  # pragma: no cover
 
 @warms_up
 def _warm() -> None:
-    paint = np.zeros((6, _BAND_SAMPLES), np.bool_)
-    paint[:, 10:14] = True
-    _paint_stats(paint, np.zeros((6, _BAND_SAMPLES + 4, 3), np.uint8)[:, :_BAND_SAMPLES])  # read_markings' slices
     maps = _band_maps(np.ones((2, 4)), np.array([[300.0, 700.0], [300.0, 310.0]]), np.ones(2), 250.0, 1.5, 2, 1280,
                       _UNIT)
-    _paint_mask(np.zeros((len(maps[0]), _BAND_SAMPLES + 4, 3), np.uint8), maps[0], 1280)
-    is_solid(np.arange(3), 0, 4)
+    _judge(np.zeros((len(maps[0]), _BAND_SAMPLES + 4, 3), np.uint8), maps[0], 1280, maps[2], maps[3], 0.4)
+    marking_type(np.arange(6), np.full(6, 2), side_rows=lambda: (np.arange(6), np.arange(0, 6, 3)))
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,16 @@ from lanenet_ros.decode.fitting import median
 from lanenet_ros.jit import kernel, warms_up
 from lanenet_ros.lanes import DetectedLane, MarkingColor, MarkingType, polyval
 
-_DOUBLE_TYPES = {(True, True): MarkingType.DOUBLE_SOLID, (True, False): MarkingType.SOLID_DASHED,
-                 (False, True): MarkingType.DASHED_SOLID, (False, False): MarkingType.DOUBLE_DASHED}
 _BAND_SAMPLES = 25  # samples across the band (odd: one on the curve)
 _MAX_ROWS = 120  # rows sampled per lane at most
 _MIN_PPM = 25.0  # road pixels per metre below which paint is not read
 _UNKNOWN = (MarkingType.UNKNOWN, MarkingColor.UNKNOWN)
+# the kernels' codes: MarkingType and MarkingColor values
+_SOLID, _DASHED = int(MarkingType.SOLID), int(MarkingType.DASHED)
+_DOUBLE_CODES = np.array([[MarkingType.DOUBLE_DASHED, MarkingType.DASHED_SOLID],  # by (left solid, right solid)
+                          [MarkingType.SOLID_DASHED, MarkingType.DOUBLE_SOLID]], np.int64)
+_YELLOW, _WHITE, _NO_COLOR = int(MarkingColor.YELLOW), int(MarkingColor.WHITE), int(MarkingColor.UNKNOWN)
+_NO_ROWS = np.zeros(0, np.int64)
 
 
 def is_paint(value: np.ndarray, road: np.ndarray) -> np.ndarray:
@@ -101,13 +105,6 @@ def marking_type(rows: np.ndarray, runs: np.ndarray, double_fraction: float = 0.
     return MarkingType(_type_code(rows, double, left, right, min_gap))
 
 
-_NO_ROWS = np.zeros(0, np.int64)
-_SOLID, _DASHED = int(MarkingType.SOLID), int(MarkingType.DASHED)
-# the double types by (left line solid, right line solid)
-_DOUBLE_CODES = np.array([[MarkingType.DOUBLE_DASHED, MarkingType.DASHED_SOLID],
-                          [MarkingType.SOLID_DASHED, MarkingType.DOUBLE_SOLID]], np.int64)
-
-
 @kernel
 def _looks_double(runs, double_fraction):  # pragma: no cover
     """Whether two runs across a row are common enough in the near half of the rows (double lines merge in
@@ -136,9 +133,6 @@ def _color_code(yellow, white, total, min_share):  # pragma: no cover
     if total > 0 and white >= min_share * total:
         return _WHITE
     return _NO_COLOR
-
-
-_YELLOW, _WHITE, _NO_COLOR = int(MarkingColor.YELLOW), int(MarkingColor.WHITE), int(MarkingColor.UNKNOWN)
 
 
 def horizon_row(curves: Sequence[tuple[np.ndarray, float, float]], default: float) -> float:

@@ -323,6 +323,27 @@ def test_lanes_end_at_the_hood_the_network_carries_them_across() -> None:
     assert all(lane.y_max > 715 for lane in plain.lanes) and plain.class_mask[700:].any()
 
 
+@pytest.mark.parametrize("size", [(1920, 1080), (1242, 375), (1024, 576), (640, 360)])
+def test_the_hood_is_found_at_other_camera_sizes(size: tuple[int, int]) -> None:
+    from lanenet_ros.decode import hood
+
+    width, height = size  # the search works in blocks of the whole number of pixels nearest width / 320
+    image = cv2.resize(with_hood(scene(FOUR)[0]), size, interpolation=cv2.INTER_AREA)
+    found = hood.find_edge(image)
+    assert found is not None
+    xs = np.arange(0, width, 20)
+    truth = (hood_edge_rows()[np.minimum(xs * W // width, W - 1)] + 0.5) * height / H - 0.5
+    assert np.abs(found.row_at(xs) - truth).max() < 6.0 * max(height / H, 0.5)
+
+
+def test_the_hood_search_averages_blocks_as_opencv_does() -> None:
+    from lanenet_ros.decode.hood import _block_means
+
+    grey = np.random.default_rng(3).integers(0, 256, (236, 1280), dtype=np.uint8)
+    expected = cv2.resize(grey, (320, 59), interpolation=cv2.INTER_AREA).astype(np.float32)
+    np.testing.assert_array_equal(_block_means(grey, 4), expected)  # 4 x 4: the same, rounding included
+
+
 def test_a_shadow_across_the_road_is_not_a_hood() -> None:
     from lanenet_ros.decode import hood
 

@@ -27,7 +27,8 @@ from lanenet_ros.decode.fitting import _solve_normal, sample_points
 from lanenet_ros.jit import kernel, warms_up
 from lanenet_ros.lanes import DetectedLane
 
-_WORK_WIDTH = 320  # the bottom of the image is searched at a quarter of 1280 columns (rows alike)
+_WORK_WIDTH = 320  # about this many columns: the bottom of the image is searched in blocks of 4 x 4
+# pixels at 1280 columns (blocks of the whole number of pixels nearest width / 320)
 _SEARCH = 0.28  # share of the rows at the bottom searched for the edge
 _STRIPS = 16
 _U = ((np.arange(_STRIPS) + 0.5) / _STRIPS - 0.5) * 2  # strip centres, -1 (left) .. 1 (right)
@@ -67,18 +68,48 @@ def find_edge(image_bgr: np.ndarray) -> HoodEdge | None:
     Not yet a hood: see :func:`confirmed` (a shadow across the road can look the same).
     """
     h, w = image_bgr.shape[:2]
-    scale = w / _WORK_WIDTH  # camera pixels per working pixel, both ways
-    n = round(h / scale)  # working rows of the whole image
+    scale = max(1, round(w / _WORK_WIDTH))  # camera pixels per working pixel, both ways
+    cols = max(1, w // (scale * _STRIPS)) * _STRIPS  # working columns: whole strips
+    x0 = (w - cols * scale) // 2  # camera columns left out, as many on both sides (none at 1280)
+    n = h // scale  # working rows of the whole image
     top = int((1 - _SEARCH) * n)  # first working row searched
     first = top - _MARGIN
-    y0 = round(first * scale)
-    grey = cv2.cvtColor(np.ascontiguousarray(image_bgr[y0:, :, :3]), cv2.COLOR_BGR2GRAY)
-    grey = cv2.resize(grey, (_WORK_WIDTH, n - first), interpolation=cv2.INTER_AREA).astype(np.float32)
-    c = _edge_in(grey, _MARGIN, n, _STRIPS, _DESIGN, _TRIPLES, _TRIPLE_INVERSES)
+    y0 = first * scale
+    band = np.ascontiguousarray(image_bgr[y0:n * scale, x0:x0 + cols * scale, :3])
+    c = _edge_in(_block_means(cv2.cvtColor(band, cv2.COLOR_BGR2GRAY), scale), _MARGIN, n, _STRIPS, _DESIGN,
+                 _TRIPLES, _TRIPLE_INVERSES)
     if c is None:
         return None
-    # working row r covers camera rows around y0 + (r + 0.5) * scale - 0.5; u is the same in both
-    return HoodEdge((y0 + (c[0] + 0.5) * scale - 0.5, c[1] * scale, c[2] * scale), w)
+    # working row r covers camera rows around y0 + (r + 0.5) * scale - 0.5; the working columns span `wide` of
+    # the camera's u range
+    wide = cols * scale / w
+    return HoodEdge((y0 + (c[0] + 0.5) * scale - 0.5, c[1] * scale / wide, c[2] * scale / wide**2), w)
+
+
+@kernel
+def _block_means(grey, size):  # pragma: no cover
+    """The working image: the mean of each ``size`` x ``size`` block of ``grey`` (uint8), rounded half to even
+    to whole grey levels (as OpenCV's ``INTER_AREA`` rounds at 4 x 4), as float32."""
+    rows, cols = grey.shape[0] // size, grey.shape[1] // size
+    line = np.empty(cols * size, np.int32)
+    sums = np.empty(cols, np.int32)
+    out = np.empty((rows, cols), np.float32)
+    inverse = 1.0 / (size * size)
+    for r in range(rows):
+        line[:] = 0
+        for y in range(r * size, (r + 1) * size):  # down the block's rows, every column at once
+            for x in range(len(line)):
+                line[x] += grey[y, x]
+        sums[:] = 0
+        for k in range(size):  # then across
+            for c in range(cols):
+                sums[c] += line[c * size + k]
+        for c in range(cols):
+            out[r, c] = (sums[c] * inverse + _ROUNDER) - _ROUNDER
+    return out
+
+
+_ROUNDER = 6755399441055744.0  # 1.5 * 2**52: adding and subtracting it rounds a float64 half to even
 
 
 @kernel
@@ -147,9 +178,9 @@ def _edge_in(grey, t, n, strips, design, triples, inverses):  # pragma: no cover
 
 @warms_up
 def _warm() -> None:
-    grey = np.zeros((40, _WORK_WIDTH), np.float32)
-    grey[30:] = 80.0
-    _edge_in(grey, _MARGIN, 140, _STRIPS, _DESIGN, _TRIPLES, _TRIPLE_INVERSES)
+    grey = np.zeros((40, _WORK_WIDTH), np.uint8)
+    grey[30:] = 80
+    _edge_in(_block_means(grey, 1), _MARGIN, 140, _STRIPS, _DESIGN, _TRIPLES, _TRIPLE_INVERSES)
 
 
 _MIN_HOOD_COLUMNS = 0.5  # share of the network's columns whose bottom pixel is bonnet, for a bonnet to count

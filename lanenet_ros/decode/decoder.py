@@ -225,11 +225,10 @@ class LaneDecoder:
             return None
         labels = cluster_embeddings(emb, bandwidth=p.cluster_bandwidth, assign_radius=p.cluster_radius,
                                     min_cluster_size=p.min_lane_pixels, max_clusters=2 * p.max_lanes)
-        k = int(labels.max()) + 1
-        if k == 0:
+        rows, cols, labels, scores = _group_by_label(rows, cols, labels, _sigmoid(margin))
+        if len(scores) == 0:
             return None
-        order, scores = _group_by_label(labels, _sigmoid(margin), k)
-        return LanePixels(rows[order], cols[order], labels[order], np.ones(k, dtype=np.int64), scores)
+        return LanePixels(rows, cols, labels, np.ones(len(scores), dtype=np.int64), scores)
 
     def _component_pixels(self, class_mask: np.ndarray, logits: np.ndarray) -> LanePixels | None:
         """Per lane class: connected components, the dashes of one marking chained along their line."""
@@ -460,9 +459,10 @@ def _fit_lanes(seg_row, seg_median, bounds, scores, input_height, min_lane_rows,
 
 
 @kernel
-def _group_by_label(labels, probability, k):  # pragma: no cover
-    """The pixels with a label 0..k-1 ordered by label, keeping their order within a label (a counting sort),
-    and each label's mean of ``probability``."""
+def _group_by_label(rows, cols, labels, probability):  # pragma: no cover
+    """The pixels with a label (0..K-1; -1: noise) ordered by label, keeping their order within a label (a
+    counting sort): their rows, columns and labels, and each label's mean of ``probability``."""
+    k = labels.max() + 1 if len(labels) else 0
     counts = np.zeros(k + 1, np.int64)
     scores = np.zeros(k, np.float64)
     for i in range(len(labels)):
@@ -470,14 +470,17 @@ def _group_by_label(labels, probability, k):  # pragma: no cover
             counts[labels[i] + 1] += 1
             scores[labels[i]] += probability[i]
     starts = np.cumsum(counts)
-    order = np.empty(starts[k], np.int64)
+    n = starts[k]
+    out_rows, out_cols, out_labels = np.empty(n, rows.dtype), np.empty(n, cols.dtype), np.empty(n, labels.dtype)
     for i in range(len(labels)):
-        if labels[i] >= 0:
-            order[starts[labels[i]]] = i
-            starts[labels[i]] += 1
+        j = labels[i]
+        if j >= 0:
+            at = starts[j]
+            out_rows[at], out_cols[at], out_labels[at] = rows[i], cols[i], j
+            starts[j] = at + 1
     for j in range(k):
         scores[j] /= max(counts[j + 1], 1)
-    return order, scores
+    return out_rows, out_cols, out_labels, scores
 
 
 @warms_up
@@ -485,7 +488,8 @@ def _warm() -> None:
     logits = np.zeros((2, 4, 6), np.float32)
     logits[1, 1:3, 2:4] = 5.0
     _, _, _, emb, margin = _gather_lane_pixels(logits, np.zeros((4, 4, 6), np.float32), _logit(0.5))
-    _group_by_label(np.zeros(len(emb), np.int64), _sigmoid(margin), 1)
+    rows = np.zeros(len(emb), np.int64)
+    _group_by_label(rows, rows, rows, _sigmoid(margin))
     rows = np.arange(12, dtype=np.int64)
     _fit_lanes(rows, 0.5 * rows.astype(np.float64), np.array([0, 12]), np.ones(1), 256, 8, 0.0, 0.5, 3, 2.5, 0.1,
                0.015, 2.5, 2.1, 180.0, 720.0)

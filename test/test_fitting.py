@@ -93,6 +93,23 @@ def test_horizon_row_from_converging_lanes() -> None:
     assert paint.horizon_row(lanes[:1], default=123.0) == 123.0
 
 
+def test_paint_reads_hue_saturation_and_value_as_opencv_does() -> None:
+    import numba
+
+    @numba.njit
+    def hsv_of(image):  # the kernels' per-pixel values, as an image
+        out = np.empty_like(image)
+        for i in range(image.shape[0]):
+            for j in range(image.shape[1]):
+                out[i, j, 0], out[i, j, 1] = paint._hue_saturation(image[i, j])
+                out[i, j, 2] = paint._value(image[i, j])
+        return out
+
+    every = np.arange(1 << 24, dtype=np.uint32)  # every 8-bit colour once
+    image = np.stack([every >> 16, (every >> 8) & 255, every & 255], axis=1).astype(np.uint8).reshape(4096, 4096, 3)
+    np.testing.assert_array_equal(hsv_of(image), cv2.cvtColor(image, cv2.COLOR_BGR2HSV))
+
+
 def test_read_markings_on_a_painted_road() -> None:
     image = np.full((720, 1280, 3), 80, np.uint8)
     ys = np.arange(330, 720)

@@ -190,8 +190,7 @@ def read_markings(image_bgr: np.ndarray, curves: Sequence[tuple[np.ndarray, floa
     if len(map_x) == 0:
         return [_UNKNOWN] * len(curves)
     strip = cv2.remap(image_bgr[:, :, :3], map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-    hsv = cv2.cvtColor(strip, cv2.COLOR_BGR2HSV)
-    kinds, colors = _judge(hsv, map_x, w, starts, doubles, float(double_fraction))
+    kinds, colors = _judge(strip, map_x, w, starts, doubles, float(double_fraction))
     return [(MarkingType(k), MarkingColor(c)) for k, c in zip(kinds.tolist(), colors.tolist(), strict=True)]
 
 
@@ -246,11 +245,11 @@ def _band_maps(coeffs, ends, min_half_widths, horizon, camera_height_m, row_step
 
 
 @kernel
-def _judge(hsv, map_x, width, starts, doubles, double_fraction):  # pragma: no cover
+def _judge(strip, map_x, width, starts, doubles, double_fraction):  # pragma: no cover
     """Type and colour (``MarkingType`` and ``MarkingColor`` values) of each lane from its rows
     ``starts[k]:starts[k + 1]`` of the sampled band (rows far to near); a lane without ``doubles[k]`` is never
     double, one with too little paint stays unknown."""
-    paint, inside = _paint_mask(hsv, map_x, width)
+    paint, inside = _paint_mask(strip, map_x, width)
     lanes = len(starts) - 1
     kinds = np.zeros(lanes, np.int64)
     colors = np.zeros(lanes, np.int64)
@@ -258,7 +257,7 @@ def _judge(hsv, map_x, width, starts, doubles, double_fraction):  # pragma: no c
         a, b = starts[k], starts[k + 1]
         if a == b:
             continue
-        rows, runs, left, right, yellow, white, total = _paint_stats(paint[a:b], hsv[a:b, :_BAND_SAMPLES])
+        rows, runs, left, right, yellow, white, total = _paint_stats(paint[a:b], strip[a:b, :_BAND_SAMPLES])
         if len(rows) < 3 or total < 6:
             continue
         kind = _type_code(rows, _looks_double(runs, double_fraction if doubles[k] else 0.0), left, right, 2)
@@ -271,10 +270,10 @@ def _judge(hsv, map_x, width, starts, doubles, double_fraction):  # pragma: no c
 
 
 @kernel
-def _paint_mask(hsv, map_x, width):  # pragma: no cover
+def _paint_mask(strip, map_x, width):  # pragma: no cover
     """Which band samples are paint (:func:`is_paint` against the middle two of the row's four road
     references), in the rows whose centre lies inside the image (returned too)."""
-    rows = len(hsv)
+    rows = len(strip)
     paint = np.zeros((rows, _BAND_SAMPLES), np.bool_)
     inside = np.zeros(rows, np.bool_)
     for r in range(rows):
@@ -284,16 +283,16 @@ def _paint_mask(hsv, map_x, width):  # pragma: no cover
             continue
         low, high, total = 255, 0, 0
         for j in range(4):
-            v = np.int64(hsv[r, _BAND_SAMPLES + j, 2])
+            v = _value(strip[r, _BAND_SAMPLES + j])
             low, high, total = min(low, v), max(high, v), total + v
         road = (total - low - high) / 2.0  # the middle two
         for j in range(_BAND_SAMPLES):
-            paint[r, j] = hsv[r, j, 2] >= road + max(15.0, 0.15 * road)
+            paint[r, j] = _value(strip[r, j]) >= road + max(15.0, 0.15 * road)
     return paint, inside
 
 
 @kernel
-def _paint_stats(paint, hsv):  # pragma: no cover
+def _paint_stats(paint, strip):  # pragma: no cover
     """What one lane's (rows, band samples) paint mask shows: the rows with paint, the separate runs of paint
     across each of them, the rows with paint left and right of the centre sample, and how many paint pixels
     look yellow (OpenCV hue 12-40, saturation at least 70) and white (saturation under 60) of how many."""
@@ -314,7 +313,7 @@ def _paint_stats(paint, hsv):  # pragma: no cover
             on_left |= c < mid
             on_right |= c > mid
             total += 1
-            h, sat = hsv[r, c, 0], hsv[r, c, 1]
+            h, sat = _hue_saturation(strip[r, c])
             yellow += 12 <= h <= 40 and sat >= 70
             white += sat < 60
         if count:
@@ -327,6 +326,36 @@ def _paint_stats(paint, hsv):  # pragma: no cover
             right[k_right] = r
             k_right += 1
     return rows[:k], runs[:k], left[:k_left], right[:k_right], yellow, white, total
+
+
+@kernel
+def _value(bgr):  # pragma: no cover
+    """OpenCV's 8-bit HSV value of one BGR pixel: its brightest channel."""
+    return max(np.int64(bgr[0]), np.int64(bgr[1]), np.int64(bgr[2]))
+
+
+@kernel
+def _hue_saturation(bgr):  # pragma: no cover
+    """OpenCV's 8-bit HSV hue (0-179) and saturation of one BGR pixel, bit for bit as ``cv2.cvtColor`` gives
+    them (the same integer steps and tables; every 8-bit colour checked in the tests)."""
+    b, g, r = np.int64(bgr[0]), np.int64(bgr[1]), np.int64(bgr[2])
+    v = max(b, g, r)
+    diff = v - min(b, g, r)
+    s = (diff * _SAT_DIV[v] + _HALF) >> _HSV_SHIFT
+    if v == r:
+        h = g - b
+    elif v == g:
+        h = b - r + 2 * diff
+    else:
+        h = r - g + 4 * diff
+    h = (h * _HUE_DIV[diff] + _HALF) >> _HSV_SHIFT
+    return h + 180 if h < 0 else h, s
+
+
+_HSV_SHIFT = 12  # OpenCV's fixed point: 255 / v and 30 / diff scaled by 2**12, rounded
+_HALF = 1 << (_HSV_SHIFT - 1)
+_SAT_DIV = np.array([0] + [round((255 << _HSV_SHIFT) / i) for i in range(1, 256)], np.int64)
+_HUE_DIV = np.array([0] + [round((180 << _HSV_SHIFT) / (6.0 * i)) for i in range(1, 256)], np.int64)
 
 
 @warms_up

@@ -181,12 +181,11 @@ def _to_planes(resized, out, source, scale, offset):  # pragma: no cover
     for c in range(3):
         for v in range(256):
             table[c, v] = np.float32(v) * scale[c] + offset[c]
-    s0, s1, s2 = source[0], source[1], source[2]
-    for y in range(h):
-        for x in range(w):
-            out[0, y, x] = table[0, resized[y, x, s0]]
-            out[1, y, x] = table[1, resized[y, x, s1]]
-            out[2, y, x] = table[2, resized[y, x, s2]]
+    for c in range(3):  # a plane at a time: one stream of writes
+        s = source[c]
+        for y in range(h):
+            for x in range(w):
+                out[c, y, x] = table[c, resized[y, x, s]]
 
 
 @warms_up

@@ -10,7 +10,7 @@ one badly lit frame does not flip them.
 from __future__ import annotations
 
 import functools
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,7 +141,8 @@ class LaneTracker:
         ground, ground_range = det.ground_coeffs, det.ground_x_range
         if ground is not None and old.ground_coeffs is not None and old.ground_x_range is not None:
             ground = _blend(old.ground_coeffs, ground, a)
-            ground_range = tuple((1 - a) * np.asarray(old.ground_x_range) + a * np.asarray(ground_range))
+            (old_near, old_far), (near, far) = old.ground_x_range, ground_range
+            ground_range = ((1 - a) * old_near + a * near, (1 - a) * old_far + a * far)
         track.lane = det.replace(
             image_coeffs=coeffs, y_min=y_min, y_max=y_max,
             points=fitting.sample_points(coeffs, y_min, y_max, self.point_step_px),
@@ -219,15 +220,17 @@ def _warm() -> None:
 
 def _most_common(votes: deque, fallback: Any) -> Any:
     """The most frequent recent vote (the latest among equals), or ``fallback`` without votes."""
-    if not votes:
-        return fallback
-    counts = Counter(votes)
-    best = max(counts.values())
-    return next(v for v in reversed(votes) if counts[v] == best)
+    best, most = fallback, 0
+    for vote in reversed(votes):  # a handful of votes: counting each beats building a Counter
+        if (count := votes.count(vote)) > most:
+            best, most = vote, count
+    return best
 
 
 def _blend(old: np.ndarray, new: np.ndarray, alpha: float) -> np.ndarray:
     """(1 - alpha) * old + alpha * new of two coefficient vectors padded to the same length."""
+    if len(old) == len(new):
+        return (1 - alpha) * np.asarray(old, np.float64) + alpha * np.asarray(new, np.float64)
     out = np.zeros(max(len(old), len(new)))
     out[: len(old)] += (1 - alpha) * np.asarray(old, np.float64)
     out[: len(new)] += alpha * np.asarray(new, np.float64)

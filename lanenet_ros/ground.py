@@ -62,8 +62,8 @@ class GroundProjector:
         if not -np.pi / 4 <= yaw_rad <= np.pi / 4:
             raise ValueError(f"yaw_rad must be within [-pi/4, pi/4], got {yaw_rad}")
         self = cls()
-        self._cam = {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "h": height_m, "k1": k1, "k2": k2,
-                     "x0": x_offset_m, "y0": y_offset_m}
+        self._cam = {k: float(v) for k, v in {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "h": height_m, "k1": k1,
+                                              "k2": k2, "x0": x_offset_m, "y0": y_offset_m}.items()}
         s, c = np.sin(pitch_rad), np.cos(pitch_rad)
         # columns: camera right, down, forward axes expressed in the vehicle frame (pitch), then turned by yaw
         pitched = np.array([[0.0, -s, c], [-1.0, 0.0, 0.0], [0.0, -c, -s]])
@@ -105,7 +105,7 @@ class GroundProjector:
         Returns:
             (N, 2) float64.
         """
-        pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+        pts = np.ascontiguousarray(pts, dtype=np.float64).reshape(-1, 2)
         if self._h is not None:
             g = np.c_[pts, np.ones(len(pts))] @ self._h.T
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -113,12 +113,8 @@ class GroundProjector:
             out[~(out[:, 0] > 0)] = np.nan  # behind the vehicle: the point is above the horizon
             return out
         c = self._cam
-        xn, yn = undistort_normalised((pts[:, 0] - c["cx"]) / c["fx"], (pts[:, 1] - c["cy"]) / c["fy"],
-                                      c["k1"], c["k2"])
-        ray = np.stack([xn, yn, np.ones_like(xn)], axis=1) @ self._rot.T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(ray[:, 2] < -1e-9, c["h"] / -ray[:, 2], np.nan)
-        return np.stack([c["x0"] + t * ray[:, 0], c["y0"] + t * ray[:, 1]], axis=1)
+        return _pixels_to_ground(pts, c["fx"], c["fy"], c["cx"], c["cy"], c["k1"], c["k2"], self._rot, c["h"],
+                                 c["x0"], c["y0"])
 
     def ground_to_image(self, pts: np.ndarray) -> np.ndarray:
         """Image pixels of ground points (metres); NaN for points behind the camera.
@@ -145,6 +141,27 @@ class GroundProjector:
         r2 = xn**2 + yn**2
         f = 1.0 + c["k1"] * r2 + c["k2"] * r2**2
         return np.stack([c["fx"] * xn * f + c["cx"], c["fy"] * yn * f + c["cy"]], axis=1)
+
+
+@kernel
+def _pixels_to_ground(pts, fx, fy, cx, cy, k1, k2, rot, height, x0, y0):  # pragma: no cover
+    """:meth:`GroundProjector.image_to_ground` of a pinhole camera: each pixel's ray (undistorted as
+    :func:`undistort_normalised`, turned by ``rot``) met with the ground ``height`` below the camera."""
+    out = np.empty((len(pts), 2))
+    for i in range(len(pts)):
+        xd, yd = (pts[i, 0] - cx) / fx, (pts[i, 1] - cy) / fy
+        xn, yn = xd, yd
+        if k1 != 0 or k2 != 0:
+            for _ in range(_UNDISTORT_ITERATIONS):
+                r2 = xn**2 + yn**2
+                f = 1.0 + k1 * r2 + k2 * r2**2
+                xn, yn = xd / f, yd / f
+        rx = rot[0, 0] * xn + rot[0, 1] * yn + rot[0, 2]
+        ry = rot[1, 0] * xn + rot[1, 1] * yn + rot[1, 2]
+        rz = rot[2, 0] * xn + rot[2, 1] * yn + rot[2, 2]
+        t = height / -rz if rz < -1e-9 else np.nan  # NaN at or above the horizon
+        out[i, 0], out[i, 1] = x0 + t * rx, y0 + t * ry
+    return out
 
 
 def undistort_normalised(xd: np.ndarray, yd: np.ndarray, k1: float, k2: float) -> tuple[np.ndarray, np.ndarray]:
@@ -212,6 +229,7 @@ def _warm() -> None:
     fit_ground_lane(np.array([[5.0, 1.0], [9.0, 1.2], [20.0, 1.1], [30.0, 0.9]]))
     _fit_ground_lanes(np.array([[5.0, 1.0], [9.0, 1.2], [20.0, 1.1], [30.0, 0.9]]), np.array([0, 4]), 80.0)
     sample_ground(np.ones(4), 5.0, 30.0)
+    GroundProjector.from_camera(1000.0, 1000.0, 640.0, 360.0, 1.5, 0.05).image_to_ground(np.ones((2, 2), np.float32))
 
 
 def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: float = 80.0,

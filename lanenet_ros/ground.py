@@ -150,12 +150,7 @@ def _pixels_to_ground(pts, fx, fy, cx, cy, k1, k2, rot, height, x0, y0):  # prag
     out = np.empty((len(pts), 2))
     for i in range(len(pts)):
         xd, yd = (pts[i, 0] - cx) / fx, (pts[i, 1] - cy) / fy
-        xn, yn = xd, yd
-        if k1 != 0 or k2 != 0:
-            for _ in range(_UNDISTORT_ITERATIONS):
-                r2 = xn**2 + yn**2
-                f = 1.0 + k1 * r2 + k2 * r2**2
-                xn, yn = xd / f, yd / f
+        xn, yn = _undistort(xd, yd, k1, k2)
         rx = rot[0, 0] * xn + rot[0, 1] * yn + rot[0, 2]
         ry = rot[1, 0] * xn + rot[1, 1] * yn + rot[1, 2]
         rz = rot[2, 0] * xn + rot[2, 1] * yn + rot[2, 2]
@@ -173,13 +168,28 @@ def undistort_normalised(xd: np.ndarray, yd: np.ndarray, k1: float, k2: float) -
         k1: radial distortion, camera_info D[0].
         k2: radial distortion, D[1].
     """
-    if k1 == 0 and k2 == 0:
-        return xd, yd
-    xn, yn = xd.copy(), yd.copy()
-    for _ in range(_UNDISTORT_ITERATIONS):
-        r2 = xn**2 + yn**2
-        f = 1.0 + k1 * r2 + k2 * r2**2
-        xn, yn = xd / f, yd / f
+    xd, yd = np.broadcast_arrays(np.asarray(xd, np.float64), np.asarray(yd, np.float64))
+    xn, yn = _undistort_all(np.ascontiguousarray(xd).ravel(), np.ascontiguousarray(yd).ravel(), float(k1), float(k2))
+    return xn.reshape(xd.shape), yn.reshape(yd.shape)
+
+
+@kernel
+def _undistort_all(xd, yd, k1, k2):  # pragma: no cover
+    xn, yn = np.empty_like(xd), np.empty_like(yd)
+    for i in range(len(xd)):
+        xn[i], yn[i] = _undistort(xd[i], yd[i], k1, k2)
+    return xn, yn
+
+
+@kernel
+def _undistort(xd, yd, k1, k2):  # pragma: no cover
+    """:func:`undistort_normalised` of one point."""
+    xn, yn = xd, yd
+    if k1 != 0 or k2 != 0:
+        for _ in range(_UNDISTORT_ITERATIONS):
+            r2 = xn**2 + yn**2
+            f = 1.0 + k1 * r2 + k2 * r2**2
+            xn, yn = xd / f, yd / f
     return xn, yn
 
 
@@ -230,6 +240,7 @@ def _warm() -> None:
     _fit_ground_lanes(np.array([[5.0, 1.0], [9.0, 1.2], [20.0, 1.1], [30.0, 0.9]]), np.array([0, 4]), 80.0)
     sample_ground(np.ones(4), 5.0, 30.0)
     GroundProjector.from_camera(1000.0, 1000.0, 640.0, 360.0, 1.5, 0.05).image_to_ground(np.ones((2, 2), np.float32))
+    undistort_normalised(np.zeros(2), np.zeros(2), 0.1, 0.01)
 
 
 def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: float = 80.0,

@@ -224,14 +224,14 @@ def _assign(emb, centres, assign_radius, min_cluster_size, max_clusters):  # pra
     nearest = np.full(n, -1, np.int64)
     sizes = np.zeros(k + 1, np.int64)
     limit = np.float32(assign_radius * assign_radius)
-    # a pixel nearer to a centre than a third of the way to the next centre is nearest to it (a third, not a
-    # half: a margin for rounding), and pixels come lane by lane along the rows: the previous pixel's centre
-    # is tried first, the full scan only when it does not settle it
+    # a pixel nearer to a centre than about half the way to the next centre is nearest to it (the triangle
+    # inequality; 1 / 2.05, a margin for rounding), and pixels come lane by lane along the rows: the previous
+    # pixel's centre is tried first, and the scan of all centres stops at one that settles it
     sure = np.full(k, limit, np.float32)
     for j in range(k):
         for m in range(k):
             if m != j:
-                sure[j] = min(sure[j], _sq_dist(centres, j, centres, m) / np.float32(9.0))
+                sure[j] = min(sure[j], _sq_dist(centres, j, centres, m) / np.float32(2.05**2))
     last = -1
     for p in range(n):
         if last >= 0 and _sq_dist(emb, p, centres, last) < sure[last]:
@@ -240,6 +240,9 @@ def _assign(emb, centres, assign_radius, min_cluster_size, max_clusters):  # pra
             best = limit
             for j in range(k):
                 d = _sq_dist(emb, p, centres, j)
+                if d < sure[j]:  # no other centre can be as near
+                    nearest[p] = j
+                    break
                 if d < best:
                     best = d
                     nearest[p] = j

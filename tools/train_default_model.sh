@@ -22,6 +22,9 @@
 # tight bends and S-bends (seed 22). A set made before this change has no bonnet class and is made again.
 # At the end it scores the new model with bench/real_road_shifts.py beside the held-out evaluation.
 #
+# Stopped part way (a session's end, a reboot), run it again with the same arguments: sets already made are
+# kept (a half-made one is made again) and a training run goes on from its last finished epoch (--resume).
+#
 # FROM_DEFAULT=1 tools/train_default_model.sh: the short way (about 70 minutes here): no stage 1 or 2, but one
 # stage from the shipped model's weights (train --from-default, config/specs/lanenet_tusimple_realroads.txt,
 # results/realroads) on the real-road and bend sets beside the second stage's bare-edge and ordinary ones.
@@ -45,12 +48,14 @@ OUT=lanenet_ros/models
 mkdir -p data results "$OUT"
 labelled() { grep -q '"hood"' "$1/dataset.json" 2>/dev/null; }  # a set made with --label-hood
 [ "$FROM_DEFAULT" = 1 ] || labelled data/tusimple_synth || {
+  rm -rf data/raw_train  # what a stopped run left half made
   $PY/lanenet-train synth --format tusimple --out data/raw_train --count "$COUNT" --seed 1 --val-fraction 0.04 \
     --label-lanes all --label-hood
   $PY/lanenet-train convert --format tusimple --input data/raw_train --output data/tusimple_synth --lane-width 12
   $PY/lanenet-train stats --dataset data/tusimple_synth
 }
 [ -f data/tusimple_tune/dataset.json ] || {  # benchmark labels, for tuning the decoder (evaluation_config.decode)
+  rm -rf data/raw_tune
   $PY/lanenet-train synth --format tusimple --out data/raw_tune --count 200 --seed 2 --val-fraction 0
   $PY/lanenet-train convert --format tusimple --input data/raw_tune --output data/tusimple_tune \
     --lane-width 12 --val-fraction 0
@@ -79,6 +84,7 @@ if [ "$CYCLES" -gt 0 ] || [ "$FROM_DEFAULT" = 1 ]; then
     --config real_hood_prob=0.8
 fi
 [ -f data/tusimple_heldout/dataset.json ] || {
+  rm -rf data/raw_heldout
   $PY/lanenet-train synth --format tusimple --out data/raw_heldout --count 300 --sequence 30 --seed 777 --val-fraction 0
   $PY/lanenet-train convert --format tusimple --input data/raw_heldout --output data/tusimple_heldout \
     --lane-width 12 --val-fraction 0
@@ -93,14 +99,15 @@ if [ "$FROM_DEFAULT" = 1 ]; then
   done 2>/dev/null | tee $RUN.realroads.log
   exit 0
 fi
-$PY/lanenet-train train -e config/specs/lanenet_tusimple.txt -r results/default_model "train_config.epochs=$EPOCHS" \
-  2>&1 | tee results/default_model.train.log
+resumed() { [ -f "$1/latest.pth" ] && echo --resume || true; }  # a run stopped part way goes on from its last epoch
+$PY/lanenet-train train -e config/specs/lanenet_tusimple.txt -r results/default_model $(resumed results/default_model) \
+  "train_config.epochs=$EPOCHS" 2>&1 | tee -a results/default_model.train.log
 RUNS=(results/default_model)
 for cycle in $(seq 1 "$CYCLES"); do
   run=results/default_finetune$cycle
-  $PY/lanenet-train train -e config/specs/lanenet_tusimple_finetune.txt -r $run \
+  $PY/lanenet-train train -e config/specs/lanenet_tusimple_finetune.txt -r $run $(resumed $run) \
     "train_config.epochs=$FINETUNE" "train_config.pretrained_model_path=${RUNS[-1]}/latest.pth" \
-    2>&1 | tee $run.train.log
+    2>&1 | tee -a $run.train.log
   RUNS+=($run)
 done
 RUN=${RUNS[-1]}

@@ -175,6 +175,7 @@ def undistort_normalised(xd: np.ndarray, yd: np.ndarray, k1: float, k2: float) -
 
 @kernel
 def _undistort_all(xd, yd, k1, k2):  # pragma: no cover
+    """:func:`undistort_normalised` of flat arrays, point by point."""
     xn, yn = np.empty_like(xd), np.empty_like(yd)
     for i in range(len(xd)):
         xn[i], yn[i] = _undistort(xd[i], yd[i], k1, k2)

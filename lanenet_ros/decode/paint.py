@@ -23,6 +23,8 @@ from lanenet_ros.lanes import DetectedLane, MarkingColor, MarkingType, polyval
 _BAND_SAMPLES = 25  # samples across the band (odd: one on the curve)
 _MAX_ROWS = 120  # rows sampled per lane at most
 _MIN_PPM = 25.0  # road pixels per metre below which paint is not read
+_MIN_GAP = 2  # rows a gap in a marking must span to count
+_MIN_COLOR_SHARE = 0.25  # share of a lane's paint pixels the winning colour must hold
 _UNKNOWN = (MarkingType.UNKNOWN, MarkingColor.UNKNOWN)
 # the kernels' codes: MarkingType and MarkingColor values
 _SOLID, _DASHED = int(MarkingType.SOLID), int(MarkingType.DASHED)
@@ -55,7 +57,7 @@ def paint_along(image_bgr: np.ndarray, lane: DetectedLane, ys: np.ndarray, half:
     return is_paint(value[:, :-2].max(axis=1), road) & inside
 
 
-def is_solid(rows: np.ndarray, row_min: int, row_max: int, min_gap: int = 2) -> bool:
+def is_solid(rows: np.ndarray, row_min: int, row_max: int, min_gap: int = _MIN_GAP) -> bool:
     """Whether occupied ``rows`` cover [row_min, row_max] like a solid line (no repeated gaps).
 
     Dashed: two or more gaps of at least ``min_gap`` rows, or one gap with less than 60 % of the rows covered
@@ -82,7 +84,7 @@ def _is_solid(rows, row_min, row_max, min_gap):  # pragma: no cover
     return gaps == 0 or (gaps == 1 and covered >= 0.6 * len(occupied))
 
 
-def marking_type(rows: np.ndarray, runs: np.ndarray, double_fraction: float = 0.4, min_gap: int = 2,
+def marking_type(rows: np.ndarray, runs: np.ndarray, double_fraction: float = 0.4, min_gap: int = _MIN_GAP,
                  side_rows: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> MarkingType:
     """Solid, dashed or one of the double types of one lane, from the rows its marking occupies.
 
@@ -125,12 +127,12 @@ def _type_code(rows, double, left, right, min_gap):  # pragma: no cover
 
 
 @kernel
-def _color_code(yellow, white, total, min_share):  # pragma: no cover
+def _color_code(yellow, white, total):  # pragma: no cover
     """The colour of a lane from its pixel votes, as a ``MarkingColor`` value: the winner must hold
-    ``min_share`` of the pixels."""
-    if total > 0 and yellow >= min_share * total and yellow >= 0.5 * white:
+    ``_MIN_COLOR_SHARE`` of the pixels."""
+    if total > 0 and yellow >= _MIN_COLOR_SHARE * total and yellow >= 0.5 * white:
         return _YELLOW
-    if total > 0 and white >= min_share * total:
+    if total > 0 and white >= _MIN_COLOR_SHARE * total:
         return _WHITE
     return _NO_COLOR
 
@@ -260,12 +262,12 @@ def _judge(strip, map_x, width, starts, doubles, double_fraction):  # pragma: no
         rows, runs, left, right, yellow, white, total = _paint_stats(paint[a:b], strip[a:b, :_BAND_SAMPLES])
         if len(rows) < 3 or total < 6:
             continue
-        kind = _type_code(rows, _looks_double(runs, double_fraction if doubles[k] else 0.0), left, right, 2)
+        kind = _type_code(rows, _looks_double(runs, double_fraction if doubles[k] else 0.0), left, right, _MIN_GAP)
         # a solid line is painted down to the nearest row it is seen in; a long bare stretch there is a dash gap
         visible = np.flatnonzero(inside[a:b])
         if kind == _SOLID and visible[-1] - rows[-1] >= max(4, 0.3 * (visible[-1] - visible[0] + 1)):
             kind = _DASHED
-        kinds[k], colors[k] = kind, _color_code(yellow, white, total, 0.25)
+        kinds[k], colors[k] = kind, _color_code(yellow, white, total)
     return kinds, colors
 
 

@@ -8,12 +8,14 @@ run it.
     .venv/bin/python bench/real_road_shifts.py [--model M.onnx] [--frames 30] [--decode NAME=VALUE ...]
                                                [--kinds NAME,NAME] [--json OUT.json]
                                                [--variant NAME=VALUE,NAME=VALUE ...] [--dataset DIR]
+                                               [--first-frame N]
 
 ``--variant`` adds a decoder variant (settings over the model's own and ``--decode``), decoded from the same
 network outputs, so variants are compared on the same frames for the price of one inference. ``--dataset``
 scores the variants on a converted TuSimple set too (TuSimple's metric on every labelled lane, as
 ``lanenet-train evaluate`` scores it: the held-out drives' README figures), so that a change can be checked
-on both in one run.
+on both in one run. ``--first-frame`` moves every kind to other frames (frame N on), to check a change that
+was tuned on the first frames on frames it has not seen.
 
 Per kind, independent frames (seeds from 60000, one set per kind) at 1280x720, scored on the ego pair only:
 TuSimple accuracy / FP / FN of the two ego lines (the frame's ego-left and ego-right lanes against the labelled
@@ -160,14 +162,15 @@ class Variants:
         return {name: d.decode(outputs, geometry, image) for name, d in self.decoders.items()}
 
 
-def run(decode: Variants, kinds: list[str], frames: int) -> dict[str, dict[str, dict]]:
-    """Per variant: the measures per kind of scene, and over all of them (``all``)."""
+def run(decode: Variants, kinds: list[str], frames: int, first: int = 0) -> dict[str, dict[str, dict]]:
+    """Per variant: the measures per kind of scene, and over all of them (``all``), on frames first..first+frames-1
+    of each kind."""
     rows = np.asarray(tusimple_h_samples(720))
     tallies = {v: {name: Tally() for name in [*kinds, "all"]} for v in decode.decoders}
     for name in kinds:
         k = list(SCENES).index(name)  # a kind's frames do not depend on which kinds are run
         config = dataclasses.replace(SynthConfig(), **SCENES[name])
-        for i in tqdm(range(frames), desc=name[:28], unit="frame", leave=False):
+        for i in tqdm(range(first, first + frames), desc=name[:28], unit="frame", leave=False):
             frame = render_frame(config, FIRST_SEED + 1000 * k + i)
             for v, out in decode(frame.image).items():
                 tallies[v][name].add(frame, out, rows)
@@ -190,6 +193,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="ONNX model (default: the embedded default model)")
     parser.add_argument("--frames", type=int, default=30, help="frames per kind of scene (default %(default)s)")
+    parser.add_argument("--first-frame", type=int, default=0, metavar="N",
+                        help="start at each kind's frame N (default 0): frames a change was not tuned on")
     parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
                         help="decoder setting over the model's own (repeatable)")
     parser.add_argument("--kinds", default="", help="comma-separated leading words of the kinds to run (default all)")
@@ -213,7 +218,7 @@ def main() -> int:
     except ValueError as exc:
         parser.error(str(exc))
     held = run_dataset(decode, Path(args.dataset)) if args.dataset else {}
-    results = run(decode, kinds, args.frames) if args.frames > 0 else {v: {} for v in variants}
+    results = run(decode, kinds, args.frames, args.first_frame) if args.frames > 0 else {v: {} for v in variants}
     for v, by_kind in results.items():
         print(f"\n# decoder: {v}" + (f" (on {', '.join(args.decode)})" if args.decode else ""))
         if v in held:

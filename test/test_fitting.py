@@ -110,23 +110,47 @@ def test_paint_reads_hue_saturation_and_value_as_opencv_does() -> None:
     np.testing.assert_array_equal(hsv_of(image), cv2.cvtColor(image, cv2.COLOR_BGR2HSV))
 
 
-def test_read_markings_on_a_painted_road() -> None:
-    image = np.full((720, 1280, 3), 80, np.uint8)
+def _paint_lines(image: np.ndarray, lines) -> list:
+    """Paint 0.12 m wide lines on ``image`` (a road seen from 1.5 m, horizon at row 299), each (x at the bottom
+    row, BGR colour, dashed) running to (640, 299); returns their curves for ``read_markings``."""
     ys = np.arange(330, 720)
-    curves, x_of = [], {}
-    for name, x0, colour, dashed in (("white", 300.0, (230, 230, 230), False), ("yellow", 900.0, (0, 190, 220), True)):
+    curves = []
+    for x0, colour, dashed in lines:
         coeffs = np.array([640 - (x0 - 640) * 299 / 420, (x0 - 640) / 420])  # through (x0, 719) and (640, 299)
-        x_of[name] = P.polyval(ys, coeffs)
-        for y, x in zip(ys, x_of[name], strict=True):
+        for y, x in zip(ys, P.polyval(ys, coeffs), strict=True):
             if not dashed or (719 - y) % 100 < 50:
-                half = max(1, int(0.06 * (y - 299) / 1.5))  # 0.12 m wide paint
+                half = max(1, int(0.06 * (y - 299) / 1.5))
                 image[y, int(x) - half:int(x) + half + 1] = colour
         curves.append((coeffs, 330.0, 719.0))
+    return curves
+
+
+def test_read_markings_on_a_painted_road() -> None:
+    image = np.full((720, 1280, 3), 80, np.uint8)
+    curves = _paint_lines(image, [(300.0, (230, 230, 230), False), (900.0, (0, 190, 220), True)])
     seen = paint.read_markings(image, curves, [4.0, 4.0], horizon=299.0)
     assert seen == [(MarkingType.SOLID, MarkingColor.WHITE), (MarkingType.DASHED, MarkingColor.YELLOW)]
     bare = np.full_like(image, 80)
     assert paint.read_markings(bare, curves, [4.0, 4.0], horizon=299.0) == [
         (MarkingType.UNKNOWN, MarkingColor.UNKNOWN)] * 2
+
+
+def test_paint_is_brighter_than_the_road_on_both_sides_or_clearly_yellow() -> None:
+    # a shadow's edge along a dashed line: the sunlit road beside it is no paint, the gaps stay gaps
+    image = np.full((720, 1280, 3), 80, np.uint8)
+    ys, xs = np.mgrid[0:720, 0:1280]
+    line_x = 640 + (900 - 640) * (ys - 299) / 420
+    image[xs > line_x] = 110
+    curves = _paint_lines(image, [(900.0, (230, 230, 230), True)])
+    assert paint.read_markings(image, curves, [4.0], horizon=299.0) == [(MarkingType.DASHED, MarkingColor.WHITE)]
+    # faded yellow on pale concrete: no brighter than the road, but yellow
+    image = np.full((720, 1280, 3), 190, np.uint8)
+    curves = _paint_lines(image, [(300.0, (70, 170, 190), False)])
+    assert paint.read_markings(image, curves, [4.0], horizon=299.0) == [(MarkingType.SOLID, MarkingColor.YELLOW)]
+    # a grey-white line no brighter than the concrete is not seen at all
+    image = np.full((720, 1280, 3), 190, np.uint8)
+    curves = _paint_lines(image, [(300.0, (185, 190, 190), False)])
+    assert paint.read_markings(image, curves, [4.0], horizon=299.0) == [(MarkingType.UNKNOWN, MarkingColor.UNKNOWN)]
 
 
 def test_class_names_carry_type_and_colour() -> None:

@@ -4,8 +4,9 @@ LaneNet masks are trained on lane polylines drawn at a fixed width, continuous t
 line and narrower than a double line, so the mask alone cannot tell dashed from solid. With the camera image,
 each lane is sampled across a band that follows the fitted curve and widens with perspective (about 0.25 m
 each side on the road, from the horizon row and an assumed camera height); a pixel is paint when it is
-clearly brighter than the road just outside the band. Rows with paint give solid / dashed (gaps along the
-lane), two separate paint runs across the band give the double types, and the paint pixels vote white / yellow.
+clearly brighter than the road just outside the band, or clearly more yellow. Rows with paint give solid /
+dashed (gaps along the lane), two separate paint runs across the band give the double types, and the paint
+pixels vote white / yellow.
 """
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ _MAX_ROWS = 120  # rows sampled per lane at most
 _MIN_PPM = 25.0  # road pixels per metre below which paint is not read
 _MIN_GAP = 2  # rows a gap in a marking must span to count
 _MIN_COLOR_SHARE = 0.25  # share of a lane's paint pixels the winning colour must hold
+_YELLOW_HUE = (12, 40)  # OpenCV hue range of yellow paint (24-80 degrees)
+_YELLOW_SAT = 70  # least saturation of yellow paint
+_YELLOW_OVER_ROAD = 40.0  # saturation above the road's that makes a yellow sample paint without being brighter
 _UNKNOWN = (MarkingType.UNKNOWN, MarkingColor.UNKNOWN)
 # the kernels' codes: MarkingType and MarkingColor values
 _SOLID, _DASHED = int(MarkingType.SOLID), int(MarkingType.DASHED)
@@ -273,8 +277,14 @@ def _judge(strip, map_x, width, starts, doubles, double_fraction):  # pragma: no
 
 @kernel
 def _paint_mask(strip, map_x, width):  # pragma: no cover
-    """Which band samples are paint (:func:`is_paint` against the middle two of the row's four road
-    references), in the rows whose centre lies inside the image (returned too)."""
+    """Which band samples are paint, in the rows whose centre lies inside the image (returned too).
+
+    A sample is paint when it is clearly brighter (:func:`is_paint`) than three of the row's four road
+    references, the fourth being free to fall on another line, a car or a barrier; or when it is clearly
+    yellow (:func:`_is_yellow`) and more saturated than the road by ``_YELLOW_OVER_ROAD``: yellow paint need
+    not be brighter than the road (faded yellow on pale concrete, yellow in shade). A texture that is only a
+    little brighter (the lighter middle of a lane between dark tyre tracks) is not paint.
+    """
     rows = len(strip)
     paint = np.zeros((rows, _BAND_SAMPLES), np.bool_)
     inside = np.zeros(rows, np.bool_)
@@ -283,13 +293,29 @@ def _paint_mask(strip, map_x, width):  # pragma: no cover
         inside[r] = 0 <= centre <= width - 1
         if not inside[r]:
             continue
-        low, high, total = 255, 0, 0
+        first = second = 0  # the two brightest references
+        low_sat, high_sat, total_sat = 255, 0, 0
         for j in range(4):
-            v = _value(strip[r, _BAND_SAMPLES + j])
-            low, high, total = min(low, v), max(high, v), total + v
-        road = (total - low - high) / 2.0  # the middle two
+            ref = strip[r, _BAND_SAMPLES + j]
+            v = _value(ref)
+            if v > first:
+                first, second = v, first
+            elif v > second:
+                second = v
+            sat = _hue_saturation(ref)[1]
+            low_sat, high_sat, total_sat = min(low_sat, sat), max(high_sat, sat), total_sat + sat
+        road = float(second)
+        bright = road + max(15.0, 0.15 * road)
+        yellow_sat = max(_YELLOW_SAT, (total_sat - low_sat - high_sat) / 2.0 + _YELLOW_OVER_ROAD)
         for j in range(_BAND_SAMPLES):
-            paint[r, j] = _value(strip[r, j]) >= road + max(15.0, 0.15 * road)
+            bgr = strip[r, j]
+            if _value(bgr) >= bright:
+                paint[r, j] = True
+            elif bgr[0] < bgr[1] and bgr[0] < bgr[2]:  # blue the weakest: the only way to a yellow hue
+                v = max(np.int64(bgr[1]), np.int64(bgr[2]))
+                if (v - np.int64(bgr[0])) * 255 >= yellow_sat * v:  # saturated enough, before the exact test
+                    h, sat = _hue_saturation(bgr)
+                    paint[r, j] = _is_yellow(h, sat) and sat >= yellow_sat
     return paint, inside
 
 
@@ -297,7 +323,7 @@ def _paint_mask(strip, map_x, width):  # pragma: no cover
 def _paint_stats(paint, strip):  # pragma: no cover
     """What one lane's (rows, band samples) paint mask shows: the rows with paint, the separate runs of paint
     across each of them, the rows with paint left and right of the centre sample, and how many paint pixels
-    look yellow (OpenCV hue 12-40, saturation at least 70) and white (saturation under 60) of how many."""
+    look yellow (:func:`_is_yellow`) and white (saturation under 60) of how many."""
     n, width = paint.shape
     mid = width // 2
     rows = np.empty(n, np.int64)
@@ -316,7 +342,7 @@ def _paint_stats(paint, strip):  # pragma: no cover
             on_right |= c > mid
             total += 1
             h, sat = _hue_saturation(strip[r, c])
-            yellow += 12 <= h <= 40 and sat >= 70
+            yellow += _is_yellow(h, sat)
             white += sat < 60
         if count:
             rows[k], runs[k] = r, count
@@ -328,6 +354,12 @@ def _paint_stats(paint, strip):  # pragma: no cover
             right[k_right] = r
             k_right += 1
     return rows[:k], runs[:k], left[:k_left], right[:k_right], yellow, white, total
+
+
+@kernel
+def _is_yellow(h, sat):  # pragma: no cover
+    """Whether an OpenCV hue (0-179) and saturation (0-255) look like yellow paint."""
+    return _YELLOW_HUE[0] <= h <= _YELLOW_HUE[1] and sat >= _YELLOW_SAT
 
 
 @kernel

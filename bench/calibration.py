@@ -18,7 +18,8 @@ height given (lane width measured). ``bend`` and ``lane-change`` drives start fr
 a straight drive with the same camera and report how far the estimate moves.
 
 Run: ``.venv/bin/python bench/calibration.py`` (truth: 8 drives of 20 s, about 3 minutes) and ``--model`` (adds
-4 rendered drives of 12 s + 8 s, 10-25 minutes on two shared cores). ``--drives N --frames N`` change the amount.
+4 rendered drives of 12 s + 8 s, 10-25 minutes on two shared cores). ``--drives N --frames N`` change the amount,
+``--model-file M.onnx`` the model.
 """
 from __future__ import annotations
 
@@ -279,14 +280,14 @@ def model_drive(config: SynthConfig, seed: int, n_frames: int, pipeline):
         ego.lane, ego.target_d = lane, target
 
 
-def bench_model(drives: int, n_frames: int) -> None:
+def bench_model(drives: int, n_frames: int, model: str | None = None) -> None:
     from lanenet_ros.pipeline import LanePipeline
 
-    pipeline = LanePipeline(backend="onnxruntime-cpu", tracking=False)
+    pipeline = LanePipeline(model, backend="onnxruntime-cpu", tracking=False)
     config = SynthConfig(camera_height_m=(1.15, 3.0), straight_prob=1.0, night_prob=0.0, fog_prob=0.0)
     bends = replace(config, straight_prob=0.0)  # same seed, same camera (it is drawn first), only bends
-    print(f"\n== default model detections ({pipeline.backend_name}), {drives} rendered lane-keeping drives x "
-          f"{n_frames} frames straight, then {n_frames * 2 // 3} frames of bends with the same camera ==")
+    print(f"\n== {model or 'default model'} detections ({pipeline.backend_name}), {drives} rendered lane-keeping "
+          f"drives x {n_frames} frames straight, then {n_frames * 2 // 3} frames of bends with the same camera ==")
     totals: dict[str, list] = {}
     fits: list[dict] = []
     for d in range(drives):
@@ -383,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drives", type=int, default=8, help="truth drives (default 8)")
     parser.add_argument("--frames", type=int, default=200, help="frames per truth drive (default 200 = 20 s)")
     parser.add_argument("--model", action="store_true", help="also rendered drives through the default model")
+    parser.add_argument("--model-file", default=None, metavar="M.onnx",
+                        help="ONNX model for the rendered drives (default: the embedded default model)")
     parser.add_argument("--model-drives", type=int, default=4, help="rendered drives (default 4)")
     parser.add_argument("--model-frames", type=int, default=120,
                         help="frames per rendered straight drive (default 120; bends: two thirds of it)")
@@ -391,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_truth:
         bench_truth(args.drives, args.frames)
     if args.model:
-        bench_model(args.model_drives, args.model_frames)
+        bench_model(args.model_drives, args.model_frames, args.model_file)
     return 0
 
 

@@ -37,6 +37,7 @@ LANE_WIDTH_RANGE_M = (2.5, 5.0)
 """Lane widths outside this range are not lanes."""
 _MAX_PITCH, _MAX_YAW = math.radians(30.0), math.radians(20.0)
 _DRIFT, _SETTLE, _YAW_GATE = 0.05, 1.0, math.radians(0.6)  # lane widths/s, s, rad: see _steady
+_JUMP = 0.1  # lane widths between two frames that no steady move makes (0.36 m in 0.1 s on a 3.6 m lane)
 _REGATE = 300  # yaws outside the gate in a row (30 s of straight road at 10 Hz) that restart the estimate
 _HEIGHT_STEP = 0.0005  # most the height in use moves per measurement once converged (relative)
 _ROWS_USED = (0.3, 0.8)  # of a lane's row span above its lowest point, used for the vanishing point
@@ -168,6 +169,7 @@ class MountingEstimator:
         self._seen = self._used = 0
         self._offsets: deque[tuple[float, float]] = deque()
         self._unsteady_until = -math.inf
+        self._jumped: float | None = None  # the offset of a frame that jumped off the track, until confirmed
         self._gated = 0  # converged: yaws outside the gate in a row
         self._mounting = None if seed is None else replace(seed, height_m=height_m or seed.height_m)
         self._state = "collecting" if seed is None else "seeded"
@@ -261,20 +263,27 @@ class MountingEstimator:
         """Whether the car keeps its lane: the yaw measured is the mounting's plus the car's heading to the
         lanes, which is far from zero while changing lanes. Unsteady: the ego lane unknown, the offset in it
         moving faster than ``_DRIFT`` lane widths a second (or jumping to another lane), or within ``_SETTLE``
-        seconds of such a move."""
+        seconds of such a move. A single frame off the track (one ego line missed and the next line taken for
+        it) is a detection's glitch: that frame alone is left out; a jump is a move when the next frame
+        agrees with it."""
         if math.isnan(m.offset):
             return False
         track = self._offsets
         while track and not 0.0 <= t - track[0][0] <= 1.0:
             track.popleft()
-        jump = bool(track) and abs(m.offset - track[-1][1]) > 0.3
-        track.append((t, m.offset))
-        drift = False
-        if not jump and len(track) >= 4 and track[-1][0] - track[0][0] >= 0.3:
-            times, offsets = np.array(track).T
-            drift = abs(np.polyfit(times, offsets, 1)[0]) > _DRIFT
-        if jump or drift:
+        if track and abs(m.offset - track[-1][1]) > _JUMP:
+            confirmed = self._jumped is not None and abs(m.offset - self._jumped) <= _JUMP
+            self._jumped = m.offset
+            if not confirmed:
+                return False
+            track.clear()  # the car is somewhere else in the lane, or in another lane
             self._unsteady_until = t + _SETTLE
+        self._jumped = None
+        track.append((t, m.offset))
+        if len(track) >= 4 and track[-1][0] - track[0][0] >= 0.3:
+            times, offsets = np.array(track).T
+            if abs(np.polyfit(times, offsets, 1)[0]) > _DRIFT:
+                self._unsteady_until = t + _SETTLE
         return t >= self._unsteady_until
 
     def _within_gate(self, m: Measurement) -> bool:

@@ -95,6 +95,27 @@ def test_frames_while_changing_lanes_are_skipped():
     assert sum(used) <= 4  # the first few frames cannot tell yet; then the offset is seen moving
 
 
+def test_a_one_frame_glitch_is_left_out_without_holding_up_the_estimate():
+    # every tenth frame one ego line is missed and the next line taken for it: the ego lane reads twice as wide,
+    # the car a lane's quarter off its centre; the glitch frames must neither count nor stall convergence
+    est = MountingEstimator(INTR, lane_width_m=WIDTH)
+    rng = np.random.default_rng(2)
+    used = []
+    for k in range(60):
+        frame = lane_frame(rng=rng)
+        if k % 10 == 5:
+            frame = frame.replace(ego_left_index=0)
+        used.append(est.update(frame, stamp=k * 0.1))
+    assert not any(used[5::10])
+    assert sum(used) >= 50
+    st = est.status
+    assert st.state == "converged" and st.lane_width_m == pytest.approx(WIDTH, abs=0.05)
+    # a jump that the next frames confirm is a move to another lane: settle, then measure there
+    est = MountingEstimator(INTR, lane_width_m=WIDTH)
+    moved = [est.update(lane_frame(offset=0.2 if k < 20 else -1.5, rng=rng), stamp=k * 0.1) for k in range(40)]
+    assert not any(moved[20:30]) and all(moved[31:])
+
+
 def test_seed_is_used_at_once_and_frozen_ignores_measurements():
     seed = Mounting(1.5, math.radians(2.0), 0.0)
     est = MountingEstimator(INTR, seed=seed)

@@ -91,6 +91,7 @@ def spec_for(path: Path, info: ModelInfo, width_multiplier: float) -> Any:
     m.width_multiplier = width_multiplier
     m.channel_order, m.mean, m.std, m.roi_top = info.channel_order, list(info.mean), list(info.std), info.roi_top
     m.num_classes = len(info.class_names)
+    m.hood_output = info.output_for("hood_logits") is not None  # the bonnet head, whatever the spec says
     spec.train_config.pretrained_model_path = ""
     return spec
 
@@ -124,6 +125,8 @@ def rebuild(path: str | Path, calibration_frames: int = CALIBRATION_FRAMES) -> t
         if node.op_type not in ("Conv", "ConvTranspose"):
             continue
         name = _module_path(node.name)
+        if name not in modules and f"binary_decoder.{name}" in modules:
+            name = f"binary_decoder.{name}"  # a bonnet model exported before LaneNet called its decoder whole
         conv = modules.get(name)
         if not isinstance(conv, nn.Conv2d | nn.ConvTranspose2d):
             raise ValueError(f"{path}: node {node.name} finds no convolution {name!r} in the torch LaneNet")

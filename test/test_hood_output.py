@@ -122,6 +122,11 @@ train_config {{ batch_size: 2 epochs: 1 log_interval: 1 }}""")
     assert pipe.info.output_for("hood_logits") == "hood_logits"
     frame = pipe.process(cv2.imread(str(data / with_hood["image"])))
     assert frame.class_mask.shape == (144, 256)
+    # the exported model rebuilds as a torch checkpoint (train --from-default, the recipe's default.pth)
+    from lanenet_train.onnx_weights import compare_with_onnx, rebuild
+    model, payload = rebuild(onnx_path, calibration_frames=2)
+    assert payload["spec"]["model_config"]["hood_output"] is True
+    assert set(compare_with_onnx(model, onnx_path)) >= {"binary_logits", "embedding", "hood_logits"}
 
 
 def test_far_end_paint_moves_the_far_end_back_to_the_paint():

@@ -83,8 +83,11 @@ class Decoder(nn.Module):
         self.up2 = UpBlock(c2, c1)
         self.head = nn.ConvTranspose2d(c1, out_ch, 2, 2)
 
-    def forward(self, x: torch.Tensor, skip4: torch.Tensor, skip2: torch.Tensor) -> torch.Tensor:
-        return self.head(self.up2(self.up4(x, skip4), skip2))
+    def forward(self, x: torch.Tensor, skip4: torch.Tensor, skip2: torch.Tensor,
+                features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The head's output; with ``features`` also the stride-2 features the head reads."""
+        f = self.up2(self.up4(x, skip4), skip2)
+        return (self.head(f), f) if features else self.head(f)
 
 
 class LaneNet(nn.Module):
@@ -118,9 +121,10 @@ class LaneNet(nn.Module):
         skip2 = self.initial(x)
         skip4 = self.stage1(skip2)
         shared = self.stage2(skip4)
-        b = self.binary_decoder
-        features = b.up2(b.up4(self.binary_stage3(shared), skip4), skip2)
-        out = {"binary_logits": b.head(features),
+        # called as a module (not its parts), so that an exported graph names its nodes binary_decoder/...,
+        # which lanenet_train.onnx_weights maps back to the modules
+        binary, features = self.binary_decoder(self.binary_stage3(shared), skip4, skip2, features=True)
+        out = {"binary_logits": binary,
                "embedding": self.embedding_decoder(self.embedding_stage3(shared), skip4, skip2)}
         if self.hood_head is not None:
             out["hood_logits"] = self.hood_head(features)

@@ -43,21 +43,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT="${1:-2500}" EPOCHS="${2:-15}" FINETUNE="${3:-4}" CYCLES="${4:-1}" FROM_DEFAULT="${FROM_DEFAULT:-0}"
-PY=.venv/bin
+# PYTHON: the interpreter that has lanenet's requirements (default the one `make setup` makes); the package runs
+# from this checkout (python -m), so a machine without the venv (a GPU machine's own python3 with torch, OpenCV,
+# numba, ONNX Runtime) needs no install. TRAIN_ARGS: spec overrides for every training run, e.g.
+# "dataset_config.num_workers=12" on a many-core GPU machine.
+PYTHON="${PYTHON:-.venv/bin/python}"
+read -r -a TRAIN_ARGS <<< "${TRAIN_ARGS:-}"
+LT=("$PYTHON" -m lanenet_train.cli)
 OUT=lanenet_ros/models
 mkdir -p data results "$OUT"
 labelled() { grep -q '"hood"' "$1/dataset.json" 2>/dev/null; }  # a set made with --label-hood
 [ "$FROM_DEFAULT" = 1 ] || labelled data/tusimple_synth || {
   rm -rf data/raw_train  # what a stopped run left half made
-  $PY/lanenet-train synth --format tusimple --out data/raw_train --count "$COUNT" --seed 1 --val-fraction 0.04 \
+  "${LT[@]}" synth --format tusimple --out data/raw_train --count "$COUNT" --seed 1 --val-fraction 0.04 \
     --label-lanes all --label-hood
-  $PY/lanenet-train convert --format tusimple --input data/raw_train --output data/tusimple_synth --lane-width 12
-  $PY/lanenet-train stats --dataset data/tusimple_synth
+  "${LT[@]}" convert --format tusimple --input data/raw_train --output data/tusimple_synth --lane-width 12
+  "${LT[@]}" stats --dataset data/tusimple_synth
 }
 [ -f data/tusimple_tune/dataset.json ] || {  # benchmark labels, for tuning the decoder (evaluation_config.decode)
   rm -rf data/raw_tune
-  $PY/lanenet-train synth --format tusimple --out data/raw_tune --count 200 --seed 2 --val-fraction 0
-  $PY/lanenet-train convert --format tusimple --input data/raw_tune --output data/tusimple_tune \
+  "${LT[@]}" synth --format tusimple --out data/raw_tune --count 200 --seed 2 --val-fraction 0
+  "${LT[@]}" convert --format tusimple --input data/raw_tune --output data/tusimple_tune \
     --lane-width 12 --val-fraction 0
 }
 stage2_set() {  # stage2_set NAME SEED COUNT [SYNTH OPTION ...]: a data source of the fine-tuning spec, with stats
@@ -65,11 +71,11 @@ stage2_set() {  # stage2_set NAME SEED COUNT [SYNTH OPTION ...]: a data source o
   shift 3
   labelled "data/tusimple_$name" && return 0
   rm -rf "data/raw_$name"
-  $PY/lanenet-train synth --format tusimple --out "data/raw_$name" --count "$count" --seed "$seed" --val-fraction 0 \
+  "${LT[@]}" synth --format tusimple --out "data/raw_$name" --count "$count" --seed "$seed" --val-fraction 0 \
     --label-lanes all --label-hood "$@"
-  $PY/lanenet-train convert --format tusimple --input "data/raw_$name" --output "data/tusimple_$name" \
+  "${LT[@]}" convert --format tusimple --input "data/raw_$name" --output "data/tusimple_$name" \
     --lane-width 12 --val-fraction 0
-  $PY/lanenet-train stats --dataset "data/tusimple_$name"
+  "${LT[@]}" stats --dataset "data/tusimple_$name"
 }
 if [ "$CYCLES" -gt 0 ] || [ "$FROM_DEFAULT" = 1 ]; then
   stage2_set edges 11 1200 --edge-line-prob 0.5
@@ -85,40 +91,40 @@ if [ "$CYCLES" -gt 0 ] || [ "$FROM_DEFAULT" = 1 ]; then
 fi
 [ -f data/tusimple_heldout/dataset.json ] || {
   rm -rf data/raw_heldout
-  $PY/lanenet-train synth --format tusimple --out data/raw_heldout --count 300 --sequence 30 --seed 777 --val-fraction 0
-  $PY/lanenet-train convert --format tusimple --input data/raw_heldout --output data/tusimple_heldout \
+  "${LT[@]}" synth --format tusimple --out data/raw_heldout --count 300 --sequence 30 --seed 777 --val-fraction 0
+  "${LT[@]}" convert --format tusimple --input data/raw_heldout --output data/tusimple_heldout \
     --lane-width 12 --val-fraction 0
 }
 if [ "$FROM_DEFAULT" = 1 ]; then
   RUN=results/realroads
-  $PY/lanenet-train train -e config/specs/lanenet_tusimple_realroads.txt -r $RUN --from-default 2>&1 | tee $RUN.train.log
-  $PY/lanenet-train export -m $RUN/latest.pth -o $RUN/model.onnx
+  "${LT[@]}" train -e config/specs/lanenet_tusimple_realroads.txt -r $RUN --from-default "${TRAIN_ARGS[@]}" 2>&1 | tee $RUN.train.log
+  "${LT[@]}" export -m $RUN/latest.pth -o $RUN/model.onnx
   for model in $RUN/model.onnx "$OUT/default.onnx"; do  # the new model beside the shipped one
     echo "# model: $model"
-    $PY/python bench/real_road_shifts.py --model "$model" --frames 30 --dataset data/tusimple_heldout
+    "$PYTHON" bench/real_road_shifts.py --model "$model" --frames 30 --dataset data/tusimple_heldout
   done 2>/dev/null | tee $RUN.realroads.log
   exit 0
 fi
 resumed() { [ -f "$1/latest.pth" ] && echo --resume || true; }  # a run stopped part way goes on from its last epoch
-$PY/lanenet-train train -e config/specs/lanenet_tusimple.txt -r results/default_model $(resumed results/default_model) \
-  "train_config.epochs=$EPOCHS" 2>&1 | tee -a results/default_model.train.log
+"${LT[@]}" train -e config/specs/lanenet_tusimple.txt -r results/default_model $(resumed results/default_model) \
+  "train_config.epochs=$EPOCHS" "${TRAIN_ARGS[@]}" 2>&1 | tee -a results/default_model.train.log
 RUNS=(results/default_model)
 for cycle in $(seq 1 "$CYCLES"); do
   run=results/default_finetune$cycle
-  $PY/lanenet-train train -e config/specs/lanenet_tusimple_finetune.txt -r $run $(resumed $run) \
+  "${LT[@]}" train -e config/specs/lanenet_tusimple_finetune.txt -r $run $(resumed $run) \
     "train_config.epochs=$FINETUNE" "train_config.pretrained_model_path=${RUNS[-1]}/latest.pth" \
-    2>&1 | tee -a $run.train.log
+    "${TRAIN_ARGS[@]}" 2>&1 | tee -a $run.train.log
   RUNS+=($run)
 done
 RUN=${RUNS[-1]}
-$PY/lanenet-train export -m $RUN/latest.pth -o "$OUT/default.onnx"
-$PY/lanenet-train evaluate -e config/specs/lanenet_tusimple.txt -m "$OUT/default.onnx" \
+"${LT[@]}" export -m $RUN/latest.pth -o "$OUT/default.onnx"
+"${LT[@]}" evaluate -e config/specs/lanenet_tusimple.txt -m "$OUT/default.onnx" \
   -o $RUN/heldout dataset_config.validation_data_sources.dataset_root=data/tusimple_heldout \
   dataset_config.validation_data_sources.split=train \
   | tee $RUN.eval.log
 cp $RUN/spec.txt "$OUT/default.spec.txt"
 # the weights beside it, for fine-tuning (train --from-default), rebuilt from the ONNX file and checked against it
-$PY/python -m lanenet_train.onnx_weights "$OUT/default.onnx" "$OUT/default.pth"
+"$PYTHON" -m lanenet_train.onnx_weights "$OUT/default.onnx" "$OUT/default.pth"
 for run in "${RUNS[@]}"; do  # the last progress bar of each epoch, run by run
   echo "# $run"
   tr '\r' '\n' < $run.train.log | grep -E '^epoch [0-9]+/[0-9]+: 100%' | tac | awk '!seen[$2]++' | tac
@@ -126,5 +132,5 @@ done > "$OUT/default.train.log"
 for run in "${RUNS[@]}"; do sed "s#^{#{\"run\": \"${run#results/}\", #" $run/metrics.jsonl; done > "$OUT/default.metrics.jsonl"
 cp $RUN/heldout/report.json "$OUT/default.eval.json"
 # the issue "Real roads" measures on real-road-like synthetic scenes (a stand-in, not real footage)
-$PY/python bench/real_road_shifts.py --model "$OUT/default.onnx" --frames 30 --json $RUN.realroads.json \
+"$PYTHON" bench/real_road_shifts.py --model "$OUT/default.onnx" --frames 30 --json $RUN.realroads.json \
   | tee $RUN.realroads.log

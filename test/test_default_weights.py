@@ -88,3 +88,39 @@ def test_fine_tuning_from_the_default_model_starts_where_it_left_off(tmp_path) -
                *small, cwd=tmp_path)
     assert onnx.returncode == 2 and "an exported ONNX model, not a training checkpoint" in onnx.stderr
     assert "Traceback" not in onnx.stderr
+
+
+def test_a_bonnet_model_exported_before_the_decoder_was_called_whole_is_rebuilt(tmp_path, monkeypatch) -> None:
+    # such an export names the binary decoder's nodes up4/..., up2/..., head/... without binary_decoder/
+    from lanenet_train.checkpoint import make_model_info
+    from lanenet_train.export import export_model
+    from lanenet_train.models import build_model
+    from lanenet_train.models.lanenet import LaneNet
+    from lanenet_train.spec import parse_spec
+
+    def parts_forward(self, x):
+        skip2 = self.initial(x)
+        skip4 = self.stage1(skip2)
+        shared = self.stage2(skip4)
+        b = self.binary_decoder
+        features = b.up2(b.up4(self.binary_stage3(shared), skip4), skip2)
+        return {"binary_logits": b.head(features),
+                "embedding": self.embedding_decoder(self.embedding_stage3(shared), skip4, skip2),
+                "hood_logits": self.hood_head(features)}
+
+    spec = parse_spec("model_config { input_image_width: 128 input_image_height: 64 width_multiplier: 0.125 "
+                      "hood_output: true }")
+    torch.manual_seed(0)
+    model = build_model(spec.model_config).eval()
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # as if trained: distinct
+        for t in (bn.weight.data, bn.bias.data, bn.running_mean):  # folded biases (equal ones are deduplicated)
+            t.uniform_(0.5, 1.5)
+    info = make_model_info(spec, ["background", "lane"], [[0, 0, 0], [255, 255, 255]], "test")
+    path = tmp_path / "old.onnx"
+    with monkeypatch.context() as m:
+        m.setattr(LaneNet, "forward", parts_forward)
+        export_model(model, info, path, verify_images=1)
+    import onnx
+    assert any(n.name.startswith("/model/up4/") for n in onnx.load(str(path)).graph.node)
+    rebuilt, _ = rebuild(path, calibration_frames=1)
+    assert max(compare_with_onnx(rebuilt, path, frames=1).values()) < 1e-3

@@ -15,11 +15,11 @@
 # The shipped model is the full-width network after the 15 epochs and one such run, made by this script as
 # it was at commit b2b7c5b.
 #
-# Since issue "Real roads" (run once, 5-6 December, not adopted: docs/training.md; about 4 hours of this
-# 2-core CPU, minutes on a GPU) the script makes the next default model: every set labels the ego vehicle's
-# bonnet (--label-hood; the images are the same as before) and the network learns it (model_config.hood_output,
-# output hood_logits: the decoder ends lanes at it), and the second stage adds 1200 frames of real-road scenes (seed 21) and 600 of
-# tight bends and S-bends (seed 22). A set made before this change has no bonnet class and is made again.
+# Since issue "Real roads" (run once, 5-6 December, not adopted: docs/training.md; about 4 hours of this 2-core CPU,
+# minutes on a GPU) the script makes the next default model: every set labels the ego vehicle's bonnet
+# (--label-hood; the images are the same as before) and the network learns it (model_config.hood_output, output
+# hood_logits: the decoder ends lanes at it), and the second stage adds 1200 frames of real-road scenes (seed 21)
+# and 600 of tight bends and S-bends (seed 22). A set made before this change has no bonnet class and is made again.
 # At the end it scores the new model with bench/real_road_shifts.py beside the held-out evaluation.
 #
 # Stopped part way (a session's end, a reboot), run it again with the same arguments: sets already made are

@@ -157,15 +157,18 @@ def errors(est: MountingEstimator, frame: LaneFrame, truth: Truth) -> dict[str, 
     return out
 
 
-def run_drive(est: MountingEstimator, frames) -> dict:
-    """Feed a drive to the estimator; frames until converged and the share of later frames within each goal."""
+def run_drive(est: MountingEstimator, frames, published: list[LaneFrame] | None = None) -> dict:
+    """Feed a drive to the estimator; frames until converged and the share of later frames within each goal.
+
+    ``published``: the frames as the node publishes them (tracked), one per frame, to score c0/c1 on instead of
+    the detections; the estimator is fed the detections either way, as in the node."""
     converged_at, rows = None, []
     for k, (frame, truth) in enumerate(frames):
         est.update(frame)
         if converged_at is None and est.status.state == "converged":
             converged_at = k + 1
         if est.status.state in ("converged", "seeded"):
-            err = errors(est, frame, truth)
+            err = errors(est, frame if published is None else published[k], truth)
             if err is not None:
                 rows.append(err)
     share = {}
@@ -299,6 +302,8 @@ def bench_model(drives: int, n_frames: int, model: str | None = None) -> None:
         c = t0.camera
         print(f"drive {seed}: height {c.height_m:.2f} m, pitch {math.degrees(c.pitch_rad):.2f} deg, fx {c.fx:.0f} px,"
               f" k1 {c.k1:+.3f}, lane {t0.lane_width:.2f} m ({time.perf_counter() - t_start:.0f} s to render+detect)")
+        # as the node publishes them (tracking on); the bends are another drive, so another tracker
+        published = tracked_frames(pipeline, frames), tracked_frames(pipeline, curved)
         for prior in ("truth", "height", "default"):
             est = make_estimator(t0, prior)
             r = run_drive(est, frames)
@@ -309,9 +314,27 @@ def bench_model(drives: int, n_frames: int, model: str | None = None) -> None:
                 totals.setdefault("model bends (after)", []).append(rb)
                 print(f"  bends    prior=truth   {fmt(rb)}  worst pitch {rb['worst']['pitch']:.2f} yaw "
                       f"{rb['worst']['yaw']:.2f} deg")
+            if prior == "truth":  # c0/c1 of the lanes the node publishes with tracking on, its default
+                est = make_estimator(t0, prior)
+                r = run_drive(est, frames, published[0])
+                totals.setdefault("model prior=truth, tracked", []).append(r)
+                print(f"  tracked  prior=truth   {fmt(r)}")
+                if r["converged_at"]:
+                    rb = run_drive(est, curved, published[1])
+                    totals.setdefault("model bends (after), tracked", []).append(rb)
+                    print(f"  bends    tracked       {fmt(rb)}")
         fits.append(compare_fits(frames + curved))
     summary(totals)
     print_fits("detected, straight and bends", fits)
+
+
+def tracked_frames(pipeline, frames) -> list[LaneFrame]:
+    """The detections of a drive as the node publishes them with ``tracking`` on: through a fresh tracker set up
+    as the pipeline's is, in order."""
+    from lanenet_ros.tracking import LaneTracker
+
+    tracker = LaneTracker.for_decoder(pipeline.decoder.params)
+    return [tracker.update(frame, k / FPS) for k, (frame, _) in enumerate(frames)]
 
 
 def compare_fits(frames) -> dict[str, tuple[float, float]]:

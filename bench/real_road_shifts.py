@@ -8,14 +8,17 @@ run it.
     .venv/bin/python bench/real_road_shifts.py [--model M.onnx] [--frames 30] [--decode NAME=VALUE ...]
                                                [--kinds NAME,NAME] [--json OUT.json]
                                                [--variant NAME=VALUE,NAME=VALUE ...] [--dataset DIR]
-                                               [--first-frame N]
+                                               [--first-frame N] [--drives N]
 
 ``--variant`` adds a decoder variant (settings over the model's own and ``--decode``), decoded from the same
 network outputs, so variants are compared on the same frames for the price of one inference. ``--dataset``
 scores the variants on a converted TuSimple set too (TuSimple's metric on every labelled lane, as
 ``lanenet-train evaluate`` scores it: the held-out drives' README figures), so that a change can be checked
 on both in one run. ``--first-frame`` moves every kind to other frames (frame N on), to check a change that
-was tuned on the first frames on frames it has not seen.
+was tuned on the first frames on frames it has not seen. ``--drives N`` scores N continuous drives of
+``--frames`` frames per kind instead of independent frames (10 Hz, seeds from 80000), each variant twice: frame
+by frame, and as the node publishes it with ``tracking`` on (its default: lanes smoothed over frames, marking
+type and colour the most frequent of a track's recent frames).
 
 Per kind, independent frames (seeds from 60000, one set per kind) at 1280x720, scored on the ego pair only:
 TuSimple accuracy / FP / FN of the two ego lines (the frame's ego-left and ego-right lanes against the labelled
@@ -50,12 +53,14 @@ from lanenet_ros.metrics import (
     tusimple_line_accuracy,
 )
 from lanenet_ros.pipeline import LanePipeline, run_model
+from lanenet_ros.tracking import LaneTracker
 from lanenet_train.data.layout import load_dataset
 from lanenet_train.synth import SynthConfig
-from lanenet_train.synth.render import render_frame
+from lanenet_train.synth.render import iter_drive, render_frame
 from lanenet_train.synth.writers import lane_x_at_rows, tusimple_h_samples
 
 FIRST_SEED = 60_000  # away from the training, tuning, held-out and camera_shifts seeds
+DRIVE_SEED = 80_000  # the drives of --drives
 BENDS = {"max_curvature": 1 / 70, "straight_prob": 0.05, "curve_ramp_m": (15.0, 40.0), "curve_hold_m": (10.0, 50.0)}
 BONNET = {"hood_prob": 1.0, "real_hood_prob": 1.0}
 SCENES: dict[str, dict] = {
@@ -178,6 +183,27 @@ def run(decode: Variants, kinds: list[str], frames: int, first: int = 0) -> dict
     return {v: {name: t.result() for name, t in by_kind.items()} for v, by_kind in tallies.items()}
 
 
+def run_drives(decode: Variants, kinds: list[str], drives: int, frames: int) -> dict[str, dict[str, dict]]:
+    """As :func:`run`, on ``drives`` continuous drives of ``frames`` frames per kind, and every variant also as
+    tracked (``"<variant>, tracked"``: through a :class:`LaneTracker` per drive, as the node runs it)."""
+    rows = np.asarray(tusimple_h_samples(720))
+    names = [n for v in decode.decoders for n in (v, f"{v}, tracked")]
+    tallies = {v: {name: Tally() for name in [*kinds, "all"]} for v in names}
+    for name in kinds:
+        k = list(SCENES).index(name)
+        config = dataclasses.replace(SynthConfig(), **SCENES[name])
+        for d in range(drives):
+            trackers = {v: LaneTracker.for_decoder(dec.params) for v, dec in decode.decoders.items()}
+            for frame in tqdm(iter_drive(config, DRIVE_SEED + 1000 * k + d, frames), total=frames,
+                              desc=f"{name[:24]} {d + 1}/{drives}", unit="frame", leave=False):
+                outs = decode(frame.image)
+                outs |= {f"{v}, tracked": trackers[v].update(out, frame.timestamp) for v, out in outs.items()}
+                for v, out in outs.items():
+                    tallies[v][name].add(frame, out, rows)
+                    tallies[v]["all"].add(frame, out, rows)
+    return {v: {name: t.result() for name, t in by_kind.items()} for v, by_kind in tallies.items()}
+
+
 def run_dataset(decode: Variants, root: Path) -> dict[str, dict]:
     """Per variant: TuSimple accuracy / FP / FN on a converted TuSimple set (every labelled lane)."""
     _, samples = load_dataset(root)
@@ -195,6 +221,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=30, help="frames per kind of scene (default %(default)s)")
     parser.add_argument("--first-frame", type=int, default=0, metavar="N",
                         help="start at each kind's frame N (default 0): frames a change was not tuned on")
+    parser.add_argument("--drives", type=int, default=0, metavar="N",
+                        help="score N continuous drives of --frames frames per kind instead of independent frames, "
+                             "each variant frame by frame and tracked (default 0: independent frames)")
     parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
                         help="decoder setting over the model's own (repeatable)")
     parser.add_argument("--kinds", default="", help="comma-separated leading words of the kinds to run (default all)")
@@ -218,7 +247,12 @@ def main() -> int:
     except ValueError as exc:
         parser.error(str(exc))
     held = run_dataset(decode, Path(args.dataset)) if args.dataset else {}
-    results = run(decode, kinds, args.frames, args.first_frame) if args.frames > 0 else {v: {} for v in variants}
+    if args.frames <= 0:
+        results = {v: {} for v in variants}
+    elif args.drives > 0:
+        results = run_drives(decode, kinds, args.drives, args.frames)
+    else:
+        results = run(decode, kinds, args.frames, args.first_frame)
     for v, by_kind in results.items():
         print(f"\n# decoder: {v}" + (f" (on {', '.join(args.decode)})" if args.decode else ""))
         if v in held:

@@ -103,9 +103,7 @@ class LanePipeline:
         check_suitable(self.info, path)
         self.preprocessor = Preprocessor.from_info(self.info, roi_top=roi_top)
         self.decoder = LaneDecoder(self.info, DecodeParams.from_pairs(self.info.decode).override(decode_params))
-        p = self.decoder.params  # the tracker reports lanes as the decoder keeps them: no more, same order
-        self.tracker = LaneTracker(point_step_px=p.point_step_px, ego_center=p.ego_center, max_lanes=p.max_lanes,
-                                   max_per_side=p.max_per_side) if tracking else None
+        self.tracker = LaneTracker.for_decoder(self.decoder.params) if tracking else None
         self.projector: GroundProjector | None = None
         self.calibrator = calibrator
         self.set_ground(camera)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from lanenet_ros.decode import fitting
+from lanenet_ros.decode.settings import DecodeParams
 from lanenet_ros.ground import sample_ground
 from lanenet_ros.jit import kernel, warms_up
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
@@ -82,6 +83,13 @@ class LaneTracker:
         self._tracks: list[_Track] = []
         self._next_id = 1
         self._last_stamp: float | None = None
+
+    @classmethod
+    def for_decoder(cls, params: DecodeParams) -> LaneTracker:
+        """The tracker of a pipeline whose decoder has ``params``: it reports lanes as the decoder keeps them (no
+        more, same order), with the other settings at their defaults."""
+        return cls(point_step_px=params.point_step_px, ego_center=params.ego_center, max_lanes=params.max_lanes,
+                   max_per_side=params.max_per_side)
 
     def reset(self) -> None:
         """Forget all tracks (e.g. after a jump in time or a camera change); ids keep increasing."""

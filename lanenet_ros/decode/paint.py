@@ -39,9 +39,24 @@ _NO_ROWS = np.zeros(0, np.int64)
 
 
 def is_paint(value: np.ndarray, road: np.ndarray) -> np.ndarray:
-    """Whether brightness ``value`` (HSV value, 0-255) is paint on a road of brightness ``road``: clearly
-    brighter, by 15 levels or 15 %, whichever is more. Both broadcast."""
-    return value >= road + np.maximum(15.0, 0.15 * road)
+    """(N,) bool: whether brightness ``value[i]`` (HSV value, 0-255) is paint on a road of brightness ``road[i]``
+    (:func:`_paint_level`)."""
+    return _is_paint(np.ascontiguousarray(value, np.float64).ravel(), np.ascontiguousarray(road, np.float64).ravel())
+
+
+@kernel
+def _is_paint(value, road):  # pragma: no cover
+    out = np.empty(len(value), np.bool_)
+    for i in range(len(value)):
+        out[i] = value[i] >= _paint_level(road[i])
+    return out
+
+
+@kernel
+def _paint_level(road):  # pragma: no cover
+    """The least brightness of paint on a road of brightness ``road``: clearly brighter, by 15 levels or 15 %,
+    whichever is more (the one rule for every paint test)."""
+    return road + max(15.0, 0.15 * road)
 
 
 def paint_along(image_bgr: np.ndarray, lane: DetectedLane, ys: np.ndarray, half: float, samples: int,
@@ -279,7 +294,7 @@ def _judge(strip, map_x, width, starts, doubles, double_fraction):  # pragma: no
 def _paint_mask(strip, map_x, width):  # pragma: no cover
     """Which band samples are paint, in the rows whose centre lies inside the image (returned too).
 
-    A sample is paint when it is clearly brighter (:func:`is_paint`) than three of the row's four road
+    A sample is paint when it is clearly brighter (:func:`_paint_level`) than three of the row's four road
     references, the fourth being free to fall on another line, a car or a barrier; or when it is clearly
     yellow (:func:`_is_yellow`) and more saturated than the road by ``_YELLOW_OVER_ROAD``: yellow paint need
     not be brighter than the road (faded yellow on pale concrete, yellow in shade). A texture that is only a
@@ -305,7 +320,7 @@ def _paint_mask(strip, map_x, width):  # pragma: no cover
             sat = _hue_saturation(ref)[1]
             low_sat, high_sat, total_sat = min(low_sat, sat), max(high_sat, sat), total_sat + sat
         road = float(second)
-        bright = road + max(15.0, 0.15 * road)
+        bright = _paint_level(road)
         yellow_sat = max(_YELLOW_SAT, (total_sat - low_sat - high_sat) / 2.0 + _YELLOW_OVER_ROAD)
         for j in range(_BAND_SAMPLES):
             bgr = strip[r, j]
@@ -398,6 +413,7 @@ def _warm() -> None:
                       _UNIT)
     _judge(np.zeros((len(maps[0]), _BAND_SAMPLES + 4, 3), np.uint8), maps[0], 1280, maps[2], maps[3], 0.4)
     marking_type(np.arange(6), np.full(6, 2), side_rows=lambda: (np.arange(6), np.arange(0, 6, 3)))
+    is_paint(np.zeros(1, np.float32), np.zeros(1, np.float32))
 
 
 @dataclass(frozen=True)

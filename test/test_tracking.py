@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from lanenet_ros.decode.fitting import sample_points
+from lanenet_ros.decode.settings import DecodeParams
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType, Position
 from lanenet_ros.tracking import LaneTracker
 
@@ -92,6 +93,15 @@ def test_coasting_tracks_keep_to_the_decoders_lane_limits() -> None:
     capped = LaneTracker(min_hits=1, max_misses=3, max_lanes=2)
     capped.update(frame(lane(400), lane(900)))
     assert bottoms(capped.update(frame(lane(150), lane(900)))) == pytest.approx([150, 900])
+
+
+def test_a_tracker_for_a_decoder_keeps_its_lane_limits() -> None:
+    # the pipeline's tracker (and the benches' stand-ins for it) report no more lanes than the decoder keeps
+    tracker = LaneTracker.for_decoder(DecodeParams(max_per_side=1, ego_center=0.6))
+    out = tracker.update(frame(lane(150), lane(400), lane(900), lane(1150)))
+    assert bottoms(out) == pytest.approx([400, 900])
+    out = tracker.update(frame(lane(150), lane(400), lane(700), lane(900)))  # 700 is now the ego-left line
+    assert bottoms(out) == pytest.approx([700, 900])
 
 
 def test_no_coasting_and_far_jumps_start_new_tracks() -> None:

@@ -121,17 +121,21 @@ def test_camera_spec_is_the_finetune_spec_with_one_more_source_and_a_shorter_sch
     assert same == tune
 
 
-def test_realroads_spec_is_the_finetune_spec_without_the_first_set_and_with_the_shipped_class_weights():
+def test_realroads_spec_is_the_finetune_spec_from_the_shipped_model_with_a_night_set_and_no_bonnet_head():
     import dataclasses
 
     tune = load_spec(SPECS / "lanenet_tusimple_finetune.txt", check_paths=False)
     roads = load_spec(SPECS / "lanenet_tusimple_realroads.txt", check_paths=False)
-    assert roads.dataset_config.data_sources == tune.dataset_config.data_sources[1:]
+    nights = [s for s in roads.dataset_config.data_sources if Path(s.dataset_root).name == "tusimple_nights"]
+    assert len(nights) == 1
+    assert [s for s in roads.dataset_config.data_sources if s not in nights] == tune.dataset_config.data_sources[1:]
     shipped = load_spec(SPECS.parent.parent / "lanenet_ros" / "models" / "default.spec.txt", check_paths=False)
     assert roads.loss_config.class_weights == shipped.loss_config.class_weights  # lane_threshold keeps its meaning
-    assert roads.model_config == dataclasses.replace(shipped.model_config, hood_output=True, num_classes=0)
+    # the shipped network as it is: a bonnet head cost the held-out drives (docs/training.md, "The bonnet head")
+    assert roads.model_config == dataclasses.replace(shipped.model_config, num_classes=0)
+    assert not roads.model_config.hood_output
     same = dataclasses.replace(
-        roads, dataset_config=tune.dataset_config, loss_config=tune.loss_config,
+        roads, dataset_config=tune.dataset_config, loss_config=tune.loss_config, model_config=tune.model_config,
         train_config=dataclasses.replace(roads.train_config, epochs=tune.train_config.epochs,
                                          learning_rate=tune.train_config.learning_rate))
     assert same == tune

@@ -39,24 +39,16 @@ _NO_ROWS = np.zeros(0, np.int64)
 
 
 def is_paint(value: np.ndarray, road: np.ndarray) -> np.ndarray:
-    """(N,) bool: whether brightness ``value[i]`` (HSV value, 0-255) is paint on a road of brightness ``road[i]``
-    (:func:`_paint_level`)."""
-    return _is_paint(np.ascontiguousarray(value, np.float64).ravel(), np.ascontiguousarray(road, np.float64).ravel())
-
-
-@kernel
-def _is_paint(value, road):  # pragma: no cover
-    out = np.empty(len(value), np.bool_)
-    for i in range(len(value)):
-        out[i] = value[i] >= _paint_level(road[i])
-    return out
+    """Whether brightness ``value`` (HSV value, 0-255) is paint on a road of brightness ``road``
+    (:func:`_paint_level`). Both broadcast."""
+    return value >= _paint_level(np.asarray(road, np.float64))
 
 
 @kernel
 def _paint_level(road):  # pragma: no cover
-    """The least brightness of paint on a road of brightness ``road``: clearly brighter, by 15 levels or 15 %,
-    whichever is more (the one rule for every paint test)."""
-    return road + max(15.0, 0.15 * road)
+    """The least brightness of paint on a road of brightness ``road`` (a number or an array): clearly brighter,
+    by 15 levels or 15 %, whichever is more (the one rule for every paint test)."""
+    return road + np.maximum(15.0, 0.15 * road)
 
 
 def paint_along(image_bgr: np.ndarray, lane: DetectedLane, ys: np.ndarray, half: float, samples: int,
@@ -413,7 +405,7 @@ def _warm() -> None:
                       _UNIT)
     _judge(np.zeros((len(maps[0]), _BAND_SAMPLES + 4, 3), np.uint8), maps[0], 1280, maps[2], maps[3], 0.4)
     marking_type(np.arange(6), np.full(6, 2), side_rows=lambda: (np.arange(6), np.arange(0, 6, 3)))
-    is_paint(np.zeros(1, np.float32), np.zeros(1, np.float32))
+    is_paint(np.zeros(1, np.float32), np.zeros(1, np.float32))  # the array form of _paint_level
 
 
 @dataclass(frozen=True)

@@ -170,34 +170,36 @@ class Variants:
 def run(decode: Variants, kinds: list[str], frames: int, first: int = 0) -> dict[str, dict[str, dict]]:
     """Per variant: the measures per kind of scene, and over all of them (``all``), on frames first..first+frames-1
     of each kind."""
-    rows = np.asarray(tusimple_h_samples(720))
-    tallies = {v: {name: Tally() for name in [*kinds, "all"]} for v in decode.decoders}
-    for name in kinds:
-        k = list(SCENES).index(name)  # a kind's frames do not depend on which kinds are run
-        config = dataclasses.replace(SynthConfig(), **SCENES[name])
-        for i in tqdm(range(first, first + frames), desc=name[:28], unit="frame", leave=False):
-            frame = render_frame(config, FIRST_SEED + 1000 * k + i)
-            for v, out in decode(frame.image).items():
-                tallies[v][name].add(frame, out, rows)
-                tallies[v]["all"].add(frame, out, rows)
-    return {v: {name: t.result() for name, t in by_kind.items()} for v, by_kind in tallies.items()}
+    def sequences(k: int, config: SynthConfig):  # independent frames: one sequence, nothing tracked
+        yield (render_frame(config, FIRST_SEED + 1000 * k + i) for i in range(first, first + frames)), frames
+
+    return _score(decode, kinds, sequences, tracked=False)
 
 
 def run_drives(decode: Variants, kinds: list[str], drives: int, frames: int) -> dict[str, dict[str, dict]]:
     """As :func:`run`, on ``drives`` continuous drives of ``frames`` frames per kind, and every variant also as
     tracked (``"<variant>, tracked"``: through a :class:`LaneTracker` per drive, as the node runs it)."""
+    def sequences(k: int, config: SynthConfig):
+        for d in range(drives):
+            yield iter_drive(config, DRIVE_SEED + 1000 * k + d, frames), frames
+
+    return _score(decode, kinds, sequences, tracked=True)
+
+
+def _score(decode: Variants, kinds: list[str], sequences, tracked: bool) -> dict[str, dict[str, dict]]:
+    """The measures per variant (and per variant tracked, with ``tracked``) and kind, over the frames
+    ``sequences(kind index, config)`` gives as (frames, count) pairs; each sequence gets fresh trackers."""
     rows = np.asarray(tusimple_h_samples(720))
-    names = [n for v in decode.decoders for n in (v, f"{v}, tracked")]
+    names = [n for v in decode.decoders for n in ((v, f"{v}, tracked") if tracked else (v,))]
     tallies = {v: {name: Tally() for name in [*kinds, "all"]} for v in names}
     for name in kinds:
-        k = list(SCENES).index(name)
+        k = list(SCENES).index(name)  # a kind's frames do not depend on which kinds are run
         config = dataclasses.replace(SynthConfig(), **SCENES[name])
-        for d in range(drives):
-            trackers = {v: LaneTracker.for_decoder(dec.params) for v, dec in decode.decoders.items()}
-            for frame in tqdm(iter_drive(config, DRIVE_SEED + 1000 * k + d, frames), total=frames,
-                              desc=f"{name[:24]} {d + 1}/{drives}", unit="frame", leave=False):
+        for frames, count in sequences(k, config):
+            trackers = {v: LaneTracker.for_decoder(dec.params) for v, dec in decode.decoders.items() if tracked}
+            for frame in tqdm(frames, total=count, desc=name[:28], unit="frame", leave=False):
                 outs = decode(frame.image)
-                outs |= {f"{v}, tracked": trackers[v].update(out, frame.timestamp) for v, out in outs.items()}
+                outs |= {f"{v}, tracked": t.update(outs[v], frame.timestamp) for v, t in trackers.items()}
                 for v, out in outs.items():
                     tallies[v][name].add(frame, out, rows)
                     tallies[v]["all"].add(frame, out, rows)

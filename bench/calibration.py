@@ -309,20 +309,22 @@ def bench_model(drives: int, n_frames: int, model: str | None = None) -> None:
             r = run_drive(est, frames)
             totals.setdefault(f"model prior={prior}", []).append(r)
             print(f"  straight prior={prior:7s} {fmt(r)}")
-            if prior == "truth" and r["converged_at"]:
+            if prior != "truth":
+                continue
+            if r["converged_at"]:
                 rb = run_drive(est, curved)
                 totals.setdefault("model bends (after)", []).append(rb)
                 print(f"  bends    prior=truth   {fmt(rb)}  worst pitch {rb['worst']['pitch']:.2f} yaw "
                       f"{rb['worst']['yaw']:.2f} deg")
-            if prior == "truth":  # c0/c1 of the lanes the node publishes with tracking on, its default
-                est = make_estimator(t0, prior)
-                r = run_drive(est, frames, published[0])
-                totals.setdefault("model prior=truth, tracked", []).append(r)
-                print(f"  tracked  prior=truth   {fmt(r)}")
-                if r["converged_at"]:
-                    rb = run_drive(est, curved, published[1])
-                    totals.setdefault("model bends (after), tracked", []).append(rb)
-                    print(f"  bends    tracked       {fmt(rb)}")
+            # c0/c1 of the lanes the node publishes with tracking on, its default (the estimator sees the same)
+            est = make_estimator(t0, prior)
+            r = run_drive(est, frames, published[0])
+            totals.setdefault("model prior=truth, tracked", []).append(r)
+            print(f"  tracked  prior=truth   {fmt(r)}")
+            if r["converged_at"]:
+                rb = run_drive(est, curved, published[1])
+                totals.setdefault("model bends (after), tracked", []).append(rb)
+                print(f"  bends    tracked       {fmt(rb)}")
         fits.append(compare_fits(frames + curved))
     summary(totals)
     print_fits("detected, straight and bends", fits)

@@ -112,10 +112,11 @@ def compute_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor
 
 
 def weight_penalty(model: nn.Module, kind: str, weight: float) -> torch.Tensor | None:
-    """L1 or L2 penalty on convolution and linear weights (not biases or norms), times ``weight``."""
+    """L1 or L2 penalty on the trained convolution and linear weights (not biases or norms), times ``weight``."""
     if kind == "NO_REG" or weight == 0:
         return None
-    params = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear)]
+    params = [m.weight for m in model.modules()
+              if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear) and m.weight.requires_grad]
     if kind == "L1":
         return weight * sum(p.abs().sum() for p in params)
     return weight * sum((p * p).sum() for p in params)
@@ -147,6 +148,9 @@ def train_step(model: nn.Module, batch: dict[str, torch.Tensor], optimizer: torc
 
     Returns:
         The global loss and its terms.
+
+    Raises:
+        ValueError: no loss term depends on a trained parameter.
     """
     with torch.autocast(world.device.type, dtype=torch.float16, enabled=amp):
         outputs = model(batch["image"])
@@ -154,6 +158,9 @@ def train_step(model: nn.Module, batch: dict[str, torch.Tensor], optimizer: torc
     penalty = weight_penalty(raw_model or model, settings.regularizer, settings.regularizer_weight)
     local = sum(terms.values())
     loss = local * world.size + (penalty if penalty is not None else 0.0)
+    if not loss.requires_grad:  # e.g. train_config.train_only: hood_head on data without bonnet labels
+        raise ValueError(f"no loss term of this batch ({', '.join(terms)}) reaches the trained parameters "
+                         "(train_config.train_only)")
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()

@@ -96,6 +96,32 @@ def resolved_spec(spec: Any, num_classes: int, class_weights: list[float] | None
         loss_config=dataclasses.replace(spec.loss_config, class_weights=list(class_weights) if class_weights else []))
 
 
+def freeze(model: torch.nn.Module, train_only: list[str]) -> list[torch.nn.Module]:
+    """``train_config.train_only``: stop the gradients of every parameter outside the named modules (and what
+    they hold); returns the frozen modules that hold no trained one (to be kept in evaluation mode). Nothing
+    is frozen when ``train_only`` is empty.
+
+    Raises:
+        ValueError: a name is not a module of the network (the message lists the top-level ones).
+    """
+    if not train_only:
+        return []
+    modules = dict(model.named_modules())
+    unknown = [name for name in train_only if not name or name not in modules]
+    if unknown:
+        raise ValueError(f"train_config.train_only: {unknown[0]!r} is not a module of this network; its modules "
+                         f"are {', '.join(name for name, _ in model.named_children())} (and their parts, "
+                         "e.g. binary_decoder.head)")
+
+    def trained(name: str) -> bool:
+        return any(name == t or name.startswith(t + ".") for t in train_only)
+
+    for name, param in model.named_parameters():
+        param.requires_grad_(trained(name))
+    return [m for name, m in modules.items()
+            if not trained(name) and not any(p.requires_grad for p in m.parameters())]
+
+
 def launch_processes(args: argparse.Namespace) -> int:
     """``--gpus N``: check the machine has N GPUs (or that ``--device cpu`` asks for N CPU processes), then run
     the torchrun command in place of this process; 2 with one line when it cannot."""
@@ -151,6 +177,11 @@ class Trainer:
             raise ValueError(f"train_config.batch_size {tc.batch_size} is not divisible by the {world.size} "
                              "processes; the global batch is split evenly")
         self.local_batch = tc.batch_size // world.size
+        if spec.model_config.hood_output and spec.loss_config.hood_weight > 0 and \
+                all(i is None for i in self.train_set.hood_ids):
+            raise ValueError("model_config.hood_output: no training source labels the bonnet (class 'hood'), so "
+                             "the bonnet head would learn nothing; make the data with `synth --label-hood` or set "
+                             "hood_output: false")
         if len(self.train_set) < tc.batch_size:
             raise ValueError(f"train_config.batch_size {tc.batch_size} exceeds the {len(self.train_set)} training "
                              "samples; lower it")
@@ -186,13 +217,14 @@ class Trainer:
         self.model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[world.device.index] if world.device.type == "cuda" else None) \
             if world.size > 1 else model
+        self.frozen = freeze(model, tc.train_only)
+        trained = [p for p in model.parameters() if p.requires_grad]
         lr = peak_learning_rate(tc.learning_rate)
         if tc.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(model.parameters(), lr, momentum=tc.momentum, nesterov=tc.nesterov,
+            self.optimizer = torch.optim.SGD(trained, lr, momentum=tc.momentum, nesterov=tc.nesterov,
                                              weight_decay=tc.weight_decay)
         else:
-            self.optimizer = torch.optim.AdamW(model.parameters(), lr, betas=(tc.momentum, 0.999),
-                                               weight_decay=tc.weight_decay)
+            self.optimizer = torch.optim.AdamW(trained, lr, betas=(tc.momentum, 0.999), weight_decay=tc.weight_decay)
         self.steps_per_epoch = len(self.train_set) // tc.batch_size
         if tc.max_steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, tc.max_steps_per_epoch)
@@ -248,6 +280,8 @@ class Trainer:
         from tqdm import tqdm
 
         self.model.train()
+        for module in self.frozen:  # frozen parts compute as in evaluation (no batch statistics, no dropout)
+            module.eval()
         losses = []
         self.train_set.epoch = self.epoch  # augmentation draws from (seed, epoch, index): set before workers fork
         batches = iter(self.loader(self.train_set, True))

@@ -129,6 +129,53 @@ train_config {{ batch_size: 2 epochs: 1 log_interval: 1 }}""")
     assert set(compare_with_onnx(model, onnx_path)) >= {"binary_logits", "embedding", "hood_logits"}
 
 
+def _step(model, hood_target, settings=None):
+    import torch
+
+    from lanenet_train.distributed import World
+    from lanenet_train.engine import LossSettings, train_step
+
+    torch.manual_seed(0)
+    batch = {"image": torch.randn(2, 3, 64, 128), "mask": torch.randint(0, 2, (2, 64, 128)),
+             "instance": torch.randint(0, 3, (2, 64, 128)), "hood": hood_target}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-2)
+    settings = settings or LossSettings([1.0, 5.0], regularizer="L2", regularizer_weight=1e-4)
+    return train_step(model, batch, optimizer, None, settings, World(), False)
+
+
+def test_train_only_the_bonnet_head_leaves_the_lane_network_as_it_was():
+    import torch
+
+    from lanenet_train.models.lanenet import LaneNet
+    from lanenet_train.train import freeze
+
+    model = LaneNet(width_multiplier=0.125, hood=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    frozen = freeze(model, ["hood_head"])
+    assert frozen and model not in frozen and model.hood_head not in frozen and model.stage1 in frozen
+    model.train()
+    for module in frozen:
+        module.eval()
+    target = torch.zeros(2, 64, 128, dtype=torch.long)
+    target[:, 56:] = 1
+    _step(model, target)
+    after = model.state_dict()
+    changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
+    assert changed and all(k.startswith("hood_head.") for k in changed), changed[:5]  # BN statistics too
+    assert any(k.endswith("running_mean") for k in changed)  # the head's own batch norm does train
+
+    with pytest.raises(ValueError, match="'hood' is not a module of this network; its modules are initial"):
+        freeze(LaneNet(width_multiplier=0.125, hood=True), ["hood"])
+    # only a part that no loss term reads: said plainly rather than as a torch error
+    from lanenet_train.engine import LossSettings
+
+    other = LaneNet(width_multiplier=0.125)
+    freeze(other, ["embedding_decoder"])
+    with pytest.raises(ValueError, match=r"no loss term of this batch \(segmentation\) reaches the trained"):
+        _step(other, target, LossSettings([1.0, 5.0], embedding_weight=0.0))
+    assert freeze(other, []) == []
+
+
 def test_far_end_paint_moves_the_far_end_back_to_the_paint():
     from lanenet_ros.decode import far_end
     from lanenet_ros.decode.fitting import sample_points

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lanenet_train.models.layers import ConvBNReLU, scaled
+from lanenet_train.models.layers import ConvBNReLU, resize_to, scaled
 
 
 class InitialBlock(nn.Module):
@@ -83,16 +83,30 @@ class Decoder(nn.Module):
         self.up2 = UpBlock(c2, c1)
         self.head = nn.ConvTranspose2d(c1, out_ch, 2, 2)
 
-    def forward(self, x: torch.Tensor, skip4: torch.Tensor, skip2: torch.Tensor,
-                features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """The head's output; with ``features`` also the stride-2 features the head reads."""
-        f = self.up2(self.up4(x, skip4), skip2)
-        return (self.head(f), f) if features else self.head(f)
+    def forward(self, x: torch.Tensor, skip4: torch.Tensor, skip2: torch.Tensor) -> torch.Tensor:
+        return self.head(self.up2(self.up4(x, skip4), skip2))
+
+
+class HoodHead(nn.Module):
+    """The ego vehicle's bonnet from features of its own: three convolutions on the shared encoder's output
+    (stride 8, dilated to see the whole bonnet), fused with the stride-4 encoder features for the edge, then
+    resized to the input. It reads only the shared encoder, so training it alone (``train_config.train_only:
+    "hood_head"``) leaves every lane output as it was."""
+
+    def __init__(self, c_deep: int, c_skip: int, width: int = 32) -> None:
+        super().__init__()
+        self.deep = nn.Sequential(ConvBNReLU(c_deep, width), ConvBNReLU(width, width, dilation=2),
+                                  ConvBNReLU(width, width, dilation=4))
+        self.fuse = nn.Sequential(ConvBNReLU(width + c_skip, width // 2), nn.Conv2d(width // 2, 1, 1))
+
+    def forward(self, shared: torch.Tensor, skip4: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        deep = resize_to(self.deep(shared), skip4)
+        return resize_to(self.fuse(torch.cat([deep, skip4], 1)), image)
 
 
 class LaneNet(nn.Module):
     """LaneNet: ``forward(x)`` returns ``binary_logits`` (N,2,H,W) and ``embedding`` (N,E,H,W), and with
-    ``hood`` also ``hood_logits`` (N,1,H,W): the ego vehicle's bonnet, a head on the binary branch's features.
+    ``hood`` also ``hood_logits`` (N,1,H,W): the ego vehicle's bonnet (:class:`HoodHead`).
 
     Args:
         in_channels: image channels (3).
@@ -115,7 +129,7 @@ class LaneNet(nn.Module):
         self.embedding_stage3 = stage3(c3, dropout)
         self.binary_decoder = Decoder((c1, c2, c3), 2)
         self.embedding_decoder = Decoder((c1, c2, c3), embedding_dim)
-        self.hood_head = nn.ConvTranspose2d(c1, 1, 2, 2) if hood else None
+        self.hood_head = HoodHead(c3, c2) if hood else None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         skip2 = self.initial(x)
@@ -123,9 +137,8 @@ class LaneNet(nn.Module):
         shared = self.stage2(skip4)
         # called as a module (not its parts), so that an exported graph names its nodes binary_decoder/...,
         # which lanenet_train.onnx_weights maps back to the modules
-        binary, features = self.binary_decoder(self.binary_stage3(shared), skip4, skip2, features=True)
-        out = {"binary_logits": binary,
+        out = {"binary_logits": self.binary_decoder(self.binary_stage3(shared), skip4, skip2),
                "embedding": self.embedding_decoder(self.embedding_stage3(shared), skip4, skip2)}
         if self.hood_head is not None:
-            out["hood_logits"] = self.hood_head(features)
+            out["hood_logits"] = self.hood_head(shared, skip4, x)
         return out

@@ -25,7 +25,10 @@ TuSimple accuracy / FP / FN of the two ego lines (the frame's ego-left and ego-r
 ego lines); "both ego" is the share of frames with both ego lines labelled in which each is found on its own
 side (TuSimple's 85 % of rows within 20 px); "phantom" the share of frames with a lane where no line is
 painted (under half of its rows within 20 px of any painted line, every line counted, outer ones too); "type"
-and "colour" the share of found ego lines whose marking type and colour are right.
+and "colour" the share of found ego lines whose marking type and colour are right; "bonnet" the share of frames
+with the ego vehicle's bonnet in which the decoder's bonnet edge (from the model's ``hood_logits``, else the
+image search) lies within 2 % of the image height of the true edge at the centre column, "false bonnet" the
+share of frames without one in which it reports one ("-": no such frames).
 """
 from __future__ import annotations
 
@@ -82,6 +85,11 @@ SCENES: dict[str, dict] = {
                                                  "glare_prob": 0.6},
 }
 EGO = (Position.EGO_LEFT, Position.EGO_RIGHT)
+BONNET_TOLERANCE = 0.02  # a bonnet edge found within 2 % of the image height (14 rows at 720) of the truth
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _threshold(xs: np.ndarray, rows: np.ndarray) -> float:
@@ -112,6 +120,9 @@ class Tally:
     found: int = 0
     type_right: int = 0
     color_right: int = 0
+    bonnet_frames: int = 0
+    bonnet_right: int = 0
+    bonnet_false: int = 0
 
     def add(self, frame, out, rows: np.ndarray) -> None:
         """Score one frame (``frame``: the generator's, ``out``: the pipeline's LaneFrame)."""
@@ -139,13 +150,23 @@ class Tally:
             self.both_right += int(all(right.values()))
         all_painted = [np.nan_to_num(lane_x_at_rows(lane.points, rows, w), nan=-2.0) for lane in frame.lanes]
         self.phantom += int(any(not on_paint(x, all_painted, rows) for x in preds))
+        if frame.hood_edge:
+            edge = np.asarray(frame.hood_edge, float)
+            self.bonnet_frames += 1
+            truth = float(np.interp(w / 2, edge[:, 0], edge[:, 1]))
+            self.bonnet_right += int(out.hood_row >= 0 and abs(out.hood_row - truth) <= BONNET_TOLERANCE * out.height)
+        else:
+            self.bonnet_false += int(out.hood_row >= 0)
 
     def result(self) -> dict:
         """The measures as plain numbers."""
         r = self.tusimple.result()
         return {"frames": self.frames, "accuracy": r["accuracy"], "fp": r["fp"], "fn": r["fn"],
                 "both_ego": self.both_right / max(self.both_frames, 1), "phantom": self.phantom / max(self.frames, 1),
-                "type": self.type_right / max(self.found, 1), "color": self.color_right / max(self.found, 1)}
+                "type": self.type_right / max(self.found, 1), "color": self.color_right / max(self.found, 1),
+                "bonnet": self.bonnet_right / self.bonnet_frames if self.bonnet_frames else None,
+                "false_bonnet": self.bonnet_false / (self.frames - self.bonnet_frames)
+                if self.frames > self.bonnet_frames else None}
 
 
 class Variants:
@@ -263,10 +284,12 @@ def main() -> int:
                   f"FN {r['fn']:.4f} (every labelled lane)")
         if not by_kind:
             continue
-        print(f"{'scene (ego pair)':48s} frames  accuracy     FP     FN  both ego  phantom   type  colour")
+        print(f"{'scene (ego pair)':48s} frames  accuracy     FP     FN  both ego  phantom   type  colour  "
+              "bonnet  false bonnet")
         for name, r in by_kind.items():
             print(f"{name:48s} {r['frames']:6d} {r['accuracy']:9.3f} {r['fp']:6.3f} {r['fn']:6.3f} "
-                  f"{r['both_ego']:9.2f} {r['phantom']:8.2f} {r['type']:6.2f} {r['color']:7.2f}")
+                  f"{r['both_ego']:9.2f} {r['phantom']:8.2f} {r['type']:6.2f} {r['color']:7.2f} "
+                  f"{_share(r['bonnet']):>7s} {_share(r['false_bonnet']):>13s}")
     if args.json:
         Path(args.json).write_text(json.dumps({"decode": args.decode, "dataset": args.dataset, "held_out": held,
                                                "results": results}, indent=1) + "\n")

@@ -122,6 +122,8 @@ class LaneFrame:
         timings: seconds spent per pipeline stage (``preprocess``, ``infer``, ``decode``, ...).
         calibration: where the ground-plane fields' camera mounting came from: ``given`` (parameters, a
             homography), ``estimated`` (self-calibration, :mod:`lanenet_ros.calibrate`), or ``""`` (none).
+        hood_row: camera row of the ego vehicle's bonnet edge at the image's centre column (lanes end at the
+            edge, the mask is background below it), -1 when no bonnet was found or given (``decode.hood``).
     """
 
     width: int
@@ -132,6 +134,7 @@ class LaneFrame:
     ego_right_index: int = -1
     timings: dict[str, float] = field(default_factory=dict)
     calibration: str = ""
+    hood_row: float = -1.0
 
     def replace(self, **changes: object) -> LaneFrame:
         """A copy with ``changes`` (``dataclasses.replace``) that leaves a mask not yet made unmade."""

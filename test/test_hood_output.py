@@ -81,6 +81,7 @@ def test_decoder_ends_lanes_at_the_learned_bonnet_and_falls_back_without_it():
     for lane in without.lanes:
         assert lane.y_max > edge + 50  # no camera image, no hood output: lanes run to the bottom as before
     assert not with_hood.class_mask[int(edge) + 2:].any()
+    assert abs(with_hood.hood_row - edge) < 12 and without.hood_row == -1.0  # what the frame reports
     given = LaneDecoder(_INFO, DecodeParams(min_lane_pixels=10, hood=0.0)).decode(_outputs(True), geo)
     assert all(lane.y_max > edge + 50 for lane in given.lanes)  # hood=0: no bonnet, whatever the model says
 

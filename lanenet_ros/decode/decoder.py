@@ -171,7 +171,8 @@ class LaneDecoder:
         lanes, ego_l, ego_r = fitting.order_lanes(lanes, geo.src_width, geo.src_height, self.params.ego_center)
         return LaneFrame(width=geo.src_width, height=geo.src_height,
                          class_mask=functools.partial(_camera_mask, ex.class_mask, geo, edge),
-                         lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
+                         lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r,
+                         hood_row=-1.0 if edge is None else float(edge.row_at(geo.src_width / 2)))
 
     def _hood(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane], geo: Geometry,
               ex: Extracted) -> tuple[hood.HoodEdge, list[float | None]] | None:

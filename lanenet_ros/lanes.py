@@ -51,6 +51,13 @@ class MarkingColor(IntEnum):
     RED = 4
 
 
+# A network's marking output (``marking_logits``, docs/model_format.md): one channel per type here, then one per
+# colour here, in these orders; the types and the colours are two separate softmaxes.
+LEARNED_TYPES = (MarkingType.SOLID, MarkingType.DASHED, MarkingType.DOUBLE_SOLID, MarkingType.SOLID_DASHED,
+                 MarkingType.DASHED_SOLID, MarkingType.DOUBLE_DASHED, MarkingType.BOTTS_DOTS)
+LEARNED_COLORS = (MarkingColor.WHITE, MarkingColor.YELLOW)
+
+
 @dataclass
 class DetectedLane:
     """One lane boundary found in one image, in the camera image's pixel coordinates.

@@ -35,12 +35,16 @@ def order_instances(instance: np.ndarray) -> np.ndarray:
     return lut[instance]
 
 
-def hflip(image: np.ndarray, mask: np.ndarray, instance: np.ndarray | None
+def hflip(image: np.ndarray, mask: np.ndarray, instance: np.ndarray | None, mirror: np.ndarray | None = None
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Mirror left-right; lane ids are renumbered so that 1 is again the leftmost lane."""
+    """Mirror left-right; lane ids are renumbered so that 1 is again the leftmost lane. ``mirror``: for an
+    (H, W, K) mask, a (K, 256) table of what each channel's values become in the mirror image (a solid-dashed
+    line's type becomes dashed-solid), None for values that stay."""
     flipped = instance[:, ::-1] if instance is not None else None
-    return (np.ascontiguousarray(image[:, ::-1]), np.ascontiguousarray(mask[:, ::-1]),
-            order_instances(flipped) if flipped is not None else None)
+    mask = np.ascontiguousarray(mask[:, ::-1])
+    if mirror is not None:
+        mask = np.stack([mirror[k][mask[..., k]] for k in range(mask.shape[2])], axis=2)
+    return (np.ascontiguousarray(image[:, ::-1]), mask, order_instances(flipped) if flipped is not None else None)
 
 
 def crop_and_resize(image: np.ndarray, mask: np.ndarray, instance: np.ndarray | None, zoom: float,
@@ -96,11 +100,13 @@ class Augmenter:
         return cls(**{k: getattr(config, k) for k in cls.__dataclass_fields__})
 
     def __call__(self, rng: np.random.Generator, image: np.ndarray, mask: np.ndarray,
-                 instance: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Apply a random augmentation drawn from ``rng`` (same draws for the same rng state)."""
+                 instance: np.ndarray | None, mirror: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Apply a random augmentation drawn from ``rng`` (same draws for the same rng state); ``mirror``: see
+        :func:`hflip`."""
         draws = rng.random(6)
         if draws[0] < self.horizontal_flip:
-            image, mask, instance = hflip(image, mask, instance)
+            image, mask, instance = hflip(image, mask, instance, mirror)
         if draws[1] < self.crop_and_resize_prob and self.zoom_max > 1.0:
             zoom = self.zoom_min + draws[2] * (self.zoom_max - self.zoom_min)
             image, mask, instance = crop_and_resize(image, mask, instance, zoom, draws[3], draws[4])

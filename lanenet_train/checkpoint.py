@@ -156,6 +156,8 @@ def make_model_info(spec: Any, class_names: list[str], class_colors: list, finge
                else {"class_logits": "class_logits"})
     if lanenet and m.hood_output:
         outputs["hood_logits"] = "hood_logits"
+    if lanenet and m.marking_output:
+        outputs["marking_logits"] = "marking_logits"
     lane_ids = [1] if lanenet else [i for i, n in enumerate(class_names) if i and is_lane_class(n)]
     return {
         "format_version": 1, "architecture": m.architecture, "input_name": "input",

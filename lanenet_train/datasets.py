@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lanenet_ros.lanes import LEARNED_COLORS, LEARNED_TYPES, MarkingType
 from lanenet_train.augment import IGNORE, Augmenter
 from lanenet_train.data.layout import DatasetError, load_dataset, samples_in_split
 from lanenet_train.data.stats import enet_weights
@@ -222,10 +223,37 @@ def read_resized(path: str, fmt: InputFormat, interpolation: int, flags: int = c
     return cv2.resize(img[top:], (fmt.width, fmt.height), interpolation=interpolation)
 
 
+def marking_targets(instance: np.ndarray | None, markings: Sequence[Sequence[int]] | None,
+                    shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel targets of the marking output from the lane ids and each lane's (type, colour) values (lane
+    ``k`` has ``markings[k - 1]``): the index in ``LEARNED_TYPES`` and in ``LEARNED_COLORS``, 255 off the
+    lanes, on a lane whose type or colour is not learned, and everywhere (``shape``) in a sample without lane
+    ids or markings."""
+    if instance is None or markings is None:
+        return np.full(shape, IGNORE, np.uint8), np.full(shape, IGNORE, np.uint8)
+    types = np.full(256, IGNORE, np.uint8)
+    colors = np.full(256, IGNORE, np.uint8)
+    for k, (kind, color) in enumerate(markings[:254], 1):
+        types[k] = _TYPE_INDEX.get(int(kind), IGNORE)
+        colors[k] = _COLOR_INDEX.get(int(color), IGNORE)
+    return types[instance], colors[instance]
+
+
+_TYPE_INDEX = {int(t): i for i, t in enumerate(LEARNED_TYPES)}
+_COLOR_INDEX = {int(c): i for i, c in enumerate(LEARNED_COLORS)}
+# a mirrored image turns a solid-dashed line (solid on the left) into a dashed-solid one
+_IDENTITY = np.arange(256, dtype=np.uint8)
+_MIRROR_TYPES = _IDENTITY.copy()
+_MIRROR_TYPES[[_TYPE_INDEX[MarkingType.SOLID_DASHED], _TYPE_INDEX[MarkingType.DASHED_SOLID]]] = \
+    [_TYPE_INDEX[MarkingType.DASHED_SOLID], _TYPE_INDEX[MarkingType.SOLID_DASHED]]
+
+
 class LaneDataset(Dataset):
-    """Samples as network tensors: ``image`` (3,H,W) float32, ``mask``, ``instance`` and ``hood`` (H,W) int64,
-    ``index``. ``hood`` is 1 on the bonnet, 0 elsewhere, 255 (ignore) everywhere for a source that does not
-    label bonnets.
+    """Samples as network tensors: ``image`` (3,H,W) float32, ``mask``, ``instance``, ``hood``, ``marking_type``
+    and ``marking_color`` (H,W) int64, ``index``. ``hood`` is 1 on the bonnet, 0 elsewhere, 255 (ignore)
+    everywhere for a source that does not label bonnets; ``marking_type`` / ``marking_color`` are each lane
+    pixel's index in ``LEARNED_TYPES`` / ``LEARNED_COLORS`` (:func:`marking_targets`), 255 elsewhere and in
+    samples without markings.
 
     Augmentation draws from ``np.random.default_rng((seed, epoch, index))``, so a sample is augmented the
     same way whichever worker or DDP rank loads it, and a resumed run sees the same data.
@@ -266,15 +294,19 @@ class LaneDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image, mask, instance, hood = self.load_with_hood(index)
-        if self.augmenter is not None:  # the bonnet rides along as a second mask channel
+        kinds, colors = marking_targets(instance, self.samples[index].get("markings"), mask.shape)
+        if self.augmenter is not None:  # the bonnet and the markings ride along as more mask channels
             rng = np.random.default_rng((self.seed, self.epoch, index))
-            image, both, instance = self.augmenter(rng, image, np.dstack([mask, hood]), instance)
-            mask, hood = both[..., 0], both[..., 1]
+            mirror = np.stack([_IDENTITY, _IDENTITY, _MIRROR_TYPES, _IDENTITY])
+            image, stack, instance = self.augmenter(rng, image, np.dstack([mask, hood, kinds, colors]), instance,
+                                                    mirror)
+            mask, hood, kinds, colors = (stack[..., i] for i in range(4))
         if instance is None:
             instance = np.full_like(mask, IGNORE)
         tensor = lambda a: torch.from_numpy(a.astype(np.int64))  # noqa: E731
         return {"image": torch.from_numpy(self.fmt.normalise(image)), "mask": tensor(mask),
-                "instance": tensor(instance), "hood": tensor(hood), "index": index}
+                "instance": tensor(instance), "hood": tensor(hood), "marking_type": tensor(kinds),
+                "marking_color": tensor(colors), "index": index}
 
 
 def build_dataset(sources: Sequence[Any], spec: Any, train: bool) -> tuple[LaneDataset, ClassTable]:

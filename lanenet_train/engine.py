@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from lanenet_ros.lanes import LEARNED_TYPES
 from lanenet_train.distributed import World
 from lanenet_train.losses import discriminative_loss, hard_negative_loss, weighted_cross_entropy
 
@@ -37,6 +38,7 @@ class LossSettings:
     hard_negative_fraction: float = 0.01
     hard_negative_margin: int = 4
     hood_weight: float = 1.0
+    marking_weight: float = 1.0
 
     @classmethod
     def from_spec(cls, spec: Any, class_weights: Sequence[float] | None) -> LossSettings:
@@ -48,7 +50,8 @@ class LossSettings:
                    distance_weight=lc.distance_weight, regularization_weight=lc.regularization_weight,
                    regularizer=reg.type, regularizer_weight=reg.weight,
                    hard_negative_weight=lc.hard_negative_weight, hard_negative_fraction=lc.hard_negative_fraction,
-                   hard_negative_margin=lc.hard_negative_margin, hood_weight=lc.hood_weight)
+                   hard_negative_margin=lc.hard_negative_margin, hood_weight=lc.hood_weight,
+                   marking_weight=lc.marking_weight)
 
 
 def _global_constant(value: torch.Tensor, world: World) -> torch.Tensor:
@@ -108,6 +111,14 @@ def compute_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor
         bce = nn.functional.binary_cross_entropy_with_logits(outputs["hood_logits"][:, 0][labelled],
                                                              target[labelled].float(), reduction="sum")
         terms["hood"] = settings.hood_weight * _share(bce / n.clamp(min=1.0), n, world)
+    if "marking_logits" in outputs and "marking_type" in batch and settings.marking_weight > 0:
+        split = len(LEARNED_TYPES)
+        for name, logits_, target in (("marking_type", outputs["marking_logits"][:, :split], batch["marking_type"]),
+                                      ("marking_color", outputs["marking_logits"][:, split:], batch["marking_color"])):
+            n = (target != settings.ignore_index).sum().float()
+            ce = nn.functional.cross_entropy(logits_.float(), target, ignore_index=settings.ignore_index,
+                                             reduction="sum")
+            terms[name] = settings.marking_weight * _share(ce / n.clamp(min=1.0), n, world)
     return terms
 
 

@@ -182,6 +182,11 @@ class Trainer:
             raise ValueError("model_config.hood_output: no training source labels the bonnet (class 'hood'), so "
                              "the bonnet head would learn nothing; make the data with `synth --label-hood` or set "
                              "hood_output: false")
+        if spec.model_config.marking_output and spec.loss_config.marking_weight > 0 and \
+                not any(s.get("markings") is not None for s in self.train_set.samples):
+            raise ValueError("model_config.marking_output: no training sample labels its lanes' marking types and "
+                             "colours, so the marking head would learn nothing; make the data with `synth "
+                             "--format tusimple` (it labels them) or set marking_output: false")
         if len(self.train_set) < tc.batch_size:
             raise ValueError(f"train_config.batch_size {tc.batch_size} exceeds the {len(self.train_set)} training "
                              "samples; lower it")
@@ -366,8 +371,9 @@ class Trainer:
         ckpt = load_checkpoint(path, self.key, allow_plain=True)
         state = ckpt["model_state"]
         own = self.raw_model.state_dict()
-        # a bonnet head (model_config.hood_output) may start afresh on a network trained without one
-        new_head = [k for k in own if k.startswith("hood_head.") and k not in state]
+        # a bonnet or marking head (model_config.hood_output, marking_output) may start afresh on a network
+        # trained without one
+        new_head = [k for k in own if k.startswith(("hood_head.", "marking_head.")) and k not in state]
         state = {**state, **{k: own[k] for k in new_head}}
         missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
@@ -388,7 +394,8 @@ class Trainer:
                       + ", ".join(f"{k} {theirs[k]} here {self.model_info[k]}" for k in differ)
                       + "); fine-tuning starts from images it has not seen so", file=sys.stderr)
             if new_head and self.world.main:
-                print(f"note: {path} has no bonnet head; hood_head starts from fresh weights", file=sys.stderr)
+                heads = sorted({k.split(".")[0] for k in new_head})
+                print(f"note: {path} has no {' or '.join(heads)}; it starts from fresh weights", file=sys.stderr)
             return
         trained = ckpt.get("spec", {}).get("model_config", {})
         made = ", ".join(f"{k} {trained[k]}" for k in ("architecture", "width_multiplier", "embedding_dim")

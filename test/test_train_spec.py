@@ -141,13 +141,14 @@ def test_realroads_spec_is_the_finetune_spec_from_the_shipped_model_with_a_night
     assert same == tune
 
 
-def test_hood_spec_trains_only_a_bonnet_head_beside_the_shipped_network():
+def test_heads_spec_trains_only_a_bonnet_and_a_marking_head_beside_the_shipped_network():
     import dataclasses
 
-    hood = load_spec(SPECS / "lanenet_tusimple_hood.txt", check_paths=False)
+    hood = load_spec(SPECS / "lanenet_tusimple_heads.txt", check_paths=False)
     shipped = load_spec(SPECS.parent.parent / "lanenet_ros" / "models" / "default.spec.txt", check_paths=False)
-    assert hood.train_config.train_only == ["hood_head"]
-    assert hood.model_config == dataclasses.replace(shipped.model_config, num_classes=0, hood_output=True)
+    assert hood.train_config.train_only == ["hood_head", "marking_head"]
+    assert hood.model_config == dataclasses.replace(shipped.model_config, num_classes=0, hood_output=True,
+                                                    marking_output=True)
     assert hood.loss_config.class_weights == shipped.loss_config.class_weights
     roads = load_spec(SPECS / "lanenet_tusimple_realroads.txt", check_paths=False)
     assert hood.evaluation_config.decode == roads.evaluation_config.decode

@@ -32,10 +32,11 @@
 # The new model goes to results/realroads/model.onnx, scored beside the shipped one; adopt it by hand
 # (docs/training.md, "Real roads").
 #
-# HOOD=1 tools/train_default_model.sh: the bonnet head alone (config/specs/lanenet_tusimple_hood.txt, results/hood):
-# the shipped network frozen, a head of its own beside it learns the bonnet on the real-road, bend and ordinary
-# sets (train --from-default, train_config.train_only: hood_head); the lane outputs stay the shipped model's.
-# The new model goes to results/hood/model.onnx, evaluated on the held-out drives and scored beside the shipped one.
+# HEADS=1 tools/train_default_model.sh: heads alone (config/specs/lanenet_tusimple_heads.txt, results/heads): the
+# shipped network frozen, and beside it heads of their own learn the bonnet and each lane's marking type and
+# colour on the real-road, bend and ordinary sets (train --from-default, train_config.train_only); the lane
+# outputs stay the shipped model's. The new model goes to results/heads/model.onnx, scored beside the shipped
+# one on the real-road-like scenes and the held-out drives.
 #
 # The network learns every painted line (--label-lanes all); the decoder keeps the two nearest on each
 # side (max_per_side=2), the lines TuSimple labels. The decoder's settings are tuned on data/tusimple_tune
@@ -49,8 +50,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT="${1:-2500}" EPOCHS="${2:-15}" FINETUNE="${3:-4}" CYCLES="${4:-1}" FROM_DEFAULT="${FROM_DEFAULT:-0}"
-HOOD="${HOOD:-0}"
-[ "$HOOD" = 1 ] && FROM_DEFAULT=1  # a stage from the shipped weights too
+HEADS="${HEADS:-0}"
+[ "$HEADS" = 1 ] && FROM_DEFAULT=1  # a stage from the shipped weights too
 # PYTHON: the interpreter that has lanenet's requirements (default the one `make setup` makes); the package runs
 # from this checkout (python -m), so a machine without the venv (a GPU machine's own python3 with torch, OpenCV,
 # numba, ONNX Runtime) needs no install. TRAIN_ARGS: spec overrides for every training run, e.g.
@@ -60,7 +61,8 @@ read -r -a TRAIN_ARGS <<< "${TRAIN_ARGS:-}"
 LT=("$PYTHON" -m lanenet_train.cli)
 OUT=lanenet_ros/models
 mkdir -p data results "$OUT"
-labelled() { grep -q '"hood"' "$1/dataset.json" 2>/dev/null; }  # a set made with --label-hood
+# a set made with --label-hood and with the lanes' markings (sets made before either are made again)
+labelled() { grep -q '"hood"' "$1/dataset.json" 2>/dev/null && head -1 "$1/index.jsonl" | grep -q '"markings"'; }
 [ "$FROM_DEFAULT" = 1 ] || labelled data/tusimple_synth || {
   rm -rf data/raw_train  # what a stopped run left half made
   "${LT[@]}" synth --format tusimple --out data/raw_train --count "$COUNT" --seed 1 --val-fraction 0.04 \
@@ -86,7 +88,7 @@ stage2_set() {  # stage2_set NAME SEED COUNT [SYNTH OPTION ...]: a data source o
   "${LT[@]}" stats --dataset "data/tusimple_$name"
 }
 if [ "$CYCLES" -gt 0 ] || [ "$FROM_DEFAULT" = 1 ]; then
-  [ "$HOOD" = 1 ] || stage2_set edges 11 1200 --edge-line-prob 0.5
+  [ "$HEADS" = 1 ] || stage2_set edges 11 1200 --edge-line-prob 0.5
   stage2_set fresh 12 1200
   # real roads (issue "Real roads"): median barriers, rails / walls / kerbs by the edge lines, real bonnets,
   # faded yellow, two-way roads with double and solid/dashed centre lines, tar seams
@@ -98,7 +100,7 @@ if [ "$CYCLES" -gt 0 ] || [ "$FROM_DEFAULT" = 1 ]; then
     --config real_hood_prob=0.8
 fi
 # night and two-lane roads, where the held-out drives lose first (the FROM_DEFAULT stage's spec only)
-if [ "$FROM_DEFAULT" = 1 ] && [ "$HOOD" = 0 ]; then
+if [ "$FROM_DEFAULT" = 1 ] && [ "$HEADS" = 0 ]; then
   stage2_set nights 13 1200 --config night_prob=0.45 --config dusk_prob=0.2 --config lanes=2,3 --config rain_prob=0.25
 fi
 [ -f data/tusimple_heldout/dataset.json ] || {
@@ -108,7 +110,7 @@ fi
     --lane-width 12 --val-fraction 0
 }
 if [ "$FROM_DEFAULT" = 1 ]; then
-  if [ "$HOOD" = 1 ]; then RUN=results/hood SPEC=config/specs/lanenet_tusimple_hood.txt
+  if [ "$HEADS" = 1 ]; then RUN=results/heads SPEC=config/specs/lanenet_tusimple_heads.txt
   else RUN=results/realroads SPEC=config/specs/lanenet_tusimple_realroads.txt; fi
   "${LT[@]}" train -e $SPEC -r $RUN --from-default "${TRAIN_ARGS[@]}" 2>&1 | tee $RUN.train.log
   "${LT[@]}" export -m $RUN/latest.pth -o $RUN/model.onnx

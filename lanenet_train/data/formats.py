@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lanenet_ros.lanes import MarkingColor, MarkingType
 from lanenet_train.data.sources import BadInputError, SourceSample, safe_name
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -78,6 +79,17 @@ def _tusimple_line(path: Path, lineno: int, line: str) -> dict:
     if not isinstance(hood, list) or not all(isinstance(p, list) and len(p) == 2
                                              and all(isinstance(v, (int, float)) for v in p) for p in hood):
         raise BadInputError(f"{where}: hood must be a list of [x, y] points (the bonnet's edge), or []")
+    markings = entry.get("markings")  # optional: the generator's [type, colour] names per lane
+    if markings is not None:
+        if not isinstance(markings, list) or len(markings) != len(entry["lanes"]):
+            raise BadInputError(f"{where}: markings must be a list of [type, colour] names, one per lane "
+                                f"({len(entry['lanes'])})")
+        for k, pair in enumerate(markings):
+            if not (isinstance(pair, list) and len(pair) == 2 and pair[0] in MarkingType.__members__
+                    and pair[1] in MarkingColor.__members__):
+                raise BadInputError(f"{where}: markings[{k}] must be [type, colour] with a type of "
+                                    f"{', '.join(MarkingType.__members__)} and a colour of "
+                                    f"{', '.join(MarkingColor.__members__)}; got {pair!r}")
     if not isinstance(entry["raw_file"], str) or not entry["raw_file"]:
         raise BadInputError(f"{where}: raw_file must be the image path relative to the label file")
     return entry
@@ -125,6 +137,8 @@ def _tusimple_sample(root: Path, path: Path, lineno: int, line: str, seen: dict,
                         origin=f"{path}:{lineno}", lanes=points("lanes"), ignore_lanes=points("ignore_lanes"),
                         tusimple={"lanes": entry["lanes"], "h_samples": h},
                         hood=[(float(x), float(y)) for x, y in entry["hood"]] if "hood" in entry else None,
+                        markings=[(int(MarkingType[t]), int(MarkingColor[c])) for t, c in entry["markings"]]
+                        if "markings" in entry else None,
                         meta={"source": rel, **_synth_meta(cams, rel)})
 
 

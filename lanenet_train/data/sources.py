@@ -45,6 +45,8 @@ class SourceSample:
         meta: extra per-sample metadata (source path, camera, ...).
         hood: the bonnet's top edge as (x, y) points left to right, drawn as class ``hood`` below it; an
             empty list for a labelled frame without a bonnet, None where bonnets are not labelled.
+        markings: each lane's painted (type, colour) as ``MarkingType`` / ``MarkingColor`` values, in the order
+            of ``lanes``; None where not labelled (the generator labels them).
     """
 
     name: str
@@ -60,6 +62,7 @@ class SourceSample:
     instance: Path | None = None
     meta: dict = field(default_factory=dict)
     hood: list | None = None
+    markings: list | None = None
 
 
 @dataclass
@@ -90,6 +93,7 @@ def fingerprint(sample: SourceSample, options: ConvertOptions) -> str:
                 h.update(f"{path}|missing".encode())
     payload = {"lanes": sample.lanes, "ignore": sample.ignore_lanes, "split": sample.split, "fmt": options.fmt,
                **({"hood": sample.hood} if sample.hood is not None else {}),
+               **({"markings": sample.markings} if sample.markings is not None else {}),
                "w": options.lane_width,
                "map": None if options.value_map is None else options.value_map.tolist(), "v": CONVERTER_VERSION,
                "meta": sample.meta}
@@ -199,11 +203,14 @@ def convert_one(sample: SourceSample, options: ConvertOptions, staging: Path, ma
     rel_inst = f"instances/{sample.split}/{sample.name}.png"
     unknown: dict = {}
     lanes_out: list = []
+    markings_out: list | None = None
     if mapper is None:
         lanes = sample.lanes if sample.lines_file is None else read_culane_lines(sample.lines_file, sample.origin)
         check_labels_fit(lanes + list(sample.ignore_lanes), w, h, sample)
         order = order_lanes([np.asarray(ln, float).reshape(-1, 2) for ln in lanes], w, h)
         lanes_out = [[[round(float(x), 3), round(float(y), 3)] for x, y in lanes[i]] for i in order]
+        if sample.markings is not None:  # lane k of the instance mask (k = 1..N) has markings_out[k - 1]
+            markings_out = [list(sample.markings[i]) for i in order]
         mask, instance = rasterise_lanes([np.asarray(ln, float).reshape(-1, 2) for ln in lanes_out], w, h,
                                          options.lane_width)
         if sample.ignore_lanes:
@@ -225,5 +232,7 @@ def convert_one(sample: SourceSample, options: ConvertOptions, staging: Path, ma
         record["tusimple"] = sample.tusimple
     if sample.hood is not None:
         record["hood"] = [[round(x, 2), round(y, 2)] for x, y in sample.hood]
+    if markings_out is not None:
+        record["markings"] = markings_out
     record["meta"] = dict(sample.meta)
     return {"record": record, "unknown": unknown}

@@ -32,7 +32,8 @@ def build_model(model_config: Any, num_classes: int | None = None) -> nn.Module:
     arch = model_config.architecture
     if arch == "lanenet":
         return LaneNet(model_config.input_image_channels, model_config.embedding_dim,
-                       model_config.width_multiplier, model_config.dropout, model_config.hood_output)
+                       model_config.width_multiplier, model_config.dropout, model_config.hood_output,
+                       model_config.marking_output)
     if arch == "deeplabv3plus":
         classes = num_classes or model_config.num_classes
         if classes < 2:

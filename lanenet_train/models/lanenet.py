@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lanenet_ros.lanes import LEARNED_COLORS, LEARNED_TYPES
 from lanenet_train.models.layers import ConvBNReLU, resize_to, scaled
 
 
@@ -87,17 +88,17 @@ class Decoder(nn.Module):
         return self.head(self.up2(self.up4(x, skip4), skip2))
 
 
-class HoodHead(nn.Module):
-    """The ego vehicle's bonnet from features of its own: three convolutions on the shared encoder's output
-    (stride 8, dilated to see the whole bonnet), fused with the stride-4 encoder features for the edge, then
-    resized to the input. It reads only the shared encoder, so training it alone (``train_config.train_only:
-    "hood_head"``) leaves every lane output as it was."""
+class SideHead(nn.Module):
+    """An output from features of its own (the bonnet, the marking type and colour): three convolutions on the
+    shared encoder's output (stride 8, dilated 1/2/4 to see a whole bonnet or several dashes), fused with the
+    stride-4 encoder features for detail, then resized to the input. It reads only the shared encoder, so
+    training it alone (``train_config.train_only``) leaves every lane output as it was."""
 
-    def __init__(self, c_deep: int, c_skip: int, width: int = 32) -> None:
+    def __init__(self, c_deep: int, c_skip: int, out_ch: int, width: int = 32) -> None:
         super().__init__()
         self.deep = nn.Sequential(ConvBNReLU(c_deep, width), ConvBNReLU(width, width, dilation=2),
                                   ConvBNReLU(width, width, dilation=4))
-        self.fuse = nn.Sequential(ConvBNReLU(width + c_skip, width // 2), nn.Conv2d(width // 2, 1, 1))
+        self.fuse = nn.Sequential(ConvBNReLU(width + c_skip, width // 2), nn.Conv2d(width // 2, out_ch, 1))
 
     def forward(self, shared: torch.Tensor, skip4: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         deep = resize_to(self.deep(shared), skip4)
@@ -106,7 +107,9 @@ class HoodHead(nn.Module):
 
 class LaneNet(nn.Module):
     """LaneNet: ``forward(x)`` returns ``binary_logits`` (N,2,H,W) and ``embedding`` (N,E,H,W), and with
-    ``hood`` also ``hood_logits`` (N,1,H,W): the ego vehicle's bonnet (:class:`HoodHead`).
+    ``hood`` also ``hood_logits`` (N,1,H,W): the ego vehicle's bonnet, and with ``markings`` also
+    ``marking_logits`` (N,T+C,H,W): each lane pixel's marking type (``LEARNED_TYPES``) and colour
+    (``LEARNED_COLORS``), two softmaxes; both from heads of their own (:class:`SideHead`).
 
     Args:
         in_channels: image channels (3).
@@ -114,10 +117,11 @@ class LaneNet(nn.Module):
         width_multiplier: scales ENet's 16/64/128 channels (0.5 gives 8/32/64).
         dropout: spatial dropout in the bottlenecks while training.
         hood: add the bonnet output.
+        markings: add the marking output.
     """
 
     def __init__(self, in_channels: int = 3, embedding_dim: int = 4, width_multiplier: float = 1.0,
-                 dropout: float = 0.1, hood: bool = False) -> None:
+                 dropout: float = 0.1, hood: bool = False, markings: bool = False) -> None:
         super().__init__()
         c1, c2, c3 = (scaled(16, width_multiplier), scaled(64, width_multiplier), scaled(128, width_multiplier))
         c1 = max(c1, in_channels + 4)
@@ -129,7 +133,8 @@ class LaneNet(nn.Module):
         self.embedding_stage3 = stage3(c3, dropout)
         self.binary_decoder = Decoder((c1, c2, c3), 2)
         self.embedding_decoder = Decoder((c1, c2, c3), embedding_dim)
-        self.hood_head = HoodHead(c3, c2) if hood else None
+        self.hood_head = SideHead(c3, c2, 1) if hood else None
+        self.marking_head = SideHead(c3, c2, len(LEARNED_TYPES) + len(LEARNED_COLORS), 48) if markings else None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         skip2 = self.initial(x)
@@ -141,4 +146,6 @@ class LaneNet(nn.Module):
                "embedding": self.embedding_decoder(self.embedding_stage3(shared), skip4, skip2)}
         if self.hood_head is not None:
             out["hood_logits"] = self.hood_head(shared, skip4, x)
+        if self.marking_head is not None:
+            out["marking_logits"] = self.marking_head(shared, skip4, x)
         return out

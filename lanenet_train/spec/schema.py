@@ -72,6 +72,8 @@ class ModelConfig:
     embedding_dim: int = opt(4, "LaneNet instance-embedding dimension", range=(1, 64))
     hood_output: bool = opt(False, "LaneNet: also learn the ego vehicle's bonnet (output hood_logits; needs "
                             "data whose masks have a hood class, `synth --label-hood`)")
+    marking_output: bool = opt(False, "LaneNet: also learn each lane's marking type and colour (output "
+                               "marking_logits; needs data that labels them, the generator's TuSimple sets)")
     num_classes: int = opt(0, "classes incl. background; 0 = from the dataset (after mapping)", range=(0, 256))
     atrous_rates: list[int] = opt([6, 12, 18], "DeepLabV3+ ASPP atrous rates", range=(1, 64))
     output_stride: int = opt(16, "DeepLabV3+ backbone output stride", choices=(8, 16))
@@ -168,6 +170,8 @@ class LossConfig:
                                     "term leaves out", range=(0, 64))
     hood_weight: float = opt(1.0, "weight of the bonnet term (binary cross-entropy of hood_logits; "
                              "model_config.hood_output)", range=(0.0, 1e3))
+    marking_weight: float = opt(1.0, "weight of the marking terms (cross-entropy of marking_logits' types and "
+                                "colours over labelled lane pixels; model_config.marking_output)", range=(0.0, 1e3))
     delta_v: float = opt(0.5, "pull margin of the embedding loss", range=(0.0, 100.0))
     delta_d: float = opt(3.0, "push margin of the embedding loss", range=(0.0, 100.0))
     variance_weight: float = opt(1.0, "alpha: pull term weight", range=(0.0, 1e3))

@@ -65,9 +65,9 @@ def lane_x_at_rows(points: np.ndarray, rows: np.ndarray, width: int) -> np.ndarr
     return np.where(absent, np.nan, x)
 
 
-def benchmark_lane_xs(frame: SynthFrame, rows: np.ndarray, all_lanes: bool = False,
-                      keep: Callable[[SynthLane], bool] | None = None) -> list[np.ndarray]:
-    """x of the labelled lanes (:data:`BENCHMARK_SLOTS`, left to right) at ``rows``; NaN where absent.
+def benchmark_lanes(frame: SynthFrame, rows: np.ndarray, all_lanes: bool = False,
+                    keep: Callable[[SynthLane], bool] | None = None) -> list[tuple[SynthLane, np.ndarray]]:
+    """The labelled lanes (:data:`BENCHMARK_SLOTS`, left to right) with their x at ``rows``, NaN where absent.
 
     Lanes with no point inside the image are left out. ``all_lanes`` labels every line the generator drew
     (in its order), for training a network that finds them all (the decoder's ``max_per_side`` then keeps
@@ -78,14 +78,14 @@ def benchmark_lane_xs(frame: SynthFrame, rows: np.ndarray, all_lanes: bool = Fal
     chosen = frame.lanes if all_lanes else [by_slot[p] for p in BENCHMARK_SLOTS if p in by_slot]
     if keep is not None:
         chosen = [lane for lane in chosen if keep(lane)]
-    xs = [lane_x_at_rows(lane.points, rows, w) for lane in chosen]
-    return [x for x in xs if (~np.isnan(x)).any()]
+    pairs = [(lane, lane_x_at_rows(lane.points, rows, w)) for lane in chosen]
+    return [(lane, x) for lane, x in pairs if (~np.isnan(x)).any()]
 
 
 def tusimple_lane_xs(frame: SynthFrame, rows: np.ndarray, all_lanes: bool = False,
                      keep: Callable[[SynthLane], bool] | None = None) -> list[np.ndarray]:
-    """:func:`benchmark_lane_xs` in TuSimple's convention: ``-2`` where a lane is absent."""
-    return [np.nan_to_num(x, nan=-2.0) for x in benchmark_lane_xs(frame, rows, all_lanes, keep)]
+    """x of :func:`benchmark_lanes` in TuSimple's convention: ``-2`` where a lane is absent."""
+    return [np.nan_to_num(x, nan=-2.0) for _, x in benchmark_lanes(frame, rows, all_lanes, keep)]
 
 
 def _save_image(path: Path, image: np.ndarray, quality: int) -> None:
@@ -152,11 +152,13 @@ def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence:
         def xs(keep: Callable[[SynthLane], bool] | None) -> list[list[int]]:
             return [[round(float(v)) for v in x] for x in tusimple_lane_xs(frame, np.array(rows), all_lanes, keep)]
 
-        if ignore_worn is None:
-            label = {"lanes": xs(None), "h_samples": rows, "raw_file": paths["image"]}
-        else:
-            label = {"lanes": xs(lambda lane: lane.wear < ignore_worn), "h_samples": rows,
-                     "raw_file": paths["image"], "ignore_lanes": xs(lambda lane: lane.wear >= ignore_worn)}
+        labelled = None if ignore_worn is None else (lambda lane: lane.wear < ignore_worn)
+        label = {"lanes": xs(labelled), "h_samples": rows, "raw_file": paths["image"],
+                 # each labelled lane's painted type and colour (names of lanenet_ros.lanes.MarkingType/Color)
+                 "markings": [[lane.marking_type.name, lane.color.name]
+                              for lane, _ in benchmark_lanes(frame, np.array(rows), all_lanes, labelled)]}
+        if ignore_worn is not None:
+            label["ignore_lanes"] = xs(lambda lane: lane.wear >= ignore_worn)
         if label_hood:
             label["hood"] = frame.hood_edge
         record["label"] = json.dumps(label, separators=(",", ":"))

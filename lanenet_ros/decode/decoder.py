@@ -3,8 +3,9 @@
 LaneNet (``binary_logits`` + ``embedding``): lane pixels from the binary branch, instances from clustering
 their embeddings (:mod:`lanenet_ros.decode.cluster`). Multi-class models (``class_logits``): per lane class, connected
 components, with the dashes of one marking chained along their common line. Each instance is then fitted in
-camera pixels (:mod:`lanenet_ros.decode.fitting`), typed and coloured (class name, else the paint along it in the camera
-image, else the mask's own gaps: :mod:`lanenet_ros.decode.paint`), ordered left to right and assigned to the ego lane.
+camera pixels (:mod:`lanenet_ros.decode.fitting`), typed and coloured (class name, else the network's own
+``marking_logits`` where the model has them, else the paint along it in the camera image, else the mask's own
+gaps: :mod:`lanenet_ros.decode.paint`), ordered left to right and assigned to the ego lane.
 """
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ from lanenet_ros.decode.cluster import cluster_embeddings
 from lanenet_ros.decode.fitting import _affine_poly, _robust_polyfit
 from lanenet_ros.decode.settings import DecodeParams, SettingError
 from lanenet_ros.jit import kernel, warm_up, warms_up
-from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType, polyval
-from lanenet_ros.model_info import ModelInfo
+from lanenet_ros.lanes import LEARNED_COLORS, LEARNED_TYPES, DetectedLane, LaneFrame, MarkingColor, MarkingType, polyval
+from lanenet_ros.model_info import MARKING_CHANNELS, ModelInfo
 from lanenet_ros.preprocess import Geometry
 
-MEANINGS = ("binary_logits", "embedding", "class_logits", "hood_logits")
+MEANINGS = ("binary_logits", "embedding", "class_logits", "hood_logits", "marking_logits")
 _MAX_COMPONENTS = 64  # per class, largest first
 
 
@@ -50,6 +51,23 @@ class LanePixels:
 
 
 @dataclass
+class MarkingSamples:
+    """A network's ``marking_logits`` at the lane pixels, copied out of the output (the rest of it means nothing:
+    the network learns markings on lane pixels only).
+
+    Attributes:
+        flat: (N,) ascending ``row * width + column`` of the sampled pixels (network-output pixels).
+        logits: (C, N) float32 logits of those pixels (one column each), channels as ``marking_logits``'
+            (``LEARNED_TYPES``, then ``LEARNED_COLORS``).
+        width: the outputs' width.
+    """
+
+    flat: np.ndarray
+    logits: np.ndarray
+    width: int
+
+
+@dataclass
 class Extracted:
     """What :meth:`LaneDecoder.extract` takes out of one image's network outputs (no view into them).
 
@@ -61,6 +79,8 @@ class Extracted:
             margins ``l1 - l0``; else None.
         has_hood_output: whether the model gives the bonnet (``hood_logits``).
         bonnet: the bonnet's edge from ``hood_logits`` (when the model has it and ``params.hood`` is -1).
+        markings: ``marking_logits`` at the lane pixels (when the model has it and ``params.learned_markings``
+            is on), else None.
     """
 
     geometry: Geometry
@@ -69,6 +89,7 @@ class Extracted:
     gathered: list[np.ndarray] | None
     has_hood_output: bool
     bonnet: hood.HoodEdge | None
+    markings: MarkingSamples | None = None
 
 
 class LaneDecoder:
@@ -148,7 +169,13 @@ class LaneDecoder:
         bonnet = None  # read only where it is used: the bonnet left to the model (hood -1)
         if hood_logits is not None and self.params.hood < 0:
             bonnet = hood.edge_from_logits(hood_logits[0], geo)
-        return Extracted(geo, class_mask, pixels, gathered, hood_logits is not None, bonnet)
+        markings = None  # sampled only where they are used: learned_markings on
+        if "marking_logits" in named and self.params.learned_markings:
+            lane_px = (gathered[0], gathered[1]) if gathered is not None else \
+                (pixels.rows, pixels.cols) if pixels is not None else None
+            if lane_px is not None:
+                markings = _sample_markings(named["marking_logits"], *lane_px)
+        return Extracted(geo, class_mask, pixels, gathered, hood_logits is not None, bonnet, markings)
 
     def finish(self, ex: Extracted, image_bgr: np.ndarray | None = None) -> LaneFrame:
         """The second half of :meth:`decode`: lanes from what :meth:`extract` took out of the outputs."""
@@ -159,7 +186,7 @@ class LaneDecoder:
         if pixels is not None:
             seg = fitting.row_segments(pixels.rows, pixels.cols, pixels.labels)
             fits = self._select(self._fit_all(pixels, seg, geo), geo)
-            lanes = self._typed(pixels, seg, fits, geo, image_bgr)
+            lanes = self._typed(pixels, seg, fits, geo, image_bgr, ex.markings)
         if self.params.far_end_paint > 0 and _camera_image(image_bgr, geo):
             lanes = [far_end.end_at_paint(image_bgr, lane, self.params.far_end_paint * geo.src_height,
                                         self.params.point_step_px) for lane in lanes]
@@ -210,6 +237,15 @@ class LaneDecoder:
             named[meaning] = arr
         if "hood_logits" in named and named["hood_logits"].shape[0] != 1:
             raise ValueError(f"hood_logits must have 1 channel, got {named['hood_logits'].shape[0]}")
+        if "marking_logits" in named:
+            marking = named["marking_logits"]
+            if marking.shape[0] != MARKING_CHANNELS:
+                raise ValueError(f"marking_logits must have {MARKING_CHANNELS} channels ({len(LEARNED_TYPES)} "
+                                 f"types, then {len(LEARNED_COLORS)} colours), got {marking.shape[0]}")
+            mask = next((m for m in ("binary_logits", "class_logits") if m in named), None)
+            if mask is not None and marking.shape[1:] != named[mask].shape[1:]:
+                raise ValueError(f"marking_logits is {marking.shape[1:]} but {mask} is {named[mask].shape[1:]} "
+                                 "(H, W)")
         if "binary_logits" in named and named["binary_logits"].shape[0] != 2:
             raise ValueError(f"binary_logits must have 2 channels, got {named['binary_logits'].shape[0]}")
         if "embedding" in named and "binary_logits" in named \
@@ -289,18 +325,26 @@ class LaneDecoder:
         return [by_lane[id(lane)] for lane in lanes]
 
     def _typed(self, px: LanePixels, seg: fitting.RowSegments, fits: list[_Fit], geo: Geometry,
-               image_bgr: np.ndarray | None) -> list[DetectedLane]:
+               image_bgr: np.ndarray | None, learned: MarkingSamples | None = None) -> list[DetectedLane]:
         """The fitted lanes with their marking type and colour (read for the kept lanes only)."""
-        markings = self._markings(px, seg, fits, geo, image_bgr)
+        markings = self._markings(px, seg, fits, geo, image_bgr, learned)
         return [f.lane.replace(marking_type=kind, color=color)
                 for f, (kind, color) in zip(fits, markings, strict=True)]
 
     def _markings(self, px: LanePixels, seg: fitting.RowSegments, fits: list[_Fit], geo: Geometry,
-                  image_bgr: np.ndarray | None) -> list[tuple[MarkingType, MarkingColor]]:
-        """Type and colour per fit: class name first, then the paint in the image, then the mask's gaps."""
+                  image_bgr: np.ndarray | None,
+                  learned: MarkingSamples | None = None) -> list[tuple[MarkingType, MarkingColor]]:
+        """Type and colour per fit: class name first, then the network's ``marking_logits`` (``learned``: the argmax
+        of its type softmax and of its colour softmax, each averaged over the lane's pixels that lie on the fit,
+        :meth:`_learned_markings`), then the paint in the image, then the mask's gaps."""
         out = [(MarkingType.UNKNOWN, MarkingColor.UNKNOWN)] * len(fits)
         usable = _camera_image(image_bgr, geo)
-        read = [i for i, f in enumerate(fits) if self._class_marking.get(f.class_id) is None]
+        from_net = {}  # fit index -> the network's marking
+        if learned is not None:
+            wanted = [i for i, f in enumerate(fits) if self._class_marking.get(f.class_id) is None]
+            seen = self._learned_markings(px, seg, [fits[i] for i in wanted], learned)
+            from_net = {wanted[j]: marking for j, marking in seen.items()}
+        read = [i for i, f in enumerate(fits) if self._class_marking.get(f.class_id) is None and i not in from_net]
         if usable and read:
             curves = [(fits[i].lane.image_coeffs, fits[i].lane.y_min, fits[i].lane.y_max) for i in read]
             widths = [(fitting.median(seg.extent[fits[i].part]) + 1.0) * geo.scale_x / 2.0 for i in read]
@@ -313,14 +357,15 @@ class LaneDecoder:
             named = self._class_marking.get(f.class_id)
             if named is not None:
                 out[i] = (named.marking_type, named.color)
+            elif i in from_net:
+                out[i] = from_net[i]
             elif not usable:  # without the image, the mask's own gaps and double runs
                 out[i] = (self._mask_marking_type(px, seg, f), MarkingColor.UNKNOWN)
         return out
 
     def _mask_marking_type(self, px: LanePixels, seg: fitting.RowSegments, f: _Fit) -> MarkingType:
         """Solid / dashed / double from the mask rows whose centre lies on the fit (stray rows left out)."""
-        # a row belongs to the marking when its centre is within half the usual marking width of the fit
-        band = self.params.outlier_px + fitting.median(seg.extent[f.part]) / 2.0 + 1.0
+        band = self._band(seg, f)
         rows = seg.row[f.part]
         on = np.abs(seg.median[f.part] - polyval(rows, f.coeffs_in)) <= band
         if not on.any():
@@ -335,6 +380,42 @@ class LaneDecoder:
 
         return paint.marking_type(rows[on], seg.runs[f.part][on], self.params.double_fraction,
                                   side_rows=side_rows)
+
+    def _band(self, seg: fitting.RowSegments, f: _Fit) -> float:
+        """How far from the fit (network pixels) a pixel or a row's centre still belongs to the marking: half the
+        lane's usual marking width (its rows' median extent), plus the outlier distance."""
+        return self.params.outlier_px + fitting.median(seg.extent[f.part]) / 2.0 + 1.0
+
+    def _learned_markings(self, px: LanePixels, seg: fitting.RowSegments, fits: list[_Fit],
+                          learned: MarkingSamples) -> dict[int, tuple[MarkingType, MarkingColor]]:
+        """The network's type and colour of each fit (by its index in ``fits``), from the lane's pixels that lie
+        on the fit: within :meth:`_band` of its x(y) in their row (stray pixels of the cluster left out, as
+        :meth:`_mask_marking_type` leaves out stray rows). A fit none of whose pixels lies on it is left out."""
+        if not fits or len(learned.flat) == 0:
+            return {}
+        first = np.array([seg.start[f.part][0] for f in fits], np.int64)
+        last = np.array([seg.end[f.part][-1] for f in fits], np.int64)
+        coeffs = np.zeros((len(fits), max(len(f.coeffs_in) for f in fits)))
+        for k, f in enumerate(fits):
+            coeffs[k, :len(f.coeffs_in)] = f.coeffs_in
+        band = np.array([self._band(seg, f) for f in fits])
+        at, counts = _marking_samples_on_fits(learned.flat, learned.width, _int64(px.rows), _int64(px.cols), first,
+                                              last, coeffs, band)
+        if len(at) == 0:
+            return {}
+        # the two softmaxes of those pixels, vectorised (a compiled loop's scalar exp is several times slower)
+        p = np.take(learned.logits, at, axis=1)
+        types = len(LEARNED_TYPES)
+        for part in (p[:types], p[types:]):
+            part -= part.max(axis=0)
+            np.exp(part, out=part)
+            part /= part.sum(axis=0)
+        # each lane's sums (the argmax of a mean is that of the sum); a lane without pixels gets a neighbour's
+        # column from reduceat, never read
+        starts = np.minimum(np.cumsum(counts) - counts, len(at) - 1)
+        sums = np.add.reduceat(p, starts, axis=1, dtype=np.float64)
+        kinds, colors = np.argmax(sums[:types], axis=0), np.argmax(sums[types:], axis=0)
+        return {int(k): (LEARNED_TYPES[kinds[k]], LEARNED_COLORS[colors[k]]) for k in np.flatnonzero(counts)}
 
 
 @dataclass
@@ -363,6 +444,11 @@ def _camera_mask(class_mask: np.ndarray, geo: Geometry, hood_edge: hood.HoodEdge
 def _logit(p: float) -> float:
     """softmax over two logits: p(lane) > p  <=>  l1 - l0 > logit(p)."""
     return math.log(p / (1 - p))
+
+
+def _int64(a: np.ndarray) -> np.ndarray:
+    """``a`` as a C-contiguous int64 array (no copy when it is one)."""
+    return np.ascontiguousarray(a, dtype=np.int64)
 
 
 def _float32(a: np.ndarray) -> np.ndarray:
@@ -484,6 +570,54 @@ def _group_by_label(rows, cols, labels, probability):  # pragma: no cover
     return out_rows, out_cols, out_labels, scores
 
 
+@kernel
+def _marking_samples_on_fits(flat, width, rows, cols, first, last, coeffs, band):  # pragma: no cover
+    """Of each lane k's pixels ``rows, cols[first[k]:last[k]]``, those within ``band[k]`` of its x(y) (``coeffs[k]``,
+    network pixels, lowest order first, padded with zeros): where they are among the sampled pixels ``flat``
+    (ascending ``row * width + column``); a pixel not among them is left out.
+
+    Returns the indices into ``flat``, lane after lane, and how many each lane has.
+    """
+    lanes, degree = coeffs.shape[0], coeffs.shape[1] - 1
+    n = len(flat)
+    at = np.empty((last - first).sum(), np.int64)
+    counts = np.zeros(lanes, np.int64)
+    m = 0
+    for k in range(lanes):
+        start, previous = 0, -1
+        for i in range(first[k], last[k]):
+            y = float(rows[i])
+            x = coeffs[k, degree]
+            for d in range(degree - 1, -1, -1):
+                x = x * y + coeffs[k, d]
+            if abs(cols[i] - x) > band[k]:
+                continue
+            key = rows[i] * width + cols[i]
+            if key < previous:  # a lane's pixels come in row-major order; search from the start if not
+                start = 0
+            previous = key
+            # galloping from the last pixel found (the next one is near it), then bisection
+            lo, step, hi = start, 1, n
+            while lo + step - 1 < n:
+                if flat[lo + step - 1] >= key:
+                    hi = lo + step - 1
+                    break
+                lo += step
+                step *= 2
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if flat[mid] < key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            start = lo
+            if lo < n and flat[lo] == key:
+                at[m] = lo
+                m += 1
+                counts[k] += 1
+    return at[:m], counts
+
+
 @warms_up
 def _warm() -> None:
     logits = np.zeros((2, 4, 6), np.float32)
@@ -494,6 +628,9 @@ def _warm() -> None:
     rows = np.arange(12, dtype=np.int64)
     _fit_lanes(rows, 0.5 * rows.astype(np.float64), np.array([0, 12]), np.ones(1), 256, 8, 0.0, 0.5, 3, 2.5, 0.1,
                0.015, 2.5, 2.1, 180.0, 720.0)
+    marking = _sample_markings(np.zeros((MARKING_CHANNELS, 4, 6), np.float32), rows % 4, rows % 6)
+    _marking_samples_on_fits(marking.flat, marking.width, rows % 4, rows % 6, np.array([0]), np.array([12]),
+                             np.zeros((1, 4)), np.ones(1))
 
 
 def _sigmoid(margin: np.ndarray) -> np.ndarray:
@@ -519,6 +656,16 @@ def argmax_channels(logits: np.ndarray) -> np.ndarray:
         np.maximum(best, logits[c], out=best)
         np.putmask(index, larger, c)
     return index
+
+
+def _sample_markings(logits: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> MarkingSamples:
+    """``marking_logits`` (C, H, W) at the lane pixels ``rows``, ``cols`` (any order), copied out of the output."""
+    channels, height, width = logits.shape
+    flat = rows.astype(np.int64) * width + cols
+    flat = flat[np.argsort(flat, kind="stable")]  # a LaneNet's pixels come in row-major order already: cheap
+    # plane by plane, in ascending order: several times faster than logits[:, rows, cols], which goes pixel by pixel
+    taken = np.take(logits.reshape(channels, height * width), flat, axis=1)
+    return MarkingSamples(flat, np.ascontiguousarray(taken, dtype=np.float32), width)
 
 
 def _class_probability(logits: np.ndarray, cid: int, rows: np.ndarray, cols: np.ndarray) -> float:

@@ -91,6 +91,10 @@ class DecodeParams:
         0.0, "with the camera image, a lane's far end moves back to the farthest row where the image shows paint "
         "along it, searched over this share of the image height from the fitted far end (0: off; where no paint "
         "is seen the end stays)", 0.0, 0.5)
+    learned_markings: bool = _setting(
+        True, "a model with a marking_logits output gives each lane's marking type and colour (its softmaxes "
+        "averaged over the lane's pixels); false reads them from the paint in the camera image as for a model "
+        "without it. Class names that say a marking still win")
 
     def validate(self) -> DecodeParams:
         """Check every setting against its row of the table; return self.

@@ -76,7 +76,8 @@ class LanePipeline:
         calibrator: a :class:`~lanenet_ros.calibrate.MountingEstimator` that estimates the camera's mounting
             from the lanes and projects them to the ground once it has converged (used when ``camera`` is
             None; see :meth:`set_calibrator`).
-        tracking: keep track ids and smooth lanes across frames.
+        tracking: keep track ids and smooth lanes across frames; a mapping turns it on with those
+            :class:`~lanenet_ros.tracking.LaneTracker` settings (``alpha``, ``max_misses``, ``coast``).
         **backend_options: passed to the backend (``precision``, ``intra_op_threads``, ``cache_dir``, ...).
 
     Raises:
@@ -87,7 +88,8 @@ class LanePipeline:
 
     def __init__(self, model_path: str | Path | None = None, backend: str | Backend = "auto",
                  decode_params: Mapping[str, Any] | None = None, roi_top: float | None = None,
-                 camera: Camera = None, tracking: bool = True, calibrator: MountingEstimator | None = None,
+                 camera: Camera = None, tracking: bool | Mapping[str, Any] = True,
+                 calibrator: MountingEstimator | None = None,
                  **backend_options: Any) -> None:
         if isinstance(backend, str):
             path = Path(model_path) if model_path else default_model_path()
@@ -103,7 +105,8 @@ class LanePipeline:
         check_suitable(self.info, path)
         self.preprocessor = Preprocessor.from_info(self.info, roi_top=roi_top)
         self.decoder = LaneDecoder(self.info, DecodeParams.from_pairs(self.info.decode).override(decode_params))
-        self.tracker = LaneTracker.for_decoder(self.decoder.params) if tracking else None
+        self.tracker = None if tracking is False else \
+            LaneTracker.for_decoder(self.decoder.params, **({} if tracking is True else tracking))
         self.projector: GroundProjector | None = None
         self.calibrator = calibrator
         self.set_ground(camera)

@@ -85,11 +85,16 @@ class LaneTracker:
         self._last_stamp: float | None = None
 
     @classmethod
-    def for_decoder(cls, params: DecodeParams) -> LaneTracker:
+    def for_decoder(cls, params: DecodeParams, **settings: Any) -> LaneTracker:
         """The tracker of a pipeline whose decoder has ``params``: it reports lanes as the decoder keeps them (no
-        more, same order), with the other settings at their defaults."""
-        return cls(point_step_px=params.point_step_px, ego_center=params.ego_center, max_lanes=params.max_lanes,
-                   max_per_side=params.max_per_side)
+        more, same order), with ``settings`` (``alpha``, ``max_misses``, ``coast``, ...; the node's
+        ``tracking.*`` parameters) over the defaults.
+
+        Raises:
+            ValueError: a setting out of range (named in the message).
+        """
+        return cls(**{"point_step_px": params.point_step_px, "ego_center": params.ego_center,
+                      "max_lanes": params.max_lanes, "max_per_side": params.max_per_side, **settings})
 
     def reset(self) -> None:
         """Forget all tracks (e.g. after a jump in time or a camera change); ids keep increasing."""

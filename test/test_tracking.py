@@ -159,3 +159,20 @@ def test_lane_distances_are_mean_gaps_over_shared_rows_and_the_bottom_row() -> N
     shared = ys[(ys >= 300.0) & (ys <= 719.0)]
     assert lane_distances([near], [slanted], H)[0, 0] == pytest.approx((0.1 * (719 - shared)).sum() / (len(shared) + 1))
     assert lane_distances([], [near], H).shape == (0, 1)
+
+
+def test_the_nodes_tracker_parameters_reach_the_pipelines_tracker() -> None:
+    from lanenet_ros.node.configure import open_pipeline
+    from lanenet_ros.node.params import NodeParams, ParamError
+
+    pipeline, _ = open_pipeline(NodeParams.from_values({"backend": "onnxruntime-cpu", "tracker.smoothing": 0.8,
+                                                        "tracker.max_misses": 1, "tracker.coast": False}))
+    tracker = pipeline.tracker
+    assert (tracker.alpha, tracker.max_misses, tracker.coast) == (0.8, 1, False)
+    assert tracker.max_per_side == pipeline.decoder.params.max_per_side  # still the decoder's limits
+    default, _ = open_pipeline(NodeParams.from_values({"backend": "onnxruntime-cpu"}))
+    assert (default.tracker.alpha, default.tracker.max_misses, default.tracker.coast) == (0.5, 3, True)
+    off, _ = open_pipeline(NodeParams.from_values({"backend": "onnxruntime-cpu", "tracking": False}))
+    assert off.tracker is None
+    with pytest.raises(ParamError, match=r"tracker\.smoothing. is 0.0, outside its range"):
+        NodeParams.from_values({"tracker.smoothing": 0.0})

@@ -39,7 +39,10 @@ def open_pipeline(params: NodeParams) -> tuple[LanePipeline, bool]:
         options["intra_op_threads"] = params.threads
     pipeline = LanePipeline(params.model or None, params.backend, decode_params=params.decode,
                             roi_top=None if params.roi_top < 0 else params.roi_top, camera=camera,
-                            tracking=params.tracking, **options)
+                            tracking=params.tracking and {"alpha": params.tracking_smoothing,
+                                                          "max_misses": params.tracking_max_misses,
+                                                          "coast": params.tracking_coast},
+                            **options)
     return pipeline, pipeline.projector is not None
 
 

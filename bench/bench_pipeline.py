@@ -10,9 +10,11 @@ Frames: 1280x720 roads with 2-4 straight lines (same vanishing point as the stan
 Everything is measured in this one run: median and p90 per stage over the frames, then the ratio
 "everything except inference" / "inference". Goal (issue 6): at most 15% on the CPU backend.
 The second table compares ONNX Runtime with output buffers reused (io_binding) against fresh outputs, the
-third a LaneNet with and without ``decode.flip_average`` (a second inference on the mirror image).
+third a LaneNet with and without ``decode.flip_average`` (a second inference on the mirror image); with
+``--versus OTHER.onnx`` a fourth, the model against another on the same frames (a model with a bonnet and
+marking heads against the shipped one, say).
 
-    .venv/bin/python bench/bench_pipeline.py [--frames 40] [--threads 0] [--model model.onnx]
+    .venv/bin/python bench/bench_pipeline.py [--frames 40] [--threads 0] [--model model.onnx] [--versus other.onnx]
 """
 from __future__ import annotations
 
@@ -109,23 +111,42 @@ def report_reuse(model: Path, images: list[np.ndarray], threads: int) -> None:
         print(f"{'reused (io_binding)' if reuse else 'fresh arrays':<24}{np.median(t) * 1e3:>16.2f}")
 
 
-def report_flip(model: Path, images: list[np.ndarray], threads: int) -> None:
-    """Inference and whole-pipeline medians with ``decode.flip_average`` off and on, frames interleaved."""
-    pipes = {on: LanePipeline(model, backend="onnxruntime-cpu", tracking=False, intra_op_threads=threads,
-                              decode_params={"flip_average": on}) for on in (False, True)}
-    times: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+def compare(title: str, pipes: dict[str, LanePipeline], images: list[np.ndarray]) -> dict[str, dict[str, float]]:
+    """Median inference, decode and whole-pipeline times of several pipelines on the same frames, taking turns
+    frame by frame (so that all see the same machine load); printed as a table, returned by name."""
+    times: dict[str, list[dict[str, float]]] = {name: [] for name in pipes}
     for image in images[:3]:
         for pipe in pipes.values():
             pipe.process(image)
     for image in images:
-        for on, pipe in pipes.items():
-            times[on].append(pipe.process(image).timings)
-    print(f"\n{'decode.flip_average':<24}{'median infer ms':>16}{'median total ms':>16}")
-    med = {on: {k: np.median([t[k] for t in times[on]]) * 1e3 for k in ("infer", "total")} for on in pipes}
-    for on in pipes:
-        print(f"{str(on).lower():<24}{med[on]['infer']:>16.2f}{med[on]['total']:>16.2f}")
-    print(f"flip_average on / off: inference x{med[True]['infer'] / med[False]['infer']:.2f}, "
-          f"whole pipeline x{med[True]['total'] / med[False]['total']:.2f}")
+        for name, pipe in pipes.items():
+            times[name].append(pipe.process(image).timings)
+    print(f"\n{title:<32}{'median infer ms':>16}{'median decode ms':>17}{'median total ms':>16}")
+    med = {name: {k: np.median([t[k] for t in times[name]]) * 1e3 for k in ("infer", "decode", "total")}
+           for name in pipes}
+    for name in pipes:
+        print(f"{name:<32}{med[name]['infer']:>16.2f}{med[name]['decode']:>17.2f}{med[name]['total']:>16.2f}")
+    return med
+
+
+def report_flip(model: Path, images: list[np.ndarray], threads: int) -> None:
+    """Inference and whole-pipeline medians with ``decode.flip_average`` off and on, frames interleaved."""
+    pipes = {str(on).lower(): LanePipeline(model, backend="onnxruntime-cpu", tracking=False,
+                                           intra_op_threads=threads, decode_params={"flip_average": on})
+             for on in (False, True)}
+    med = compare("decode.flip_average", pipes, images)
+    print(f"flip_average on / off: inference x{med['true']['infer'] / med['false']['infer']:.2f}, "
+          f"whole pipeline x{med['true']['total'] / med['false']['total']:.2f}")
+
+
+def report_versus(model: Path, other: Path, images: list[np.ndarray], threads: int) -> None:
+    """``--versus``: the model against another (e.g. one with more outputs), frames interleaved."""
+    pipes = {path.name: LanePipeline(path, backend="onnxruntime-cpu", tracking=False, intra_op_threads=threads)
+             for path in (other, model)}
+    med = compare("model", pipes, images)
+    a, b = med[model.name], med[other.name]
+    print(f"{model.name} / {other.name}: inference x{a['infer'] / b['infer']:.2f}, decode x"
+          f"{a['decode'] / b['decode']:.2f}, whole pipeline x{a['total'] / b['total']:.2f}")
 
 
 def main() -> int:
@@ -134,6 +155,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: the stand-in)")
     parser.add_argument("--no-tracking", action="store_true", help="leave the tracking stage out")
+    parser.add_argument("--versus", type=Path, default=None, metavar="MODEL",
+                        help="also time --model against this model, frames interleaved (e.g. the shipped model "
+                             "against one with more outputs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or stand_in_model(Path(tmp) / "stand_in.onnx")
@@ -147,6 +171,8 @@ def main() -> int:
         report_reuse(model, images, args.threads)
         if pipe.info.output_for("binary_logits") is not None:
             report_flip(model, images, args.threads)
+        if args.versus is not None:
+            report_versus(model, args.versus, images, args.threads)
     return 0 if ratio <= 0.15 else 1
 
 

@@ -318,6 +318,14 @@ def test_lanes_end_at_the_hood_the_network_carries_them_across() -> None:
         assert edge_here - 8 < lane.y_max < edge_here + 3  # the edge is found on a 4x smaller image
         assert lane.points[:, 1].max() <= lane.y_max
     assert not frame.class_mask[660:].any() and frame.class_mask[560:620].any()
+    # a model with a bonnet output that sees none here (a dark bonnet at night): the search still finds it
+    blind = {**lanenet_outputs(mask), "hood_logits": np.full((1, 256, 512), -5.0, np.float32)}
+    assert [lane.y_max for lane in LaneDecoder(LANENET).decode(blind, GEO, image).lanes] == \
+        [lane.y_max for lane in frame.lanes]
+    # one that sees a bonnet: its edge wins over the search (network rows 240 on: camera row 690 on)
+    seen = np.where(np.arange(256)[:, None] >= 240, 5.0, -5.0) + np.zeros((1, 512))
+    seeing = {**blind, "hood_logits": seen[None].astype(np.float32)}
+    assert abs(LaneDecoder(LANENET).decode(seeing, GEO, image).hood_row - (TOP + 240 * (H - TOP) / 256 - 0.5)) < 2
     # hood=0: no hood is looked for; the lanes run on to the bottom
     plain = LaneDecoder(LANENET, DecodeParams(hood=0.0)).decode(lanenet_outputs(mask), GEO, image)
     assert all(lane.y_max > 715 for lane in plain.lanes) and plain.class_mask[700:].any()

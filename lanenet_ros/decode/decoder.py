@@ -203,17 +203,18 @@ class LaneDecoder:
 
     def _hood(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane], geo: Geometry,
               ex: Extracted) -> tuple[hood.HoodEdge, list[float | None]] | None:
-        """The hood's edge (``params.hood``): the given one, the model's own (``hood_logits``), or one found in
-        the image and confirmed by the lanes; with the row where each lane crosses it. None without a hood."""
+        """The hood's edge (``params.hood``): the given one, the model's own (``hood_logits``) where it sees one,
+        else one found in the image and confirmed by the lanes; with the row where each lane crosses it. None
+        without a hood."""
         share = self.params.hood
         if share > 0:
             edge = hood.HoodEdge.flat((1 - share) * geo.src_height - 0.5, geo.src_width)
             return edge, hood.crossing_rows(lanes, edge)
         if share == 0:
             return None
-        if ex.has_hood_output:  # the network's bonnet, trusted as it is
-            edge = ex.bonnet
-            return (edge, hood.crossing_rows(lanes, edge)) if edge is not None else None
+        if ex.bonnet is not None:  # the network's bonnet, trusted as it is
+            return ex.bonnet, hood.crossing_rows(lanes, ex.bonnet)
+        # no bonnet output, or one that sees none: the image search, taken only where the lanes confirm it
         if not lanes or not _camera_image(image_bgr, geo):
             return None
         edge = hood.find_edge(image_bgr)

@@ -82,7 +82,8 @@ class DecodeParams:
     hood: float = _setting(
         -1.0, "the ego vehicle's hood at the bottom of the image: -1 takes it from the model's hood_logits "
         "output where the model has one and sees one, else finds it in each image; 0 takes none, a share of the "
-        "rows up to 0.45 is a known, fixed hood; lanes end at its edge and the mask is background below it", 0.0, 0.45, also=-1.0)
+        "rows up to 0.45 is a known, fixed hood; lanes end at its edge and the mask is background below it",
+        0.0, 0.45, also=-1.0)
     flip_average: bool = _setting(
         False, "LaneNet: run the network on the image and its mirror image and average the binary branch "
         "(lanes still separated by the first run's embedding); a second inference, fewer false lanes on bare "

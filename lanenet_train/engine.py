@@ -169,7 +169,7 @@ def train_step(model: nn.Module, batch: dict[str, torch.Tensor], optimizer: torc
     penalty = weight_penalty(raw_model or model, settings.regularizer, settings.regularizer_weight)
     local = sum(terms.values())
     loss = local * world.size + (penalty if penalty is not None else 0.0)
-    if not loss.requires_grad:  # e.g. train_config.train_only: hood_head on data without bonnet labels
+    if not loss.requires_grad:  # e.g. train_config.train_only: a part no loss term reads
         raise ValueError(f"no loss term of this batch ({', '.join(terms)}) reaches the trained parameters "
                          "(train_config.train_only)")
     optimizer.zero_grad(set_to_none=True)

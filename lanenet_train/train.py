@@ -373,11 +373,11 @@ class Trainer:
         own = self.raw_model.state_dict()
         # a bonnet or marking head (model_config.hood_output, marking_output) may start afresh on a network
         # trained without one
-        heads = ("hood_head.", "marking_head.")
+        heads = "heads."
         new_head = [k for k in own if k.startswith(heads) and k not in state]
         # and a head the checkpoint has but this model_config does not ask for is left out (the default
         # model's bonnet and marking heads, fine-tuning a network without them)
-        dropped = sorted({k.split(".")[0] for k in state if k.startswith(heads) and k not in own})
+        dropped = sorted({k.split(".")[1] for k in state if k.startswith(heads) and k not in own})
         state = {**{k: v for k, v in state.items() if not (k.startswith(heads) and k not in own)},
                  **{k: own[k] for k in new_head}}
         missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
@@ -399,11 +399,12 @@ class Trainer:
                       + ", ".join(f"{k} {theirs[k]} here {self.model_info[k]}" for k in differ)
                       + "); fine-tuning starts from images it has not seen so", file=sys.stderr)
             if new_head and self.world.main:
-                fresh = sorted({k.split(".")[0] for k in new_head})
-                print(f"note: {path} has no {' or '.join(fresh)}; it starts from fresh weights", file=sys.stderr)
+                fresh = sorted({k.split(".")[1] for k in new_head})
+                print(f"note: {path} has no heads.{' or heads.'.join(fresh)}; they start from fresh weights",
+                      file=sys.stderr)
             if dropped and self.world.main:
-                print(f"note: {path} has a {' and a '.join(dropped)} that this model_config does not ask for "
-                      "(hood_output, marking_output); left out", file=sys.stderr)
+                print(f"note: {path} has heads.{' and heads.'.join(dropped)}, which this model_config does not ask "
+                      "for (hood_output, marking_output); left out", file=sys.stderr)
             return
         trained = ckpt.get("spec", {}).get("model_config", {})
         made = ", ".join(f"{k} {trained[k]}" for k in ("architecture", "width_multiplier", "embedding_dim")

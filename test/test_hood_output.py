@@ -152,8 +152,8 @@ def test_train_only_the_bonnet_head_leaves_the_lane_network_as_it_was():
 
     model = LaneNet(width_multiplier=0.125, hood=True)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    frozen = freeze(model, ["hood_head"])
-    assert frozen and model not in frozen and model.hood_head not in frozen and model.stage1 in frozen
+    frozen = freeze(model, ["heads"])
+    assert frozen and model not in frozen and model.heads not in frozen and model.stage1 in frozen
     model.train()
     for module in frozen:
         module.eval()
@@ -162,7 +162,7 @@ def test_train_only_the_bonnet_head_leaves_the_lane_network_as_it_was():
     _step(model, target)
     after = model.state_dict()
     changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
-    assert changed and all(k.startswith("hood_head.") for k in changed), changed[:5]  # BN statistics too
+    assert changed and all(k.startswith("heads.") for k in changed), changed[:5]  # BN statistics too
     assert any(k.endswith("running_mean") for k in changed)  # the head's own batch norm does train
 
     with pytest.raises(ValueError, match="'hood' is not a module of this network; its modules are initial"):

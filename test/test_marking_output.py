@@ -84,9 +84,12 @@ def test_lanes_take_type_and_colour_from_the_marking_output():
     decoder = LaneDecoder(_INFO, DecodeParams(min_lane_pixels=10))
     frame = decoder.decode(_lanenet_outputs(), _geometry())
     assert _markings(frame) == list(zip(TYPES, COLORS, strict=True))
-    # with the camera image too: the network's marking, not the (bare grey) paint
+    # with the camera image too: the network's type, and the colour as the paint shows it (bare grey here)
     grey = np.full((720, 1280, 3), 90, np.uint8)
-    assert _markings(decoder.decode(_lanenet_outputs(), _geometry(), grey)) == list(zip(TYPES, COLORS, strict=True))
+    painted = LaneDecoder(_INFO, DecodeParams(min_lane_pixels=10, learned_markings=False)).decode(
+        _lanenet_outputs(), _geometry(), grey)
+    assert _markings(decoder.decode(_lanenet_outputs(), _geometry(), grey)) == \
+        [(t, c) for t, (_, c) in zip(TYPES, _markings(painted), strict=True)]
     # extract then finish, the output overwritten in between (a backend reusing its buffers)
     outputs = _lanenet_outputs()
     extracted = decoder.extract(outputs, _geometry())
@@ -198,11 +201,11 @@ def test_exported_model_with_a_marking_output_decodes_through_onnxruntime(tmp_pa
     pipe = LanePipeline(path, backend="onnxruntime-cpu", tracking=False)
     frame = pipe.process(road)
     assert len(frame.lanes) == 3
-    assert _markings(frame) == [(MarkingType.DASHED, MarkingColor.YELLOW)] * 3
+    assert _markings(frame) == [(MarkingType.DASHED, MarkingColor.WHITE)] * 3  # the colour: the image's paint
     assert [_markings(f) for f in pipe.process_batch([road, road])] == [_markings(frame)] * 2
     # mirror averaging averages binary_logits only; the marking is the first run's
     flipped = LanePipeline(path, backend="onnxruntime-cpu", tracking=False, decode_params={"flip_average": True})
-    assert _markings(flipped.process(road)) == [(MarkingType.DASHED, MarkingColor.YELLOW)] * 3
+    assert _markings(flipped.process(road)) == [(MarkingType.DASHED, MarkingColor.WHITE)] * 3
     painted = LanePipeline(path, backend="onnxruntime-cpu", tracking=False,
                            decode_params={"learned_markings": False})
     assert _markings(painted.process(road)) == [(MarkingType.SOLID, MarkingColor.WHITE)] * 3  # the paint

@@ -102,18 +102,19 @@ def test_heads_train_alone_beside_a_frozen_network_and_export(tmp_path):
     first.write_text(base % ("", ""))
     assert cli("train", "-e", first, "-r", tmp_path / "lanes").returncode == 0
     second.write_text(base % ("hood_output: true marking_output: true",
-                              f'train_only: "hood_head" train_only: "marking_head" '
+                              f'train_only: "heads" '
                               f'pretrained_model_path: "{tmp_path / "lanes" / "latest.pth"}"'))
     trained = cli("train", "-e", second, "-r", tmp_path / "heads")
     assert trained.returncode == 0, trained.stderr[-3000:]
-    assert "has no hood_head or marking_head; it starts from fresh weights" in trained.stderr
+    assert "has no heads.deep or heads.fuse or heads.hood or heads.marking; they start from fresh weights" \
+        in trained.stderr
     steps = [json.loads(line) for line in (tmp_path / "heads" / "metrics.jsonl").read_text().splitlines()]
     assert all(k in steps[0] for k in ("marking_type", "marking_color", "hood"))
     import torch
     before = torch.load(tmp_path / "lanes" / "latest.pth", weights_only=True)["model_state"]
     after = torch.load(tmp_path / "heads" / "latest.pth", weights_only=True)["model_state"]
     assert all(torch.equal(v, after[k]) for k, v in before.items())  # the lane network did not move
-    trained_heads = [v for k, v in after.items() if k.startswith(("marking_head.", "hood_head."))
+    trained_heads = [v for k, v in after.items() if k.startswith("heads.")
                      and k.endswith("running_mean")]
     assert trained_heads and all(v.abs().sum() > 0 for v in trained_heads)  # batch norm starts at 0: it trained
 

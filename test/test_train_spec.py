@@ -148,7 +148,7 @@ def test_heads_spec_trains_only_a_bonnet_and_a_marking_head_beside_the_shipped_n
 
     hood = load_spec(SPECS / "lanenet_tusimple_heads.txt", check_paths=False)
     shipped = load_spec(SPECS.parent.parent / "lanenet_ros" / "models" / "default.spec.txt", check_paths=False)
-    assert hood.train_config.train_only == ["hood_head", "marking_head"]
+    assert hood.train_config.train_only == ["heads"]
     assert hood.model_config == dataclasses.replace(shipped.model_config, num_classes=0, hood_output=True,
                                                     marking_output=True)
     assert hood.loss_config.class_weights == shipped.loss_config.class_weights

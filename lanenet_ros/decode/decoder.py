@@ -337,7 +337,9 @@ class LaneDecoder:
                   learned: MarkingSamples | None = None) -> list[tuple[MarkingType, MarkingColor]]:
         """Type and colour per fit: class name first, then the network's ``marking_logits`` (``learned``: the argmax
         of its type softmax and of its colour softmax, each averaged over the lane's pixels that lie on the fit,
-        :meth:`_learned_markings`), then the paint in the image, then the mask's gaps."""
+        :meth:`_learned_markings`) for the type, and for the colour where the camera image is not at hand (the
+        paint in the image tells the colour better: bench/real_road_shifts.py), then the paint in the image,
+        then the mask's gaps."""
         out = [(MarkingType.UNKNOWN, MarkingColor.UNKNOWN)] * len(fits)
         usable = _camera_image(image_bgr, geo)
         from_net = {}  # fit index -> the network's marking
@@ -345,7 +347,7 @@ class LaneDecoder:
             wanted = [i for i, f in enumerate(fits) if self._class_marking.get(f.class_id) is None]
             seen = self._learned_markings(px, seg, [fits[i] for i in wanted], learned)
             from_net = {wanted[j]: marking for j, marking in seen.items()}
-        read = [i for i, f in enumerate(fits) if self._class_marking.get(f.class_id) is None and i not in from_net]
+        read = [i for i, f in enumerate(fits) if self._class_marking.get(f.class_id) is None]
         if usable and read:
             curves = [(fits[i].lane.image_coeffs, fits[i].lane.y_min, fits[i].lane.y_max) for i in read]
             widths = [(fitting.median(seg.extent[fits[i].part]) + 1.0) * geo.scale_x / 2.0 for i in read]
@@ -358,8 +360,8 @@ class LaneDecoder:
             named = self._class_marking.get(f.class_id)
             if named is not None:
                 out[i] = (named.marking_type, named.color)
-            elif i in from_net:
-                out[i] = from_net[i]
+            elif i in from_net:  # the network's type; its colour only without the image's paint
+                out[i] = (from_net[i][0], out[i][1] if usable else from_net[i][1])
             elif not usable:  # without the image, the mask's own gaps and double runs
                 out[i] = (self._mask_marking_type(px, seg, f), MarkingColor.UNKNOWN)
         return out

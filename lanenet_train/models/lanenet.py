@@ -88,28 +88,38 @@ class Decoder(nn.Module):
         return self.head(self.up2(self.up4(x, skip4), skip2))
 
 
-class SideHead(nn.Module):
-    """An output from features of its own (the bonnet, the marking type and colour): three convolutions on the
-    shared encoder's output (stride 8, dilated 1/2/4 to see a whole bonnet or several dashes), fused with the
-    stride-4 encoder features for detail, then resized to the input. It reads only the shared encoder, so
-    training it alone (``train_config.train_only``) leaves every lane output as it was."""
+class SideHeads(nn.Module):
+    """The outputs beside the lane branches (the bonnet, the marking type and colour) from features of their own:
+    three convolutions on the shared encoder's output (stride 8, dilated 1/2/4 to see a whole bonnet or several
+    dashes), fused by a 1x1 convolution with the stride-4 encoder features for detail, then one 1x1 convolution
+    per output, resized to the input. They read only the shared encoder, so training them alone
+    (``train_config.train_only: "heads"``) leaves every lane output as it was; they add about a tenth to the
+    network's inference time (bench/bench_pipeline.py ``--versus``).
+    """
 
-    def __init__(self, c_deep: int, c_skip: int, out_ch: int, width: int = 32) -> None:
+    def __init__(self, c_deep: int, c_skip: int, hood: bool, markings: bool, width: int = 32) -> None:
         super().__init__()
         self.deep = nn.Sequential(ConvBNReLU(c_deep, width), ConvBNReLU(width, width, dilation=2),
                                   ConvBNReLU(width, width, dilation=4))
-        self.fuse = nn.Sequential(ConvBNReLU(width + c_skip, width // 2), nn.Conv2d(width // 2, out_ch, 1))
+        self.fuse = ConvBNReLU(width + c_skip, 24, kernel=1)
+        self.hood = nn.Conv2d(24, 1, 1) if hood else None
+        self.marking = nn.Conv2d(24, len(LEARNED_TYPES) + len(LEARNED_COLORS), 1) if markings else None
 
-    def forward(self, shared: torch.Tensor, skip4: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        deep = resize_to(self.deep(shared), skip4)
-        return resize_to(self.fuse(torch.cat([deep, skip4], 1)), image)
+    def forward(self, shared: torch.Tensor, skip4: torch.Tensor, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.fuse(torch.cat([resize_to(self.deep(shared), skip4), skip4], 1))
+        out = {}
+        if self.hood is not None:
+            out["hood_logits"] = resize_to(self.hood(f), image)
+        if self.marking is not None:
+            out["marking_logits"] = resize_to(self.marking(f), image)
+        return out
 
 
 class LaneNet(nn.Module):
     """LaneNet: ``forward(x)`` returns ``binary_logits`` (N,2,H,W) and ``embedding`` (N,E,H,W), and with
     ``hood`` also ``hood_logits`` (N,1,H,W): the ego vehicle's bonnet, and with ``markings`` also
     ``marking_logits`` (N,T+C,H,W): each lane pixel's marking type (``LEARNED_TYPES``) and colour
-    (``LEARNED_COLORS``), two softmaxes; both from heads of their own (:class:`SideHead`).
+    (``LEARNED_COLORS``), two softmaxes; both from :class:`SideHeads`.
 
     Args:
         in_channels: image channels (3).
@@ -133,8 +143,7 @@ class LaneNet(nn.Module):
         self.embedding_stage3 = stage3(c3, dropout)
         self.binary_decoder = Decoder((c1, c2, c3), 2)
         self.embedding_decoder = Decoder((c1, c2, c3), embedding_dim)
-        self.hood_head = SideHead(c3, c2, 1) if hood else None
-        self.marking_head = SideHead(c3, c2, len(LEARNED_TYPES) + len(LEARNED_COLORS), 48) if markings else None
+        self.heads = SideHeads(c3, c2, hood, markings) if hood or markings else None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         skip2 = self.initial(x)
@@ -144,8 +153,6 @@ class LaneNet(nn.Module):
         # which lanenet_train.onnx_weights maps back to the modules
         out = {"binary_logits": self.binary_decoder(self.binary_stage3(shared), skip4, skip2),
                "embedding": self.embedding_decoder(self.embedding_stage3(shared), skip4, skip2)}
-        if self.hood_head is not None:
-            out["hood_logits"] = self.hood_head(shared, skip4, x)
-        if self.marking_head is not None:
-            out["marking_logits"] = self.marking_head(shared, skip4, x)
+        if self.heads is not None:
+            out.update(self.heads(shared, skip4, x))
         return out

@@ -136,7 +136,7 @@ class TrainConfig:
     log_interval: int = opt(10, "steps between TensorBoard scalars", range=(1, 100000))
     pretrained_model_path: str = opt("", "start from the weights of this checkpoint (fine-tuning); its network "
                                      "must match model_config; optimizer and schedule start afresh")
-    train_only: list[str] = opt([], "train only these modules (names or prefixes, e.g. hood_head); the rest "
+    train_only: list[str] = opt([], "train only these modules (names or prefixes, e.g. heads); the rest "
                                 "stays frozen, batch norm and dropout in evaluation mode; empty = the whole "
                                 "network")
 

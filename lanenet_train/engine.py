@@ -17,6 +17,7 @@ from torch import nn
 from lanenet_ros.lanes import LEARNED_TYPES
 from lanenet_train.distributed import World
 from lanenet_train.losses import discriminative_loss, hard_negative_loss, weighted_cross_entropy
+from lanenet_train.models.layers import resize_to
 
 
 @dataclass
@@ -108,13 +109,15 @@ def compute_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor
         target = batch["hood"]
         labelled = target != settings.ignore_index
         n = labelled.sum().float()
-        bce = nn.functional.binary_cross_entropy_with_logits(outputs["hood_logits"][:, 0][labelled],
+        hood_logits = resize_to(outputs["hood_logits"], target)[:, 0]  # the heads give stride-4 maps
+        bce = nn.functional.binary_cross_entropy_with_logits(hood_logits[labelled],
                                                              target[labelled].float(), reduction="sum")
         terms["hood"] = settings.hood_weight * _share(bce / n.clamp(min=1.0), n, world)
     if "marking_logits" in outputs and "marking_type" in batch and settings.marking_weight > 0:
         split = len(LEARNED_TYPES)
-        for name, logits_, target in (("marking_type", outputs["marking_logits"][:, :split], batch["marking_type"]),
-                                      ("marking_color", outputs["marking_logits"][:, split:], batch["marking_color"])):
+        marking = resize_to(outputs["marking_logits"], batch["marking_type"])
+        for name, logits_, target in (("marking_type", marking[:, :split], batch["marking_type"]),
+                                      ("marking_color", marking[:, split:], batch["marking_color"])):
             n = (target != settings.ignore_index).sum().float()
             ce = nn.functional.cross_entropy(logits_.float(), target, ignore_index=settings.ignore_index,
                                              reduction="sum")

@@ -106,7 +106,7 @@ def test_a_bonnet_model_exported_before_the_decoder_was_called_whole_is_rebuilt(
         features = b.up2(b.up4(self.binary_stage3(shared), skip4), skip2)
         return {"binary_logits": b.head(features),
                 "embedding": self.embedding_decoder(self.embedding_stage3(shared), skip4, skip2),
-                **self.heads(shared, skip4, x)}
+                **self.heads(shared, skip4)}
 
     spec = parse_spec("model_config { input_image_width: 128 input_image_height: 64 width_multiplier: 0.125 "
                       "hood_output: true }")

@@ -82,6 +82,9 @@ def test_decoder_ends_lanes_at_the_learned_bonnet_and_falls_back_without_it():
         assert lane.y_max > edge + 50  # no camera image, no hood output: lanes run to the bottom as before
     assert not with_hood.class_mask[int(edge) + 2:].any()
     assert abs(with_hood.hood_row - edge) < 12 and without.hood_row == -1.0  # what the frame reports
+    quarter = _outputs(True)  # the bonnet at stride 4 (no resize in the network): resized by the decoder
+    quarter["hood_logits"] = np.ascontiguousarray(quarter["hood_logits"][:, 2::4, 2::4])
+    assert abs(decoder.decode(quarter, geo).hood_row - with_hood.hood_row) < 24
     given = LaneDecoder(_INFO, DecodeParams(min_lane_pixels=10, hood=0.0)).decode(_outputs(True), geo)
     assert all(lane.y_max > edge + 50 for lane in given.lanes)  # hood=0: no bonnet, whatever the model says
 

@@ -146,8 +146,8 @@ def test_a_marking_output_of_the_wrong_shape_is_refused():
     outputs["marking_logits"] = outputs["marking_logits"][:8]
     with pytest.raises(ValueError, match=r"marking_logits must have 9 channels \(7 types, then 2 colours\), got 8"):
         decoder.decode(outputs, _geometry())
-    outputs["marking_logits"] = np.zeros((MARKING_CHANNELS, H // 2, W // 2), np.float32)
-    with pytest.raises(ValueError, match=r"marking_logits is \(32, 64\) but binary_logits is \(64, 128\)"):
+    outputs["marking_logits"] = np.zeros((MARKING_CHANNELS, H // 2, W // 3), np.float32)
+    with pytest.raises(ValueError, match=r"marking_logits is \(32, 42\) but binary_logits is \(64, 128\)"):
         decoder.decode(outputs, _geometry())
     # refused whether or not it is used
     off = LaneDecoder(_INFO, DecodeParams(min_lane_pixels=10, learned_markings=False))
@@ -209,3 +209,16 @@ def test_exported_model_with_a_marking_output_decodes_through_onnxruntime(tmp_pa
     painted = LanePipeline(path, backend="onnxruntime-cpu", tracking=False,
                            decode_params={"learned_markings": False})
     assert _markings(painted.process(road)) == [(MarkingType.SOLID, MarkingColor.WHITE)] * 3  # the paint
+
+
+def test_a_marking_output_at_a_whole_fraction_of_the_size_is_read_at_its_cells():
+    # a network may give its side outputs at stride 4, without the resize to the input: each lane pixel reads
+    # the cell it falls in
+    decoder = LaneDecoder(_INFO, DecodeParams(min_lane_pixels=10))
+    outputs = _lanenet_outputs()
+    small = np.zeros((MARKING_CHANNELS, H // 4, W // 4), np.float32)
+    for k, (rows, cols) in enumerate(_lane_pixels()):
+        small[LEARNED_TYPES.index(TYPES[k]), rows // 4, cols // 4] = 6.0
+        small[len(LEARNED_TYPES) + LEARNED_COLORS.index(COLORS[k]), rows // 4, cols // 4] = 6.0
+    outputs["marking_logits"] = small
+    assert _markings(decoder.decode(outputs, _geometry())) == list(zip(TYPES, COLORS, strict=True))

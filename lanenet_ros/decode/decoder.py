@@ -168,13 +168,13 @@ class LaneDecoder:
         hood_logits = named.get("hood_logits")
         bonnet = None  # read only where it is used: the bonnet left to the model (hood -1)
         if hood_logits is not None and self.params.hood < 0:
-            bonnet = hood.edge_from_logits(hood_logits[0], geo)
+            bonnet = hood.edge_from_logits(_at_size(hood_logits[0], class_mask.shape), geo)
         markings = None  # sampled only where they are used: learned_markings on
         if "marking_logits" in named and self.params.learned_markings:
             lane_px = (gathered[0], gathered[1]) if gathered is not None else \
                 (pixels.rows, pixels.cols) if pixels is not None else None
             if lane_px is not None:
-                markings = _sample_markings(named["marking_logits"], *lane_px)
+                markings = _sample_markings(named["marking_logits"], *lane_px, class_mask.shape)
         return Extracted(geo, class_mask, pixels, gathered, hood_logits is not None, bonnet, markings)
 
     def finish(self, ex: Extracted, image_bgr: np.ndarray | None = None) -> LaneFrame:
@@ -243,10 +243,11 @@ class LaneDecoder:
             if marking.shape[0] != MARKING_CHANNELS:
                 raise ValueError(f"marking_logits must have {MARKING_CHANNELS} channels ({len(LEARNED_TYPES)} "
                                  f"types, then {len(LEARNED_COLORS)} colours), got {marking.shape[0]}")
-            mask = next((m for m in ("binary_logits", "class_logits") if m in named), None)
-            if mask is not None and marking.shape[1:] != named[mask].shape[1:]:
-                raise ValueError(f"marking_logits is {marking.shape[1:]} but {mask} is {named[mask].shape[1:]} "
-                                 "(H, W)")
+        mask = next((m for m in ("binary_logits", "class_logits") if m in named), None)
+        for side in ("hood_logits", "marking_logits"):  # at the mask's size or a whole fraction of it (stride 4)
+            if side in named and mask is not None and not _fraction(named[side].shape[1:], named[mask].shape[1:]):
+                raise ValueError(f"{side} is {named[side].shape[1:]} but {mask} is {named[mask].shape[1:]} "
+                                 "(H, W): it must be the same size or smaller by one whole factor")
         if "binary_logits" in named and named["binary_logits"].shape[0] != 2:
             raise ValueError(f"binary_logits must have 2 channels, got {named['binary_logits'].shape[0]}")
         if "embedding" in named and "binary_logits" in named \
@@ -631,7 +632,7 @@ def _warm() -> None:
     rows = np.arange(12, dtype=np.int64)
     _fit_lanes(rows, 0.5 * rows.astype(np.float64), np.array([0, 12]), np.ones(1), 256, 8, 0.0, 0.5, 3, 2.5, 0.1,
                0.015, 2.5, 2.1, 180.0, 720.0)
-    marking = _sample_markings(np.zeros((MARKING_CHANNELS, 4, 6), np.float32), rows % 4, rows % 6)
+    marking = _sample_markings(np.zeros((MARKING_CHANNELS, 4, 6), np.float32), rows % 4, rows % 6, (4, 6))
     _marking_samples_on_fits(marking.flat, marking.width, rows % 4, rows % 6, np.array([0]), np.array([12]),
                              np.zeros((1, 4)), np.ones(1))
 
@@ -661,14 +662,33 @@ def argmax_channels(logits: np.ndarray) -> np.ndarray:
     return index
 
 
-def _sample_markings(logits: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> MarkingSamples:
-    """``marking_logits`` (C, H, W) at the lane pixels ``rows``, ``cols`` (any order), copied out of the output."""
-    channels, height, width = logits.shape
+def _sample_markings(logits: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                     shape: tuple[int, int]) -> MarkingSamples:
+    """``marking_logits`` (C, h, w) at the lane pixels ``rows``, ``cols`` (any order) of a mask of ``shape``
+    (H, W), copied out of the output; a smaller output (stride 4) is read at the cell each pixel falls in."""
+    channels, small_h, small_w = logits.shape
+    height, width = shape
     flat = rows.astype(np.int64) * width + cols
     flat = flat[np.argsort(flat, kind="stable")]  # a LaneNet's pixels come in row-major order already: cheap
+    cells = flat if (small_h, small_w) == (height, width) else \
+        (flat // width * small_h // height) * small_w + (flat % width) * small_w // width
     # plane by plane, in ascending order: several times faster than logits[:, rows, cols], which goes pixel by pixel
-    taken = np.take(logits.reshape(channels, height * width), flat, axis=1)
+    taken = np.take(logits.reshape(channels, small_h * small_w), cells, axis=1)
     return MarkingSamples(flat, np.ascontiguousarray(taken, dtype=np.float32), width)
+
+
+def _fraction(small: tuple[int, ...], full: tuple[int, ...]) -> bool:
+    """Whether an output of size ``small`` (H, W) is ``full`` or ``full`` divided by one whole factor."""
+    h, w = small
+    return h > 0 and w > 0 and full[0] % h == 0 and full[1] % w == 0 and full[0] // h == full[1] // w
+
+
+def _at_size(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """One output plane resized (bilinear, as the network's own resize would) to ``shape`` (H, W)."""
+    if plane.shape == tuple(shape):
+        return plane
+    return cv2.resize(np.ascontiguousarray(plane, dtype=np.float32), (shape[1], shape[0]),
+                      interpolation=cv2.INTER_LINEAR)
 
 
 def _class_probability(logits: np.ndarray, cid: int, rows: np.ndarray, cols: np.ndarray) -> float:

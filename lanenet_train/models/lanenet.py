@@ -92,9 +92,9 @@ class SideHeads(nn.Module):
     """The outputs beside the lane branches (the bonnet, the marking type and colour) from features of their own:
     three convolutions on the shared encoder's output (stride 8, dilated 1/2/4 to see a whole bonnet or several
     dashes), fused by a 1x1 convolution with the stride-4 encoder features for detail, then one 1x1 convolution
-    per output, resized to the input. They read only the shared encoder, so training them alone
-    (``train_config.train_only: "heads"``) leaves every lane output as it was; they add about a tenth to the
-    network's inference time (bench/bench_pipeline.py ``--versus``).
+    per output, left at stride 4 (the loss and the decoder resize them; a resize in the network cost a tenth
+    more inference). They read only the shared encoder, so training them alone (``train_config.train_only:
+    "heads"``) leaves every lane output as it was.
     """
 
     def __init__(self, c_deep: int, c_skip: int, hood: bool, markings: bool, width: int = 32) -> None:
@@ -105,20 +105,20 @@ class SideHeads(nn.Module):
         self.hood = nn.Conv2d(24, 1, 1) if hood else None
         self.marking = nn.Conv2d(24, len(LEARNED_TYPES) + len(LEARNED_COLORS), 1) if markings else None
 
-    def forward(self, shared: torch.Tensor, skip4: torch.Tensor, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, shared: torch.Tensor, skip4: torch.Tensor) -> dict[str, torch.Tensor]:
         f = self.fuse(torch.cat([resize_to(self.deep(shared), skip4), skip4], 1))
         out = {}
         if self.hood is not None:
-            out["hood_logits"] = resize_to(self.hood(f), image)
+            out["hood_logits"] = self.hood(f)
         if self.marking is not None:
-            out["marking_logits"] = resize_to(self.marking(f), image)
+            out["marking_logits"] = self.marking(f)
         return out
 
 
 class LaneNet(nn.Module):
     """LaneNet: ``forward(x)`` returns ``binary_logits`` (N,2,H,W) and ``embedding`` (N,E,H,W), and with
-    ``hood`` also ``hood_logits`` (N,1,H,W): the ego vehicle's bonnet, and with ``markings`` also
-    ``marking_logits`` (N,T+C,H,W): each lane pixel's marking type (``LEARNED_TYPES``) and colour
+    ``hood`` also ``hood_logits`` (N,1,H/4,W/4): the ego vehicle's bonnet, and with ``markings`` also
+    ``marking_logits`` (N,T+C,H/4,W/4): each lane pixel's marking type (``LEARNED_TYPES``) and colour
     (``LEARNED_COLORS``), two softmaxes; both from :class:`SideHeads`.
 
     Args:
@@ -154,5 +154,5 @@ class LaneNet(nn.Module):
         out = {"binary_logits": self.binary_decoder(self.binary_stage3(shared), skip4, skip2),
                "embedding": self.embedding_decoder(self.embedding_stage3(shared), skip4, skip2)}
         if self.heads is not None:
-            out.update(self.heads(shared, skip4, x))
+            out.update(self.heads(shared, skip4))
         return out

@@ -34,5 +34,8 @@ class ConvBNReLU(nn.Sequential):
 
 
 def resize_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Bilinear resize of ``x`` to the spatial size of ``like`` (ONNX ``Resize``)."""
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    """Bilinear resize of ``x`` to the spatial size of ``like`` (ONNX ``Resize``); ``x`` itself when the sizes
+    agree."""
+    if x.shape[-2:] == like.shape[-2:]:
+        return x
+    return F.interpolate(x.float(), size=like.shape[-2:], mode="bilinear", align_corners=False)

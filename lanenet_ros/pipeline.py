@@ -105,8 +105,8 @@ class LanePipeline:
         check_suitable(self.info, path)
         self.preprocessor = Preprocessor.from_info(self.info, roi_top=roi_top)
         self.decoder = LaneDecoder(self.info, DecodeParams.from_pairs(self.info.decode).override(decode_params))
-        self.tracker = None if tracking is False else \
-            LaneTracker.for_decoder(self.decoder.params, **({} if tracking is True else tracking))
+        settings = tracking if isinstance(tracking, Mapping) else ({} if tracking else None)  # None: no tracking
+        self.tracker = None if settings is None else LaneTracker.for_decoder(self.decoder.params, **settings)
         self.projector: GroundProjector | None = None
         self.calibrator = calibrator
         self.set_ground(camera)

@@ -88,7 +88,7 @@ class LaneTracker:
     def for_decoder(cls, params: DecodeParams, **settings: Any) -> LaneTracker:
         """The tracker of a pipeline whose decoder has ``params``: it reports lanes as the decoder keeps them (no
         more, same order), with ``settings`` (``alpha``, ``max_misses``, ``coast``, ...; the node's
-        ``tracking.*`` parameters) over the defaults.
+        ``tracker.*`` parameters) over the defaults.
 
         Raises:
             ValueError: a setting out of range (named in the message).

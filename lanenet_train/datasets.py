@@ -246,6 +246,7 @@ _IDENTITY = np.arange(256, dtype=np.uint8)
 _MIRROR_TYPES = _IDENTITY.copy()
 _MIRROR_TYPES[[_TYPE_INDEX[MarkingType.SOLID_DASHED], _TYPE_INDEX[MarkingType.DASHED_SOLID]]] = \
     [_TYPE_INDEX[MarkingType.DASHED_SOLID], _TYPE_INDEX[MarkingType.SOLID_DASHED]]
+_MIRROR_STACK = np.stack([_IDENTITY, _IDENTITY, _MIRROR_TYPES, _IDENTITY])  # mask, hood, types, colours
 
 
 class LaneDataset(Dataset):
@@ -297,9 +298,8 @@ class LaneDataset(Dataset):
         kinds, colors = marking_targets(instance, self.samples[index].get("markings"), mask.shape)
         if self.augmenter is not None:  # the bonnet and the markings ride along as more mask channels
             rng = np.random.default_rng((self.seed, self.epoch, index))
-            mirror = np.stack([_IDENTITY, _IDENTITY, _MIRROR_TYPES, _IDENTITY])
             image, stack, instance = self.augmenter(rng, image, np.dstack([mask, hood, kinds, colors]), instance,
-                                                    mirror)
+                                                    _MIRROR_STACK)
             mask, hood, kinds, colors = (stack[..., i] for i in range(4))
         if instance is None:
             instance = np.full_like(mask, IGNORE)

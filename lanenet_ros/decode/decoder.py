@@ -77,7 +77,6 @@ class Extracted:
         pixels: the lane pixels, for a per-class model or a LaneNet without embedding; else None.
         gathered: a LaneNet's lane pixels before clustering: rows, columns, (N, E) embeddings and the logit
             margins ``l1 - l0``; else None.
-        has_hood_output: whether the model gives the bonnet (``hood_logits``).
         bonnet: the bonnet's edge from ``hood_logits`` (when the model has it and ``params.hood`` is -1).
         markings: ``marking_logits`` at the lane pixels (when the model has it and ``params.learned_markings``
             is on), else None.
@@ -87,7 +86,6 @@ class Extracted:
     class_mask: np.ndarray
     pixels: LanePixels | None
     gathered: list[np.ndarray] | None
-    has_hood_output: bool
     bonnet: hood.HoodEdge | None
     markings: MarkingSamples | None = None
 
@@ -175,7 +173,7 @@ class LaneDecoder:
                 (pixels.rows, pixels.cols) if pixels is not None else None
             if lane_px is not None:
                 markings = _sample_markings(named["marking_logits"], *lane_px, class_mask.shape)
-        return Extracted(geo, class_mask, pixels, gathered, hood_logits is not None, bonnet, markings)
+        return Extracted(geo, class_mask, pixels, gathered, bonnet, markings)
 
     def finish(self, ex: Extracted, image_bgr: np.ndarray | None = None) -> LaneFrame:
         """The second half of :meth:`decode`: lanes from what :meth:`extract` took out of the outputs."""
@@ -343,12 +341,11 @@ class LaneDecoder:
         then the mask's gaps."""
         out = [(MarkingType.UNKNOWN, MarkingColor.UNKNOWN)] * len(fits)
         usable = _camera_image(image_bgr, geo)
+        read = [i for i, f in enumerate(fits) if self._class_marking.get(f.class_id) is None]  # not class-named
         from_net = {}  # fit index -> the network's marking
         if learned is not None:
-            wanted = [i for i, f in enumerate(fits) if self._class_marking.get(f.class_id) is None]
-            seen = self._learned_markings(px, seg, [fits[i] for i in wanted], learned)
-            from_net = {wanted[j]: marking for j, marking in seen.items()}
-        read = [i for i, f in enumerate(fits) if self._class_marking.get(f.class_id) is None]
+            seen = self._learned_markings(px, seg, [fits[i] for i in read], learned)
+            from_net = {read[j]: marking for j, marking in seen.items()}
         if usable and read:
             curves = [(fits[i].lane.image_coeffs, fits[i].lane.y_min, fits[i].lane.y_max) for i in read]
             widths = [(fitting.median(seg.extent[fits[i].part]) + 1.0) * geo.scale_x / 2.0 for i in read]

@@ -70,12 +70,12 @@ class NodeParams:
     roi_top: float = _p(-1.0, "Fraction of image rows cut from the top (sky) before inference; -1 = the "
                               "model's own value", low=-1.0, high=0.9)
     tracking: bool = _p(True, "Stable track ids and smoothing across frames (false: each frame alone)")
-    tracking_smoothing: float = _p(0.5, "Weight of the newest frame in each lane's smoothed shape (1 = "
+    tracker_smoothing: float = _p(0.5, "Weight of the newest frame in each lane's smoothed shape (1 = "
                                         "no smoothing; lower is steadier and lags more)",
                                    name="tracker.smoothing", low=0.05, high=1.0)
-    tracking_max_misses: int = _p(3, "Frames a lane may go undetected before its track ends",
+    tracker_max_misses: int = _p(3, "Frames a lane may go undetected before its track ends",
                                   name="tracker.max_misses", low=0, high=30)
-    tracking_coast: bool = _p(True, "Keep publishing a confirmed lane through frames that miss it (its "
+    tracker_coast: bool = _p(True, "Keep publishing a confirmed lane through frames that miss it (its "
                                     "confidence halved per miss); false publishes only lanes seen in the frame",
                               name="tracker.coast")
     ground_frame_id: str = _p("base_link", "Vehicle frame of ground-plane lanes (x forward, y left, z up) "

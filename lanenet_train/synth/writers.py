@@ -149,16 +149,18 @@ def write_frame(out: Path, fmt: str, frame: SynthFrame, key: FrameKey, sequence:
     if fmt == "tusimple":
         rows = tusimple_h_samples(h)
 
-        def xs(keep: Callable[[SynthLane], bool] | None) -> list[list[int]]:
-            return [[round(float(v)) for v in x] for x in tusimple_lane_xs(frame, np.array(rows), all_lanes, keep)]
+        def xs(pairs: list[tuple[SynthLane, np.ndarray]]) -> list[list[int]]:
+            return [[round(float(v)) for v in np.nan_to_num(x, nan=-2.0)] for _, x in pairs]
 
-        labelled = None if ignore_worn is None else (lambda lane: lane.wear < ignore_worn)
+        def chosen(keep: Callable[[SynthLane], bool] | None) -> list[tuple[SynthLane, np.ndarray]]:
+            return benchmark_lanes(frame, np.array(rows), all_lanes, keep)
+
+        labelled = chosen(None if ignore_worn is None else (lambda lane: lane.wear < ignore_worn))
         label = {"lanes": xs(labelled), "h_samples": rows, "raw_file": paths["image"],
                  # each labelled lane's painted type and colour (names of lanenet_ros.lanes.MarkingType/Color)
-                 "markings": [[lane.marking_type.name, lane.color.name]
-                              for lane, _ in benchmark_lanes(frame, np.array(rows), all_lanes, labelled)]}
+                 "markings": [[lane.marking_type.name, lane.color.name] for lane, _ in labelled]}
         if ignore_worn is not None:
-            label["ignore_lanes"] = xs(lambda lane: lane.wear >= ignore_worn)
+            label["ignore_lanes"] = xs(chosen(lambda lane: lane.wear >= ignore_worn))
         if label_hood:
             label["hood"] = frame.hood_edge
         record["label"] = json.dumps(label, separators=(",", ":"))

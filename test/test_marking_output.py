@@ -1,5 +1,5 @@
 """The network-learned marking type and colour (``marking_logits``): the model description accepts the output
-with its channel count, the decoder types each kept lane from the output's softmaxes over that lane's pixels
+with its channel count, the decoder types each kept lane from the output's softmaxes along its fit
 (class names that say a marking still win), ``learned_markings=false`` and models without the output keep the
 paint / mask reading, and an exported model carries it through ONNX Runtime."""
 from pathlib import Path
@@ -127,17 +127,26 @@ def test_class_names_that_say_a_marking_win_over_the_output():
     assert _markings(frame) == [(MarkingType.SOLID, MarkingColor.WHITE), (TYPES[1], COLORS[1])]
 
 
-def test_the_marking_kernel_is_warmed_for_the_frame_path():
-    from lanenet_ros.decode import decoder as decoder_module
-
-    kernel = decoder_module._marking_samples_on_fits
-    decoder = LaneDecoder(_INFO, DecodeParams(min_lane_pixels=10))  # warms the kernels up
-    before = len(kernel.signatures)
-    assert before
+def test_a_stride_4_marking_output_is_read_at_the_cells_the_fits_cross():
+    # a quarter-size output (the exported heads' stride 4), float64: each lane's cells say its marking, the
+    # cells beside them (one cell away) and everywhere else say something else
+    nt = len(LEARNED_TYPES)
+    small = np.zeros((MARKING_CHANNELS, H // 4, W // 4), np.float64)
+    small[LEARNED_TYPES.index(MarkingType.BOTTS_DOTS)] = 9.0
+    small[nt + LEARNED_COLORS.index(MarkingColor.YELLOW)] = 9.0
+    for (rows, cols), kind, color in zip(_lane_pixels(), TYPES, COLORS, strict=True):
+        cy, cx = rows // 4, cols[1::3].repeat(3) // 4  # the centre column's cell, row by row
+        small[:, cy, cx] = 0.0
+        small[LEARNED_TYPES.index(kind), cy, cx] = 5.0
+        small[nt + LEARNED_COLORS.index(color), cy, cx] = 5.0
     outputs = _lanenet_outputs()
-    outputs["marking_logits"] = outputs["marking_logits"].astype(np.float64)  # any float dtype is taken
+    outputs["marking_logits"] = small
+    decoder = LaneDecoder(_INFO, DecodeParams(min_lane_pixels=10))
     assert _markings(decoder.decode(outputs, _geometry())) == list(zip(TYPES, COLORS, strict=True))
-    assert len(kernel.signatures) == before, "the marking kernel compiled while decoding"
+    # the same cells a column off the lanes: the fits do not cross them, so what they say is not read
+    outputs["marking_logits"] = np.roll(small, 2, axis=2)
+    assert all(m == (MarkingType.BOTTS_DOTS, MarkingColor.YELLOW) for m in _markings(decoder.decode(outputs,
+                                                                                                    _geometry())))
 
 
 def test_a_marking_output_of_the_wrong_shape_is_refused():

@@ -51,23 +51,6 @@ class LanePixels:
 
 
 @dataclass
-class MarkingSamples:
-    """A network's ``marking_logits`` at the lane pixels, copied out of the output (the rest of it means nothing:
-    the network learns markings on lane pixels only).
-
-    Attributes:
-        flat: (N,) ascending ``row * width + column`` of the sampled pixels (network-output pixels).
-        logits: (C, N) float32 logits of those pixels (one column each), channels as ``marking_logits``'
-            (``LEARNED_TYPES``, then ``LEARNED_COLORS``).
-        width: the outputs' width.
-    """
-
-    flat: np.ndarray
-    logits: np.ndarray
-    width: int
-
-
-@dataclass
 class Extracted:
     """What :meth:`LaneDecoder.extract` takes out of one image's network outputs (no view into them).
 
@@ -78,7 +61,7 @@ class Extracted:
         gathered: a LaneNet's lane pixels before clustering: rows, columns, (N, E) embeddings and the logit
             margins ``l1 - l0``; else None.
         bonnet: the bonnet's edge from ``hood_logits`` (when the model has it and ``params.hood`` is -1).
-        markings: ``marking_logits`` at the lane pixels (when the model has it and ``params.learned_markings``
+        markings: a copy of ``marking_logits`` (C, h, w) (when the model has it and ``params.learned_markings``
             is on), else None.
     """
 
@@ -87,7 +70,7 @@ class Extracted:
     pixels: LanePixels | None
     gathered: list[np.ndarray] | None
     bonnet: hood.HoodEdge | None
-    markings: MarkingSamples | None = None
+    markings: np.ndarray | None = None
 
 
 class LaneDecoder:
@@ -166,13 +149,11 @@ class LaneDecoder:
         hood_logits = named.get("hood_logits")
         bonnet = None  # read only where it is used: the bonnet left to the model (hood -1)
         if hood_logits is not None and self.params.hood < 0:
-            bonnet = hood.edge_from_logits(_at_size(hood_logits[0], class_mask.shape), geo)
-        markings = None  # sampled only where they are used: learned_markings on
+            plane = hood_logits[0]
+            bonnet = hood.edge_from_logits(plane, _at_size(geo, plane.shape))
+        markings = None  # copied only where they are used: learned_markings on (a stride-4 output is small)
         if "marking_logits" in named and self.params.learned_markings:
-            lane_px = (gathered[0], gathered[1]) if gathered is not None else \
-                (pixels.rows, pixels.cols) if pixels is not None else None
-            if lane_px is not None:
-                markings = _sample_markings(named["marking_logits"], *lane_px, class_mask.shape)
+            markings = np.array(named["marking_logits"], dtype=np.float32)
         return Extracted(geo, class_mask, pixels, gathered, bonnet, markings)
 
     def finish(self, ex: Extracted, image_bgr: np.ndarray | None = None) -> LaneFrame:
@@ -325,7 +306,7 @@ class LaneDecoder:
         return [by_lane[id(lane)] for lane in lanes]
 
     def _typed(self, px: LanePixels, seg: fitting.RowSegments, fits: list[_Fit], geo: Geometry,
-               image_bgr: np.ndarray | None, learned: MarkingSamples | None = None) -> list[DetectedLane]:
+               image_bgr: np.ndarray | None, learned: np.ndarray | None = None) -> list[DetectedLane]:
         """The fitted lanes with their marking type and colour (read for the kept lanes only)."""
         markings = self._markings(px, seg, fits, geo, image_bgr, learned)
         return [f.lane.replace(marking_type=kind, color=color)
@@ -333,10 +314,10 @@ class LaneDecoder:
 
     def _markings(self, px: LanePixels, seg: fitting.RowSegments, fits: list[_Fit], geo: Geometry,
                   image_bgr: np.ndarray | None,
-                  learned: MarkingSamples | None = None) -> list[tuple[MarkingType, MarkingColor]]:
+                  learned: np.ndarray | None = None) -> list[tuple[MarkingType, MarkingColor]]:
         """Type and colour per fit: class name first, then the network's ``marking_logits`` (``learned``: the argmax
-        of its type softmax and of its colour softmax, each averaged over the lane's pixels that lie on the fit,
-        :meth:`_learned_markings`) for the type, and for the colour where the camera image is not at hand (the
+        of its type softmax and of its colour softmax, each averaged along the fit, :meth:`_learned_markings`) for
+        the type, and for the colour where the camera image is not at hand (the
         paint in the image tells the colour better: bench/real_road_shifts.py), then the paint in the image,
         then the mask's gaps."""
         out = [(MarkingType.UNKNOWN, MarkingColor.UNKNOWN)] * len(fits)
@@ -344,7 +325,7 @@ class LaneDecoder:
         read = [i for i, f in enumerate(fits) if self._class_marking.get(f.class_id) is None]  # not class-named
         from_net = {}  # fit index -> the network's marking
         if learned is not None:
-            seen = self._learned_markings(px, seg, [fits[i] for i in read], learned)
+            seen = _learned_markings(learned, seg, [fits[i] for i in read], geo)
             from_net = {read[j]: marking for j, marking in seen.items()}
         if usable and read:
             curves = [(fits[i].lane.image_coeffs, fits[i].lane.y_min, fits[i].lane.y_max) for i in read]
@@ -387,37 +368,6 @@ class LaneDecoder:
         lane's usual marking width (its rows' median extent), plus the outlier distance."""
         return self.params.outlier_px + fitting.median(seg.extent[f.part]) / 2.0 + 1.0
 
-    def _learned_markings(self, px: LanePixels, seg: fitting.RowSegments, fits: list[_Fit],
-                          learned: MarkingSamples) -> dict[int, tuple[MarkingType, MarkingColor]]:
-        """The network's type and colour of each fit (by its index in ``fits``), from the lane's pixels that lie
-        on the fit: within :meth:`_band` of its x(y) in their row (stray pixels of the cluster left out, as
-        :meth:`_mask_marking_type` leaves out stray rows). A fit none of whose pixels lies on it is left out."""
-        if not fits or len(learned.flat) == 0:
-            return {}
-        first = np.array([seg.start[f.part][0] for f in fits], np.int64)
-        last = np.array([seg.end[f.part][-1] for f in fits], np.int64)
-        coeffs = np.zeros((len(fits), max(len(f.coeffs_in) for f in fits)))
-        for k, f in enumerate(fits):
-            coeffs[k, :len(f.coeffs_in)] = f.coeffs_in
-        band = np.array([self._band(seg, f) for f in fits])
-        at, counts = _marking_samples_on_fits(learned.flat, learned.width, _int64(px.rows), _int64(px.cols), first,
-                                              last, coeffs, band)
-        if len(at) == 0:
-            return {}
-        # the two softmaxes of those pixels, vectorised (a compiled loop's scalar exp is several times slower)
-        p = np.take(learned.logits, at, axis=1)
-        types = len(LEARNED_TYPES)
-        for part in (p[:types], p[types:]):
-            part -= part.max(axis=0)
-            np.exp(part, out=part)
-            part /= part.sum(axis=0)
-        # each lane's sums (the argmax of a mean is that of the sum); a lane without pixels gets a neighbour's
-        # column from reduceat, never read
-        starts = np.minimum(np.cumsum(counts) - counts, len(at) - 1)
-        sums = np.add.reduceat(p, starts, axis=1, dtype=np.float64)
-        kinds, colors = np.argmax(sums[:types], axis=0), np.argmax(sums[types:], axis=0)
-        return {int(k): (LEARNED_TYPES[kinds[k]], LEARNED_COLORS[colors[k]]) for k in np.flatnonzero(counts)}
-
 
 @dataclass
 class _Fit:
@@ -445,11 +395,6 @@ def _camera_mask(class_mask: np.ndarray, geo: Geometry, hood_edge: hood.HoodEdge
 def _logit(p: float) -> float:
     """softmax over two logits: p(lane) > p  <=>  l1 - l0 > logit(p)."""
     return math.log(p / (1 - p))
-
-
-def _int64(a: np.ndarray) -> np.ndarray:
-    """``a`` as a C-contiguous int64 array (no copy when it is one)."""
-    return np.ascontiguousarray(a, dtype=np.int64)
 
 
 def _float32(a: np.ndarray) -> np.ndarray:
@@ -571,54 +516,6 @@ def _group_by_label(rows, cols, labels, probability):  # pragma: no cover
     return out_rows, out_cols, out_labels, scores
 
 
-@kernel
-def _marking_samples_on_fits(flat, width, rows, cols, first, last, coeffs, band):  # pragma: no cover
-    """Of each lane k's pixels ``rows, cols[first[k]:last[k]]``, those within ``band[k]`` of its x(y) (``coeffs[k]``,
-    network pixels, lowest order first, padded with zeros): where they are among the sampled pixels ``flat``
-    (ascending ``row * width + column``); a pixel not among them is left out.
-
-    Returns the indices into ``flat``, lane after lane, and how many each lane has.
-    """
-    lanes, degree = coeffs.shape[0], coeffs.shape[1] - 1
-    n = len(flat)
-    at = np.empty((last - first).sum(), np.int64)
-    counts = np.zeros(lanes, np.int64)
-    m = 0
-    for k in range(lanes):
-        start, previous = 0, -1
-        for i in range(first[k], last[k]):
-            y = float(rows[i])
-            x = coeffs[k, degree]
-            for d in range(degree - 1, -1, -1):
-                x = x * y + coeffs[k, d]
-            if abs(cols[i] - x) > band[k]:
-                continue
-            key = rows[i] * width + cols[i]
-            if key < previous:  # a lane's pixels come in row-major order; search from the start if not
-                start = 0
-            previous = key
-            # galloping from the last pixel found (the next one is near it), then bisection
-            lo, step, hi = start, 1, n
-            while lo + step - 1 < n:
-                if flat[lo + step - 1] >= key:
-                    hi = lo + step - 1
-                    break
-                lo += step
-                step *= 2
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if flat[mid] < key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            start = lo
-            if lo < n and flat[lo] == key:
-                at[m] = lo
-                m += 1
-                counts[k] += 1
-    return at[:m], counts
-
-
 @warms_up
 def _warm() -> None:
     logits = np.zeros((2, 4, 6), np.float32)
@@ -629,9 +526,6 @@ def _warm() -> None:
     rows = np.arange(12, dtype=np.int64)
     _fit_lanes(rows, 0.5 * rows.astype(np.float64), np.array([0, 12]), np.ones(1), 256, 8, 0.0, 0.5, 3, 2.5, 0.1,
                0.015, 2.5, 2.1, 180.0, 720.0)
-    marking = _sample_markings(np.zeros((MARKING_CHANNELS, 4, 6), np.float32), rows % 4, rows % 6, (4, 6))
-    _marking_samples_on_fits(marking.flat, marking.width, rows % 4, rows % 6, np.array([0]), np.array([12]),
-                             np.zeros((1, 4)), np.ones(1))
 
 
 def _sigmoid(margin: np.ndarray) -> np.ndarray:
@@ -659,19 +553,39 @@ def argmax_channels(logits: np.ndarray) -> np.ndarray:
     return index
 
 
-def _sample_markings(logits: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                     shape: tuple[int, int]) -> MarkingSamples:
-    """``marking_logits`` (C, h, w) at the lane pixels ``rows``, ``cols`` (any order) of a mask of ``shape``
-    (H, W), copied out of the output; a smaller output (stride 4) is read at the cell each pixel falls in."""
-    channels, small_h, small_w = logits.shape
-    height, width = shape
-    flat = rows.astype(np.int64) * width + cols
-    flat = flat[np.argsort(flat, kind="stable")]  # a LaneNet's pixels come in row-major order already: cheap
-    cells = flat if (small_h, small_w) == (height, width) else \
-        (flat // width * small_h // height) * small_w + (flat % width) * small_w // width
-    # plane by plane, in ascending order: several times faster than logits[:, rows, cols], which goes pixel by pixel
-    taken = np.take(logits.reshape(channels, small_h * small_w), cells, axis=1)
-    return MarkingSamples(flat, np.ascontiguousarray(taken, dtype=np.float32), width)
+def _learned_markings(logits: np.ndarray, seg: fitting.RowSegments, fits: list[_Fit],
+                      geo: Geometry) -> dict[int, tuple[MarkingType, MarkingColor]]:
+    """The network's type and colour of each fit (by its index in ``fits``): the argmax of the type softmax and of
+    the colour softmax of ``logits`` (C, h, w: ``marking_logits``, at the mask's size ``geo`` or a whole fraction
+    of it), averaged over the cells the fit passes through in the rows where its lane has pixels (the network
+    learns markings on lane pixels only; the fit, not the cluster's stray pixels). A fit that leaves the output
+    everywhere is left out."""
+    channels, h, w = logits.shape
+    rows = [seg.row[f.part] for f in fits]
+    xs = [polyval(r, f.coeffs_in) for r, f in zip(rows, fits, strict=True)]
+    counts = np.array([len(r) for r in rows], np.int64)
+    if not fits or counts.sum() == 0:
+        return {}
+    y, x = np.concatenate(rows), np.concatenate(xs)
+    cell_y = y.astype(np.int64) * h // geo.input_height
+    cell_x = np.floor((x + 0.5) * w / geo.input_width).astype(np.int64)  # the cell holding the fit's point
+    inside = (cell_x >= 0) & (cell_x < w)
+    lane = np.repeat(np.arange(len(fits)), counts)[inside]
+    p = np.take(logits.reshape(channels, h * w), cell_y[inside] * w + cell_x[inside], axis=1)
+    types = len(LEARNED_TYPES)
+    for part in (p[:types], p[types:]):  # the two softmaxes, vectorised
+        part -= part.max(axis=0)
+        np.exp(part, out=part)
+        part /= part.sum(axis=0)
+    # each lane's sums (the argmax of a mean is that of the sum); a lane without samples gets a neighbour's
+    # column from reduceat, never read
+    counts = np.bincount(lane, minlength=len(fits))
+    if counts.sum() == 0:
+        return {}
+    starts = np.minimum(np.cumsum(counts) - counts, counts.sum() - 1)
+    sums = np.add.reduceat(p, starts, axis=1, dtype=np.float64)
+    kinds, colors = np.argmax(sums[:types], axis=0), np.argmax(sums[types:], axis=0)
+    return {int(k): (LEARNED_TYPES[kinds[k]], LEARNED_COLORS[colors[k]]) for k in np.flatnonzero(counts)}
 
 
 def _fraction(small: tuple[int, ...], full: tuple[int, ...]) -> bool:
@@ -680,12 +594,10 @@ def _fraction(small: tuple[int, ...], full: tuple[int, ...]) -> bool:
     return h > 0 and w > 0 and full[0] % h == 0 and full[1] % w == 0 and full[0] // h == full[1] // w
 
 
-def _at_size(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """One output plane resized (bilinear, as the network's own resize would) to ``shape`` (H, W)."""
-    if plane.shape == tuple(shape):
-        return plane
-    return cv2.resize(np.ascontiguousarray(plane, dtype=np.float32), (shape[1], shape[0]),
-                      interpolation=cv2.INTER_LINEAR)
+def _at_size(geo: Geometry, shape: tuple[int, int]) -> Geometry:
+    """``geo`` with an output plane of ``shape`` (H, W) as the network's size (a stride-4 output covers the same
+    camera pixels with fewer cells)."""
+    return dataclasses.replace(geo, input_height=int(shape[0]), input_width=int(shape[1]))
 
 
 def _class_probability(logits: np.ndarray, cid: int, rows: np.ndarray, cols: np.ndarray) -> float:

@@ -188,10 +188,12 @@ _LOWEST_TOP = 0.6  # a bonnet's edge lies below this share of the image height
 
 
 def edge_from_logits(logits: np.ndarray, geo: Any) -> HoodEdge | None:
-    """The bonnet's edge from a network's ``hood_logits`` (H, W) at the network's size (``geo``: its
-    ``Geometry``): in each column the top of the run of bonnet pixels (p > 0.5) that reaches the bottom row,
-    a quadratic in camera pixels through those tops (one refit without the columns more than three camera
-    rows off). None when under half of the columns end in bonnet, or the edge lies above 60 % of the height."""
+    """The bonnet's edge from a network's ``hood_logits`` (H, W), at its own size (``geo``: the ``Geometry`` with
+    that size as the network's; a stride-4 output is read as it is): in each column the top of the run of bonnet
+    cells (p > 0.5) that reaches the bottom row, placed between that cell and the one above it where the logits,
+    linear between their centres, cross 0 (a bilinear resize to the input size would put it there); a quadratic
+    in camera pixels through those tops (one refit without the columns more than 1 % of the image height off). None
+    when under half of the columns end in bonnet, or the edge lies above 60 % of the height."""
     on = logits > 0
     height = on.shape[0]
     run = np.argmin(on[::-1], axis=0)  # bonnet rows counted up from the bottom
@@ -199,8 +201,13 @@ def edge_from_logits(logits: np.ndarray, geo: Any) -> HoodEdge | None:
     cols = np.flatnonzero(run > 0)
     if len(cols) < max(3, _MIN_HOOD_COLUMNS * on.shape[1]):
         return None
+    top = height - run[cols]  # each column's first bonnet row
+    y_top = top.astype(np.float64)  # its top edge; between two cells' centres where there is a cell above
+    above = top > 0
+    inner, outer = logits[top[above], cols[above]], logits[top[above] - 1, cols[above]]
+    y_top[above] += 0.5 - inner / (inner - outer)  # outer <= 0 < inner
     x_cam, _ = geo.to_camera(cols.astype(np.float64), np.zeros(len(cols)))
-    y_cam = (height - run[cols]) * geo.scale_y - 0.5 + geo.crop_top  # top edge of each column's first bonnet row
+    y_cam = y_top * geo.scale_y - 0.5 + geo.crop_top
     if np.median(y_cam) < _LOWEST_TOP * geo.src_height:
         return None
     half = geo.src_width / 2
@@ -209,7 +216,7 @@ def edge_from_logits(logits: np.ndarray, geo: Any) -> HoodEdge | None:
     keep = np.ones(len(u), bool)
     for _ in range(2):
         c = np.linalg.lstsq(design[keep], y_cam[keep], rcond=None)[0]
-        keep = np.abs(design @ c - y_cam) <= 3.0 * max(geo.scale_y, 1.0)
+        keep = np.abs(design @ c - y_cam) <= 0.01 * geo.src_height
         if keep.sum() < 3:
             return None
     return HoodEdge((float(c[0]), float(c[1]), float(c[2])), int(geo.src_width))

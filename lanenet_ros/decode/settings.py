@@ -93,8 +93,8 @@ class DecodeParams:
         "along it, searched over this share of the image height from the fitted far end (0: off; where no paint "
         "is seen the end stays)", 0.0, 0.5)
     learned_markings: bool = _setting(
-        True, "a model with a marking_logits output gives each lane's marking type (its softmax averaged over "
-        "the lane's pixels), and its colour where the camera image is not at hand (with it the paint tells the "
+        True, "a model with a marking_logits output gives each lane's marking type (its softmax averaged along "
+        "the lane's fit), and its colour where the camera image is not at hand (with it the paint tells the "
         "colour); false reads both from the paint as for a model without it. Class names that say a marking "
         "still win")
 

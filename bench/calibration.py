@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from lanenet_ros.calibrate import Intrinsics, MountingEstimator
-from lanenet_ros.ground import GroundProjector, fit_ground_lane
+from lanenet_ros.ground import GroundProjector, add_ground_lanes, fit_ground_lane
 from lanenet_ros.lanes import DetectedLane, LaneFrame, Position
 from lanenet_train.synth import SynthConfig
 from lanenet_train.synth.markings import lane_ground_truth
@@ -138,17 +138,13 @@ def errors(est: MountingEstimator, frame: LaneFrame, truth: Truth) -> dict[str, 
            "yaw": abs(math.degrees(m.yaw_rad - truth.yaw)),
            "height": abs(m.height_m / truth.camera.height_m - 1.0),
            "width": abs((st.lane_width_m or math.nan) - truth.lane_width)}
-    proj = est.projector()
+    add_ground_lanes(frame, est.projector())  # the ground fields the node publishes with this estimate
     c0, c1 = [], []
     for lane in frame.lanes:
         ground = truth.ego_ground.get(lane.position)
-        if ground is None:
+        if ground is None or lane.ground_coeffs is None:
             continue
-        g = proj.image_to_ground(lane.points)
-        g = g[np.all(np.isfinite(g), axis=1) & (g[:, 0] > 0) & (g[:, 0] <= 80.0)]
-        if len(g) < 3:
-            continue
-        got, _ = fit_ground_lane(g)
+        got = lane.ground_coeffs
         want, _ = fit_ground_lane(ground[ground[:, 0] <= 80.0])
         c0.append(abs(got[0] - want[0]))
         c1.append(abs(got[1] - want[1]))
@@ -340,16 +336,24 @@ def tracked_frames(pipeline, frames) -> list[LaneFrame]:
 
 
 def compare_fits(frames) -> dict[str, tuple[float, float]]:
-    """c0/c1 of the detected ego lines by three ground fits, through the true mounting: per lane (``fit_ground_lane``,
-    unweighted), per lane with each point weighted by its distance (every metre of road alike), and all lanes of a
-    frame sharing c1..c3 (the neighbours' shape as a prior), weighted by distance."""
+    """c0/c1 of the detected ego lines by the ground fits, through the true mounting: as the node publishes them
+    (``add_ground_lanes``: per lane, the ego pair sharing its heading c1 where their own fits agree), per lane
+    (``fit_ground_lane``, unweighted), per lane with each point weighted by its distance (every metre of road alike),
+    and all lanes of a frame sharing c1..c3 (the neighbours' shape as a prior), weighted by distance."""
     t0 = frames[0][1]
     c = t0.camera
     proj = GroundProjector.from_camera(c.fx, c.fy, c.cx, c.cy, c.height_m, t0.base_pitch, k1=c.k1, k2=c.k2,
                                        yaw_rad=t0.yaw)
-    errors: dict[str, list] = {"per lane (fit_ground_lane)": [], "per lane, by distance": [],
+    published = "published (ego pair c1)"
+    errors: dict[str, list] = {published: [], "per lane (fit_ground_lane)": [], "per lane, by distance": [],
                                "joint, shared shape": []}
     for frame, truth in frames:
+        add_ground_lanes(frame, proj)  # as the node fits them
+        for lane in frame.lanes:
+            ground = truth.ego_ground.get(lane.position)
+            if ground is not None and lane.ground_coeffs is not None:
+                want = fit_ground_lane(ground[ground[:, 0] <= 80.0])[0]
+                errors[published].append((abs(lane.ground_coeffs[0] - want[0]), abs(lane.ground_coeffs[1] - want[1])))
         grounds, wants = [], []
         for lane in frame.lanes:
             g = proj.image_to_ground(lane.points)

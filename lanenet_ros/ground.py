@@ -16,6 +16,9 @@ from lanenet_ros.jit import kernel, warms_up
 from lanenet_ros.lanes import LaneFrame
 
 _UNDISTORT_ITERATIONS = 20
+# the ego lines' own headings at the car (c1) within this of each other: they are taken as parallel there and
+# fitted with one heading (rad; a line that leaves the ego lane at a wider angle, at an exit, is fitted alone)
+EGO_HEADING_TOLERANCE = 0.05
 
 
 class GroundProjector:
@@ -222,13 +225,9 @@ def fit_ground_lane(pts: np.ndarray, max_degree: int = 3) -> tuple[np.ndarray, t
 def _fit_ground(x, y, max_degree):  # pragma: no cover
     """:func:`fit_ground_lane` on finite points: (coefficients, x_min, x_max), or (None, 0, 0)."""
     xs = np.sort(x)
-    distinct = 0
-    for i in range(len(xs)):
-        distinct += i == 0 or xs[i] != xs[i - 1]
-    if distinct < 2:
+    degree = _degree(xs, max_degree)
+    if degree < 1:
         return None, 0.0, 0.0
-    span = xs[-1] - xs[0]
-    degree = min(max_degree, 3, distinct - 1, 1 if span < 4 else 2 if span < 10 else 3)
     coeffs = np.zeros(4)
     # plain least squares (no outlier is dropped with an infinite tolerance), in a scaled variable
     coeffs[: degree + 1] = _robust_polyfit(x, y, degree, np.inf, 0)[0]
@@ -240,6 +239,7 @@ def _warm() -> None:
     fit_ground_lane(np.array([[5.0, 1.0], [9.0, 1.2], [20.0, 1.1], [30.0, 0.9]]))
     _fit_ground_lanes(np.array([[5.0, 1.0], [9.0, 1.2], [20.0, 1.1], [30.0, 0.9]]), np.array([0, 4]), 80.0)
     sample_ground(np.ones(4), 5.0, 30.0)
+    fit_ego_pair(np.array([[5.0, 1.8], [9.0, 1.8], [20.0, 1.9]]), np.array([[5.0, -1.8], [12.0, -1.8], [30.0, -1.7]]))
     GroundProjector.from_camera(1000.0, 1000.0, 640.0, 360.0, 1.5, 0.05).image_to_ground(np.ones((2, 2), np.float32))
     undistort_normalised(np.zeros(2), np.zeros(2), 0.1, 0.01)
 
@@ -248,7 +248,9 @@ def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: 
                      step_m: float = 1.0) -> LaneFrame:
     """Fill ``ground_coeffs``, ``ground_x_range`` and ``ground_points`` of every lane of ``frame`` in place.
 
-    Lanes whose image points give fewer than three ground points within ``max_range_m`` keep None.
+    Lanes whose image points give fewer than three ground points within ``max_range_m`` keep None. The two ego
+    lines share their heading at the car (``c1``, :func:`fit_ego_pair`) where their own fits put it within
+    ``EGO_HEADING_TOLERANCE`` of each other.
 
     Args:
         frame: lanes in camera pixels of the image the projector was calibrated for.
@@ -265,6 +267,9 @@ def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: 
     ground = projector.image_to_ground(np.concatenate([lane.points for lane in frame.lanes]))
     ends = np.cumsum([0] + [len(lane.points) for lane in frame.lanes])
     ok, coeffs, ranges = _fit_ground_lanes(ground, ends, float(max_range_m))
+    pair = [frame.ego_left_index, frame.ego_right_index]
+    if min(pair) >= 0 and ok[pair].all() and abs(coeffs[pair[0], 1] - coeffs[pair[1], 1]) <= EGO_HEADING_TOLERANCE:
+        coeffs[pair] = fit_ego_pair(*(_ahead(ground[ends[i]:ends[i + 1]], max_range_m) for i in pair))
     for lane, fitted, c, (x0, x1) in zip(frame.lanes, ok, coeffs, ranges.tolist(), strict=True):
         if not fitted:
             lane.ground_coeffs = lane.ground_x_range = lane.ground_points = None
@@ -272,6 +277,61 @@ def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: 
         lane.ground_coeffs, lane.ground_x_range = c, (x0, x1)
         lane.ground_points = sample_ground(c, x0, x1, step_m)
     return frame
+
+
+def fit_ego_pair(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The ego lane's two lines fitted together: each its own offset ``c0`` and shape ``c2``, ``c3``, one heading
+    ``c1`` for both (the lines of a lane are parallel at the car, on bends too). A line skewed near the car, as a
+    network's mask often is at one edge, then takes the heading the other line also shows, halving the error
+    in each; the offsets, extrapolated to the car along that heading, improve with it. Each line keeps the
+    degree :func:`fit_ground_lane` gives it (1 to 3, by its span).
+
+    Args:
+        left, right: (N, 2) finite ground points ahead (x forward, y left), metres, at least two distinct x each.
+
+    Returns:
+        (2, 4) coefficients ``[c0, c1, c2, c3]``, left then right.
+    """
+    degrees = [_degree(np.sort(pts[:, 0]), 3) for pts in (left, right)]
+    scale = max(float(np.abs(left[:, 0]).max()), float(np.abs(right[:, 0]).max()), 1.0)  # conditioning
+    # columns: c0 left, c0 right, the shared c1, then each line's c2.. of its own
+    own, width = [], 3
+    for d in degrees:
+        own.append(range(width, width + d - 1))
+        width += d - 1
+    blocks = []
+    for k, pts in enumerate((left, right)):
+        u = pts[:, 0] / scale
+        a = np.zeros((len(u), width))
+        a[:, k] = 1.0
+        a[:, 2] = u
+        for j, col in enumerate(own[k]):
+            a[:, col] = u ** (j + 2)
+        blocks.append(a)
+    sol = np.linalg.lstsq(np.vstack(blocks), np.concatenate([left[:, 1], right[:, 1]]), rcond=None)[0]
+    out = np.zeros((2, 4))
+    for k in range(2):
+        out[k, 0], out[k, 1] = sol[k], sol[2] / scale
+        for j, col in enumerate(own[k]):
+            out[k, j + 2] = sol[col] / scale ** (j + 2)
+    return out
+
+
+@kernel
+def _degree(xs, max_degree):  # pragma: no cover
+    """The degree of a lane fit through points at the sorted distances ``xs``: by their span (under 4 m 1, under
+    10 m 2, else 3), at most ``max_degree`` and the distinct distances less one (0: fewer than two)."""
+    distinct = 0
+    for i in range(len(xs)):
+        distinct += i == 0 or xs[i] != xs[i - 1]
+    span = xs[-1] - xs[0] if len(xs) else 0.0
+    return min(max_degree, 3, distinct - 1, 1 if span < 4 else 2 if span < 10 else 3)
+
+
+def _ahead(ground: np.ndarray, max_range_m: float) -> np.ndarray:
+    """The finite ground points ahead within ``max_range_m`` (those :func:`_fit_ground_lanes` fits)."""
+    keep = np.isfinite(ground).all(axis=1) & (ground[:, 0] > 0) & (ground[:, 0] <= max_range_m)
+    return np.asarray(ground[keep], np.float64)
 
 
 @kernel

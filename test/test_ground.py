@@ -107,3 +107,39 @@ def test_add_ground_lanes_fills_the_frame() -> None:
     assert lane.ground_x_range[0] == pytest.approx(5.0, abs=0.01)
     assert lane.ground_points.shape[1] == 2 and np.allclose(lane.ground_points[:, 1], 1.8, atol=1e-3)
     assert tiny.ground_coeffs is None and frame.lanes[1].ground_points is None
+
+
+def _image_lane(proj: GroundProjector, ground: np.ndarray) -> DetectedLane:
+    """A detected lane whose image points are those of ``ground`` (x forward, y left) through ``proj``."""
+    img = proj.ground_to_image(ground).astype(np.float32)
+    coeffs = np.polynomial.polynomial.polyfit(img[:, 1], img[:, 0], 3)
+    return DetectedLane(coeffs, float(img[:, 1].min()), float(img[:, 1].max()), img)
+
+
+def test_the_ego_lines_share_their_heading_at_the_car() -> None:
+    proj = GroundProjector.from_camera(**CAM)
+    xs = np.linspace(6.0, 60.0, 40)
+    bend = 0.01 * xs + 4e-4 * xs**2  # both lines on one bend, heading 0.01 rad at the car
+    left = np.stack([xs, 1.8 + bend], 1)
+    # the right line skewed (as a network's mask often draws one edge): through its true place 6 m ahead, its
+    # heading 0.02 rad off
+    right = np.stack([xs, -1.8 + bend + 0.02 * (6.0 - xs)], 1)
+    def frame(*ground):
+        lanes = [_image_lane(proj, g) for g in ground]
+        return add_ground_lanes(LaneFrame(1280, 720, np.zeros((1, 1), np.uint8), lanes, ego_left_index=0,
+                                          ego_right_index=1), proj)
+    shared = frame(left, right).lanes
+    alone = [fit_ground_lane(g)[0] for g in (left, right)]
+    assert shared[0].ground_coeffs[1] == pytest.approx(shared[1].ground_coeffs[1], abs=1e-9)
+    # the shared heading lies between the two lines' own ones: each is half as far off as the skewed one was
+    assert abs(shared[1].ground_coeffs[1] - 0.01) < 0.6 * abs(alone[1][1] - 0.01)
+    assert abs(shared[0].ground_coeffs[1] - 0.01) < 0.015
+    # parallel lines keep their exact shape; the offsets stay each line's own
+    exact = frame(left, np.stack([xs, -1.8 + bend], 1)).lanes
+    np.testing.assert_allclose(exact[0].ground_coeffs, [1.8, 0.01, 4e-4, 0.0], atol=1e-6)
+    np.testing.assert_allclose(exact[1].ground_coeffs, [-1.8, 0.01, 4e-4, 0.0], atol=1e-6)
+    # a line that leaves the lane at a wider angle (an exit) is fitted alone, and so is a lane outside the pair
+    leaving = np.stack([xs, -1.8 + bend - 0.08 * xs], 1)
+    lanes = frame(left, leaving).lanes
+    np.testing.assert_allclose(lanes[1].ground_coeffs, fit_ground_lane(leaving)[0], atol=1e-5)
+    np.testing.assert_allclose(lanes[0].ground_coeffs, fit_ground_lane(left)[0], atol=1e-5)

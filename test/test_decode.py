@@ -344,6 +344,20 @@ def test_the_hood_is_found_at_other_camera_sizes(size: tuple[int, int]) -> None:
     assert np.abs(found.row_at(xs) - truth).max() < 6.0 * max(height / H, 0.5)
 
 
+def test_a_glossy_hood_that_reflects_the_sky_is_found() -> None:
+    from lanenet_ros.decode import hood
+
+    # reflections streak the bonnet: vertical bands of 16 columns, 6 grey levels apart (about 3 levels of
+    # horizontal change on the search's 4x4 blocks: rougher than a plain bonnet, smoother than a road)
+    image = with_hood(scene(FOUR)[0], (50, 50, 50))
+    below = hood_edge_rows()[None, :] <= np.arange(H)[:, None]
+    streaks = (np.arange(W) // 16 % 2 * 6).astype(np.uint8)[None, :, None]
+    image = np.where(below[:, :, None], image + streaks, image)
+    found = hood.find_edge(image)
+    assert found is not None
+    assert np.abs(found.row_at(np.arange(0, W, 40)) - hood_edge_rows()[::40]).max() < 6.0
+
+
 def test_the_hood_search_averages_blocks_as_opencv_does() -> None:
     from lanenet_ros.decode.hood import _block_means
 

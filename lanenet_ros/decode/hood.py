@@ -7,10 +7,11 @@ hood is not on the road.
 
 Finding the edge in one image: the strongest change of brightness down each of 16 column strips in the bottom
 part of the image, a smooth curve (a quadratic: hoods bulge) through most strips, a clear step in brightness
-across it and a surface below it that is not much rougher than a glossy bonnet. A shadow or a joint across the road can pass that test, so an edge is
-taken for the hood only when the lanes crossing it show paint above it and none below. A camera whose hood is
-known can give it instead, as the share of the image rows it covers (``DecodeParams.hood``). A LaneNet trained
-with a bonnet output (``hood_logits``) gives it itself (:func:`edge_from_logits`), and the search is not used.
+across it and a surface below it no rougher than a glossy bonnet. A shadow or a joint across the road can pass
+that test, so an edge is taken for the hood only when the lanes crossing it show paint above it and none below.
+A camera whose hood is known can give it instead, as the share of the image rows it covers
+(``DecodeParams.hood``). A LaneNet trained with a bonnet output (``hood_logits``) gives it itself
+(:func:`edge_from_logits`), and the search is not used.
 """
 from __future__ import annotations
 

@@ -381,6 +381,19 @@ def test_a_shadow_across_the_road_is_not_a_hood() -> None:
     assert hood.confirmed(with_hood(image), frame.lanes, crossings)
 
 
+def test_a_hood_below_a_dash_gap_is_confirmed() -> None:
+    from lanenet_ros.decode import hood
+
+    image, mask = scene(FOUR)
+    gap = image.copy()  # every line's paint gone for 60 rows above the hood's edge (the grey road shows)
+    gap[(hood_edge_rows()[None, :] - 60 <= np.arange(H)[:, None]) & (np.arange(H)[:, None] < hood_edge_rows())] = 90
+    gap = with_hood(gap)
+    frame = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, gap)
+    edge = hood.HoodEdge((float(hood_edge_rows()[W // 2]), 0.0, 12.0), W)
+    assert hood.confirmed(gap, frame.lanes, hood.crossing_rows(frame.lanes, edge))  # the paint above the gap
+    assert frame.hood_row > 0 and all(lane.y_max < 645 for lane in frame.lanes)
+
+
 def test_a_known_hood_is_given_as_a_share_of_the_rows() -> None:
     _, mask = scene(FOUR)
     frame = LaneDecoder(LANENET, DecodeParams(hood=0.1)).decode(lanenet_outputs(mask), GEO)  # no image needed

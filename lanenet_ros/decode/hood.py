@@ -43,6 +43,8 @@ _MIN_STEP = 8.0  # median brightness difference between just below and just abov
 _MAX_TEXTURE = 5.0  # mean horizontal brightness change below the edge (a road shows paint and grain; a glossy bonnet
 # reflects the sky and the lane paint too: 1.0 missed most of the generator's glossy bonnets, docs/training.md)
 _MARGIN = 8  # working rows above the search band read for the checks
+_ABOVE = 0.25  # share of the image height above the edge in which a crossing lane must show paint (a dashed
+# line's gap can span the rows just above it)
 
 
 @dataclass(frozen=True)
@@ -236,8 +238,8 @@ def crossing_rows(lanes: Sequence[DetectedLane], edge: HoodEdge) -> list[float |
 
 
 def confirmed(image_bgr: np.ndarray, lanes: Sequence[DetectedLane], crossings: Sequence[float | None]) -> bool:
-    """Whether the lanes that cross the edge (``crossings``: :func:`crossing_rows`) show paint above it and none
-    below (a hood, not a shadow)."""
+    """Whether the lanes that cross the edge (``crossings``: :func:`crossing_rows`) show paint above it (within
+    ``_ABOVE`` of the image height) and none just below (a hood, not a shadow)."""
     h, w = image_bgr.shape[:2]
     seen_above = seen_below = False
     half = max(3.0, 0.012 * w)
@@ -245,7 +247,7 @@ def confirmed(image_bgr: np.ndarray, lanes: Sequence[DetectedLane], crossings: S
         if y is None:
             continue
         below = np.arange(y + 0.006 * h, min(h - 1.0, y + 0.04 * h), 0.004 * h)
-        above = np.arange(max(lane.y_min, y - 0.07 * h), y - 0.006 * h, 0.004 * h)
+        above = np.arange(max(lane.y_min, y - _ABOVE * h), y - 0.006 * h, 0.004 * h)
         seen_below |= _paint_rows(image_bgr, lane, below, half) >= 2
         seen_above |= _paint_rows(image_bgr, lane, above, half) >= 2
     return seen_above and not seen_below

@@ -55,6 +55,7 @@ from visualization_msgs.msg import MarkerArray
 
 from lanenet_ros.backends import create_backend
 from lanenet_ros.decode.settings import DecodeParams
+from lanenet_ros.model_info import read_model_info
 from lanenet_ros.node.convert import bgr8_msg, compressed_msg_to_bgr
 from lanenet_ros.node.lanenet_node import LaneNetNode
 from lanenet_ros.pipeline import default_model_path, run_model
@@ -315,11 +316,15 @@ def report_end_to_end(runs: dict[bool, dict[str, float]], bare: float, bare_one:
     return default >= 25
 
 
+def own_flip_average(model: Path) -> bool:
+    """The model's own ``flip_average`` (its description's decode settings, else the default)."""
+    return DecodeParams.from_pairs(read_model_info(model).decode).flip_average
+
+
 def versus(context: rclpy.Context, domain: int, models: list[Path], folder: Path, seconds: float,
            rounds: int) -> dict[Path, list[float]]:
     """Part 3: end-to-end runs of each model with its own flip_average, taking turns; frames/s per run."""
-    flips = {m: DecodeParams.from_pairs(create_backend(m, "onnxruntime-cpu").info.decode).flip_average
-             for m in models}
+    flips = {m: own_flip_average(m) for m in models}
     fps: dict[Path, list[float]] = {m: [] for m in models}
     for _ in range(rounds):
         for m in models:
@@ -384,8 +389,7 @@ def main() -> int:
             bare = bare_throughput(model, images["lanes"][0])
             bare_one = bare_throughput(model, images["lanes"][0], threads=1)
             runs[False] = end_to_end(context, domain, model, False, Path(tmp), args.seconds)
-            own = DecodeParams.from_pairs(create_backend(model, "onnxruntime-cpu").info.decode)
-            fast = report_end_to_end(runs, bare, bare_one, own.flip_average)
+            fast = report_end_to_end(runs, bare, bare_one, own_flip_average(model))
             if args.versus is not None:
                 turns = versus(context, domain, [Path(model), args.versus], Path(tmp), args.seconds, args.rounds)
                 fast = fast and float(np.median(turns[Path(model)])) >= 25

@@ -560,17 +560,16 @@ def _learned_markings(logits: np.ndarray, seg: fitting.RowSegments, fits: list[_
     of it), averaged over the cells the fit passes through in the rows where its lane has pixels (the network
     learns markings on lane pixels only; the fit, not the cluster's stray pixels). A fit that leaves the output
     everywhere is left out."""
+    if not fits:
+        return {}
     channels, h, w = logits.shape
     rows = [seg.row[f.part] for f in fits]
-    xs = [polyval(r, f.coeffs_in) for r, f in zip(rows, fits, strict=True)]
-    counts = np.array([len(r) for r in rows], np.int64)
-    if not fits or counts.sum() == 0:
-        return {}
-    y, x = np.concatenate(rows), np.concatenate(xs)
+    y = np.concatenate(rows)
+    x = np.concatenate([polyval(r, f.coeffs_in) for r, f in zip(rows, fits, strict=True)])
     cell_y = y.astype(np.int64) * h // geo.input_height
     cell_x = np.floor((x + 0.5) * w / geo.input_width).astype(np.int64)  # the cell holding the fit's point
     inside = (cell_x >= 0) & (cell_x < w)
-    lane = np.repeat(np.arange(len(fits)), counts)[inside]
+    lane = np.repeat(np.arange(len(fits)), [len(r) for r in rows])[inside]
     p = np.take(logits.reshape(channels, h * w), cell_y[inside] * w + cell_x[inside], axis=1)
     types = len(LEARNED_TYPES)
     for part in (p[:types], p[types:]):  # the two softmaxes, vectorised

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from lanenet_ros.backends import Backend, create_backend
+from lanenet_ros.backends import CPU_KIND, Backend, create_backend
 from lanenet_ros.calibrate import MountingEstimator
 from lanenet_ros.decode.decoder import Extracted, LaneDecoder
 from lanenet_ros.decode.settings import DecodeParams
@@ -25,12 +25,24 @@ from lanenet_ros.preprocess import Geometry, Preprocessor
 from lanenet_ros.tracking import LaneTracker
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
+# the same lane network with the bonnet and marking-type heads beside it (docs/default_model.md)
+DEFAULT_HEADS_MODEL = DEFAULT_MODEL.with_name("default_heads.onnx")
 STAGES = ("preprocess", "infer", "decode", "ground", "track")
 
 
-def default_model_path() -> Path:
-    """The model shipped inside the package (used when no model is given)."""
-    return DEFAULT_MODEL
+PACKAGED_NAMES = ("default", "default_heads")  # a model given by name: the packaged file of that name
+
+
+def packaged_model(name: str | Path) -> Path | None:
+    """The packaged model a ``model`` value names (``default``, ``default_heads``), else None (a path)."""
+    return {"default": DEFAULT_MODEL, "default_heads": DEFAULT_HEADS_MODEL}.get(str(name))
+
+
+def default_model_path(backend: str = CPU_KIND) -> Path:
+    """The model shipped inside the package for a backend (used when no model is given): on a GPU the one with
+    the heads (bonnet, marking type), on the CPU the lane network alone, which the heads would take below 25
+    frames a second on two cores; their lanes are the same network's."""
+    return DEFAULT_MODEL if backend == CPU_KIND or not DEFAULT_HEADS_MODEL.is_file() else DEFAULT_HEADS_MODEL
 
 
 @dataclass
@@ -63,8 +75,9 @@ class LanePipeline:
     """Lane detection on camera images.
 
     Args:
-        model_path: ``.onnx`` model or TensorRT engine; None for the embedded default model. With a backend
-            object, only named in messages.
+        model_path: ``.onnx`` model or TensorRT engine, or a packaged model by name (``default``,
+            ``default_heads``); None for the embedded default model (:func:`default_model_path`: with its heads
+            on a GPU backend, without them on the CPU). With a backend object, only named in messages.
         backend: ``auto``, ``tensorrt``, ``onnxruntime``, ``onnxruntime-trt``, ``onnxruntime-cuda`` or
             ``onnxruntime-cpu`` (see :func:`lanenet_ros.backends.create_backend`), or a :class:`Backend`
             already open (``lanenet_train.predict``'s torch backend for a checkpoint).
@@ -92,11 +105,16 @@ class LanePipeline:
                  calibrator: MountingEstimator | None = None,
                  **backend_options: Any) -> None:
         if isinstance(backend, str):
-            path = Path(model_path) if model_path else default_model_path()
-            if model_path is None and not path.is_file():
-                raise ModelError(f"{path}: no model was given and the embedded default model is missing; pass a "
-                                 "model exported with `lanenet-train export` (parameter `model`)")
-            backend = create_backend(path, backend, **backend_options)
+            model_path = packaged_model(model_path) or model_path
+            path, cpu_model = Path(model_path or default_model_path(backend)), None
+            if not model_path:  # the packaged one; without its heads where it runs on the CPU
+                cpu_model = default_model_path(CPU_KIND)
+                if not cpu_model.is_file():
+                    raise ModelError(f"{cpu_model}: no model was given and the embedded default model is missing; "
+                                     "pass a model exported with `lanenet-train export` (parameter `model`)")
+            backend = create_backend(path, backend, cpu_model, **backend_options)
+            if backend.name == CPU_KIND and cpu_model is not None:
+                path = cpu_model
         else:
             path = Path(model_path or backend.name)
         self.model_path = path

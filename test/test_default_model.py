@@ -8,9 +8,10 @@ import numpy as np
 
 from lanenet_ros.decode.settings import DecodeParams
 from lanenet_ros.metrics import TuSimpleAccumulator, lanes_to_tusimple
-from lanenet_ros.pipeline import DEFAULT_MODEL, LanePipeline
+from lanenet_ros.pipeline import DEFAULT_HEADS_MODEL, DEFAULT_MODEL, LanePipeline
 from lanenet_train.spec import load_spec
 from lanenet_train.synth import SynthConfig, iter_drive
+from lanenet_train.synth.render import render_frame
 from lanenet_train.synth.writers import tusimple_h_samples, tusimple_lane_xs
 
 BESIDE = ("default.spec.txt", "default.train.log", "default.metrics.jsonl", "default.eval.json")
@@ -41,3 +42,19 @@ def test_pipeline_without_a_model_finds_the_lanes_of_a_synthetic_drive() -> None
         score.add(lanes_to_tusimple(out.lanes, h, out.width), truth, h)
     # a floor far below the model's recorded held-out accuracy: a broken export or decoder scores near 0
     assert score.result()["accuracy"] > 0.5, score.result()
+
+
+def test_the_heads_model_is_the_same_lane_network_with_a_bonnet_and_marking_heads() -> None:
+    """The model GPU backends get (docs/default_model.md): the lanes exactly the CPU's model's, plus its heads."""
+    assert DEFAULT_HEADS_MODEL.is_file() and DEFAULT_HEADS_MODEL.stat().st_size < 5 * 2**20
+    lean = LanePipeline(DEFAULT_MODEL, backend="onnxruntime-cpu", tracking=False)
+    full = LanePipeline(DEFAULT_HEADS_MODEL, backend="onnxruntime-cpu", tracking=False)
+    assert full.info.decode == lean.info.decode and full.decoder.params == lean.decoder.params
+    assert set(full.info.outputs.values()) == set(lean.info.outputs.values()) | {"hood_logits", "marking_logits"}
+    frame = render_frame(SynthConfig(hood_prob=1.0, real_hood_prob=1.0), 60_300)
+    batch, _ = lean.preprocessor(frame.image)
+    want = {k: v.copy() for k, v in lean.backend.infer(batch).items()}
+    got = full.backend.infer(batch)
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, atol=1e-4, err_msg=name)
+    assert got["hood_logits"].shape[-2:] == got["marking_logits"].shape[-2:] == (64, 128)  # stride 4

@@ -69,6 +69,13 @@ def test_invalid_values_are_refused_with_the_reason(name, value, reason):
         check(name, value)
 
 
+def test_a_packaged_model_is_given_by_name():
+    for value in ("default", "default_heads", "", "/models/lane.onnx", "lane.engine"):
+        check("model", value)
+    with pytest.raises(ParamError, match="a packaged model by name \\(default or default_heads\\)"):
+        check("model", "default_head")
+
+
 def test_from_values_normalises_and_freezes():
     values = {"ground.camera_height": 1, "input": "compressed", "publish.overlay": False,
               "ground.homography": [1, 0, 0, 0, 1, 0, 0, 0, 1]}

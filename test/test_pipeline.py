@@ -89,6 +89,27 @@ def test_embedded_default_model(line_model: Path, tmp_path: Path, monkeypatch: p
     assert pipe.model_path == line_model and pipe.info.architecture == "lanenet"
 
 
+def test_default_model_with_heads_on_a_gpu_without_them_on_the_cpu(line_model: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    heads = tmp_path / "default_heads.onnx"
+    heads.write_bytes(line_model.read_bytes())
+    monkeypatch.setattr(pipeline_module, "DEFAULT_MODEL", line_model)
+    monkeypatch.setattr(pipeline_module, "DEFAULT_HEADS_MODEL", heads)
+    assert [pipeline_module.default_model_path(k) for k in ("tensorrt", "onnxruntime-cuda", "onnxruntime-cpu")] \
+        == [heads, heads, line_model]
+    # this machine has no GPU: every way to ask ends on the CPU with the model without heads
+    for kind in ("auto", "onnxruntime", "onnxruntime-cpu"):
+        pipe = LanePipeline(backend=kind, tracking=False)
+        assert (pipe.model_path, pipe.backend_name) == (line_model, "onnxruntime-cpu"), kind
+    assert any(s.startswith("onnxruntime-cuda:") for s in LanePipeline(backend="auto").backend.skipped)
+    with pytest.raises(BackendError, match=r"default_heads\.onnx:\n  onnxruntime-cuda: CUDAExecutionProvider"):
+        LanePipeline(backend="onnxruntime-cuda")  # a GPU backend asked for by name opens the heads' model
+    named = LanePipeline("default_heads", backend="onnxruntime-cpu")  # by name: that one, on any backend
+    assert named.model_path == heads and LanePipeline("default", backend="auto").model_path == line_model
+    heads.unlink()  # a package without it: the one model everywhere
+    assert pipeline_module.default_model_path("tensorrt") == line_model
+
+
 def test_given_model_that_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"missing\.onnx: model file does not exist"):
         LanePipeline(tmp_path / "missing.onnx")

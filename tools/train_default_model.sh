@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make the embedded default model (lanenet_ros/models/default.onnx) with the project's own pipeline:
+# Make the embedded default models (lanenet_ros/models/default.onnx, the lane network the CPU runs, and
+# default_heads.onnx, the same with bonnet and marking heads, which GPU backends run) with the project's own pipeline:
 # synthetic data -> canonical layout -> class weights -> LaneNet training -> verified ONNX export ->
 # evaluation on a held-out synthetic split made with another seed. Beside the model it leaves the
 # spec, the training log and the evaluation report.
@@ -14,7 +15,8 @@
 # the outer road edges are bare asphalt (--edge-line-prob 0.5: not a lane) and 1200 more ordinary frames.
 # The shipped network is the full-width network after the 15 epochs and one such run, made by this script as
 # it was at commit b2b7c5b; its bonnet and marking heads were then trained beside it, frozen (HEADS=1, below,
-# 6 December: the shipped model).
+# 6 December: results/heads/model.onnx, exported again with the heads' outputs at stride 4, is the shipped
+# default_heads.onnx since 7 December).
 #
 # Since issue "Real roads" every set labels the ego vehicle's bonnet (--label-hood; the images are the same as
 # before) and each lane's marking, the second stage adds 1200 frames of real-road scenes (seed 21) and 600 of
@@ -39,7 +41,8 @@
 # shipped network frozen, and beside it heads of their own learn the bonnet and each lane's marking type and
 # colour on the real-road, bend and ordinary sets (train --from-default, train_config.train_only); the lane
 # outputs stay the shipped model's. The new model goes to results/heads/model.onnx, scored beside the shipped
-# one on the real-road-like scenes and the held-out drives.
+# one on the real-road-like scenes and the held-out drives; copied to lanenet_ros/models/default_heads.onnx,
+# it is the package's GPU default.
 #
 # The network learns every painted line (--label-lanes all); the decoder keeps the two nearest on each
 # side (max_per_side=2), the lines TuSimple labels. The decoder's settings are tuned on data/tusimple_tune
@@ -134,15 +137,17 @@ for cycle in $(seq 1 "$CYCLES"); do
     "${TRAIN_ARGS[@]}" 2>&1 | tee -a $run.train.log
   RUNS+=($run)
 done
+RUN=${RUNS[-1]}
 # the bonnet and marking heads beside the frozen network (config/specs/lanenet_tusimple_heads.txt), from the last
-# run's weights; with no fine-tuning run (CYCLES 0, the smoke test) their data is not made and they are left out
+# run's weights, exported as default_heads.onnx (what GPU backends run; the CPU runs default.onnx, the lane
+# network alone); with no fine-tuning run (CYCLES 0, the smoke test) their data is not made and they are left out
 if [ "$CYCLES" -gt 0 ]; then
   run=results/default_heads
   "${LT[@]}" train -e config/specs/lanenet_tusimple_heads.txt -r $run $(resumed $run) \
-    "train_config.pretrained_model_path=${RUNS[-1]}/latest.pth" "${TRAIN_ARGS[@]}" 2>&1 | tee -a $run.train.log
+    "train_config.pretrained_model_path=$RUN/latest.pth" "${TRAIN_ARGS[@]}" 2>&1 | tee -a $run.train.log
   RUNS+=($run)
+  "${LT[@]}" export -m $run/latest.pth -o "$OUT/default_heads.onnx"
 fi
-RUN=${RUNS[-1]}
 "${LT[@]}" export -m $RUN/latest.pth -o "$OUT/default.onnx"
 "${LT[@]}" evaluate -e config/specs/lanenet_tusimple.txt -m "$OUT/default.onnx" \
   -o $RUN/heldout dataset_config.validation_data_sources.dataset_root=data/tusimple_heldout \
@@ -158,5 +163,7 @@ done > "$OUT/default.train.log"
 for run in "${RUNS[@]}"; do sed "s#^{#{\"run\": \"${run#results/}\", #" $run/metrics.jsonl; done > "$OUT/default.metrics.jsonl"
 cp $RUN/heldout/report.json "$OUT/default.eval.json"
 # the issue "Real roads" measures on real-road-like synthetic scenes (a stand-in, not real footage)
-"$PYTHON" bench/real_road_shifts.py --model "$OUT/default.onnx" --frames 30 --json $RUN.realroads.json \
-  | tee $RUN.realroads.log
+for model in "$OUT"/default*.onnx; do
+  echo "# model: $model"
+  "$PYTHON" bench/real_road_shifts.py --model "$model" --frames 30
+done 2>/dev/null | tee $RUN.realroads.log

@@ -17,6 +17,7 @@ from lanenet_ros.model_info import ENGINE_SUFFIXES, ModelInfo
 
 KINDS = ("auto", "tensorrt", "onnxruntime", "onnxruntime-trt", "onnxruntime-cuda", "onnxruntime-cpu")
 AUTO_ORDER = ("tensorrt", "onnxruntime-trt", "onnxruntime-cuda", "onnxruntime-cpu")
+CPU_KIND = "onnxruntime-cpu"
 PRECISIONS = ("fp32", "fp16", "int8")
 OPTIONS = ("precision", "intra_op_threads", "cache_dir", "reuse_outputs", "max_batch")
 
@@ -63,12 +64,15 @@ def check_batch(batch: np.ndarray, info: ModelInfo, max_batch: int | None = None
     return np.ascontiguousarray(batch, dtype=np.float32)
 
 
-def create_backend(model_path: str | Path, kind: str = "auto", **opts: Any) -> Backend:
+def create_backend(model_path: str | Path, kind: str = "auto", cpu_model: str | Path | None = None,
+                   **opts: Any) -> Backend:
     """Open the model on the requested backend.
 
     Args:
         model_path: ``.onnx`` model, or a TensorRT engine (``.engine`` / ``.plan``) with its sidecar JSON.
         kind: one of ``KINDS``; ``auto`` takes the first of ``AUTO_ORDER`` that works.
+        cpu_model: an ``.onnx`` model to run instead of ``model_path`` where the backend that opens is ONNX
+            Runtime on the CPU (a lighter variant of it: the packaged default model without its heads).
         **opts: passed to the backend: ``precision`` (fp32/fp16/int8, GPU backends), ``intra_op_threads``
             (ONNX Runtime), ``cache_dir`` (engine cache), ``reuse_outputs`` (output buffers reused between
             calls), ``max_batch``.
@@ -93,7 +97,9 @@ def create_backend(model_path: str | Path, kind: str = "auto", **opts: Any) -> B
     skipped: list[str] = []
     for candidate in order:
         try:
-            backend = _open(candidate, path, opts)
+            backend = _open(candidate, Path(cpu_model) if cpu_model and candidate == CPU_KIND else path, opts)
+            if cpu_model and backend.name == CPU_KIND and candidate != CPU_KIND:  # "onnxruntime" chose the CPU
+                backend = _open(CPU_KIND, Path(cpu_model), opts)
         except BackendError as exc:
             skipped.append(f"{candidate}: {exc}")
             continue

@@ -356,8 +356,9 @@ class LaneNetNode(LifecycleNode):
         period = self.stats.roll()
         level, message = self._health(period)
         totals = self.stats.totals
+        packaged = f"(packaged default: {self.pipeline.model_path.name if self.pipeline else '-'})"
         values = {"backend": self.pipeline.backend_name if self.pipeline else "", "model": self.params.model
-                  or "(packaged default)", "active": self._mailbox is not None,
+                  or packaged, "active": self._mailbox is not None,
                   "input topic": self._subs[0].topic_name if self._subs else "",
                   "input rate (Hz)": f"{period.input_rate:.2f}",
                   "output rate (Hz)": f"{period.output_rate:.2f}",

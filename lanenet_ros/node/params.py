@@ -51,7 +51,9 @@ class NodeParams:
     """Every parameter of the lanenet node, with its default (the table itself; see each field's metadata)."""
 
     model: str = _p("", "Model file: a .onnx exported by `lanenet-train export` or a TensorRT engine "
-                        "(.engine/.plan with its .json); empty = the model shipped in the package")
+                        "(.engine/.plan with its .json), or a packaged model by name: default (the lane network) "
+                        "or default_heads (the same with bonnet and marking-type heads); empty = default_heads "
+                        "on a GPU backend, default on the CPU")
     backend: str = _p("auto", "Inference backend; auto takes the first that works (TensorRT engine, ONNX "
                               "Runtime TensorRT, CUDA, CPU) and reports which one runs", choices=BACKENDS)
     precision: str = _p("fp16", "Reduced precision allowed on GPU backends (ignored on the CPU)",
@@ -304,9 +306,12 @@ def _check_homography(_: str, value: tuple) -> None:
 
 
 def _check_model(_: str, value: str) -> None:
-    if value and not value.lower().endswith((".onnx", ".engine", ".plan", ".trt")):
+    from lanenet_ros.pipeline import PACKAGED_NAMES
+
+    if value and value not in PACKAGED_NAMES and not value.lower().endswith((".onnx", ".engine", ".plan", ".trt")):
         raise ParamError(f"parameter 'model' is {value!r}: give a .onnx model or a TensorRT .engine/.plan, "
-                         "or leave it empty for the packaged model")
+                         f"a packaged model by name ({' or '.join(PACKAGED_NAMES)}), or leave it empty for the "
+                         "packaged default")
 
 
 def _check_seed(_: str, value: tuple) -> None:

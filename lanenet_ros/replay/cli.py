@@ -111,7 +111,9 @@ def camera_intrinsics(args: argparse.Namespace) -> Intrinsics | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `lanenet-replay`."""
     parser.add_argument("bag", type=Path, help="rosbag2 directory (sqlite3 or mcap)")
-    parser.add_argument("--model", type=Path, default=None, help="ONNX model or TensorRT engine (default: embedded)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="ONNX model or TensorRT engine, or a packaged model by name: default, default_heads "
+                             "(default: default_heads on a GPU backend, default on the CPU)")
     parser.add_argument("--backend", default="auto", help="auto, tensorrt, onnxruntime-cpu, ... (default auto)")
     parser.add_argument("--labels", type=Path, default=None,
                         help="TuSimple-format labels keyed by timestamp_ns or raw_file (default: BAG.labels.json)")

@@ -19,7 +19,7 @@ ARCHITECTURES = {
     "lanenet": ("binary_logits", "embedding"),
     "deeplabv3plus": ("class_logits",),
 }
-OUTPUT_MEANINGS = ("binary_logits", "embedding", "class_logits", "hood_logits", "marking_logits")
+OUTPUT_MEANINGS = ("binary_logits", "embedding", "class_logits", "hood_logits", "marking_logits", "painted_logits")
 MARKING_CHANNELS = len(LEARNED_TYPES) + len(LEARNED_COLORS)
 """Channels of a ``marking_logits`` output: the types of ``LEARNED_TYPES``, then the colours of ``LEARNED_COLORS``."""
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -215,7 +215,7 @@ def check_graph(info: ModelInfo, inputs: dict[str, list], outputs: dict[str, lis
 
 def _check_output_channels(info: ModelInfo, outputs: dict[str, list], source: str) -> None:
     expected = {"binary_logits": 2, "embedding": info.embedding_dim, "class_logits": info.num_classes,
-                "hood_logits": 1, "marking_logits": MARKING_CHANNELS}
+                "hood_logits": 1, "marking_logits": MARKING_CHANNELS, "painted_logits": 1}
     for name, meaning in info.outputs.items():
         shape = list(outputs[name])
         channels = shape[1] if len(shape) == 4 else None

@@ -158,6 +158,8 @@ def make_model_info(spec: Any, class_names: list[str], class_colors: list, finge
         outputs["hood_logits"] = "hood_logits"
     if lanenet and m.marking_output:
         outputs["marking_logits"] = "marking_logits"
+    if lanenet and m.painted_output:
+        outputs["painted_logits"] = "painted_logits"
     lane_ids = [1] if lanenet else [i for i, n in enumerate(class_names) if i and is_lane_class(n)]
     return {
         "format_version": 1, "architecture": m.architecture, "input_name": "input",

@@ -16,7 +16,7 @@ from torch import nn
 
 from lanenet_ros.lanes import LEARNED_TYPES
 from lanenet_train.distributed import World
-from lanenet_train.losses import discriminative_loss, hard_negative_loss, weighted_cross_entropy
+from lanenet_train.losses import discriminative_loss, hard_negative_loss, painted_loss, weighted_cross_entropy
 from lanenet_train.models.layers import resize_to
 
 
@@ -40,6 +40,8 @@ class LossSettings:
     hard_negative_margin: int = 4
     hood_weight: float = 1.0
     marking_weight: float = 1.0
+    painted_weight: float = 1.0
+    painted_margin: int = 6
 
     @classmethod
     def from_spec(cls, spec: Any, class_weights: Sequence[float] | None) -> LossSettings:
@@ -52,7 +54,8 @@ class LossSettings:
                    regularizer=reg.type, regularizer_weight=reg.weight,
                    hard_negative_weight=lc.hard_negative_weight, hard_negative_fraction=lc.hard_negative_fraction,
                    hard_negative_margin=lc.hard_negative_margin, hood_weight=lc.hood_weight,
-                   marking_weight=lc.marking_weight)
+                   marking_weight=lc.marking_weight, painted_weight=lc.painted_weight,
+                   painted_margin=lc.painted_margin)
 
 
 def _global_constant(value: torch.Tensor, world: World) -> torch.Tensor:
@@ -122,6 +125,10 @@ def compute_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor
             ce = nn.functional.cross_entropy(logits_.float(), target, ignore_index=settings.ignore_index,
                                              reduction="sum")
             terms[name] = settings.marking_weight * _share(ce / n.clamp(min=1.0), n, world)
+    if "painted_logits" in outputs and "binary_logits" in outputs and settings.painted_weight > 0:
+        loss, seen = painted_loss(outputs["painted_logits"], outputs["binary_logits"], mask, settings.painted_margin,
+                                  settings.ignore_index)
+        terms["painted"] = settings.painted_weight * _share(loss, loss.new_tensor(float(seen)), world)
     return terms
 
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch.nn import functional as F
 
+from lanenet_train.models.layers import resize_to
+
 
 def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
                            class_weights: Sequence[float] | torch.Tensor | None = None,
@@ -66,16 +68,53 @@ def hard_negative_loss(logits: torch.Tensor, target: torch.Tensor, fraction: flo
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"hard-negative fraction {fraction} is not in (0, 1]")
-    labelled = ((target != 0) & (target != ignore_index)).unsqueeze(1).float()
-    if margin > 0:
-        labelled = F.max_pool2d(labelled, 2 * margin + 1, stride=1, padding=margin)
-    eligible = (target == 0) & (labelled[:, 0] == 0)
+    eligible = _away_from_lanes(target, margin, ignore_index)
     count = int(eligible.sum())
     if count == 0:
         return logits.float().sum() * 0.0, 0
     nll = -F.log_softmax(logits.float(), dim=1)[:, 0]
     k = max(1, math.ceil(fraction * count))
     return torch.topk(nll[eligible], k, sorted=False).values.mean(), k
+
+
+def _away_from_lanes(target: torch.Tensor, margin: int, ignore_index: int) -> torch.Tensor:
+    """(N, H, W) bool: background pixels (class 0) more than ``margin`` pixels from any labelled lane pixel."""
+    labelled = ((target != 0) & (target != ignore_index)).unsqueeze(1).float()
+    if margin > 0:
+        labelled = F.max_pool2d(labelled, 2 * margin + 1, stride=1, padding=margin)
+    return (target == 0) & (labelled[:, 0] == 0)
+
+
+def painted_loss(painted_logits: torch.Tensor, lane_logits: torch.Tensor, target: torch.Tensor, margin: int = 6,
+                 ignore_index: int = 255) -> tuple[torch.Tensor, int]:
+    """Whether what the lane branch marks is a painted line: binary cross-entropy of ``painted_logits``, 1 on
+    labelled lane pixels, 0 on the pixels the lane branch marks (``lane_logits``: lane more likely than
+    background) more than ``margin`` pixels from any labelled one (a bare road edge, a barrier's base, a shadow's
+    edge: the lanes a decoder would draw where no line is painted). The two kinds weigh the same, however few
+    the marked ones are. Meant for a frozen lane branch (``train_config.train_only: heads``): it learns what that
+    branch gets wrong.
+
+    Args:
+        painted_logits: (N, 1, h, w) raw scores, resized to the target's size here.
+        lane_logits: (N, 2, H, W) the lane branch's scores (no gradient flows into them).
+        target: (N, H, W) integer class ids; 0 is background.
+        margin: pixels around labelled pixels where a mark is not taught as unpainted.
+        ignore_index: label value that is neither background nor a lane.
+
+    Returns:
+        ``(loss, how many pixels it saw)``; ``(0, 0)`` with none.
+    """
+    logits = resize_to(painted_logits, target)[:, 0].float()
+    painted = (target != 0) & (target != ignore_index)
+    marked = lane_logits.detach().argmax(1) == 1
+    unpainted = marked & _away_from_lanes(target, margin, ignore_index)
+    loss, seen = logits.sum() * 0.0, 0
+    for pixels, value in ((painted, 1.0), (unpainted, 0.0)):
+        if pixels.any():
+            chosen = logits[pixels]
+            loss = loss + 0.5 * F.binary_cross_entropy_with_logits(chosen, torch.full_like(chosen, value))
+            seen += int(pixels.sum())
+    return loss, seen
 
 
 def discriminative_loss(embedding: torch.Tensor, instances: torch.Tensor, delta_v: float = 0.5,

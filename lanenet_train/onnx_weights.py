@@ -93,6 +93,7 @@ def spec_for(path: Path, info: ModelInfo, width_multiplier: float) -> Any:
     m.num_classes = len(info.class_names)
     m.hood_output = info.output_for("hood_logits") is not None  # the bonnet head, whatever the spec says
     m.marking_output = info.output_for("marking_logits") is not None
+    m.painted_output = info.output_for("painted_logits") is not None
     spec.train_config.pretrained_model_path = ""
     return spec
 

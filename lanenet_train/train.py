@@ -404,7 +404,7 @@ class Trainer:
                       file=sys.stderr)
             if dropped and self.world.main:
                 print(f"note: {path} has heads.{' and heads.'.join(dropped)}, which this model_config does not ask "
-                      "for (hood_output, marking_output); left out", file=sys.stderr)
+                      "for (hood_output, marking_output, painted_output); left out", file=sys.stderr)
             return
         trained = ckpt.get("spec", {}).get("model_config", {})
         made = ", ".join(f"{k} {trained[k]}" for k in ("architecture", "width_multiplier", "embedding_dim")

@@ -111,26 +111,28 @@ def test_bonnet_labels_train_export_and_decode(tmp_path):
     spec.write_text(f"""
 dataset_config {{ data_sources {{ dataset_root: "{data}" }} validation_data_sources {{ dataset_root: "{data}" }}
                   target_class_mapping {{ key: "lane" value: "lane" }} num_workers: 0 }}
-model_config {{ input_image_width: 128 input_image_height: 64 width_multiplier: 0.125 hood_output: true }}
+model_config {{ input_image_width: 128 input_image_height: 64 width_multiplier: 0.125 hood_output: true
+                painted_output: true }}
 train_config {{ batch_size: 2 epochs: 1 log_interval: 1 }}""")
     run = tmp_path / "run"
     trained = cli("train", "-e", spec, "-r", run)
     assert trained.returncode == 0, trained.stderr[-3000:]
     steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert any("hood" in r for r in steps), steps[:2]  # the bonnet term is in the loss
+    assert any("hood" in r and "painted" in r for r in steps), steps[:2]  # the bonnet and painted terms
     onnx_path = tmp_path / "m.onnx"
     exported = cli("export", "-m", run / "latest.pth", "-o", onnx_path)
     assert exported.returncode == 0, exported.stderr[-3000:]
     from lanenet_ros.pipeline import LanePipeline
     pipe = LanePipeline(onnx_path, backend="onnxruntime-cpu", tracking=False)
     assert pipe.info.output_for("hood_logits") == "hood_logits"
+    assert pipe.info.output_for("painted_logits") == "painted_logits"
     frame = pipe.process(cv2.imread(str(data / with_hood["image"])))
     assert frame.class_mask.shape == (144, 256)
     # the exported model rebuilds as a torch checkpoint (train --from-default, the recipe's default.pth)
     from lanenet_train.onnx_weights import compare_with_onnx, rebuild
     model, payload = rebuild(onnx_path, calibration_frames=2)
-    assert payload["spec"]["model_config"]["hood_output"] is True
-    assert set(compare_with_onnx(model, onnx_path)) >= {"binary_logits", "embedding", "hood_logits"}
+    assert payload["spec"]["model_config"]["hood_output"] is payload["spec"]["model_config"]["painted_output"] is True
+    assert set(compare_with_onnx(model, onnx_path)) >= {"binary_logits", "embedding", "hood_logits", "painted_logits"}
 
 
 def _step(model, hood_target, settings=None):

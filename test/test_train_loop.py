@@ -149,11 +149,12 @@ def test_loss_settings_take_every_loss_field_of_the_spec_by_name():
 
     values = {f.name: 0.25 + i for i, f in enumerate(fields(LossSettings)) if f.name not in
               ("class_weights", "ignore_index", "hard_negative_margin", "regularizer", "regularizer_weight",
-               "hard_negative_fraction")}
+               "hard_negative_fraction", "painted_margin")}
     text = "loss_config { " + " ".join(f"{k}: {v}" for k, v in values.items()) + \
-        " ignore_index: 7 hard_negative_margin: 9 hard_negative_fraction: 0.5 }" \
+        " ignore_index: 7 hard_negative_margin: 9 hard_negative_fraction: 0.5 painted_margin: 3 }" \
         " train_config { regularizer { type: L2 weight: 0.125 } }"
     settings = LossSettings.from_spec(parse_spec(text, "x", check_paths=False), [1.0, 4.0])
     assert {k: getattr(settings, k) for k in values} == values
-    assert (settings.ignore_index, settings.hard_negative_margin, settings.hard_negative_fraction) == (7, 9, 0.5)
+    assert (settings.ignore_index, settings.hard_negative_margin, settings.hard_negative_fraction,
+            settings.painted_margin) == (7, 9, 0.5, 3)
     assert (settings.regularizer, settings.regularizer_weight, settings.class_weights) == ("L2", 0.125, [1.0, 4.0])

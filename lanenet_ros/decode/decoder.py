@@ -27,7 +27,7 @@ from lanenet_ros.lanes import LEARNED_COLORS, LEARNED_TYPES, DetectedLane, LaneF
 from lanenet_ros.model_info import MARKING_CHANNELS, ModelInfo
 from lanenet_ros.preprocess import Geometry
 
-MEANINGS = ("binary_logits", "embedding", "class_logits", "hood_logits", "marking_logits")
+MEANINGS = ("binary_logits", "embedding", "class_logits", "hood_logits", "marking_logits", "painted_logits")
 _MAX_COMPONENTS = 64  # per class, largest first
 
 
@@ -63,6 +63,8 @@ class Extracted:
         bonnet: the bonnet's edge from ``hood_logits`` (when the model has it and ``params.hood`` is -1).
         markings: a copy of ``marking_logits`` (C, h, w) (when the model has it and ``params.learned_markings``
             is on), else None.
+        painted: a copy of ``painted_logits`` (h, w) (when the model has it and ``params.min_painted`` is set),
+            else None.
     """
 
     geometry: Geometry
@@ -71,6 +73,7 @@ class Extracted:
     gathered: list[np.ndarray] | None
     bonnet: hood.HoodEdge | None
     markings: np.ndarray | None = None
+    painted: np.ndarray | None = None
 
 
 class LaneDecoder:
@@ -154,7 +157,10 @@ class LaneDecoder:
         markings = None  # copied only where they are used: learned_markings on (a stride-4 output is small)
         if "marking_logits" in named and self.params.learned_markings:
             markings = np.array(named["marking_logits"], dtype=np.float32)
-        return Extracted(geo, class_mask, pixels, gathered, bonnet, markings)
+        painted = None
+        if "painted_logits" in named and self.params.min_painted > 0:
+            painted = np.array(named["painted_logits"][0], dtype=np.float32)
+        return Extracted(geo, class_mask, pixels, gathered, bonnet, markings, painted)
 
     def finish(self, ex: Extracted, image_bgr: np.ndarray | None = None) -> LaneFrame:
         """The second half of :meth:`decode`: lanes from what :meth:`extract` took out of the outputs."""
@@ -164,7 +170,11 @@ class LaneDecoder:
         lanes: list[DetectedLane] = []
         if pixels is not None:
             seg = fitting.row_segments(pixels.rows, pixels.cols, pixels.labels)
-            fits = self._select(self._fit_all(pixels, seg, geo), geo)
+            fits = self._fit_all(pixels, seg, geo)
+            if ex.painted is not None:  # lanes where no line is painted go before the nearest are kept
+                scores = _painted_scores(ex.painted, seg, fits, geo)
+                fits = [f for f, score in zip(fits, scores, strict=True) if not score < self.params.min_painted]
+            fits = self._select(fits, geo)
             lanes = self._typed(pixels, seg, fits, geo, image_bgr, ex.markings)
         if self.params.far_end_paint > 0 and _camera_image(image_bgr, geo):
             lanes = [far_end.end_at_paint(image_bgr, lane, self.params.far_end_paint * geo.src_height,
@@ -223,7 +233,9 @@ class LaneDecoder:
                 raise ValueError(f"marking_logits must have {MARKING_CHANNELS} channels ({len(LEARNED_TYPES)} "
                                  f"types, then {len(LEARNED_COLORS)} colours), got {marking.shape[0]}")
         mask = next((m for m in ("binary_logits", "class_logits") if m in named), None)
-        for side in ("hood_logits", "marking_logits"):  # at the mask's size or a whole fraction of it (stride 4)
+        if "painted_logits" in named and named["painted_logits"].shape[0] != 1:
+            raise ValueError(f"painted_logits must have 1 channel, got {named['painted_logits'].shape[0]}")
+        for side in ("hood_logits", "marking_logits", "painted_logits"):  # the mask's size or a whole fraction
             if side in named and mask is not None and not _fraction(named[side].shape[1:], named[mask].shape[1:]):
                 raise ValueError(f"{side} is {named[side].shape[1:]} but {mask} is {named[mask].shape[1:]} "
                                  "(H, W): it must be the same size or smaller by one whole factor")
@@ -562,6 +574,34 @@ def _learned_markings(logits: np.ndarray, seg: fitting.RowSegments, fits: list[_
     everywhere is left out."""
     if not fits:
         return {}
+    lane, p = _along_fits(logits, seg, fits, geo)
+    types = len(LEARNED_TYPES)
+    for part in (p[:types], p[types:]):  # the two softmaxes, vectorised
+        part -= part.max(axis=0)
+        np.exp(part, out=part)
+        part /= part.sum(axis=0)
+    counts, sums = _sums_by_fit(lane, p, len(fits))  # the argmax of a mean is that of the sum
+    kinds, colors = np.argmax(sums[:types], axis=0), np.argmax(sums[types:], axis=0)
+    return {int(k): (LEARNED_TYPES[kinds[k]], LEARNED_COLORS[colors[k]]) for k in np.flatnonzero(counts)}
+
+
+def _painted_scores(logits: np.ndarray, seg: fitting.RowSegments, fits: list[_Fit], geo: Geometry) -> np.ndarray:
+    """(len(fits),) the network's probability that each fit is a painted line (``painted_logits`` (h, w), at the
+    mask's size ``geo`` or a whole fraction of it), averaged along it as :func:`_learned_markings` reads; NaN for
+    a fit that leaves the output everywhere."""
+    if not fits:
+        return np.zeros(0)
+    lane, p = _along_fits(logits[None], seg, fits, geo)
+    counts, sums = _sums_by_fit(lane, 1.0 / (1.0 + np.exp(-p)), len(fits))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums[0] / counts, np.nan)
+
+
+def _along_fits(logits: np.ndarray, seg: fitting.RowSegments, fits: list[_Fit],
+                geo: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """The cells of ``logits`` (C, h, w) each fit passes through in the rows where its lane has pixels (a head
+    learns on lane pixels only: the fit, not the cluster's stray pixels): the fit's index of each sample, and
+    (C, samples) their values, a copy."""
     channels, h, w = logits.shape
     rows = [seg.row[f.part] for f in fits]
     y = np.concatenate(rows)
@@ -570,21 +610,17 @@ def _learned_markings(logits: np.ndarray, seg: fitting.RowSegments, fits: list[_
     cell_x = np.floor((x + 0.5) * w / geo.input_width).astype(np.int64)  # the cell holding the fit's point
     inside = (cell_x >= 0) & (cell_x < w)
     lane = np.repeat(np.arange(len(fits)), [len(r) for r in rows])[inside]
-    p = np.take(logits.reshape(channels, h * w), cell_y[inside] * w + cell_x[inside], axis=1)
-    types = len(LEARNED_TYPES)
-    for part in (p[:types], p[types:]):  # the two softmaxes, vectorised
-        part -= part.max(axis=0)
-        np.exp(part, out=part)
-        part /= part.sum(axis=0)
-    # each lane's sums (the argmax of a mean is that of the sum); a lane without samples gets a neighbour's
-    # column from reduceat, never read
-    counts = np.bincount(lane, minlength=len(fits))
+    return lane, np.take(logits.reshape(channels, h * w), cell_y[inside] * w + cell_x[inside], axis=1)
+
+
+def _sums_by_fit(lane: np.ndarray, values: np.ndarray, fits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per fit, its number of samples and the sums of their (C, samples) ``values`` ((C, fits), float64); a fit
+    without samples gets some other fit's sums (from reduceat), not to be read."""
+    counts = np.bincount(lane, minlength=fits)
     if counts.sum() == 0:
-        return {}
+        return counts, np.zeros((len(values), fits))
     starts = np.minimum(np.cumsum(counts) - counts, counts.sum() - 1)
-    sums = np.add.reduceat(p, starts, axis=1, dtype=np.float64)
-    kinds, colors = np.argmax(sums[:types], axis=0), np.argmax(sums[types:], axis=0)
-    return {int(k): (LEARNED_TYPES[kinds[k]], LEARNED_COLORS[colors[k]]) for k in np.flatnonzero(counts)}
+    return counts, np.add.reduceat(values, starts, axis=1, dtype=np.float64)
 
 
 def _fraction(small: tuple[int, ...], full: tuple[int, ...]) -> bool:

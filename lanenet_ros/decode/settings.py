@@ -92,6 +92,10 @@ class DecodeParams:
         0.0, "with the camera image, a lane's far end moves back to the farthest row where the image shows paint "
         "along it, searched over this share of the image height from the fitted far end (0: off; where no paint "
         "is seen the end stays)", 0.0, 0.5)
+    min_painted: float = _setting(
+        0.0, "a model with a painted_logits output: lanes it rates a painted line less than this (its probability "
+        "averaged along the lane's fit) are dropped before the nearest ones are kept: a bare road edge, a "
+        "barrier's base, a shadow's edge (0: off)", 0.0, 1.0)
     learned_markings: bool = _setting(
         True, "a model with a marking_logits output gives each lane's marking type (its softmax averaged along "
         "the lane's fit), and its colour where the camera image is not at hand (with it the paint tells the "

@@ -33,7 +33,7 @@ def build_model(model_config: Any, num_classes: int | None = None) -> nn.Module:
     if arch == "lanenet":
         return LaneNet(model_config.input_image_channels, model_config.embedding_dim,
                        model_config.width_multiplier, model_config.dropout, model_config.hood_output,
-                       model_config.marking_output)
+                       model_config.marking_output, model_config.painted_output)
     if arch == "deeplabv3plus":
         classes = num_classes or model_config.num_classes
         if classes < 2:

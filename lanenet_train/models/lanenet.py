@@ -97,13 +97,15 @@ class SideHeads(nn.Module):
     "heads"``) leaves every lane output as it was.
     """
 
-    def __init__(self, c_deep: int, c_skip: int, hood: bool, markings: bool, width: int = 32) -> None:
+    def __init__(self, c_deep: int, c_skip: int, hood: bool, markings: bool, width: int = 32,
+                 painted: bool = False) -> None:
         super().__init__()
         self.deep = nn.Sequential(ConvBNReLU(c_deep, width), ConvBNReLU(width, width, dilation=2),
                                   ConvBNReLU(width, width, dilation=4))
         self.fuse = ConvBNReLU(width + c_skip, 24, kernel=1)
         self.hood = nn.Conv2d(24, 1, 1) if hood else None
         self.marking = nn.Conv2d(24, len(LEARNED_TYPES) + len(LEARNED_COLORS), 1) if markings else None
+        self.painted = nn.Conv2d(24, 1, 1) if painted else None
 
     def forward(self, shared: torch.Tensor, skip4: torch.Tensor) -> dict[str, torch.Tensor]:
         f = self.fuse(torch.cat([resize_to(self.deep(shared), skip4), skip4], 1))
@@ -112,6 +114,8 @@ class SideHeads(nn.Module):
             out["hood_logits"] = self.hood(f)
         if self.marking is not None:
             out["marking_logits"] = self.marking(f)
+        if self.painted is not None:
+            out["painted_logits"] = self.painted(f)
         return out
 
 
@@ -119,7 +123,9 @@ class LaneNet(nn.Module):
     """LaneNet: ``forward(x)`` returns ``binary_logits`` (N,2,H,W) and ``embedding`` (N,E,H,W), and with
     ``hood`` also ``hood_logits`` (N,1,H/4,W/4): the ego vehicle's bonnet, and with ``markings`` also
     ``marking_logits`` (N,T+C,H/4,W/4): each lane pixel's marking type (``LEARNED_TYPES``) and colour
-    (``LEARNED_COLORS``), two softmaxes; both from :class:`SideHeads`.
+    (``LEARNED_COLORS``), two softmaxes, and with ``painted`` also ``painted_logits`` (N,1,H/4,W/4): whether
+    what the lane branch marks there is a painted line (not a bare road edge, a barrier's base, a shadow's
+    edge); all from :class:`SideHeads`.
 
     Args:
         in_channels: image channels (3).
@@ -128,10 +134,11 @@ class LaneNet(nn.Module):
         dropout: spatial dropout in the bottlenecks while training.
         hood: add the bonnet output.
         markings: add the marking output.
+        painted: add the painted-line output.
     """
 
     def __init__(self, in_channels: int = 3, embedding_dim: int = 4, width_multiplier: float = 1.0,
-                 dropout: float = 0.1, hood: bool = False, markings: bool = False) -> None:
+                 dropout: float = 0.1, hood: bool = False, markings: bool = False, painted: bool = False) -> None:
         super().__init__()
         c1, c2, c3 = (scaled(16, width_multiplier), scaled(64, width_multiplier), scaled(128, width_multiplier))
         c1 = max(c1, in_channels + 4)
@@ -143,7 +150,7 @@ class LaneNet(nn.Module):
         self.embedding_stage3 = stage3(c3, dropout)
         self.binary_decoder = Decoder((c1, c2, c3), 2)
         self.embedding_decoder = Decoder((c1, c2, c3), embedding_dim)
-        self.heads = SideHeads(c3, c2, hood, markings) if hood or markings else None
+        self.heads = SideHeads(c3, c2, hood, markings, painted=painted) if hood or markings or painted else None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         skip2 = self.initial(x)

@@ -74,6 +74,9 @@ class ModelConfig:
                             "data whose masks have a hood class, `synth --label-hood`)")
     marking_output: bool = opt(False, "LaneNet: also learn each lane's marking type and colour (output "
                                "marking_logits; needs data that labels them, the generator's TuSimple sets)")
+    painted_output: bool = opt(False, "LaneNet: also learn whether what the lane branch marks is a painted line "
+                               "(output painted_logits: 1 on labelled lanes, 0 where the lane branch fires away "
+                               "from them, e.g. bare road edges; for a frozen network, train_only: heads)")
     num_classes: int = opt(0, "classes incl. background; 0 = from the dataset (after mapping)", range=(0, 256))
     atrous_rates: list[int] = opt([6, 12, 18], "DeepLabV3+ ASPP atrous rates", range=(1, 64))
     output_stride: int = opt(16, "DeepLabV3+ backbone output stride", choices=(8, 16))
@@ -172,6 +175,11 @@ class LossConfig:
                              "model_config.hood_output)", range=(0.0, 1e3))
     marking_weight: float = opt(1.0, "weight of the marking terms (cross-entropy of marking_logits' types and "
                                 "colours over labelled lane pixels; model_config.marking_output)", range=(0.0, 1e3))
+    painted_weight: float = opt(1.0, "weight of the painted-line term (binary cross-entropy of painted_logits; "
+                                "model_config.painted_output)", range=(0.0, 1e3))
+    painted_margin: int = opt(6, "pixels (network input scale) around labelled lane pixels where the lane "
+                              "branch's marks are not taught as unpainted (a lane's mark is wider than its label)",
+                              range=(0, 64))
     delta_v: float = opt(0.5, "pull margin of the embedding loss", range=(0.0, 100.0))
     delta_d: float = opt(3.0, "push margin of the embedding loss", range=(0.0, 100.0))
     variance_weight: float = opt(1.0, "alpha: pull term weight", range=(0.0, 1e3))

@@ -26,7 +26,8 @@ ARGUMENTS = (
     ("params_file", "", "Parameters YAML (default: the package's config/lanenet.yaml)"),
     ("image_topic", "image", "Camera image topic; with input: compressed, <image_topic>/compressed is used"),
     ("camera_info_topic", "", "Camera info topic (default: camera_info beside image_topic)"),
-    ("model", "", "Model file (.onnx or TensorRT engine); empty keeps the parameters file's value"),
+    ("model", "", "Model file (.onnx or TensorRT engine) or a packaged model by name (default, default_heads); "
+              "empty keeps the parameters file's value"),
     ("backend", "", "auto, tensorrt, onnxruntime-trt, onnxruntime-cuda or onnxruntime-cpu; empty keeps "
                     "the parameters file's value"),
     ("namespace", "", "Namespace of the node and its topics (one per camera)"),

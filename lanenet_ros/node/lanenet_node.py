@@ -148,7 +148,7 @@ class LaneNetNode(LifecycleNode):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(self.params.diagnostics_period, self._publish_diagnostics)
         info = self.pipeline.info
-        self.get_logger().info(f"model {self.params.model or '(packaged default)'}: {info.architecture} "
+        self.get_logger().info(f"model {self._model_name()}: {info.architecture} "
                                f"{info.input_width}x{info.input_height} on {self.pipeline.backend_name}")
         return super().on_configure(state)
 
@@ -352,13 +352,18 @@ class LaneNetNode(LifecycleNode):
                                                         p.markers_lifetime, p.markers_image_depth))
 
     # ---- diagnostics -----------------------------------------------------------------------------------
+    def _model_name(self) -> str:
+        """The ``model`` parameter, or which packaged file runs for an empty one (it follows the backend)."""
+        if self.params.model:
+            return self.params.model
+        return f"(packaged default: {self.pipeline.model_path.name if self.pipeline else '-'})"
+
     def _publish_diagnostics(self) -> None:
         period = self.stats.roll()
         level, message = self._health(period)
         totals = self.stats.totals
-        packaged = f"(packaged default: {self.pipeline.model_path.name if self.pipeline else '-'})"
-        values = {"backend": self.pipeline.backend_name if self.pipeline else "", "model": self.params.model
-                  or packaged, "active": self._mailbox is not None,
+        values = {"backend": self.pipeline.backend_name if self.pipeline else "", "model": self._model_name(),
+                  "active": self._mailbox is not None,
                   "input topic": self._subs[0].topic_name if self._subs else "",
                   "input rate (Hz)": f"{period.input_rate:.2f}",
                   "output rate (Hz)": f"{period.output_rate:.2f}",

@@ -1,4 +1,4 @@
-"""The ROS-free lane pipeline: camera image -> preprocess -> backend -> decode -> ground -> tracking.
+"""The ROS-free lane pipeline: camera image -> preprocess -> backend -> decode -> tracking -> ground.
 
 One :class:`LanePipeline` serves the node, ``lanenet-replay`` and ``lanenet-train inference``. It
 configures itself from the model's own description (docs/model_format.md), refuses a model it cannot
@@ -190,30 +190,33 @@ class LanePipeline:
                                     "extract": clock[3] - clock[2]})
 
     def finish(self, inferred: Inferred, image_bgr: np.ndarray, stamp: float | int | None = None) -> LaneFrame:
-        """The second half of :meth:`process`: lanes, ground, tracking, for the frame :meth:`infer` began (frames
-        in the order they were taken: tracking and self-calibration follow them in time).
+        """The second half of :meth:`process`: lanes, tracking, ground, for the frame :meth:`infer` began (frames
+        in the order they were taken: tracking and self-calibration follow them in time). Self-calibration
+        measures the frame's own detections; the ground fits are made of the lanes as tracked (smoothed over
+        frames), the ones published (bench/calibration.py scores them so).
 
         Returns:
             The LaneFrame, with ``timings`` in seconds for each stage of both halves and ``total``.
         """
         clock = [time.perf_counter()]
-        frame = self.decoder.finish(inferred.extracted, image_bgr)
+        frame = detected = self.decoder.finish(inferred.extracted, image_bgr)
         clock.append(time.perf_counter())
-        projector, frame.calibration = self.projector, "given" if self.projector is not None else ""
+        if self.tracker is not None:
+            frame = self.tracker.update(detected, stamp)
+        clock.append(time.perf_counter())
+        projector, calibration = self.projector, "given" if self.projector is not None else ""
         if self.calibrator is not None:
-            self.calibrator.update(frame, None if stamp is None else _seconds(stamp))
+            self.calibrator.update(detected, None if stamp is None else _seconds(stamp))
             if projector is None and (projector := self.calibrator.projector()) is not None:
-                frame.calibration = "estimated"
+                calibration = "estimated"
+        frame.calibration = calibration
         if projector is not None:
             add_ground_lanes(frame, projector)
         clock.append(time.perf_counter())
-        if self.tracker is not None:
-            frame = self.tracker.update(frame, stamp)
-        clock.append(time.perf_counter())
         first = inferred.timings
         frame.timings = {"preprocess": first["preprocess"], "infer": first["infer"],
-                         "decode": first["extract"] + clock[1] - clock[0], "ground": clock[2] - clock[1],
-                         "track": clock[3] - clock[2]}
+                         "decode": first["extract"] + clock[1] - clock[0], "track": clock[2] - clock[1],
+                         "ground": clock[3] - clock[2]}
         frame.timings["total"] = sum(frame.timings.values())
         return frame
 
@@ -251,9 +254,11 @@ class LanePipeline:
         frames = []
         for i, (geometry, image) in enumerate(zip(geometries, images_bgr, strict=True)):
             frame = self.decoder.decode({k: v[i] for k, v in out.items()}, geometry, image)
+            if self.tracker is not None:
+                frame = self.tracker.update(frame, None)
             if self.projector is not None:
                 add_ground_lanes(frame, self.projector)
-            frames.append(self.tracker.update(frame, None) if self.tracker is not None else frame)
+            frames.append(frame)
         return frames
 
 

@@ -5,7 +5,8 @@ curves over the rows they share and at the image's bottom row. A track is confir
 matched frames (its lanes carry its id from then on; tentative lanes carry track id 0) and removed after
 ``max_misses`` frames without a match, during which a confirmed track keeps being reported ("coasting")
 with decaying confidence. Marking type and colour are the most frequent over the track's recent frames, so
-one badly lit frame does not flip them.
+one badly lit frame does not flip them. Lanes are tracked in the image; their ground fields are left empty, to
+be fitted to the tracked lanes (the pipeline does so after tracking).
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import numpy as np
 
 from lanenet_ros.decode import fitting
 from lanenet_ros.decode.settings import DecodeParams
-from lanenet_ros.ground import sample_ground
 from lanenet_ros.jit import kernel, warms_up
 from lanenet_ros.lanes import DetectedLane, LaneFrame, MarkingColor, MarkingType
 from lanenet_ros.metrics import min_cost_assignment
@@ -132,7 +132,8 @@ class LaneTracker:
         self._tracks = [t for t in self._tracks if t.misses <= self.max_misses]
         for di, lane in enumerate(det):
             if di not in matched_d:
-                self._tracks.append(_Track(self._next_id, lane.replace()))
+                self._tracks.append(_Track(self._next_id, lane.replace(ground_coeffs=None, ground_x_range=None,
+                                                                       ground_points=None)))
                 self._tracks[-1].vote(lane)
                 self._next_id += 1
         lanes = [lane for t in self._tracks if not t.misses and (lane := self._report(t)) is not None]
@@ -151,17 +152,12 @@ class LaneTracker:
         track.vote(det)
         coeffs = _blend(old.image_coeffs, det.image_coeffs, a)
         y_min, y_max = (1 - a) * old.y_min + a * det.y_min, (1 - a) * old.y_max + a * det.y_max
-        ground, ground_range = det.ground_coeffs, det.ground_x_range
-        if ground is not None and old.ground_coeffs is not None and old.ground_x_range is not None:
-            ground = _blend(old.ground_coeffs, ground, a)
-            (old_near, old_far), (near, far) = old.ground_x_range, ground_range
-            ground_range = ((1 - a) * old_near + a * near, (1 - a) * old_far + a * far)
         track.lane = det.replace(
             image_coeffs=coeffs, y_min=y_min, y_max=y_max,
             points=fitting.sample_points(coeffs, y_min, y_max, self.point_step_px),
             marking_type=_most_common(track.types, det.marking_type),
             color=_most_common(track.colors, det.color),
-            ground_coeffs=ground, ground_x_range=ground_range, ground_points=_ground_points(ground, ground_range))
+            ground_coeffs=None, ground_x_range=None, ground_points=None)
         track.hits += 1
         track.misses = 0
 
@@ -249,9 +245,3 @@ def _blend(old: np.ndarray, new: np.ndarray, alpha: float) -> np.ndarray:
     out[: len(new)] += alpha * np.asarray(new, np.float64)
     return out
 
-
-def _ground_points(coeffs: np.ndarray | None, x_range: tuple[float, float] | None) -> np.ndarray | None:
-    """Ground polynomial sampled every metre inside its range."""
-    if coeffs is None or x_range is None:
-        return None
-    return sample_ground(coeffs, x_range[0], x_range[1])

@@ -145,6 +145,21 @@ def test_ground_lanes_of_a_straight_road_are_parallel_and_ordered(line_model: Pa
     assert offsets[1] - offsets[2] == pytest.approx((0.85 - 0.45) * 1280 * depth / 1000, rel=0.05)
 
 
+def test_ground_lanes_are_fitted_to_the_lanes_as_tracked(line_model: Path) -> None:
+    """With tracking on, each published lane's ground fit is that of its published (smoothed) image lane, not
+    a blend of each frame's own ground fits: what bench/calibration.py scores."""
+    from lanenet_ros.ground import GroundProjector, add_ground_lanes
+
+    pipe = LanePipeline(line_model, backend="onnxruntime-cpu", camera=CAMERA)
+    for k, lines in enumerate(((0.15, 0.45, 0.85), (0.17, 0.47, 0.87), (0.16, 0.44, 0.86))):
+        out = pipe.process(draw_road(lines), float(k) / 10)
+    assert out.calibration == "given" and all(lane.ground_coeffs is not None for lane in out.lanes)
+    again = out.replace(lanes=[lane.replace(ground_coeffs=None) for lane in out.lanes])
+    add_ground_lanes(again, GroundProjector.from_camera(**CAMERA))
+    for published, fitted in zip(out.lanes, again.lanes, strict=True):
+        np.testing.assert_allclose(published.ground_coeffs, fitted.ground_coeffs, atol=1e-9)
+
+
 def test_camera_given_as_object_set_later_and_cleared(line_model: Path) -> None:
     class CameraParams:  # like lanenet_train.synth's CameraParams: attributes, extra fields ignored
         width, height, k1, k2 = 1280, 720, 0.0, 0.0

@@ -27,7 +27,7 @@ from lanenet_ros.tracking import LaneTracker
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 # the same lane network with the bonnet and marking-type heads beside it (docs/default_model.md)
 DEFAULT_HEADS_MODEL = DEFAULT_MODEL.with_name("default_heads.onnx")
-STAGES = ("preprocess", "infer", "decode", "ground", "track")
+STAGES = ("preprocess", "infer", "decode", "track", "ground")  # in the order they run
 
 
 PACKAGED_NAMES = ("default", "default_heads")  # a model given by name: the packaged file of that name

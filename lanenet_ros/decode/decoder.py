@@ -225,16 +225,15 @@ class LaneDecoder:
             if arr.ndim != 3:
                 raise ValueError(f"output {name!r} ({meaning}) must be (C, H, W), got shape {arr.shape}")
             named[meaning] = arr
-        if "hood_logits" in named and named["hood_logits"].shape[0] != 1:
-            raise ValueError(f"hood_logits must have 1 channel, got {named['hood_logits'].shape[0]}")
+        for plane in ("hood_logits", "painted_logits"):
+            if plane in named and named[plane].shape[0] != 1:
+                raise ValueError(f"{plane} must have 1 channel, got {named[plane].shape[0]}")
         if "marking_logits" in named:
             marking = named["marking_logits"]
             if marking.shape[0] != MARKING_CHANNELS:
                 raise ValueError(f"marking_logits must have {MARKING_CHANNELS} channels ({len(LEARNED_TYPES)} "
                                  f"types, then {len(LEARNED_COLORS)} colours), got {marking.shape[0]}")
         mask = next((m for m in ("binary_logits", "class_logits") if m in named), None)
-        if "painted_logits" in named and named["painted_logits"].shape[0] != 1:
-            raise ValueError(f"painted_logits must have 1 channel, got {named['painted_logits'].shape[0]}")
         for side in ("hood_logits", "marking_logits", "painted_logits"):  # the mask's size or a whole fraction
             if side in named and mask is not None and not _fraction(named[side].shape[1:], named[mask].shape[1:]):
                 raise ValueError(f"{side} is {named[side].shape[1:]} but {mask} is {named[mask].shape[1:]} "

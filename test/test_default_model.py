@@ -47,6 +47,12 @@ def test_pipeline_without_a_model_finds_the_lanes_of_a_synthetic_drive() -> None
 def test_the_heads_model_is_the_same_lane_network_with_a_bonnet_and_marking_heads() -> None:
     """The model GPU backends get (docs/default_model.md): the lanes exactly the CPU's model's, plus its heads."""
     assert DEFAULT_HEADS_MODEL.is_file() and DEFAULT_HEADS_MODEL.stat().st_size < 5 * 2**20
+    heads_spec = load_spec(DEFAULT_HEADS_MODEL.with_suffix(".spec.txt"), check_paths=False)  # its records beside it
+    assert heads_spec.model_config.hood_output and heads_spec.train_config.train_only == ["heads"]
+    for suffix in (".train.log", ".metrics.jsonl"):
+        assert DEFAULT_HEADS_MODEL.with_suffix(suffix).stat().st_size > 0, suffix
+    scored = json.loads(DEFAULT_HEADS_MODEL.with_suffix(".realroads.json").read_text())
+    assert scored["held_out"]["as given"]["frames"] == 300 and scored["results"]["as given"]["all"]["frames"] == 300
     lean = LanePipeline(DEFAULT_MODEL, backend="onnxruntime-cpu", tracking=False)
     full = LanePipeline(DEFAULT_HEADS_MODEL, backend="onnxruntime-cpu", tracking=False)
     assert full.info.decode == lean.info.decode and full.decoder.params == lean.decoder.params

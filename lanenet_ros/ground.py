@@ -237,7 +237,7 @@ def _fit_ground(x, y, max_degree):  # pragma: no cover
 @warms_up
 def _warm() -> None:
     fit_ground_lane(np.array([[5.0, 1.0], [9.0, 1.2], [20.0, 1.1], [30.0, 0.9]]))
-    _fit_ground_lanes(np.array([[5.0, 1.0], [9.0, 1.2], [20.0, 1.1], [30.0, 0.9]]), np.array([0, 4]), 80.0)
+    _fit_ground_lanes(np.array([[5.0, 1.0], [9.0, 1.2], [20.0, 1.1], [30.0, 0.9]]), np.array([0, 4]))
     sample_ground(np.ones(4), 5.0, 30.0)
     fit_ego_pair(np.array([[5.0, 1.8], [9.0, 1.8], [20.0, 1.9]]), np.array([[5.0, -1.8], [12.0, -1.8], [30.0, -1.7]]))
     GroundProjector.from_camera(1000.0, 1000.0, 640.0, 360.0, 1.5, 0.05).image_to_ground(np.ones((2, 2), np.float32))
@@ -263,13 +263,16 @@ def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: 
     """
     if not frame.lanes:
         return frame
-    # one projection and one fit for every lane's points
+    # one projection and one fit for every lane's points, those finite and ahead within max_range_m
     ground = projector.image_to_ground(np.concatenate([lane.points for lane in frame.lanes]))
-    ends = np.cumsum([0] + [len(lane.points) for lane in frame.lanes])
-    ok, coeffs, ranges = _fit_ground_lanes(ground, ends, float(max_range_m))
+    lane_of = np.repeat(np.arange(len(frame.lanes)), [len(lane.points) for lane in frame.lanes])
+    keep = np.isfinite(ground).all(axis=1) & (ground[:, 0] > 0) & (ground[:, 0] <= max_range_m)
+    ground = np.ascontiguousarray(ground[keep], np.float64)
+    ends = np.searchsorted(lane_of[keep], np.arange(len(frame.lanes) + 1))
+    ok, coeffs, ranges = _fit_ground_lanes(ground, ends)
     pair = [frame.ego_left_index, frame.ego_right_index]
     if min(pair) >= 0 and ok[pair].all() and abs(coeffs[pair[0], 1] - coeffs[pair[1], 1]) <= EGO_HEADING_TOLERANCE:
-        coeffs[pair] = fit_ego_pair(*(_ahead(ground[ends[i]:ends[i + 1]], max_range_m) for i in pair))
+        coeffs[pair] = fit_ego_pair(*(ground[ends[i]:ends[i + 1]] for i in pair))
     for lane, fitted, c, (x0, x1) in zip(frame.lanes, ok, coeffs, ranges.tolist(), strict=True):
         if not fitted:
             lane.ground_coeffs = lane.ground_x_range = lane.ground_points = None
@@ -328,33 +331,20 @@ def _degree(xs, max_degree):  # pragma: no cover
     return min(max_degree, 3, distinct - 1, 1 if span < 4 else 2 if span < 10 else 3)
 
 
-def _ahead(ground: np.ndarray, max_range_m: float) -> np.ndarray:
-    """The finite ground points ahead within ``max_range_m`` (those :func:`_fit_ground_lanes` fits)."""
-    keep = np.isfinite(ground).all(axis=1) & (ground[:, 0] > 0) & (ground[:, 0] <= max_range_m)
-    return np.asarray(ground[keep], np.float64)
-
-
 @kernel
-def _fit_ground_lanes(ground, ends, max_range_m):  # pragma: no cover
-    """:func:`fit_ground_lane` of each lane's ground points (``ground[ends[i]:ends[i + 1]]``) that are finite
-    and ahead within ``max_range_m``, for lanes with at least three such at different distances: (fitted,
-    (L, 4) coefficients, (L, 2) x ranges)."""
+def _fit_ground_lanes(ground, ends):  # pragma: no cover
+    """:func:`fit_ground_lane` of each lane's (finite) ground points ``ground[ends[i]:ends[i + 1]]``, for lanes
+    with at least three at different distances: (fitted, (L, 4) coefficients, (L, 2) x ranges)."""
     lanes = len(ends) - 1
     ok = np.zeros(lanes, np.bool_)
     coeffs = np.zeros((lanes, 4))
     ranges = np.zeros((lanes, 2))
     for i in range(lanes):
-        x = np.empty(ends[i + 1] - ends[i])
-        y = np.empty(len(x))
-        n = 0
-        for p in range(ends[i], ends[i + 1]):
-            gx, gy = ground[p, 0], ground[p, 1]
-            if np.isfinite(gx) and np.isfinite(gy) and 0 < gx <= max_range_m:
-                x[n], y[n] = gx, gy
-                n += 1
-        if n < 3 or x[:n].max() <= x[:n].min():
+        x = ground[ends[i]:ends[i + 1], 0].copy()
+        y = ground[ends[i]:ends[i + 1], 1].copy()
+        if len(x) < 3 or x.max() <= x.min():
             continue
-        c, x0, x1 = _fit_ground(x[:n], y[:n], 3)
+        c, x0, x1 = _fit_ground(x, y, 3)
         if c is not None:
             ok[i], coeffs[i], ranges[i, 0], ranges[i, 1] = True, c, x0, x1
     return ok, coeffs, ranges

@@ -94,12 +94,14 @@ def create_backend(model_path: str | Path, kind: str = "auto", cpu_model: str | 
         raise ValueError(f"precision {opts['precision']!r} is not one of {', '.join(PRECISIONS)}")
     path = Path(model_path)
     order = _auto_order(path) if kind == "auto" else (kind,)
+    if kind == "onnxruntime" and cpu_model:  # which provider it takes decides which model opens
+        from lanenet_ros.backends.onnxruntime_backend import best_kind
+
+        order = (best_kind(),)
     skipped: list[str] = []
     for candidate in order:
         try:
             backend = _open(candidate, Path(cpu_model) if cpu_model and candidate == CPU_KIND else path, opts)
-            if cpu_model and backend.name == CPU_KIND and candidate != CPU_KIND:  # "onnxruntime" chose the CPU
-                backend = _open(CPU_KIND, Path(cpu_model), opts)
         except BackendError as exc:
             skipped.append(f"{candidate}: {exc}")
             continue

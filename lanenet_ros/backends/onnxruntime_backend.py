@@ -109,6 +109,13 @@ def _open_session(path: Path, providers: list, options: Any) -> Any:
                            f"start: {exc}") from exc
 
 
+def best_kind() -> str:
+    """The kind ``onnxruntime`` stands for: the first of ``PROVIDERS`` whose provider this build has."""
+    import onnxruntime as ort
+
+    return _resolve_kind("onnxruntime", ort.get_available_providers())
+
+
 def _resolve_kind(kind: str, available: list[str]) -> str:
     if kind == "onnxruntime":
         return next(k for k, p in PROVIDERS.items() if p[0] in available)

@@ -28,14 +28,12 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 # the same lane network with the bonnet and marking-type heads beside it (docs/default_model.md)
 DEFAULT_HEADS_MODEL = DEFAULT_MODEL.with_name("default_heads.onnx")
 STAGES = ("preprocess", "infer", "decode", "track", "ground")  # in the order they run
-
-
 PACKAGED_NAMES = ("default", "default_heads")  # a model given by name: the packaged file of that name
 
 
 def packaged_model(name: str | Path) -> Path | None:
-    """The packaged model a ``model`` value names (``default``, ``default_heads``), else None (a path)."""
-    return {"default": DEFAULT_MODEL, "default_heads": DEFAULT_HEADS_MODEL}.get(str(name))
+    """The packaged model a ``model`` value names (one of ``PACKAGED_NAMES``), else None (a path)."""
+    return dict(zip(PACKAGED_NAMES, (DEFAULT_MODEL, DEFAULT_HEADS_MODEL), strict=True)).get(str(name))
 
 
 def default_model_path(backend: str = CPU_KIND) -> Path:

@@ -139,18 +139,24 @@ def errors(est: MountingEstimator, frame: LaneFrame, truth: Truth) -> dict[str, 
            "height": abs(m.height_m / truth.camera.height_m - 1.0),
            "width": abs((st.lane_width_m or math.nan) - truth.lane_width)}
     add_ground_lanes(frame, est.projector())  # the ground fields the node publishes with this estimate
+    wants = true_fits(truth)
     c0, c1 = [], []
     for lane in frame.lanes:
-        ground = truth.ego_ground.get(lane.position)
-        if ground is None or lane.ground_coeffs is None:
+        want = wants.get(lane.position)
+        if want is None or lane.ground_coeffs is None:
             continue
         got = lane.ground_coeffs
-        want, _ = fit_ground_lane(ground[ground[:, 0] <= 80.0])
         c0.append(abs(got[0] - want[0]))
         c1.append(abs(got[1] - want[1]))
     out["c0"] = max(c0) if c0 else math.nan
     out["c1"] = max(c1) if c1 else math.nan
     return out
+
+
+def true_fits(truth: Truth) -> dict:
+    """Position -> the ground fit (c0..c3) of the true ego line within 80 m, the fit the detections are scored
+    against."""
+    return {pos: fit_ground_lane(g[g[:, 0] <= 80.0])[0] for pos, g in truth.ego_ground.items()}
 
 
 def run_drive(est: MountingEstimator, frames, published: list[LaneFrame] | None = None) -> dict:
@@ -349,10 +355,10 @@ def compare_fits(frames) -> dict[str, tuple[float, float]]:
                                "joint, shared shape": []}
     for frame, truth in frames:
         add_ground_lanes(frame, proj)  # as the node fits them
+        truths = true_fits(truth)
         for lane in frame.lanes:
-            ground = truth.ego_ground.get(lane.position)
-            if ground is not None and lane.ground_coeffs is not None:
-                want = fit_ground_lane(ground[ground[:, 0] <= 80.0])[0]
+            want = truths.get(lane.position)
+            if want is not None and lane.ground_coeffs is not None:
                 errors[published].append((abs(lane.ground_coeffs[0] - want[0]), abs(lane.ground_coeffs[1] - want[1])))
         grounds, wants = [], []
         for lane in frame.lanes:
@@ -360,9 +366,8 @@ def compare_fits(frames) -> dict[str, tuple[float, float]]:
             g = g[np.all(np.isfinite(g), axis=1) & (g[:, 0] > 0) & (g[:, 0] <= 80.0)]
             if len(g) < 6:
                 continue
-            ground = truth.ego_ground.get(lane.position)
             grounds.append(g)
-            wants.append(None if ground is None else fit_ground_lane(ground[ground[:, 0] <= 80.0])[0])
+            wants.append(truths.get(lane.position))
         if not grounds:
             continue
         got = {"per lane (fit_ground_lane)": [fit_ground_lane(g)[0] for g in grounds],

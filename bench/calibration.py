@@ -33,6 +33,7 @@ import numpy as np
 
 from lanenet_ros.calibrate import Intrinsics, MountingEstimator
 from lanenet_ros.ground import GroundProjector, add_ground_lanes, fit_ground_lane
+from lanenet_ros.ground_tracking import EgoLaneFilter
 from lanenet_ros.lanes import DetectedLane, LaneFrame, Position
 from lanenet_train.synth import SynthConfig
 from lanenet_train.synth.markings import lane_ground_truth
@@ -128,8 +129,10 @@ def _frame(lanes: list[DetectedLane], width: int, height: int) -> LaneFrame:
     return frame
 
 
-def errors(est: MountingEstimator, frame: LaneFrame, truth: Truth) -> dict[str, float] | None:
-    """Absolute errors of the estimate (and of the ego lines' c0, c1) in one frame; None before a mounting."""
+def errors(est: MountingEstimator, frame: LaneFrame, truth: Truth,
+           ego_filter: EgoLaneFilter | None = None) -> dict[str, float] | None:
+    """Absolute errors of the estimate (and of the ego lines' c0, c1) in one frame; None before a mounting.
+    ``ego_filter``: the ground-plane tracking of the ego lines, fed the frames in order as the node does."""
     st = est.status
     m = st.mounting
     if m is None:
@@ -138,7 +141,7 @@ def errors(est: MountingEstimator, frame: LaneFrame, truth: Truth) -> dict[str, 
            "yaw": abs(math.degrees(m.yaw_rad - truth.yaw)),
            "height": abs(m.height_m / truth.camera.height_m - 1.0),
            "width": abs((st.lane_width_m or math.nan) - truth.lane_width)}
-    add_ground_lanes(frame, est.projector())  # the ground fields the node publishes with this estimate
+    add_ground_lanes(frame, est.projector(), ego_filter=ego_filter)  # the fields the node publishes with it
     wants = true_fits(truth)
     c0, c1 = [], []
     for lane in frame.lanes:
@@ -159,18 +162,21 @@ def true_fits(truth: Truth) -> dict:
     return {pos: fit_ground_lane(g[g[:, 0] <= 80.0])[0] for pos, g in truth.ego_ground.items()}
 
 
-def run_drive(est: MountingEstimator, frames, published: list[LaneFrame] | None = None) -> dict:
+def run_drive(est: MountingEstimator, frames, published: list[LaneFrame] | None = None,
+              ground_tracking: bool = True) -> dict:
     """Feed a drive to the estimator; frames until converged and the share of later frames within each goal.
 
     ``published``: the frames as the node publishes them (tracked), one per frame, to score c0/c1 on instead of
-    the detections; the estimator is fed the detections either way, as in the node."""
+    the detections, their ground fields tracked too (``tracker.ground``, unless ``ground_tracking`` is off) from
+    the first frame with a mounting; the estimator is fed the detections either way, as in the node."""
     converged_at, rows = None, []
+    ego_filter = EgoLaneFilter() if published is not None and ground_tracking else None
     for k, (frame, truth) in enumerate(frames):
         est.update(frame)
         if converged_at is None and est.status.state == "converged":
             converged_at = k + 1
         if est.status.state in ("converged", "seeded"):
-            err = errors(est, frame if published is None else published[k], truth)
+            err = errors(est, frame if published is None else published[k], truth, ego_filter)
             if err is not None:
                 rows.append(err)
     share = {}
@@ -318,15 +324,17 @@ def bench_model(drives: int, n_frames: int, model: str | None = None) -> None:
                 totals.setdefault("model bends (after)", []).append(rb)
                 print(f"  bends    prior=truth   {fmt(rb)}  worst pitch {rb['worst']['pitch']:.2f} yaw "
                       f"{rb['worst']['yaw']:.2f} deg")
-            # c0/c1 of the lanes the node publishes with tracking on, its default (the estimator sees the same)
-            est = make_estimator(t0, prior)
-            r = run_drive(est, frames, published[0])
-            totals.setdefault("model prior=truth, tracked", []).append(r)
-            print(f"  tracked  prior=truth   {fmt(r)}")
-            if r["converged_at"]:
-                rb = run_drive(est, curved, published[1])
-                totals.setdefault("model bends (after), tracked", []).append(rb)
-                print(f"  bends    tracked       {fmt(rb)}")
+            # c0/c1 of the lanes the node publishes with tracking on, its default (the estimator sees the same),
+            # with and without the ego lines tracked in the ground plane (tracker.ground)
+            for ground, label in ((True, "tracked"), (False, "tracked, tracker.ground off")):
+                est = make_estimator(t0, prior)
+                r = run_drive(est, frames, published[0], ground)
+                totals.setdefault(f"model prior=truth, {label}", []).append(r)
+                print(f"  {label:28s} {fmt(r)}")
+                if r["converged_at"]:
+                    rb = run_drive(est, curved, published[1], ground)
+                    totals.setdefault(f"model bends (after), {label}", []).append(rb)
+                    print(f"  bends, {label:21s} {fmt(rb)}")
         fits.append(compare_fits(frames + curved))
     summary(totals)
     print_fits("detected, straight and bends", fits)

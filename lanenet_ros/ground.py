@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from lanenet_ros.decode.fitting import _robust_polyfit, poly_samples
+from lanenet_ros.ground_tracking import EgoLaneFilter
 from lanenet_ros.jit import kernel, warms_up
 from lanenet_ros.lanes import LaneFrame
 
@@ -245,7 +246,8 @@ def _warm() -> None:
 
 
 def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: float = 80.0,
-                     step_m: float = 1.0) -> LaneFrame:
+                     step_m: float = 1.0, ego_filter: EgoLaneFilter | None = None,
+                     stamp: float | None = None) -> LaneFrame:
     """Fill ``ground_coeffs``, ``ground_x_range`` and ``ground_points`` of every lane of ``frame`` in place.
 
     Lanes whose image points give fewer than three ground points within ``max_range_m`` keep None. The two ego
@@ -257,11 +259,16 @@ def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: 
         projector: the camera's ground projector.
         max_range_m: ground points farther ahead are ignored (flat-ground error grows with distance).
         step_m: spacing of the sampled ``ground_points``.
+        ego_filter: tracks the two ego lines over frames (frames in order): their fields are then the
+            filter's (:class:`~lanenet_ros.ground_tracking.EgoLaneFilter`).
+        stamp: the frame's time in seconds, for ``ego_filter``.
 
     Returns:
         ``frame``.
     """
     if not frame.lanes:
+        if ego_filter is not None:
+            ego_filter.update({}, False, stamp)
         return frame
     # one projection and one fit for every lane's points, those finite and ahead within max_range_m
     ground = projector.image_to_ground(np.concatenate([lane.points for lane in frame.lanes]))
@@ -271,8 +278,15 @@ def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: 
     ends = np.searchsorted(lane_of[keep], np.arange(len(frame.lanes) + 1))
     ok, coeffs, ranges = _fit_ground_lanes(ground, ends)
     pair = [frame.ego_left_index, frame.ego_right_index]
-    if min(pair) >= 0 and ok[pair].all() and abs(coeffs[pair[0], 1] - coeffs[pair[1], 1]) <= EGO_HEADING_TOLERANCE:
+    shared = min(pair) >= 0 and ok[pair].all() and abs(coeffs[pair[0], 1] - coeffs[pair[1], 1]) <= EGO_HEADING_TOLERANCE
+    if shared:
         coeffs[pair] = fit_ego_pair(*(ground[ends[i]:ends[i + 1]] for i in pair))
+    if ego_filter is not None:
+        seen = {side: i for side, i in enumerate(pair) if i >= 0 and ok[i]}
+        tracked = ego_filter.update({side: (ground[ends[i]:ends[i + 1]], coeffs[i], tuple(ranges[i]))
+                                     for side, i in seen.items()}, shared, stamp)
+        for side, (c, x_range) in tracked.items():
+            coeffs[seen[side]], ranges[seen[side]] = c, x_range
     for lane, fitted, c, (x0, x1) in zip(frame.lanes, ok, coeffs, ranges.tolist(), strict=True):
         if not fitted:
             lane.ground_coeffs = lane.ground_x_range = lane.ground_points = None

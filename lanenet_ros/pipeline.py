@@ -19,6 +19,7 @@ from lanenet_ros.calibrate import MountingEstimator
 from lanenet_ros.decode.decoder import Extracted, LaneDecoder
 from lanenet_ros.decode.settings import DecodeParams
 from lanenet_ros.ground import GroundProjector, add_ground_lanes
+from lanenet_ros.ground_tracking import EgoLaneFilter
 from lanenet_ros.lanes import LaneFrame
 from lanenet_ros.model_info import ModelError, ModelInfo
 from lanenet_ros.preprocess import Geometry, Preprocessor
@@ -88,7 +89,9 @@ class LanePipeline:
             from the lanes and projects them to the ground once it has converged (used when ``camera`` is
             None; see :meth:`set_calibrator`).
         tracking: keep track ids and smooth lanes across frames; a mapping turns it on with those
-            :class:`~lanenet_ros.tracking.LaneTracker` settings (``alpha``, ``max_misses``, ``coast``).
+            :class:`~lanenet_ros.tracking.LaneTracker` settings (``alpha``, ``max_misses``, ``coast``) and
+            ``ground`` (default True: the ego lines' ground fields are also tracked in the ground plane,
+            :class:`~lanenet_ros.ground_tracking.EgoLaneFilter`).
         **backend_options: passed to the backend (``precision``, ``intra_op_threads``, ``cache_dir``, ...).
 
     Raises:
@@ -121,8 +124,12 @@ class LanePipeline:
         check_suitable(self.info, path)
         self.preprocessor = Preprocessor.from_info(self.info, roi_top=roi_top)
         self.decoder = LaneDecoder(self.info, DecodeParams.from_pairs(self.info.decode).override(decode_params))
-        settings = tracking if isinstance(tracking, Mapping) else ({} if tracking else None)  # None: no tracking
+        settings = dict(tracking) if isinstance(tracking, Mapping) else ({} if tracking else None)  # None: off
+        ground = settings is not None and settings.pop("ground", True)
         self.tracker = None if settings is None else LaneTracker.for_decoder(self.decoder.params, **settings)
+        # the ego lines tracked in the ground plane too (a Kalman filter over c0..c3), with tracking on
+        self.ego_filter = EgoLaneFilter() if ground else None
+        self._ground_source = ""  # what the ground fields came from last frame: given, estimated or ""
         self.projector: GroundProjector | None = None
         self.calibrator = calibrator
         self.set_ground(camera)
@@ -143,6 +150,8 @@ class LanePipeline:
             True when lanes will now carry ground coordinates.
         """
         self.projector = _as_projector(camera)
+        if self.ego_filter is not None:
+            self.ego_filter.reset()  # its lines are in the old projection's metres
         return self.projector is not None
 
     def set_calibrator(self, calibrator: Any) -> None:
@@ -208,8 +217,12 @@ class LanePipeline:
             if projector is None and (projector := self.calibrator.projector()) is not None:
                 calibration = "estimated"
         frame.calibration = calibration
+        if self.ego_filter is not None and calibration != self._ground_source:
+            self.ego_filter.reset()
+        self._ground_source = calibration
         if projector is not None:
-            add_ground_lanes(frame, projector)
+            add_ground_lanes(frame, projector, ego_filter=self.ego_filter,
+                             stamp=None if stamp is None else _seconds(stamp))
         clock.append(time.perf_counter())
         first = inferred.timings
         frame.timings = {"preprocess": first["preprocess"], "infer": first["infer"],
@@ -255,7 +268,7 @@ class LanePipeline:
             if self.tracker is not None:
                 frame = self.tracker.update(frame, None)
             if self.projector is not None:
-                add_ground_lanes(frame, self.projector)
+                add_ground_lanes(frame, self.projector, ego_filter=self.ego_filter)
             frames.append(frame)
         return frames
 

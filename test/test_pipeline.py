@@ -147,17 +147,33 @@ def test_ground_lanes_of_a_straight_road_are_parallel_and_ordered(line_model: Pa
 
 def test_ground_lanes_are_fitted_to_the_lanes_as_tracked(line_model: Path) -> None:
     """With tracking on, each published lane's ground fit is that of its published (smoothed) image lane, not
-    a blend of each frame's own ground fits: what bench/calibration.py scores."""
+    a blend of each frame's own ground fits: what bench/calibration.py scores. The ego lines' go through the
+    ground-plane filter on top (EgoLaneFilter), fed those same lanes frame by frame."""
     from lanenet_ros.ground import GroundProjector, add_ground_lanes
+    from lanenet_ros.ground_tracking import EgoLaneFilter
 
-    pipe = LanePipeline(line_model, backend="onnxruntime-cpu", camera=CAMERA)
-    for k, lines in enumerate(((0.15, 0.45, 0.85), (0.17, 0.47, 0.87), (0.16, 0.44, 0.86))):
-        out = pipe.process(draw_road(lines), float(k) / 10)
-    assert out.calibration == "given" and all(lane.ground_coeffs is not None for lane in out.lanes)
-    again = out.replace(lanes=[lane.replace(ground_coeffs=None) for lane in out.lanes])
-    add_ground_lanes(again, GroundProjector.from_camera(**CAMERA))
-    for published, fitted in zip(out.lanes, again.lanes, strict=True):
-        np.testing.assert_allclose(published.ground_coeffs, fitted.ground_coeffs, atol=1e-9)
+    for ground_tracking in (False, True):
+        pipe = LanePipeline(line_model, backend="onnxruntime-cpu", camera=CAMERA,
+                            tracking={"ground": ground_tracking})
+        tracked: list = []
+
+        def record(frame, stamp, track=pipe.tracker.update, tracked=tracked):
+            tracked.append(track(frame, stamp))
+            return tracked[-1]
+
+        pipe.tracker.update = record
+        published = []
+        for k, lines in enumerate(((0.15, 0.45, 0.85), (0.17, 0.47, 0.87), (0.16, 0.44, 0.86))):
+            out = pipe.process(draw_road(lines), float(k) / 10)
+            assert out.calibration == "given" and all(lane.ground_coeffs is not None for lane in out.lanes)
+            assert out.ego_left_index >= 0 and out.ego_right_index >= 0
+            published.append([lane.ground_coeffs.copy() for lane in out.lanes])
+        ego_filter = EgoLaneFilter() if ground_tracking else None
+        for k, (frame, coeffs) in enumerate(zip(tracked, published, strict=True)):
+            again = frame.replace(lanes=[lane.replace(ground_coeffs=None) for lane in frame.lanes])
+            add_ground_lanes(again, GroundProjector.from_camera(**CAMERA), ego_filter=ego_filter, stamp=k / 10)
+            for got, fitted in zip(coeffs, again.lanes, strict=True):
+                np.testing.assert_allclose(got, fitted.ground_coeffs, atol=1e-9)
 
 
 def test_camera_given_as_object_set_later_and_cleared(line_model: Path) -> None:

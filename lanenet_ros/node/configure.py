@@ -41,7 +41,8 @@ def open_pipeline(params: NodeParams) -> tuple[LanePipeline, bool]:
                             roi_top=None if params.roi_top < 0 else params.roi_top, camera=camera,
                             tracking=params.tracking and {"alpha": params.tracker_smoothing,
                                                           "max_misses": params.tracker_max_misses,
-                                                          "coast": params.tracker_coast},
+                                                          "coast": params.tracker_coast,
+                                                          "ground": params.tracker_ground},
                             **options)
     return pipeline, pipeline.projector is not None
 

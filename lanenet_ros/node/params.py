@@ -80,6 +80,10 @@ class NodeParams:
     tracker_coast: bool = _p(True, "Keep publishing a confirmed lane through frames that miss it (its "
                                     "confidence halved per miss); false publishes only lanes seen in the frame",
                               name="tracker.coast")
+    tracker_ground: bool = _p(True, "Also track the ego lane's two lines in the ground plane (a Kalman filter "
+                                    "over c0..c3): a line that a car ahead or a truck's edge pulls off its paint "
+                                    "keeps its shape from the frames before; false fits each frame alone",
+                              name="tracker.ground")
     ground_frame_id: str = _p("base_link", "Vehicle frame of ground-plane lanes (x forward, y left, z up) "
                                            "and of ground markers", name="ground.frame_id")
     ground_camera_height: float = _p(0.0, "Camera height above the road in metres; with camera_info it "

@@ -30,8 +30,8 @@ _FRAME_S = 0.1  # the time between frames assumed without stamps (10 Hz)
 class EgoLaneFilter:
     """Tracks the ego lane's left (side 0) and right (side 1) line in the ground plane."""
 
-    def __init__(self, process_noise: tuple[float, float, float, float] = (0.15, 0.01, 5e-4, 1e-5),
-                 point_sigma_m: float = 0.15, points_worth: float = 3.0, gate_sigmas: float = 4.0,
+    def __init__(self, process_noise: tuple[float, float, float, float] = (0.15, 0.02, 1e-3, 1e-5),
+                 point_sigma_m: float = 0.15, points_worth: float = 6.0, gate_sigmas: float = 4.0,
                  near_m: float = 15.0, min_inliers: float = 0.5, max_jump_m: float = 1.0, max_coast_s: float = 0.4,
                  heading_sigma: float = 0.002, lateral_accel: float = 1.0, max_gap_s: float = 1.0) -> None:
         """Configure the filter.

@@ -11,7 +11,8 @@ estimate of how the camera is mounted, for a :class:`~lanenet_ros.ground.GroundP
 - the camera height from the ego lane's width: a monocular camera sees the ratio lane width / height, not
   either alone, so the height is ``lane_width_m / ratio`` with a lane-width prior the user can set (3.6 m by
   default), or, when the height is given, the lane width is ``height * ratio``. Widths outside 2.5-5 m are not
-  taken as lanes;
+  taken as lanes, nor an ego lane the car sits more than ``_OFF_CENTRE`` of its width off-centre in (most
+  often two lanes: a car ahead hides one ego line and the next one out is named in its place);
 - roll is taken as zero: one family of parallel lines fixes only their vanishing point, not the horizon's tilt.
 
 The estimate is the median of the last ``window`` measurements. It is ``collecting`` until ``min_frames``
@@ -38,6 +39,7 @@ LANE_WIDTH_RANGE_M = (2.5, 5.0)
 _MAX_PITCH, _MAX_YAW = math.radians(30.0), math.radians(20.0)
 _DRIFT, _SETTLE, _YAW_GATE = 0.05, 1.0, math.radians(0.6)  # lane widths/s, s, rad: see _steady
 _JUMP = 0.1  # lane widths between two frames that no steady move makes (0.36 m in 0.1 s on a 3.6 m lane)
+_OFF_CENTRE = 0.2  # lane widths from the ego lane's centre beyond which a frame's lane width is not used: see update
 _REGATE = 300  # yaws outside the gate in a row (30 s of straight road at 10 Hz) that restart the estimate
 _HEIGHT_STEP = 0.0005  # most the height in use moves per measurement once converged (relative)
 _ROWS_USED = (0.3, 0.8)  # of a lane's row span above its lowest point, used for the vanishing point
@@ -195,7 +197,10 @@ class MountingEstimator:
             return False
         if not self._within_gate(m):
             return False
-        if not math.isnan(m.width_ratio) and not self._plausible_width(m.width_ratio):
+        # an ego lane that the car sits a quarter of its width off-centre in is most often two lanes: a car ahead
+        # hides the ego line on one side and the decoder names the next one out (the lane looks twice as wide
+        # and the height would come out half); a car keeping its lane stays well within 0.2 of the centre
+        if not math.isnan(m.width_ratio) and (abs(m.offset) > _OFF_CENTRE or not self._plausible_width(m.width_ratio)):
             m = replace(m, width_ratio=math.nan)
         self._history.append(m)
         self._used += 1

@@ -134,6 +134,31 @@ def test_ego_lines_too_far_apart_for_a_lane_give_no_height():
     assert est.status.lane_width_m is None
 
 
+def test_an_ego_lane_named_one_line_too_wide_gives_no_height():
+    """A car ahead hides the ego-left line; the decoder names the next line out ego-left, so the "ego lane" is
+    two lanes wide with the car a quarter of it right of its centre. Taken as a lane, it would halve the height;
+    such frames still give pitch and yaw, not the width: after 4 s with both ego lines seen, the car closes in
+    for 8 s and the height stays that of the real lane."""
+    def hidden(frame: LaneFrame) -> LaneFrame:
+        return frame.replace(lanes=[frame.lanes[0], frame.lanes[2], frame.lanes[3]], ego_left_index=0,
+                             ego_right_index=1)
+
+    est = MountingEstimator(INTR, lane_width_m=WIDTH)
+    rng = np.random.default_rng(3)
+    for k in range(120):
+        frame = lane_frame(offset=0.0, rng=rng)
+        est.update(frame if k < 40 else hidden(frame), stamp=k * 0.1)
+    st = est.status
+    assert st.state == "converged"
+    assert st.mounting.height_m == pytest.approx(TRUE.height_m, rel=0.02)
+    assert st.mounting.yaw_rad == pytest.approx(TRUE.yaw_rad, abs=math.radians(0.05))
+    assert st.frames_used > 100  # the hidden frames' vanishing points were used (after 1 s held: a jump)
+    only_hidden = MountingEstimator(INTR, lane_width_m=WIDTH)
+    for k in range(120):
+        only_hidden.update(hidden(lane_frame(offset=0.0, rng=rng)), stamp=k * 0.1)
+    assert only_hidden.status.state == "collecting" and only_hidden.projector() is None
+
+
 def test_field_of_view_fallback_and_its_errors():
     intr = Intrinsics.from_fov(1280, 720, 90.0)
     assert intr.fx == pytest.approx(640.0) and (intr.cx, intr.cy) == (639.5, 359.5)

@@ -70,7 +70,7 @@ class EgoLaneFilter:
             raise ValueError(f"min_inliers must be in (0, 1] and max_coast_s >= 0, got {min_inliers}, {max_coast_s}")
         # per second, in the scaled coefficients
         self._q = np.append((np.asarray(process_noise, np.float64) * _POWERS[:4]) ** 2 / _FRAME_S, lateral_accel**2)
-        # a new line's spread about its own fit; its c0 at rest, give or take 1 m/s
+        # a new line's spread about its own fit, and about its rate (the other line's, or 0), 1 m/s
         self._init = (np.array([0.3, 0.02, 1e-3, 2e-5, 1.0]) * _POWERS) ** 2
         self.point_sigma_m, self.points_worth, self.gate_sigmas = point_sigma_m, points_worth, gate_sigmas
         self.near_m, self.min_inliers, self.max_coast_s = near_m, min_inliers, max_coast_s

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from lanenet_ros.calibrate import Intrinsics, MountingEstimator
-from lanenet_ros.ground import GroundProjector, add_ground_lanes, fit_ground_lane
+from lanenet_ros.ground import GroundProjector, _degree, add_ground_lanes, fit_ground_lane
 from lanenet_ros.ground_tracking import EgoLaneFilter
 from lanenet_ros.lanes import DetectedLane, LaneFrame, Position
 from lanenet_train.synth import SynthConfig
@@ -388,21 +388,16 @@ def compare_fits(frames) -> dict[str, tuple[float, float]]:
             for name, e in errors.items()}
 
 
-def _degree(x: np.ndarray) -> int:
-    span = np.ptp(x)
-    return 1 if span < 4 else 2 if span < 10 else 3
-
-
 def _poly(g: np.ndarray, weighted: bool) -> np.ndarray:
     coeffs = np.zeros(4)
-    d = _degree(g[:, 0])
+    d = _degree(np.sort(g[:, 0]), 3)  # the degree add_ground_lanes gives the same points
     coeffs[: d + 1] = np.polynomial.polynomial.polyfit(g[:, 0], g[:, 1], d, w=g[:, 0] if weighted else None)
     return coeffs
 
 
 def _joint(grounds: list[np.ndarray]) -> list[np.ndarray]:
     """Own c0 per lane, c1..c3 shared, residuals weighted by distance."""
-    d, n = max(_degree(g[:, 0]) for g in grounds), len(grounds)
+    d, n = max(_degree(np.sort(g[:, 0]), 3) for g in grounds), len(grounds)
     rows, rhs = [], []
     for i, g in enumerate(grounds):
         x = g[:, 0]

@@ -11,8 +11,9 @@ estimate of how the camera is mounted, for a :class:`~lanenet_ros.ground.GroundP
 - the camera height from the ego lane's width: a monocular camera sees the ratio lane width / height, not
   either alone, so the height is ``lane_width_m / ratio`` with a lane-width prior the user can set (3.6 m by
   default), or, when the height is given, the lane width is ``height * ratio``. Widths outside 2.5-5 m are not
-  taken as lanes, nor an ego lane the car sits more than ``_OFF_CENTRE`` of its width off-centre in (most
-  often two lanes: a car ahead hides one ego line and the next one out is named in its place);
+  taken as lanes, nor, while the height is estimated, an ego lane the camera sits more than ``_OFF_CENTRE`` of
+  its width off-centre in (most often two lanes: a car ahead hides one ego line and the next one out is named
+  in its place);
 - roll is taken as zero: one family of parallel lines fixes only their vanishing point, not the horizon's tilt.
 
 The estimate is the median of the last ``window`` measurements. It is ``collecting`` until ``min_frames``
@@ -197,10 +198,13 @@ class MountingEstimator:
             return False
         if not self._within_gate(m):
             return False
-        # an ego lane that the car sits a quarter of its width off-centre in is most often two lanes: a car ahead
-        # hides the ego line on one side and the decoder names the next one out (the lane looks twice as wide
-        # and the height would come out half); a car keeping its lane stays well within 0.2 of the centre
-        if not math.isnan(m.width_ratio) and (abs(m.offset) > _OFF_CENTRE or not self._plausible_width(m.width_ratio)):
+        # while the height is estimated, an ego lane that the camera sits a quarter of its width off-centre in is
+        # most often two lanes: a car ahead hides the ego line on one side and the decoder names the next one out
+        # (the lane looks twice as wide and the height would come out half); a car keeping its lane, its camera
+        # near its centre line, stays well within 0.2 of the centre. With the height given, the width check
+        # alone tells two lanes from one.
+        off_centre = self.height_m is None and abs(m.offset) > _OFF_CENTRE
+        if not math.isnan(m.width_ratio) and (off_centre or not self._plausible_width(m.width_ratio)):
             m = replace(m, width_ratio=math.nan)
         self._history.append(m)
         self._used += 1

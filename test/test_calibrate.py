@@ -157,6 +157,11 @@ def test_an_ego_lane_named_one_line_too_wide_gives_no_height():
     for k in range(120):
         only_hidden.update(hidden(lane_frame(offset=0.0, rng=rng)), stamp=k * 0.1)
     assert only_hidden.status.state == "collecting" and only_hidden.projector() is None
+    # a camera 0.9 m off its lane's centre (a quarter of the lane) looks the same: given its height, the width
+    # check alone decides, and it converges
+    given = MountingEstimator(INTR, height_m=TRUE.height_m)
+    drive(given, 60, offset=0.9)
+    assert given.status.state == "converged" and given.status.lane_width_m == pytest.approx(WIDTH, abs=0.05)
 
 
 def test_field_of_view_fallback_and_its_errors():

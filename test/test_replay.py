@@ -13,6 +13,7 @@ from lanenet_ros.replay import cli as replay
 from lanenet_ros.replay.bags import main as bag_main
 
 LINES = (0.15, 0.45, 0.85)
+CENTRED = (0.05, 0.3, 0.75)  # the camera near its lane's centre (self-calibration wants it within 0.2)
 H, W, HORIZON = 720, 1280, 0.4
 H_SAMPLES = list(range(160, 720, 10))
 
@@ -139,11 +140,12 @@ def test_demo_refuses_a_bad_decoder_setting(capsys):
 
 @pytest.fixture(scope="module")
 def straight_bag(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """35 frames of a straight road (640x360, lines meeting at (320, 144)) and a camera_info file for it."""
+    """35 frames of a straight road (640x360, lines meeting at (320, 144), the camera near the middle of its lane:
+    the ego lane's lines at 0.3 and 0.75 of the width) and a camera_info file for it."""
     root = tmp_path_factory.mktemp("calibration")
     (root / "imgs").mkdir()
     for i in range(35):
-        cv2.imwrite(str(root / "imgs" / f"{i:02d}.png"), draw_road(LINES, size=(360, 640), seed=i, thickness=6))
+        cv2.imwrite(str(root / "imgs" / f"{i:02d}.png"), draw_road(CENTRED, size=(360, 640), seed=i, thickness=6))
     assert bag_main(["--images", str(root / "imgs"), "--out", str(root / "bag"), "--start", "50"]) == 0
     info = root / "camera.yaml"
     info.write_text("image_width: 640\nimage_height: 360\ncamera_name: front\n"
@@ -168,7 +170,7 @@ def test_replay_with_camera_info_estimates_the_mounting_and_writes_node_paramete
     printed = capsys.readouterr().out
     pitch = math.atan((180 - 0.4 * 360) / 500)  # the vanishing point's row
     unit = GroundProjector.from_camera(500, 500, 320, 180, 1.0, pitch)
-    (_, left), (_, right) = unit.image_to_ground(np.array([[0.45 * 640, 359.0], [0.85 * 640, 359.0]]))
+    (_, left), (_, right) = unit.image_to_ground(np.array([[0.3 * 640, 359.0], [0.75 * 640, 359.0]]))
     height = 3.6 / (left - right)  # the ego lane, 3.6 m wide by default
     summary = json.loads((out / "report.json").read_text())["summary"]["calibration"]
     assert summary["state"] == "converged"

@@ -160,7 +160,7 @@ class EgoLaneFilter:
             off = np.abs(pts[:, 1] - basis @ self._x[t])
             kept = off <= self.gate_sigmas * np.sqrt(spread)
             share = float(kept[near].mean())
-            if (share >= self.min_inliers and kept.sum() >= 4 and share > best_share
+            if (share >= self.min_inliers and kept.sum() >= min(4, len(pts)) and share > best_share
                     and np.median(off[near]) <= self.max_jump_m):
                 best, best_share = (t, kept), share
         return best

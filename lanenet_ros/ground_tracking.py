@@ -30,7 +30,7 @@ _FRAME_S = 0.1  # the time between frames assumed without stamps (10 Hz)
 class EgoLaneFilter:
     """Tracks the ego lane's left (side 0) and right (side 1) line in the ground plane."""
 
-    def __init__(self, process_noise: tuple[float, float, float, float] = (0.15, 0.02, 1e-3, 1e-5),
+    def __init__(self, process_noise: tuple[float, float, float, float] = (0.15, 0.02, 1e-3, 5e-6),
                  point_sigma_m: float = 0.15, points_worth: float = 6.0, gate_sigmas: float = 4.0,
                  near_m: float = 15.0, min_inliers: float = 0.5, max_jump_m: float = 1.0, max_coast_s: float = 0.4,
                  heading_sigma: float = 0.002, lateral_accel: float = 1.0, max_gap_s: float = 1.0) -> None:
@@ -38,7 +38,9 @@ class EgoLaneFilter:
 
         Args:
             process_noise: how far ``c0`` (m), ``c1`` (rad), ``c2`` (1/m), ``c3`` (1/m^2) may drift between
-                frames 0.1 s apart (one standard deviation; it grows with the square root of the time).
+                frames 0.1 s apart (one standard deviation; it grows with the square root of the time). ``c3``
+                is a road's rate of curvature change over 6 (a tight clothoid's 1.7e-5): a looser one lets a
+                detection's far end bend the near heading (docs/node.md, "Measured").
             point_sigma_m: lateral scatter of one ground point of a detected line (one standard deviation).
             points_worth: a line's points in one frame count as at most this many independent points (the
                 scatter of neighbouring points of one mask is not independent): lower is steadier and lags more.

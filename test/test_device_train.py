@@ -1,6 +1,7 @@
 """tools/device_train.sh: the GPU machine's training wrapper refuses a machine without a GPU before it trains."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +28,28 @@ def test_no_gpu_stops_before_any_training(tmp_path: Path) -> None:
     log = (tmp_path / "out/device_train.log").read_text()
     assert "sees no GPU" in log and "synth" not in log
     assert not (tmp_path / "out/train_results.tgz").exists()
+
+
+
+def test_the_recipe_status_and_what_it_wrote_come_back(tmp_path: Path) -> None:
+    """The wrapper around a recipe that writes a result and then fails (in a copy of the layout, so that nothing
+    of this checkout is touched): its exit status is the recipe's, and what it wrote is packed."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the script would train")
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "lanenet_ros/models").mkdir(parents=True)
+    shutil.copy(SCRIPT, tmp_path / "tools/device_train.sh")
+    recipe = tmp_path / "tools/train_default_model.sh"
+    recipe.write_text('mkdir -p results/run && echo "{}" > results/run/metrics.jsonl && echo "args $*" && exit 7\n')
+    out = tmp_path / "out"
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": sys.executable, "HOME": str(tmp_path),
+           "ALLOW_CPU": "1"}
+    run = subprocess.run(["bash", str(tmp_path / "tools/device_train.sh"), "30", "1"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    log = (out / "device_train.log").read_text()
+    assert run.returncode == 7, log
+    assert "args 30 1" in log and "ended: exit 7" in log
+    listing = subprocess.run(["tar", "tzf", str(out / "train_results.tgz")], capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert listing == ["results/run/metrics.jsonl"]

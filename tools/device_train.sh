@@ -34,9 +34,10 @@ START=$(mktemp)  # files written after this are the run's
   fi
   workers=$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))
   PYTHON="$PYTHON" TRAIN_ARGS="dataset_config.num_workers=$workers ${TRAIN_ARGS:-}" PYTHONUNBUFFERED=1 \
-    timeout "$BUDGET_S" tools/train_default_model.sh "$@"
+    timeout "$BUDGET_S" bash tools/train_default_model.sh "$@"
   rc=$?
   [ $rc = 124 ] && echo "# stopped after ${BUDGET_S} s (BUDGET_S)" || echo "# train_default_model.sh ended: exit $rc"
+  exit $rc
 } 2>&1 | tr '\r' '\n' | grep --line-buffered -v '^\s*$' > "$LOG"
 status=${PIPESTATUS[0]}
 mapfile -t made < <(find results -type f \( -name '*.log' -o -name '*.jsonl' -o -name '*.json' -o -name 'spec.txt' \

@@ -53,3 +53,19 @@ def test_the_recipe_status_and_what_it_wrote_come_back(tmp_path: Path) -> None:
     listing = subprocess.run(["tar", "tzf", str(out / "train_results.tgz")], capture_output=True, text=True,
                              check=True).stdout.split()
     assert listing == ["results/run/metrics.jsonl"]
+
+
+def test_a_run_past_its_budget_says_so_and_exits_75(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the script would train")
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "lanenet_ros/models").mkdir(parents=True)
+    shutil.copy(SCRIPT, tmp_path / "tools/device_train.sh")
+    (tmp_path / "tools/train_default_model.sh").write_text("sleep 30\n")
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "HOME": str(tmp_path),
+           "ALLOW_CPU": "1", "BUDGET_S": "1"}
+    run = subprocess.run(["bash", str(tmp_path / "tools/device_train.sh")], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert run.returncode == 75
+    assert "stopped after 1 s" in (tmp_path / "out/device_train.log").read_text()

@@ -15,6 +15,9 @@
 #                               when larger (join with cat)
 #   device_train.log            what the run printed
 #
+# Exit status: the recipe's, 3 without a GPU, 75 when BUDGET_S stopped it (run it again with results/ carried
+# back: each training run resumes from its latest.pth).
+#
 # Nothing here is adopted by itself: unpack beside the checkout (tar xzf train_results.tgz -C /tmp/new), compare the
 # new models with the shipped ones (docs/training.md) and copy them into lanenet_ros/models by hand.
 # Smoke test without a GPU: ALLOW_CPU=1 OUT=/tmp/out PYTHON=python3 tools/device_train.sh 30 1 1 0
@@ -36,7 +39,12 @@ START=$(mktemp)  # files written after this are the run's
   PYTHON="$PYTHON" TRAIN_ARGS="dataset_config.num_workers=$workers ${TRAIN_ARGS:-}" PYTHONUNBUFFERED=1 \
     timeout "$BUDGET_S" bash tools/train_default_model.sh "$@"
   rc=$?
-  [ $rc = 124 ] && echo "# stopped after ${BUDGET_S} s (BUDGET_S)" || echo "# train_default_model.sh ended: exit $rc"
+  if [ $rc = 124 ]; then  # timeout's own status, which the device tool reads as its limit: 75 says "go on"
+    echo "# stopped after ${BUDGET_S} s (BUDGET_S): carry results/ back and run again to go on"
+    rc=75
+  else
+    echo "# train_default_model.sh ended: exit $rc"
+  fi
   exit $rc
 } 2>&1 | tr '\r' '\n' | grep --line-buffered -v '^\s*$' > "$LOG"
 status=${PIPESTATUS[0]}

@@ -123,6 +123,7 @@ class CalibrationStatus:
         frames_seen: frames given to :meth:`MountingEstimator.update`.
         frames_used: frames that gave a measurement.
         spread_deg: standard error of the pitch and yaw medians (degrees; NaN before two measurements).
+        waiting_for: while collecting, what the estimate still needs, in words; empty otherwise.
     """
 
     state: str
@@ -132,6 +133,7 @@ class CalibrationStatus:
     frames_seen: int
     frames_used: int
     spread_deg: float
+    waiting_for: str = ""
 
 
 class MountingEstimator:
@@ -170,6 +172,7 @@ class MountingEstimator:
         self.frozen = False
         self._history: deque[Measurement] = deque(maxlen=window)
         self._seen = self._used = 0
+        self._off_centre = 0  # frames whose lane width was not taken: the camera far off the ego lane's centre
         self._offsets: deque[tuple[float, float]] = deque()
         self._unsteady_until = -math.inf
         self._jumped: float | None = None  # the offset of a frame that jumped off the track, until confirmed
@@ -205,6 +208,7 @@ class MountingEstimator:
         # alone tells two lanes from one.
         off_centre = self.height_m is None and abs(m.offset) > _OFF_CENTRE
         if not math.isnan(m.width_ratio) and (off_centre or not self._plausible_width(m.width_ratio)):
+            self._off_centre += off_centre
             m = replace(m, width_ratio=math.nan)
         self._history.append(m)
         self._used += 1
@@ -361,7 +365,26 @@ class MountingEstimator:
             agreement = 1.0 - max(spread / 0.3, rel / 0.05)
             confidence = float(np.clip(agreement, 0.0, 1.0) * min(1.0, len(self._history) / self.min_frames))
         state = "frozen" if self.frozen and self._mounting is not None else self._state
-        return CalibrationStatus(state, self._mounting, width, confidence, self._seen, self._used, spread)
+        waiting = self._waiting_for(len(ratio), spread) if state == "collecting" else ""
+        return CalibrationStatus(state, self._mounting, width, confidence, self._seen, self._used, spread, waiting)
+
+    def _waiting_for(self, widths: int, spread: float) -> str:
+        """What keeps the estimate from converging, in the order :meth:`_median` checks it."""
+        if self.frozen:
+            return "nothing: frozen with no value (give calibration.seed, or unfreeze)"
+        straight = len(self._history)
+        if straight < self.min_frames:
+            return f"frames of straight road with both ego lines steady: {straight} of {self.min_frames}"
+        if self.height_m is None and widths < self.min_frames // 2:
+            why = (f"; {self._off_centre} frames had the camera over {_OFF_CENTRE:g} lane widths off the ego lane's "
+                   "centre (a car ahead hiding an ego line, or a camera mounted off-centre: then give its height, "
+                   "calibration.mode pitch_yaw with ground.camera_height)" if self._off_centre else "")
+            return f"lane widths measured: {widths} of {self.min_frames // 2}{why}"
+        if not spread < 0.05:
+            return f"pitch and yaw to agree: spread {spread:.3f} deg (under 0.05 needed)"
+        ratio = np.array([m.width_ratio for m in self._history])
+        rel = _relative_se(ratio[np.isfinite(ratio)])
+        return f"lane widths to agree: {100 * rel:.2f} % (under 0.5 % needed)"
 
     def projector(self) -> GroundProjector | None:
         """The ground projector of the mounting in use, or None while collecting."""

@@ -74,6 +74,7 @@ def test_bends_and_empty_frames_are_not_measurements():
     assert not est.update(LaneFrame(1280, 720, np.zeros((1, 1), np.uint8)))
     assert est.status.state == "collecting" and est.projector() is None
     assert est.status.frames_seen == 1 and est.status.frames_used == 0
+    assert est.status.waiting_for == "frames of straight road with both ego lines steady: 0 of 30"
 
 
 def test_a_converged_estimate_does_not_chase_braking_pitch_or_follow_bends():
@@ -157,6 +158,10 @@ def test_an_ego_lane_named_one_line_too_wide_gives_no_height():
     for k in range(120):
         only_hidden.update(hidden(lane_frame(offset=0.0, rng=rng)), stamp=k * 0.1)
     assert only_hidden.status.state == "collecting" and only_hidden.projector() is None
+    # and says why: the widths it refused, and what to do
+    waiting = only_hidden.status.waiting_for
+    assert waiting.startswith("lane widths measured: 0 of 15; ") and "off the ego lane's centre" in waiting
+    assert "ground.camera_height" in waiting and st.waiting_for == ""
     # a camera 0.9 m off its lane's centre (a quarter of the lane) looks the same: given its height, the width
     # check alone decides, and it converges
     given = MountingEstimator(INTR, height_m=TRUE.height_m)

@@ -304,6 +304,18 @@ def test_without_a_given_mounting_a_seeded_self_calibration_puts_lanes_on_the_gr
     assert states()[-1] == "seeded"
 
 
+def test_a_collecting_self_calibration_says_in_diagnostics_what_it_waits_for(ros, model):
+    ros.lanenet(model=model, tracking=False)  # no mounting, no seed: estimated from the lanes
+    lanes = ros.collect(LaneArray, "lanes")
+    diagnostics = ros.collect(DiagnosticArray, "/diagnostics")
+    waiting = lambda: [v.value for a in diagnostics for s in a.status for v in s.values  # noqa: E731
+                       if v.key == "calibration waiting for"]
+    ros.feed(ros.publisher(Image, "image"), stripes_with_camera_info(ros), waiting)
+    # parallel stripes have no vanishing point: no straight-road measurement yet, and no ground output
+    assert waiting()[-1].startswith("frames of straight road with both ego lines steady: 0 of 30")
+    assert lanes and not any(m.ground_frame_id for m in lanes)
+
+
 def test_without_camera_info_the_field_of_view_fallback_gives_intrinsics(ros, model):
     node = ros.lanenet(model=model, tracking=False, **{"calibration.seed": [1.5, 0.1, 0.0],
                                                         "calibration.horizontal_fov": 90.0})

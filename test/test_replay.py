@@ -182,6 +182,20 @@ def test_replay_with_camera_info_estimates_the_mounting_and_writes_node_paramete
     assert params["seed"] == pytest.approx([summary["camera_height_m"], pitch, 0.0], abs=0.01)
 
 
+def test_a_calibration_that_did_not_converge_says_what_it_waited_for() -> None:
+    from lanenet_ros.calibrate import Intrinsics, MountingEstimator
+    from lanenet_ros.lanes import LaneFrame
+    from lanenet_ros.replay.camera import calibration_summary, format_calibration
+
+    est = MountingEstimator(Intrinsics(500, 500, 320, 180))
+    for _ in range(3):
+        est.update(LaneFrame(640, 360, np.zeros((1, 1), np.uint8)))
+    line = format_calibration(est.status)
+    assert line.startswith("self-calibration: not converged (0 of 3 frames measured); waiting for frames of straight "
+                           "road with both ego lines steady: 0 of 30")
+    assert calibration_summary(est.status)["waiting_for"] == est.status.waiting_for
+
+
 def test_replay_refuses_a_camera_info_file_without_a_matrix(straight_bag, tmp_path, capsys):
     bag, model, _ = straight_bag
     bad = tmp_path / "camera.yaml"

@@ -394,6 +394,8 @@ class LaneNetNode(LifecycleNode):
                            "camera yaw (deg)": f"{math.degrees(m.yaw_rad):.3f}"})
         if st.lane_width_m is not None:
             values["lane width (m)"] = f"{st.lane_width_m:.2f}"
+        if st.waiting_for:
+            values["calibration waiting for"] = st.waiting_for
         return values
 
     def _health(self, period: Period) -> tuple[bytes, str]:

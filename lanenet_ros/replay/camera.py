@@ -78,7 +78,8 @@ def calibration_summary(status: CalibrationStatus) -> dict[str, Any]:
             "camera_height_m": None if m is None else round(m.height_m, 4),
             "camera_pitch_deg": None if m is None else round(math.degrees(m.pitch_rad), 4),
             "camera_yaw_deg": None if m is None else round(math.degrees(m.yaw_rad), 4),
-            "lane_width_m": None if status.lane_width_m is None else round(status.lane_width_m, 3)}
+            "lane_width_m": None if status.lane_width_m is None else round(status.lane_width_m, 3),
+            "waiting_for": status.waiting_for}
 
 
 def format_calibration(status: CalibrationStatus) -> str:
@@ -86,8 +87,8 @@ def format_calibration(status: CalibrationStatus) -> str:
     m = status.mounting
     used = f"{status.frames_used} of {status.frames_seen} frames measured"
     if m is None:
-        return (f"self-calibration: not converged ({used}; it needs straight road with both ego lines, "
-                "see docs/node.md)")
+        return (f"self-calibration: not converged ({used}); waiting for {status.waiting_for or 'measurements'} "
+                "(docs/node.md, Self-calibration)")
     width = "" if status.lane_width_m is None else f", mean lane width {status.lane_width_m:.2f} m"
     return (f"self-calibration ({status.state}, confidence {status.confidence:.2f}, {used}): camera height "
             f"{m.height_m:.3f} m, pitch {math.degrees(m.pitch_rad):.3f} deg, yaw {math.degrees(m.yaw_rad):.3f} deg"

@@ -41,6 +41,7 @@ _MAX_PITCH, _MAX_YAW = math.radians(30.0), math.radians(20.0)
 _DRIFT, _SETTLE, _YAW_GATE = 0.05, 1.0, math.radians(0.6)  # lane widths/s, s, rad: see _steady
 _JUMP = 0.1  # lane widths between two frames that no steady move makes (0.36 m in 0.1 s on a 3.6 m lane)
 _OFF_CENTRE = 0.2  # lane widths from the ego lane's centre beyond which a frame's lane width is not used: see update
+_SETTLED_SPREAD_DEG, _SETTLED_WIDTH_SE = 0.05, 0.005  # pitch/yaw standard error, width's relative: converged
 _REGATE = 300  # yaws outside the gate in a row (30 s of straight road at 10 Hz) that restart the estimate
 _HEIGHT_STEP = 0.0005  # most the height in use moves per measurement once converged (relative)
 _ROWS_USED = (0.3, 0.8)  # of a lane's row span above its lowest point, used for the vanishing point
@@ -333,7 +334,8 @@ class MountingEstimator:
         height = self.height_m or self.lane_width_m / float(np.median(ratio))
         target = Mounting(height, float(np.median(pitch)), float(np.median(yaw)))
         settled = (len(pitch) >= self.min_frames and len(ratio) >= self.min_frames // 2
-                   and self._spread() < 0.05 and (self.height_m or _relative_se(ratio) < 0.005))
+                   and self._spread() < _SETTLED_SPREAD_DEG
+                   and (self.height_m or _relative_se(ratio) < _SETTLED_WIDTH_SE))
         return target, bool(settled)
 
     def _spread(self) -> float:
@@ -365,26 +367,27 @@ class MountingEstimator:
             agreement = 1.0 - max(spread / 0.3, rel / 0.05)
             confidence = float(np.clip(agreement, 0.0, 1.0) * min(1.0, len(self._history) / self.min_frames))
         state = "frozen" if self.frozen and self._mounting is not None else self._state
-        waiting = self._waiting_for(len(ratio), spread) if state == "collecting" else ""
+        waiting = self._waiting_for(ratio, spread) if state == "collecting" else ""
         return CalibrationStatus(state, self._mounting, width, confidence, self._seen, self._used, spread, waiting)
 
-    def _waiting_for(self, widths: int, spread: float) -> str:
-        """What keeps the estimate from converging, in the order :meth:`_median` checks it."""
+    def _waiting_for(self, ratio: np.ndarray, spread: float) -> str:
+        """What keeps the estimate from converging, in the order :meth:`_median` checks it (``ratio``: the width
+        ratios measured, ``spread``: :meth:`_spread`)."""
         if self.frozen:
             return "nothing: frozen with no value (give calibration.seed, or unfreeze)"
         straight = len(self._history)
         if straight < self.min_frames:
             return f"frames of straight road with both ego lines steady: {straight} of {self.min_frames}"
+        widths = len(ratio)
         if self.height_m is None and widths < self.min_frames // 2:
             why = (f"; {self._off_centre} frames had the camera over {_OFF_CENTRE:g} lane widths off the ego lane's "
                    "centre (a car ahead hiding an ego line, or a camera mounted off-centre: then give its height, "
                    "calibration.mode pitch_yaw with ground.camera_height)" if self._off_centre else "")
             return f"lane widths measured: {widths} of {self.min_frames // 2}{why}"
-        if not spread < 0.05:
-            return f"pitch and yaw to agree: spread {spread:.3f} deg (under 0.05 needed)"
-        ratio = np.array([m.width_ratio for m in self._history])
-        rel = _relative_se(ratio[np.isfinite(ratio)])
-        return f"lane widths to agree: {100 * rel:.2f} % (under 0.5 % needed)"
+        if not spread < _SETTLED_SPREAD_DEG:
+            return f"pitch and yaw to agree: spread {spread:.3f} deg (under {_SETTLED_SPREAD_DEG:g} needed)"
+        return (f"lane widths to agree: {100 * _relative_se(ratio):.2f} % "
+                f"(under {100 * _SETTLED_WIDTH_SE:g} % needed)")
 
     def projector(self) -> GroundProjector | None:
         """The ground projector of the mounting in use, or None while collecting."""

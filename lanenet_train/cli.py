@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("lanenet_train.train", "train LaneNet / DeepLabV3+ from a spec file (TAO style; DDP via torchrun)"),
     "evaluate": ("lanenet_train.evaluate", "TuSimple / CULane / mIoU metrics of a checkpoint, JSON report + plots"),
     "inference": ("lanenet_train.inference", "overlays, lanes.jsonl and an mp4 from images or a video"),
+    "average": ("lanenet_train.average", "the weights of checkpoints of one network averaged (e.g. WiSE-FT)"),
     "export": ("lanenet_train.export", "checkpoint -> self-describing ONNX, verified against PyTorch"),
     "gen-engine": ("lanenet_train.gen_engine", "ONNX -> TensorRT engine (fp32/fp16/int8), into the engine cache"),
 }

@@ -34,7 +34,8 @@
 # stage from the shipped model's weights (train --from-default, config/specs/lanenet_tusimple_realroads.txt,
 # results/realroads) on the real-road, bend and night / two-lane sets beside the second stage's bare-edge and
 # ordinary ones, without a bonnet head.
-# The new model goes to results/realroads/model.onnx, scored beside the shipped one; adopt it by hand
+# The new model goes to results/realroads/model.onnx and, averaged with the shipped weights (lanenet-train
+# average, 0.25 / 0.75), to results/realroads/wise75.onnx, both scored beside the shipped one; adopt by hand
 # (docs/training.md, "Real roads").
 #
 # HEADS=1 tools/train_default_model.sh: heads alone (config/specs/lanenet_tusimple_heads.txt, results/heads): the
@@ -120,7 +121,15 @@ if [ "$FROM_DEFAULT" = 1 ]; then
   else RUN=results/realroads SPEC=config/specs/lanenet_tusimple_realroads.txt; fi
   "${LT[@]}" train -e $SPEC -r $RUN --from-default "${TRAIN_ARGS[@]}" 2>&1 | tee $RUN.train.log
   "${LT[@]}" export -m $RUN/latest.pth -o $RUN/model.onnx
-  for model in $RUN/model.onnx "$OUT/default.onnx"; do  # the new model beside the shipped one
+  MODELS=($RUN/model.onnx)
+  if [ "$HEADS" = 0 ]; then  # the stage averaged with the weights it started from (WiSE-FT; 0.75 of the new
+    # ones was best on the tuning set, 7 December: docs/training.md, "Weight averaging"); heads train beside a
+    # frozen network, nothing to average
+    "${LT[@]}" average "$OUT/default.pth" $RUN/latest.pth -w 0.25 0.75 -o $RUN/wise75.pth
+    "${LT[@]}" export -m $RUN/wise75.pth -o $RUN/wise75.onnx
+    MODELS+=($RUN/wise75.onnx)
+  fi
+  for model in "${MODELS[@]}" "$OUT/default.onnx"; do  # the new models beside the shipped one
     echo "# model: $model"
     "$PYTHON" bench/real_road_shifts.py --model "$model" --frames 30 --dataset data/tusimple_heldout
   done 2>/dev/null | tee $RUN.realroads.log

@@ -132,6 +132,11 @@ if [ "$FROM_DEFAULT" = 1 ]; then
   for model in "${MODELS[@]}" "$OUT/default.onnx"; do  # the new models beside the shipped one
     echo "# model: $model"
     "$PYTHON" bench/real_road_shifts.py --model "$model" --frames 30 --dataset data/tusimple_heldout
+    # the rest of the adoption rule (docs/training.md, "Reference runs"): the held-out drives with the mirror
+    # averaging, and the seed-2 set
+    "$PYTHON" bench/real_road_shifts.py --model "$model" --frames 0 --dataset data/tusimple_heldout \
+      --decode flip_average=true
+    "$PYTHON" bench/real_road_shifts.py --model "$model" --frames 0 --dataset data/tusimple_tune
   done 2>/dev/null | tee $RUN.realroads.log
   exit 0
 fi

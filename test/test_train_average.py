@@ -10,9 +10,9 @@ from lanenet_train.models import build_model
 from lanenet_train.spec import parse_spec, spec_fingerprint, spec_to_dict
 
 
-def payload(seed, width=0.25, epoch=0):
-    spec = parse_spec(f"model_config {{ input_image_width: 64 input_image_height: 32 width_multiplier: {width} }}"
-                      f" train_config {{ epochs: {epoch + 1} }}")
+def payload(seed, width=0.25, epoch=0, hood="false"):
+    spec = parse_spec(f"model_config {{ input_image_width: 64 input_image_height: 32 width_multiplier: {width} "
+                      f"hood_output: {hood} }} train_config {{ epochs: {epoch + 1} }}")
     torch.manual_seed(seed)
     model = build_model(spec.model_config)
     model.train()
@@ -58,6 +58,8 @@ def test_a_weight_of_one_gives_that_checkpoint_exactly(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["a.pth", "wide.pth"], "wide.pth: .* has shape"),
+    (["a.pth", "hood.pth"], r"hood.pth: not the network of .*a.pth \(has \S+ that .*a.pth lacks; 0 missing"),
+    (["hood.pth", "a.pth"], r"a.pth: not the network of .*hood.pth \(lacks "),
     (["a.pth"], "at least two"),
     (["a.pth", "b.pth", "-w", "1"], "1 weights for 2 checkpoints"),
     (["a.pth", "b.pth", "-w", "1", "-1"], "weights must be >= 0"),
@@ -67,6 +69,7 @@ def test_refusals_name_the_file_and_write_nothing(tmp_path, capsys, args, messag
     save_checkpoint(tmp_path / "a.pth", payload(0))
     save_checkpoint(tmp_path / "b.pth", payload(1))
     save_checkpoint(tmp_path / "wide.pth", payload(1, width=0.5))
+    save_checkpoint(tmp_path / "hood.pth", payload(1, hood="true"))
     paths = [str(tmp_path / a) if a.endswith(".pth") else a for a in args]
     argv = ["average", *paths, "-o", str(tmp_path / "o.pth")]
     assert main(argv) == 2

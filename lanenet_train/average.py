@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from lanenet_train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lanenet_train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, state_differences
 
 
 def average_states(states: list[dict[str, torch.Tensor]], weights: list[float],
@@ -39,15 +39,15 @@ def average_states(states: list[dict[str, torch.Tensor]], weights: list[float],
     """
     first = states[0]
     for state, name in zip(states[1:], names[1:], strict=True):
-        missing, extra = set(first) - set(state), set(state) - set(first)
+        missing, extra, wrong = state_differences(first, state)
         if missing or extra:
-            which = f"lacks {sorted(missing)[0]}" if missing else f"has {sorted(extra)[0]} that {names[0]} lacks"
+            which = f"lacks {missing[0]}" if missing else f"has {extra[0]} that {names[0]} lacks"
             raise CheckpointError(f"{name}: not the network of {names[0]} ({which}; "
                                   f"{len(missing)} missing, {len(extra)} extra)")
-        for key, tensor in first.items():
-            if state[key].shape != tensor.shape:
-                raise CheckpointError(f"{name}: {key} has shape {tuple(state[key].shape)}, "
-                                      f"{names[0]} {tuple(tensor.shape)}")
+        if wrong:
+            key = wrong[0]
+            raise CheckpointError(f"{name}: {key} has shape {tuple(state[key].shape)}, "
+                                  f"{names[0]} {tuple(first[key].shape)}")
     out = {}
     for key, last in states[-1].items():
         if last.is_floating_point():

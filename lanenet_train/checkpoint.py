@@ -138,6 +138,15 @@ def load_checkpoint(path: str | os.PathLike, key: str | None = None, allow_plain
     return payload
 
 
+def state_differences(want: dict[str, torch.Tensor], got: dict[str, torch.Tensor]
+                      ) -> tuple[list[str], list[str], list[str]]:
+    """How the network weights ``got`` differ from ``want``: the tensors ``got`` lacks and those it has over
+    (each sorted), and those of another shape (in ``want``'s order). All three empty: the same network."""
+    missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+    wrong = [k for k in want if k in got and tuple(got[k].shape) != tuple(want[k].shape)]
+    return missing, extra, wrong
+
+
 def make_model_info(spec: Any, class_names: list[str], class_colors: list, fingerprint: str) -> dict[str, Any]:
     """The docs/model_format.md fields known at training time.
 

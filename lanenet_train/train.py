@@ -27,6 +27,7 @@ from lanenet_train.checkpoint import (
     load_checkpoint,
     make_model_info,
     save_checkpoint,
+    state_differences,
 )
 from lanenet_train.data.layout import DatasetError
 from lanenet_train.datasets import build_dataset, class_weights_for
@@ -380,8 +381,7 @@ class Trainer:
         dropped = sorted({k.split(".")[1] for k in state if k.startswith(heads) and k not in own})
         state = {**{k: v for k, v in state.items() if not (k.startswith(heads) and k not in own)},
                  **{k: own[k] for k in new_head}}
-        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        missing, extra, wrong = state_differences(own, state)
         if missing:
             what = f"has no {missing[0]!r}"
         elif extra:

@@ -8,7 +8,7 @@ run it.
     .venv/bin/python bench/real_road_shifts.py [--model M.onnx] [--frames 30] [--decode NAME=VALUE ...]
                                                [--kinds NAME,NAME] [--json OUT.json]
                                                [--variant NAME=VALUE,NAME=VALUE ...] [--dataset DIR]
-                                               [--first-frame N] [--drives N]
+                                               [--first-frame N] [--drives N [--no-hood-memory]]
 
 ``--variant`` adds a decoder variant (settings over the model's own and ``--decode``), decoded from the same
 network outputs, so variants are compared on the same frames for the price of one inference. ``--dataset``
@@ -18,7 +18,8 @@ on both in one run. ``--first-frame`` moves every kind to other frames (frame N 
 was tuned on the first frames on frames it has not seen. ``--drives N`` scores N continuous drives of
 ``--frames`` frames per kind instead of independent frames (10 Hz, seeds from 80000), each variant twice: frame
 by frame, and as the node publishes it with ``tracking`` on (its default: lanes smoothed over frames, marking
-type and colour the most frequent of a track's recent frames).
+type and colour the most frequent of a track's recent frames, and the bonnet found in earlier frames held
+through the frames in which it is not found: ``tracker.hood``, which ``--no-hood-memory`` turns off).
 
 Per kind, independent frames (seeds from 60000, one set per kind) at 1280x720, scored on the ego pair only:
 TuSimple accuracy / FP / FN of the two ego lines (the frame's ego-left and ego-right lanes against the labelled
@@ -45,6 +46,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lanenet_ros.decode.decoder import LaneDecoder
+from lanenet_ros.decode.hood import HoodMemory
 from lanenet_ros.decode.settings import SettingError, parse_pairs
 from lanenet_ros.lanes import Position
 from lanenet_ros.metrics import (
@@ -181,11 +183,18 @@ class Variants:
         self.flip = flips.pop()
         self.decoders = {name: LaneDecoder(pipe.info, p) for name, p in params.items()}
 
-    def __call__(self, image: np.ndarray) -> dict:
-        """The LaneFrame of every variant for one camera image."""
+    def __call__(self, image: np.ndarray, memories: dict[str, HoodMemory] | None = None) -> dict:
+        """The LaneFrame of every variant for one camera image; for each variant in ``memories`` also the frame
+        decoded with that bonnet memory (``"<variant>, with memory"``), as a pipeline with tracking decodes it."""
         batch, geometry = self.pipe.preprocessor(image)
         outputs = run_model(self.pipe.backend.infer, batch, self.pipe.info, self.flip)
-        return {name: d.decode(outputs, geometry, image) for name, d in self.decoders.items()}
+        out = {}
+        for name, d in self.decoders.items():
+            extracted = d.extract(outputs, geometry)
+            out[name] = d.finish(extracted, image)
+            if memories and name in memories:
+                out[f"{name}, with memory"] = d.finish(extracted, image, memories[name])
+        return out
 
 
 def run(decode: Variants, kinds: list[str], frames: int, first: int = 0) -> dict[str, dict[str, dict]]:
@@ -197,19 +206,23 @@ def run(decode: Variants, kinds: list[str], frames: int, first: int = 0) -> dict
     return _score(decode, kinds, sequences, tracked=False)
 
 
-def run_drives(decode: Variants, kinds: list[str], drives: int, frames: int) -> dict[str, dict[str, dict]]:
+def run_drives(decode: Variants, kinds: list[str], drives: int, frames: int,
+               hood_memory: bool = True) -> dict[str, dict[str, dict]]:
     """As :func:`run`, on ``drives`` continuous drives of ``frames`` frames per kind, and every variant also as
-    tracked (``"<variant>, tracked"``: through a :class:`LaneTracker` per drive, as the node runs it)."""
+    tracked (``"<variant>, tracked"``: through a :class:`LaneTracker` per drive and, with ``hood_memory``, decoded
+    with a :class:`HoodMemory` per drive, as the node runs it)."""
     def sequences(k: int, config: SynthConfig):
         for d in range(drives):
             yield iter_drive(config, DRIVE_SEED + 1000 * k + d, frames), frames
 
-    return _score(decode, kinds, sequences, tracked=True)
+    return _score(decode, kinds, sequences, tracked=True, hood_memory=hood_memory)
 
 
-def _score(decode: Variants, kinds: list[str], sequences, tracked: bool) -> dict[str, dict[str, dict]]:
+def _score(decode: Variants, kinds: list[str], sequences, tracked: bool,
+           hood_memory: bool = False) -> dict[str, dict[str, dict]]:
     """The measures per variant (and per variant tracked, with ``tracked``) and kind, over the frames
-    ``sequences(kind index, config)`` gives as (frames, count) pairs; each sequence gets fresh trackers."""
+    ``sequences(kind index, config)`` gives as (frames, count) pairs; each sequence gets fresh trackers (and
+    bonnet memories, with ``hood_memory``)."""
     rows = np.asarray(tusimple_h_samples(720))
     names = [n for v in decode.decoders for n in ((v, f"{v}, tracked") if tracked else (v,))]
     tallies = {v: {name: Tally() for name in [*kinds, "all"]} for v in names}
@@ -218,9 +231,11 @@ def _score(decode: Variants, kinds: list[str], sequences, tracked: bool) -> dict
         config = dataclasses.replace(SynthConfig(), **SCENES[name])
         for frames, count in sequences(k, config):
             trackers = {v: LaneTracker.for_decoder(dec.params) for v, dec in decode.decoders.items() if tracked}
+            memories = {v: HoodMemory() for v in trackers} if hood_memory else {}
             for frame in tqdm(frames, total=count, desc=name[:28], unit="frame", leave=False):
-                outs = decode(frame.image)
-                outs |= {f"{v}, tracked": t.update(outs[v], frame.timestamp) for v, t in trackers.items()}
+                outs = decode(frame.image, memories)
+                outs |= {f"{v}, tracked": t.update(outs.pop(f"{v}, with memory", outs[v]), frame.timestamp)
+                         for v, t in trackers.items()}
                 for v, out in outs.items():
                     tallies[v][name].add(frame, out, rows)
                     tallies[v]["all"].add(frame, out, rows)
@@ -247,6 +262,8 @@ def main() -> int:
     parser.add_argument("--drives", type=int, default=0, metavar="N",
                         help="score N continuous drives of --frames frames per kind instead of independent frames, "
                              "each variant frame by frame and tracked (default 0: independent frames)")
+    parser.add_argument("--no-hood-memory", action="store_true",
+                        help="with --drives: track without the bonnet memory (the node's tracker.hood false)")
     parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
                         help="decoder setting over the model's own (repeatable)")
     parser.add_argument("--kinds", default="", help="comma-separated leading words of the kinds to run (default all)")
@@ -273,7 +290,7 @@ def main() -> int:
     if args.frames <= 0:
         results = {v: {} for v in variants}
     elif args.drives > 0:
-        results = run_drives(decode, kinds, args.drives, args.frames)
+        results = run_drives(decode, kinds, args.drives, args.frames, hood_memory=not args.no_hood_memory)
     else:
         results = run(decode, kinds, args.frames, args.first_frame)
     for v, by_kind in results.items():

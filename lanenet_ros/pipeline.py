@@ -17,6 +17,7 @@ import numpy as np
 from lanenet_ros.backends import CPU_KIND, Backend, create_backend
 from lanenet_ros.calibrate import MountingEstimator
 from lanenet_ros.decode.decoder import Extracted, LaneDecoder
+from lanenet_ros.decode.hood import HoodMemory
 from lanenet_ros.decode.settings import DecodeParams
 from lanenet_ros.ground import GroundProjector, add_ground_lanes
 from lanenet_ros.ground_tracking import EgoLaneFilter
@@ -89,9 +90,10 @@ class LanePipeline:
             from the lanes and projects them to the ground once it has converged (used when ``camera`` is
             None; see :meth:`set_calibrator`).
         tracking: keep track ids and smooth lanes across frames; a mapping turns it on with those
-            :class:`~lanenet_ros.tracking.LaneTracker` settings (``alpha``, ``max_misses``, ``coast``) and
+            :class:`~lanenet_ros.tracking.LaneTracker` settings (``alpha``, ``max_misses``, ``coast``),
             ``ground`` (default True: the ego lines' ground fields are also tracked in the ground plane,
-            :class:`~lanenet_ros.ground_tracking.EgoLaneFilter`).
+            :class:`~lanenet_ros.ground_tracking.EgoLaneFilter`) and ``hood`` (default True: the bonnet found
+            in earlier frames stands in where a frame's is not found, :class:`~lanenet_ros.decode.hood.HoodMemory`).
         **backend_options: passed to the backend (``precision``, ``intra_op_threads``, ``cache_dir``, ...).
 
     Raises:
@@ -126,6 +128,7 @@ class LanePipeline:
         self.decoder = LaneDecoder(self.info, DecodeParams.from_pairs(self.info.decode).override(decode_params))
         settings = dict(tracking) if isinstance(tracking, Mapping) else ({} if tracking else None)  # None: off
         ground = settings is not None and settings.pop("ground", True)
+        self.hood_memory = HoodMemory() if settings is not None and settings.pop("hood", True) else None
         self.tracker = None if settings is None else LaneTracker.for_decoder(self.decoder.params, **settings)
         # the ego lines tracked in the ground plane too (a Kalman filter over c0..c3), with tracking on
         self.ego_filter = EgoLaneFilter() if ground else None
@@ -206,7 +209,7 @@ class LanePipeline:
             The LaneFrame, with ``timings`` in seconds for each stage of both halves and ``total``.
         """
         clock = [time.perf_counter()]
-        frame = detected = self.decoder.finish(inferred.extracted, image_bgr)
+        frame = detected = self.decoder.finish(inferred.extracted, image_bgr, self.hood_memory)
         clock.append(time.perf_counter())
         if self.tracker is not None:
             frame = self.tracker.update(detected, stamp)
@@ -264,7 +267,7 @@ class LanePipeline:
         out, geometries = self.outputs(images_bgr)
         frames = []
         for i, (geometry, image) in enumerate(zip(geometries, images_bgr, strict=True)):
-            frame = self.decoder.decode({k: v[i] for k, v in out.items()}, geometry, image)
+            frame = self.decoder.decode({k: v[i] for k, v in out.items()}, geometry, image, self.hood_memory)
             if self.tracker is not None:
                 frame = self.tracker.update(frame, None)
             if self.projector is not None:

@@ -394,6 +394,82 @@ def test_a_hood_below_a_dash_gap_is_confirmed() -> None:
     assert frame.hood_row > 0 and all(lane.y_max < 645 for lane in frame.lanes)
 
 
+def test_the_hood_memory_holds_an_edge_found_in_a_row_and_lets_it_go() -> None:
+    from lanenet_ros.decode.hood import HoodEdge, HoodMemory
+
+    def edge(row: float, width: int = W) -> HoodEdge:
+        return HoodEdge((row, 0.0, -12.0), width)
+
+    memory = HoodMemory(agree=3, tolerance=0.015, release=5)  # 0.015 of 720 rows: 10.8 rows
+    memory.found(edge(640), H)
+    memory.found(edge(600), H)  # not the same edge: the run starts again
+    memory.found(edge(642), H)
+    assert memory.held(W, H) is None
+    memory.found(edge(644), H)
+    memory.found(edge(646), H)  # three in a row within 10.8 rows of each other
+    held = memory.held(W, H)
+    assert held is not None and held.coeffs[0] == pytest.approx(644.0)
+    assert memory.held(W // 2, H // 2) is None  # not for another camera's images
+    memory.found(edge(648), H)  # an agreeing edge refines it
+    assert memory.held(W, H).coeffs[0] == pytest.approx(645.0)
+    memory.found(edge(560), H)
+    memory.found(edge(562), H)  # edges elsewhere go against it, and three that agree take its place
+    assert memory.held(W, H).coeffs[0] == pytest.approx(645.0)
+    memory.found(edge(564), H)
+    assert memory.held(W, H).coeffs[0] == pytest.approx(562.0)
+    for _ in range(4):
+        memory.contradicted()
+    memory.used()  # a frame that did not contradict it: the count starts again
+    for _ in range(4):
+        memory.contradicted()
+    assert memory.held(W, H) is not None
+    memory.contradicted()  # the fifth frame in a row with paint below it
+    assert memory.held(W, H) is None
+    # edges the lanes did not confirm count half: six in a row hold an edge, and they do not go against one
+    unsure = HoodMemory()
+    for k in range(5):
+        unsure.found(edge(640 + k), H, sure=False)
+    assert unsure.held(W, H) is None
+    unsure.found(edge(640), H, sure=False)
+    assert unsure.held(W, H).coeffs[0] == pytest.approx(3850 / 6)
+    for _ in range(5):
+        unsure.found(edge(500), H, sure=False)
+    assert unsure.held(W, H).coeffs[0] == pytest.approx(3850 / 6)
+    with pytest.raises(ValueError, match="tolerance"):
+        HoodMemory(tolerance=0.0)
+
+
+def test_a_bonnet_found_in_earlier_frames_ends_the_lanes_where_the_search_fails() -> None:
+    from lanenet_ros.decode import hood
+
+    image, mask = scene(FOUR)
+    plain = with_hood(image)
+    rough = with_hood(image, (96, 96, 96))  # a bonnet the search misses: hardly darker or brighter than the road
+    assert hood.find_edge(rough) is None
+    outputs, decoder = lanenet_outputs(mask), LaneDecoder(LANENET)
+    assert all(lane.y_max > 715 for lane in decoder.decode(outputs, GEO, rough).lanes)  # alone: across the bonnet
+    memory = hood.HoodMemory()
+    assert decoder.decode(outputs, GEO, rough, memory).hood_row < 0  # nothing held yet
+    for _ in range(3):
+        found = decoder.decode(outputs, GEO, plain, memory)
+    frame = decoder.decode(outputs, GEO, rough, memory)
+    assert frame.hood_row == pytest.approx(found.hood_row, abs=0.5)
+    assert [lane.y_max for lane in frame.lanes] == pytest.approx([lane.y_max for lane in found.lanes], abs=0.5)
+    assert not frame.class_mask[660:].any()
+    # the road going on below the held edge (the paint shows there): not used, and five such frames let it go
+    for _ in range(5):
+        frame = decoder.decode(outputs, GEO, image, memory)
+        assert frame.hood_row < 0 and all(lane.y_max > 715 for lane in frame.lanes)
+    assert memory.held(W, H) is None
+    # without an image (nothing to read paint from) the held edge is used as it is
+    for _ in range(3):
+        decoder.decode(outputs, GEO, plain, memory)
+    assert decoder.decode(outputs, GEO, None, memory).hood_row > 0
+    # a hood given by hand wins and leaves the memory alone
+    given = LaneDecoder(LANENET, DecodeParams(hood=0.1)).decode(outputs, GEO, rough, hood.HoodMemory())
+    assert given.hood_row == pytest.approx(0.9 * H - 0.5)
+
+
 def test_a_known_hood_is_given_as_a_share_of_the_rows() -> None:
     _, mask = scene(FOUR)
     frame = LaneDecoder(LANENET, DecodeParams(hood=0.1)).decode(lanenet_outputs(mask), GEO)  # no image needed

@@ -173,9 +173,10 @@ def test_the_nodes_tracker_parameters_reach_the_pipelines_tracker() -> None:
     default, _ = open_pipeline(NodeParams.from_values({"backend": "onnxruntime-cpu"}))
     assert (default.tracker.alpha, default.tracker.max_misses, default.tracker.coast) == (0.5, 3, True)
     off, _ = open_pipeline(NodeParams.from_values({"backend": "onnxruntime-cpu", "tracking": False}))
-    assert off.tracker is None and off.ego_filter is None
-    assert default.ego_filter is not None
-    flat, _ = open_pipeline(NodeParams.from_values({"backend": "onnxruntime-cpu", "tracker.ground": False}))
-    assert flat.tracker is not None and flat.ego_filter is None
+    assert off.tracker is None and off.ego_filter is None and off.hood_memory is None
+    assert default.ego_filter is not None and default.hood_memory is not None
+    flat, _ = open_pipeline(NodeParams.from_values({"backend": "onnxruntime-cpu", "tracker.ground": False,
+                                                    "tracker.hood": False}))
+    assert flat.tracker is not None and flat.ego_filter is None and flat.hood_memory is None
     with pytest.raises(ParamError, match=r"tracker\.smoothing. is 0.0, outside its range"):
         NodeParams.from_values({"tracker.smoothing": 0.0})

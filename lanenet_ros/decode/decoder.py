@@ -103,7 +103,7 @@ class LaneDecoder:
                                "has none (a per-class model's classes may have a side); set flip_average false")
 
     def decode(self, outputs: Mapping[str, np.ndarray], geometry: Geometry,
-               image_bgr: np.ndarray | None = None) -> LaneFrame:
+               image_bgr: np.ndarray | None = None, hood_memory: hood.HoodMemory | None = None) -> LaneFrame:
         """Decode the outputs of one image.
 
         Args:
@@ -112,6 +112,7 @@ class LaneDecoder:
             geometry: how the camera image became the network input (from the Preprocessor).
             image_bgr: the camera image, to read marking types and colours from the paint; without it types
                 come from the mask alone and colours are UNKNOWN (unless the class names say).
+            hood_memory: the bonnet over the frames before (:meth:`finish`).
 
         Returns:
             The frame: class mask at camera resolution and lanes left to right with ego indices.
@@ -119,7 +120,7 @@ class LaneDecoder:
         Raises:
             ValueError: a needed output is missing or has the wrong shape (the message names it).
         """
-        return self.finish(self.extract(outputs, geometry), image_bgr)
+        return self.finish(self.extract(outputs, geometry), image_bgr, hood_memory)
 
     def extract(self, outputs: Mapping[str, np.ndarray], geometry: Geometry) -> Extracted:
         """The first half of :meth:`decode`: everything read from the network's outputs (the lane mask, the lane
@@ -162,8 +163,14 @@ class LaneDecoder:
             painted = np.array(named["painted_logits"][0], dtype=np.float32)
         return Extracted(geo, class_mask, pixels, gathered, bonnet, markings, painted)
 
-    def finish(self, ex: Extracted, image_bgr: np.ndarray | None = None) -> LaneFrame:
-        """The second half of :meth:`decode`: lanes from what :meth:`extract` took out of the outputs."""
+    def finish(self, ex: Extracted, image_bgr: np.ndarray | None = None,
+               hood_memory: hood.HoodMemory | None = None) -> LaneFrame:
+        """The second half of :meth:`decode`: lanes from what :meth:`extract` took out of the outputs.
+
+        Args:
+            hood_memory: the bonnet over the frames before, in time order (:class:`~lanenet_ros.decode.hood.
+                HoodMemory`): it learns from this frame's bonnet, and its edge stands in where none is found.
+        """
         geo, pixels = ex.geometry, ex.pixels
         if ex.gathered is not None:
             pixels = self._clustered_pixels(*ex.gathered)
@@ -179,7 +186,7 @@ class LaneDecoder:
         if self.params.far_end_paint > 0 and _camera_image(image_bgr, geo):
             lanes = [far_end.end_at_paint(image_bgr, lane, self.params.far_end_paint * geo.src_height,
                                         self.params.point_step_px) for lane in lanes]
-        found = self._hood(image_bgr, lanes, geo, ex)
+        found = self._hood(image_bgr, lanes, geo, ex, hood_memory)
         edge = None
         if found is not None:
             edge, crossings = found
@@ -190,19 +197,43 @@ class LaneDecoder:
                          lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r,
                          hood_row=-1.0 if edge is None else float(edge.row_at(geo.src_width / 2)))
 
-    def _hood(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane], geo: Geometry,
-              ex: Extracted) -> tuple[hood.HoodEdge, list[float | None]] | None:
+    def _hood(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane], geo: Geometry, ex: Extracted,
+              memory: hood.HoodMemory | None) -> tuple[hood.HoodEdge, list[float | None]] | None:
         """The hood's edge (``params.hood``): the given one, the model's own (``hood_logits``) where it sees one,
-        else one found in the image and confirmed by the lanes; with the row where each lane crosses it. None
-        without a hood."""
+        else one found in the image and confirmed by the lanes, else the one ``memory`` holds unless the lanes
+        show paint below it; with the row where each lane crosses it. None without a hood."""
         share = self.params.hood
         if share > 0:
             edge = hood.HoodEdge.flat((1 - share) * geo.src_height - 0.5, geo.src_width)
             return edge, hood.crossing_rows(lanes, edge)
         if share == 0:
             return None
+        found = self._hood_in_frame(image_bgr, lanes, geo, ex)
+        if found is not None and found[2]:
+            if memory is not None:
+                memory.found(found[0], geo.src_height)
+            return found[:2]
+        if memory is None:
+            return None
+        if found is not None:  # an edge the lanes did not confirm: half a vote for the memory
+            memory.found(found[0], geo.src_height, sure=False)
+        held = memory.held(geo.src_width, geo.src_height)
+        if held is None:
+            return None
+        crossings = hood.crossing_rows(lanes, held)
+        if _camera_image(image_bgr, geo) and hood.paint_below(image_bgr, lanes, crossings):
+            memory.contradicted()
+            return None
+        memory.used()
+        return held, crossings
+
+    def _hood_in_frame(self, image_bgr: np.ndarray | None, lanes: list[DetectedLane], geo: Geometry,
+                       ex: Extracted) -> tuple[hood.HoodEdge, list[float | None], bool] | None:
+        """The bonnet this frame shows, with the lanes' crossing rows and whether it is sure: the network's where it
+        sees one (sure), else the image search's where no crossing lane shows paint below it (sure where one shows
+        paint above it: :func:`hood.confirmed`); None."""
         if ex.bonnet is not None:  # the network's bonnet, trusted as it is
-            return ex.bonnet, hood.crossing_rows(lanes, ex.bonnet)
+            return ex.bonnet, hood.crossing_rows(lanes, ex.bonnet), True
         # no bonnet output, or one that sees none: the image search, taken only where the lanes confirm it
         if not lanes or not _camera_image(image_bgr, geo):
             return None
@@ -210,7 +241,9 @@ class LaneDecoder:
         if edge is None:
             return None
         crossings = hood.crossing_rows(lanes, edge)
-        return (edge, crossings) if hood.confirmed(image_bgr, lanes, crossings) else None
+        if hood.paint_below(image_bgr, lanes, crossings):
+            return None
+        return edge, crossings, hood.paint_above(image_bgr, lanes, crossings)
 
     def _by_meaning(self, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outputs keyed by meaning, batch dimension dropped, shapes checked."""

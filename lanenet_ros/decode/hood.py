@@ -240,17 +240,109 @@ def crossing_rows(lanes: Sequence[DetectedLane], edge: HoodEdge) -> list[float |
 def confirmed(image_bgr: np.ndarray, lanes: Sequence[DetectedLane], crossings: Sequence[float | None]) -> bool:
     """Whether the lanes that cross the edge (``crossings``: :func:`crossing_rows`) show paint above it (within
     ``_ABOVE`` of the image height) and none just below (a hood, not a shadow)."""
+    return paint_above(image_bgr, lanes, crossings) and not paint_below(image_bgr, lanes, crossings)
+
+
+def paint_above(image_bgr: np.ndarray, lanes: Sequence[DetectedLane], crossings: Sequence[float | None]) -> bool:
+    """Whether a lane that crosses the edge shows paint above it (within ``_ABOVE`` of the image height)."""
+    return _paint_seen(image_bgr, lanes, crossings, above=True)
+
+
+def paint_below(image_bgr: np.ndarray, lanes: Sequence[DetectedLane], crossings: Sequence[float | None]) -> bool:
+    """Whether a lane that crosses the edge shows paint just below it (within 4 % of the image height): the road
+    goes on there, no hood."""
+    return _paint_seen(image_bgr, lanes, crossings, above=False)
+
+
+def _paint_seen(image_bgr: np.ndarray, lanes: Sequence[DetectedLane], crossings: Sequence[float | None],
+                above: bool) -> bool:
+    """Whether a lane that crosses the edge shows paint in two or more rows above it (``above``) or below it."""
     h, w = image_bgr.shape[:2]
-    seen_above = seen_below = False
     half = max(3.0, 0.012 * w)
     for lane, y in zip(lanes, crossings, strict=True):
         if y is None:
             continue
-        below = np.arange(y + 0.006 * h, min(h - 1.0, y + 0.04 * h), 0.004 * h)
-        above = np.arange(max(lane.y_min, y - _ABOVE * h), y - 0.006 * h, 0.004 * h)
-        seen_below |= _paint_rows(image_bgr, lane, below, half) >= 2
-        seen_above |= _paint_rows(image_bgr, lane, above, half) >= 2
-    return seen_above and not seen_below
+        rows = (np.arange(max(lane.y_min, y - _ABOVE * h), y - 0.006 * h, 0.004 * h) if above
+                else np.arange(y + 0.006 * h, min(h - 1.0, y + 0.04 * h), 0.004 * h))
+        if _paint_rows(image_bgr, lane, rows, half) >= 2:
+            return True
+    return False
+
+
+class HoodMemory:
+    """The bonnet over a drive. A camera's bonnet stays where it is in the image, so an edge found in a few frames
+    holds for the frames in which it is not found (the search gives up on reflections, a dash gap above it, a
+    network's bonnet output on a dark night).
+
+    An edge is held once edges found one after another (:meth:`found`: the network's, or the search's confirmed by
+    the lanes; one that the lanes did not confirm, with no paint seen above it, counts half) add up to ``agree``
+    while lying within ``tolerance`` of the image height of each other: the road moves through the image, a
+    shadow or a joint across it with it, the bonnet does not. Each later sure edge that agrees refines it. A frame
+    in which the lanes show paint just below the held edge (:meth:`contradicted`: the road goes on there) does
+    not use it, and ``release`` such frames in a row, or as many sure edges found elsewhere, drop it; edges found
+    elsewhere that add up to ``agree`` hold that edge instead (a camera moved on its mount).
+    """
+
+    def __init__(self, agree: int = 3, tolerance: float = 0.015, release: int = 5) -> None:
+        if agree < 1 or release < 1 or not 0 < tolerance < 1:
+            raise ValueError(f"agree and release must be >= 1 and tolerance in (0, 1), got {agree}, {release} "
+                             f"and {tolerance}")
+        self.agree, self.tolerance, self.release = agree, tolerance, release
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the edge (another camera)."""
+        self.edge: HoodEdge | None = None
+        self._size: tuple[int, int] | None = None  # the image size of the edges remembered
+        self._count = 0  # edges averaged into ``edge``
+        self._recent: list[tuple[HoodEdge, float]] = []  # edges found in a row that do not agree with ``edge``,
+        # with their votes
+        self._against = 0  # frames in a row that went against ``edge``
+
+    def held(self, width: int, height: int) -> HoodEdge | None:
+        """The edge held for images of this size, or None."""
+        return self.edge if self._size == (width, height) else None
+
+    def found(self, edge: HoodEdge, height: int, sure: bool = True) -> None:
+        """An edge found in this frame (images ``edge.width`` x ``height``); ``sure``: the network's or one the
+        lanes confirmed."""
+        if self._size != (edge.width, height):
+            self.reset()
+            self._size = (edge.width, height)
+        if self.edge is not None and self._agrees(edge, self.edge, height):
+            if sure:
+                self._count += 1
+                weight = 1.0 / min(self._count, 20)  # a running mean of the last twenty or so
+                self.edge = HoodEdge(tuple((1 - weight) * a + weight * b  # type: ignore[arg-type]
+                                           for a, b in zip(self.edge.coeffs, edge.coeffs, strict=True)), edge.width)
+            self._recent, self._against = [], 0
+            return
+        if self._recent and not all(self._agrees(edge, e, height) for e, _ in self._recent):
+            self._recent = []
+        self._recent.append((edge, 1.0 if sure else 0.5))
+        if self.edge is not None and sure:
+            self._went_against()
+        if sum(vote for _, vote in self._recent) >= self.agree:
+            self.edge = HoodEdge(tuple(np.average([e.coeffs for e, _ in self._recent], axis=0,  # type: ignore[arg-type]
+                                                  weights=[v for _, v in self._recent])), edge.width)
+            self._count, self._recent, self._against = len(self._recent), [], 0
+
+    def used(self) -> None:
+        """The held edge was used in a frame that did not contradict it."""
+        self._against = 0
+
+    def contradicted(self) -> None:
+        """The lanes showed paint just below the held edge in this frame."""
+        self._went_against()
+
+    def _went_against(self) -> None:
+        self._against += 1
+        if self._against >= self.release:
+            self.edge, self._count, self._against = None, 0, 0
+
+    def _agrees(self, a: HoodEdge, b: HoodEdge, height: int) -> bool:
+        xs = a.width * np.array([0.2, 0.5, 0.8])
+        return bool(np.abs(a.row_at(xs) - b.row_at(xs)).max() <= self.tolerance * height)
 
 
 def cut_lanes(lanes: Sequence[DetectedLane], crossings: Sequence[float | None], point_step_px: float,

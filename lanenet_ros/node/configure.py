@@ -42,7 +42,8 @@ def open_pipeline(params: NodeParams) -> tuple[LanePipeline, bool]:
                             tracking=params.tracking and {"alpha": params.tracker_smoothing,
                                                           "max_misses": params.tracker_max_misses,
                                                           "coast": params.tracker_coast,
-                                                          "ground": params.tracker_ground},
+                                                          "ground": params.tracker_ground,
+                                                          "hood": params.tracker_hood},
                             **options)
     return pipeline, pipeline.projector is not None
 

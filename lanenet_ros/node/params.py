@@ -84,6 +84,10 @@ class NodeParams:
                                     "over c0..c3): a line that a car ahead or a truck's edge pulls off its paint "
                                     "keeps its shape from the frames before; false fits each frame alone",
                               name="tracker.ground")
+    tracker_hood: bool = _p(True, "Hold the ego vehicle's bonnet found in earlier frames (the edge it ends lanes "
+                                  "at) through frames in which it is not found, unless the lanes show paint below "
+                                  "it; false looks for it in each frame alone (decode.hood -1 only)",
+                            name="tracker.hood")
     ground_frame_id: str = _p("base_link", "Vehicle frame of ground-plane lanes (x forward, y left, z up) "
                                            "and of ground markers", name="ground.frame_id")
     ground_camera_height: float = _p(0.0, "Camera height above the road in metres; with camera_info it "

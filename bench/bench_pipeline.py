@@ -12,7 +12,9 @@ Everything is measured in this one run: median and p90 per stage over the frames
 The second table compares ONNX Runtime with output buffers reused (io_binding) against fresh outputs, the
 third a LaneNet with and without ``decode.flip_average`` (a second inference on the mirror image); with
 ``--versus OTHER.onnx`` a fourth, the model against another on the same frames (a model with a bonnet and
-marking heads against the shipped one, say).
+marking heads against the shipped one, say). With the packaged default model (``--model
+lanenet_ros/models/default.onnx``) a last one: its heads never, every third frame (``heads_every``, the CPU's
+default) and every frame, by the mean time a frame (the throughput).
 
     .venv/bin/python bench/bench_pipeline.py [--frames 40] [--threads 0] [--model model.onnx] [--versus other.onnx]
 """
@@ -121,11 +123,14 @@ def compare(title: str, pipes: dict[str, LanePipeline], images: list[np.ndarray]
     for image in images:
         for name, pipe in pipes.items():
             times[name].append(pipe.process(image).timings)
-    print(f"\n{title:<32}{'median infer ms':>16}{'median decode ms':>17}{'median total ms':>16}")
+    print(f"\n{title:<32}{'median infer ms':>16}{'median decode ms':>17}{'median total ms':>16}"
+          f"{'mean total ms':>14}")
     med = {name: {k: np.median([t[k] for t in times[name]]) * 1e3 for k in ("infer", "decode", "total")}
            for name in pipes}
     for name in pipes:
-        print(f"{name:<32}{med[name]['infer']:>16.2f}{med[name]['decode']:>17.2f}{med[name]['total']:>16.2f}")
+        med[name]["mean total"] = np.mean([t["total"] for t in times[name]]) * 1e3
+        print(f"{name:<32}{med[name]['infer']:>16.2f}{med[name]['decode']:>17.2f}{med[name]['total']:>16.2f}"
+              f"{med[name]['mean total']:>14.2f}")
     return med
 
 
@@ -147,6 +152,18 @@ def report_versus(model: Path, other: Path, images: list[np.ndarray], threads: i
     a, b = med[model.name], med[other.name]
     print(f"{model.name} / {other.name}: inference x{a['infer'] / b['infer']:.2f}, decode x"
           f"{a['decode'] / b['decode']:.2f}, whole pipeline x{a['total'] / b['total']:.2f}")
+
+
+def report_heads_every(model: Path, images: list[np.ndarray], threads: int, every: int) -> None:
+    """The packaged model on the CPU without its heads, with them every ``every`` frames (the node's default
+    ``heads_every``) and every frame (``default_heads``), frames interleaved; the mean, which the frames with the
+    heads weigh into as often as they come, is the throughput."""
+    pipes = {f"heads_every {n}": LanePipeline(model, backend="onnxruntime-cpu", tracking=True, heads_every=n,
+                                              intra_op_threads=threads) for n in (0, every, 1)}
+    med = compare("packaged model on the CPU", pipes, images)
+    lean = med["heads_every 0"]["mean total"]
+    print("mean whole pipeline against no heads: " + ", ".join(
+        f"{name} x{m['mean total'] / lean:.3f}" for name, m in med.items() if name != "heads_every 0"))
 
 
 def main() -> int:
@@ -173,6 +190,8 @@ def main() -> int:
             report_flip(model, images, args.threads)
         if args.versus is not None:
             report_versus(model, args.versus, images, args.threads)
+        if pipe.heads_every:
+            report_heads_every(model, images, args.threads, pipe.heads_every)
     return 0 if ratio <= 0.15 else 1
 
 

@@ -8,7 +8,8 @@ run it.
     .venv/bin/python bench/real_road_shifts.py [--model M.onnx] [--frames 30] [--decode NAME=VALUE ...]
                                                [--kinds NAME,NAME] [--json OUT.json]
                                                [--variant NAME=VALUE,NAME=VALUE ...] [--dataset DIR]
-                                               [--first-frame N] [--drives N [--no-hood-memory]]
+                                               [--first-frame N] [--drives N [--no-hood-memory]
+                                               [--heads-every N]]
 
 ``--variant`` adds a decoder variant (settings over the model's own and ``--decode``), decoded from the same
 network outputs, so variants are compared on the same frames for the price of one inference. ``--dataset``
@@ -19,7 +20,9 @@ was tuned on the first frames on frames it has not seen. ``--drives N`` scores N
 ``--frames`` frames per kind instead of independent frames (10 Hz, seeds from 80000), each variant twice: frame
 by frame, and as the node publishes it with ``tracking`` on (its default: lanes smoothed over frames, marking
 type and colour the most frequent of a track's recent frames, and the bonnet found in earlier frames held
-through the frames in which it is not found: ``tracker.hood``, which ``--no-hood-memory`` turns off).
+through the frames in which it is not found: ``tracker.hood``, which ``--no-hood-memory`` turns off; with the
+packaged default model the heads' model every third frame, the node's ``heads_every`` on the CPU, which
+``--heads-every`` changes).
 
 Per kind, independent frames (seeds from 60000, one set per kind) at 1280x720, scored on the ego pair only:
 TuSimple accuracy / FP / FN of the two ego lines (the frame's ego-left and ego-right lanes against the labelled
@@ -57,7 +60,7 @@ from lanenet_ros.metrics import (
     tusimple_lane_angle,
     tusimple_line_accuracy,
 )
-from lanenet_ros.pipeline import LanePipeline, run_model
+from lanenet_ros.pipeline import HEADS_EVERY, LanePipeline, run_model
 from lanenet_ros.tracking import LaneTracker
 from lanenet_train.data.layout import load_dataset
 from lanenet_train.synth import SynthConfig
@@ -183,17 +186,23 @@ class Variants:
         self.flip = flips.pop()
         self.decoders = {name: LaneDecoder(pipe.info, p) for name, p in params.items()}
 
-    def __call__(self, image: np.ndarray, memories: dict[str, HoodMemory] | None = None) -> dict:
-        """The LaneFrame of every variant for one camera image; for each variant in ``memories`` also the frame
-        decoded with that bonnet memory (``"<variant>, with memory"``), as a pipeline with tracking decodes it."""
+    def __call__(self, image: np.ndarray, node: dict[str, HoodMemory | None] | None = None,
+                 learned: bool = False) -> dict:
+        """The LaneFrame of every variant for one camera image; for each variant in ``node`` also the frame as a
+        pipeline with tracking decodes it (``"<variant>, as the node"``): with that bonnet memory (None: none)
+        and, with ``learned``, from the heads' model (the pipeline's ``heads_every``)."""
         batch, geometry = self.pipe.preprocessor(image)
         outputs = run_model(self.pipe.backend.infer, batch, self.pipe.info, self.flip)
+        heads = self.pipe.heads_backend
+        node_outputs = run_model(heads.infer, batch, heads.info, self.flip) if learned and node else outputs
         out = {}
         for name, d in self.decoders.items():
             extracted = d.extract(outputs, geometry)
             out[name] = d.finish(extracted, image)
-            if memories and name in memories:
-                out[f"{name}, with memory"] = d.finish(extracted, image, memories[name])
+            if node and name in node:
+                if node_outputs is not outputs:
+                    extracted = d.extract(node_outputs, geometry)
+                out[f"{name}, as the node"] = d.finish(extracted, image, node[name])
         return out
 
 
@@ -231,10 +240,13 @@ def _score(decode: Variants, kinds: list[str], sequences, tracked: bool,
         config = dataclasses.replace(SynthConfig(), **SCENES[name])
         for frames, count in sequences(k, config):
             trackers = {v: LaneTracker.for_decoder(dec.params) for v, dec in decode.decoders.items() if tracked}
-            memories = {v: HoodMemory() for v in trackers} if hood_memory else {}
-            for frame in tqdm(frames, total=count, desc=name[:28], unit="frame", leave=False):
-                outs = decode(frame.image, memories)
-                outs |= {f"{v}, tracked": t.update(outs.pop(f"{v}, with memory", outs[v]), frame.timestamp)
+            node = {v: HoodMemory() if hood_memory else None for v in trackers}
+            every = decode.pipe.heads_every
+            for i, frame in enumerate(tqdm(frames, total=count, desc=name[:28], unit="frame", leave=False)):
+                learned = every > 0 and i % every == 0
+                outs = decode(frame.image, node, learned)
+                outs |= {f"{v}, tracked": t.update(outs.pop(f"{v}, as the node"), frame.timestamp,
+                                                   type_votes=every if learned else 1)
                          for v, t in trackers.items()}
                 for v, out in outs.items():
                     tallies[v][name].add(frame, out, rows)
@@ -262,6 +274,9 @@ def main() -> int:
     parser.add_argument("--drives", type=int, default=0, metavar="N",
                         help="score N continuous drives of --frames frames per kind instead of independent frames, "
                              "each variant frame by frame and tracked (default 0: independent frames)")
+    parser.add_argument("--heads-every", type=int, default=HEADS_EVERY, metavar="N",
+                        help="with --drives and the packaged default model: the tracked rows run default_heads every "
+                             "N frames, as the node on the CPU does (default %(default)s; 0: never)")
     parser.add_argument("--no-hood-memory", action="store_true",
                         help="with --drives: track without the bonnet memory (the node's tracker.hood false)")
     parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
@@ -281,7 +296,8 @@ def main() -> int:
     kinds = [k for k in SCENES if not wanted or any(k.startswith(w) for w in wanted)]
     if not kinds:
         parser.error(f"--kinds {args.kinds!r} names none of: {'; '.join(SCENES)}")
-    pipe = LanePipeline(args.model, backend="onnxruntime-cpu", tracking=False, decode_params=overrides)
+    pipe = LanePipeline(args.model, backend="onnxruntime-cpu", tracking=False, decode_params=overrides,
+                        heads_every=args.heads_every if args.drives > 0 else 0)
     try:
         decode = Variants(pipe, variants)
     except ValueError as exc:

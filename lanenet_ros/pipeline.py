@@ -30,7 +30,9 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 # the same lane network with the bonnet and marking-type heads beside it (docs/default_model.md)
 DEFAULT_HEADS_MODEL = DEFAULT_MODEL.with_name("default_heads.onnx")
 STAGES = ("preprocess", "infer", "decode", "track", "ground")  # in the order they run
-PACKAGED_NAMES = ("default", "default_heads")  # a model given by name: the packaged file of that name
+PACKAGED_NAMES = ("default", "default_heads")
+HEADS_EVERY = 3  # on the CPU the packaged model's heads run every third frame (docs/training.md, "The heads every
+# third frame on the CPU")  # a model given by name: the packaged file of that name
 
 
 def packaged_model(name: str | Path) -> Path | None:
@@ -52,6 +54,7 @@ class Inferred:
 
     extracted: Extracted
     timings: dict[str, float]
+    learned: bool = False  # the outputs came from the heads' model (``heads_every``)
 
 
 class CameraMount(Protocol):
@@ -89,6 +92,10 @@ class LanePipeline:
         calibrator: a :class:`~lanenet_ros.calibrate.MountingEstimator` that estimates the camera's mounting
             from the lanes and projects them to the ground once it has converged (used when ``camera`` is
             None; see :meth:`set_calibrator`).
+        heads_every: where the packaged model runs on the CPU without its heads (no model given, or ``default``),
+            run the one with them (``default_heads``) every this many frames instead, for its bonnet and its
+            marking types, which the tracker then weighs this many times a frame read from the paint (0: never).
+            Ignored for any other model and backend.
         tracking: keep track ids and smooth lanes across frames; a mapping turns it on with those
             :class:`~lanenet_ros.tracking.LaneTracker` settings (``alpha``, ``max_misses``, ``coast``),
             ``ground`` (default True: the ego lines' ground fields are also tracked in the ground plane,
@@ -105,8 +112,10 @@ class LanePipeline:
     def __init__(self, model_path: str | Path | None = None, backend: str | Backend = "auto",
                  decode_params: Mapping[str, Any] | None = None, roi_top: float | None = None,
                  camera: Camera = None, tracking: bool | Mapping[str, Any] = True,
-                 calibrator: MountingEstimator | None = None,
+                 calibrator: MountingEstimator | None = None, heads_every: int = HEADS_EVERY,
                  **backend_options: Any) -> None:
+        if heads_every < 0:
+            raise ValueError(f"heads_every must be >= 0, got {heads_every}")
         if isinstance(backend, str):
             model_path = packaged_model(model_path) or model_path
             path, cpu_model = Path(model_path or default_model_path(backend)), None
@@ -122,6 +131,13 @@ class LanePipeline:
             path = Path(model_path or backend.name)
         self.model_path = path
         self.backend = backend
+        # the packaged model's heads every few frames beside the CPU model without them
+        self.heads_backend: Backend | None = None
+        if heads_every and backend.name == CPU_KIND and path.resolve() == DEFAULT_MODEL \
+                and DEFAULT_HEADS_MODEL.is_file():
+            self.heads_backend = create_backend(DEFAULT_HEADS_MODEL, CPU_KIND, **backend_options)
+        self.heads_every = heads_every if self.heads_backend is not None else 0
+        self._inferred = 0  # frames begun, for heads_every
         self.info: ModelInfo = self.backend.info
         check_suitable(self.info, path)
         self.preprocessor = Preprocessor.from_info(self.info, roi_top=roi_top)
@@ -141,6 +157,12 @@ class LanePipeline:
     def backend_name(self) -> str:
         """The backend that runs the model (``tensorrt``, ``onnxruntime-cpu``, ...)."""
         return self.backend.name
+
+    def describe(self) -> str:
+        """What runs, in words: ``lanenet 512x256 on onnxruntime-cpu`` and the heads' model where it runs beside."""
+        info = self.info
+        heads = f", with {DEFAULT_HEADS_MODEL.stem} every {self.heads_every} frames" if self.heads_every else ""
+        return f"{info.architecture} {info.input_width}x{info.input_height} on {self.backend_name}{heads}"
 
     def set_ground(self, camera: Camera) -> bool:
         """Set or clear the ground projection (e.g. when ``camera_info`` arrives).
@@ -192,12 +214,15 @@ class LanePipeline:
         clock = [time.perf_counter()]
         batch, geometry = self.preprocessor(image_bgr)
         clock.append(time.perf_counter())
-        outputs = run_model(self.backend.infer, batch, self.info, self.decoder.params.flip_average)
+        learned = self.heads_every > 0 and self._inferred % self.heads_every == 0
+        self._inferred += 1
+        backend = self.heads_backend if learned else self.backend
+        outputs = run_model(backend.infer, batch, backend.info, self.decoder.params.flip_average)
         clock.append(time.perf_counter())
         extracted = self.decoder.extract(outputs, geometry)
         clock.append(time.perf_counter())
         return Inferred(extracted, {"preprocess": clock[1] - clock[0], "infer": clock[2] - clock[1],
-                                    "extract": clock[3] - clock[2]})
+                                    "extract": clock[3] - clock[2]}, learned)
 
     def finish(self, inferred: Inferred, image_bgr: np.ndarray, stamp: float | int | None = None) -> LaneFrame:
         """The second half of :meth:`process`: lanes, tracking, ground, for the frame :meth:`infer` began (frames
@@ -212,7 +237,7 @@ class LanePipeline:
         frame = detected = self.decoder.finish(inferred.extracted, image_bgr, self.hood_memory)
         clock.append(time.perf_counter())
         if self.tracker is not None:
-            frame = self.tracker.update(detected, stamp)
+            frame = self.tracker.update(detected, stamp, type_votes=self.heads_every if inferred.learned else 1)
         clock.append(time.perf_counter())
         projector, calibration = self.projector, "given" if self.projector is not None else ""
         if self.calibrator is not None:

@@ -36,10 +36,10 @@ class _Track:
     types: deque = field(default_factory=lambda: deque(maxlen=_VOTES))
     colors: deque = field(default_factory=lambda: deque(maxlen=_VOTES))
 
-    def vote(self, lane: DetectedLane) -> None:
-        """Remember the frame's type and colour (UNKNOWN does not vote)."""
+    def vote(self, lane: DetectedLane, type_votes: int = 1) -> None:
+        """Remember the frame's type (``type_votes`` times) and colour (UNKNOWN does not vote)."""
         if lane.marking_type != MarkingType.UNKNOWN:
-            self.types.append(lane.marking_type)
+            self.types.extend([lane.marking_type] * type_votes)
         if lane.color != MarkingColor.UNKNOWN:
             self.colors.append(lane.color)
 
@@ -100,13 +100,15 @@ class LaneTracker:
         """Forget all tracks (e.g. after a jump in time or a camera change); ids keep increasing."""
         self._tracks = []
 
-    def update(self, frame: LaneFrame, stamp: float | int | None = None) -> LaneFrame:
+    def update(self, frame: LaneFrame, stamp: float | int | None = None, type_votes: int = 1) -> LaneFrame:
         """Match the frame's lanes to the tracks and return the frame with tracked, smoothed lanes.
 
         Args:
             frame: one decoded frame (lanes in camera pixels).
             stamp: the image time, float seconds or integer nanoseconds; a bag looping back or a long gap
                 starts the tracks afresh. None: frames are taken as consecutive.
+            type_votes: how many votes each lane's marking type in this frame counts (a frame whose types a
+                network's head read, among frames whose types were read from the paint).
 
         Returns:
             A new LaneFrame (same mask and timings) whose lanes carry track ids, ordered left to right.
@@ -123,7 +125,7 @@ class LaneTracker:
         if cost.size:
             for ti, di in zip(*min_cost_assignment(cost), strict=True):  # ids follow the best overall matching
                 if cost[ti, di] <= gate:
-                    self._merge(self._tracks[ti], det[di])
+                    self._merge(self._tracks[ti], det[di], type_votes)
                     matched_t.add(int(ti))
                     matched_d.add(int(di))
         for ti, track in enumerate(self._tracks):
@@ -134,7 +136,7 @@ class LaneTracker:
             if di not in matched_d:
                 self._tracks.append(_Track(self._next_id, lane.replace(ground_coeffs=None, ground_x_range=None,
                                                                        ground_points=None)))
-                self._tracks[-1].vote(lane)
+                self._tracks[-1].vote(lane, type_votes)
                 self._next_id += 1
         lanes = [lane for t in self._tracks if not t.misses and (lane := self._report(t)) is not None]
         # a coasting track stands in for a lane missed this frame, not for one seen again a little away
@@ -146,10 +148,10 @@ class LaneTracker:
                                                   self.max_lanes, self.max_per_side)
         return frame.replace(lanes=lanes, ego_left_index=ego_l, ego_right_index=ego_r)
 
-    def _merge(self, track: _Track, det: DetectedLane) -> None:
+    def _merge(self, track: _Track, det: DetectedLane, type_votes: int = 1) -> None:
         """Blend a matched detection into its track."""
         a, old = self.alpha, track.lane
-        track.vote(det)
+        track.vote(det, type_votes)
         coeffs = _blend(old.image_coeffs, det.image_coeffs, a)
         y_min, y_max = (1 - a) * old.y_min + a * det.y_min, (1 - a) * old.y_max + a * det.y_max
         track.lane = det.replace(

@@ -470,6 +470,23 @@ def test_a_bonnet_found_in_earlier_frames_ends_the_lanes_where_the_search_fails(
     assert given.hood_row == pytest.approx(0.9 * H - 0.5)
 
 
+def test_a_bonnet_the_network_saw_is_held_through_frames_without_its_output() -> None:
+    from lanenet_ros.decode import hood
+
+    image, mask = scene(FOUR)  # the heads' model every few frames, the lean one between (heads_every)
+    seen = np.where(np.arange(256)[:, None] >= 240, 5.0, -5.0) + np.zeros((1, 512))  # camera row ~690 on
+    heads = {**lanenet_outputs(mask), "hood_logits": seen[None].astype(np.float32)}
+    decoder, memory = LaneDecoder(LANENET), hood.HoodMemory()
+    for _ in range(3):
+        learned = decoder.decode(heads, GEO, image, memory)
+    assert memory.learned and learned.hood_row > 680
+    # a frame without the output whose image shows an edge the search would take (rows 628-640): the network's
+    # edge stands in
+    assert decoder.decode(lanenet_outputs(mask), GEO, with_hood(image)).hood_row < 645
+    held = decoder.decode(lanenet_outputs(mask), GEO, with_hood(image), memory)
+    assert held.hood_row == pytest.approx(learned.hood_row, abs=0.5)
+
+
 def test_a_known_hood_is_given_as_a_share_of_the_rows() -> None:
     _, mask = scene(FOUR)
     frame = LaneDecoder(LANENET, DecodeParams(hood=0.1)).decode(lanenet_outputs(mask), GEO)  # no image needed

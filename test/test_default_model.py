@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lanenet_ros.decode.settings import DecodeParams
 from lanenet_ros.metrics import TuSimpleAccumulator, lanes_to_tusimple
@@ -64,3 +65,25 @@ def test_the_heads_model_is_the_same_lane_network_with_a_bonnet_and_marking_head
     for name, value in want.items():
         np.testing.assert_allclose(got[name], value, atol=1e-4, err_msg=name)
     assert got["hood_logits"].shape[-2:] == got["marking_logits"].shape[-2:] == (64, 128)  # stride 4
+
+
+def test_on_the_cpu_the_heads_run_every_third_frame_beside_the_lean_model() -> None:
+    """The node's ``heads_every`` (docs/training.md, "The heads every third frame on the CPU")."""
+    pipe = LanePipeline(backend="onnxruntime-cpu")
+    assert (pipe.model_path, pipe.heads_every, pipe.heads_backend.info.architecture) == (DEFAULT_MODEL, 3, "lanenet")
+    frame = render_frame(SynthConfig(hood_prob=1.0, real_hood_prob=1.0), 60_300)
+    begun = [pipe.infer(frame.image) for _ in range(7)]
+    assert [b.learned for b in begun] == [True, False, False, True, False, False, True]
+    # the heads' frames carry the learned marking types, the others are the lean model's alone
+    assert [b.extracted.markings is not None for b in begun] == [b.learned for b in begun]
+    out = pipe.finish(begun[0], frame.image)
+    assert out.lanes and out.timings["infer"] > 0
+    assert pipe.describe() == "lanenet 512x256 on onnxruntime-cpu, with default_heads every 3 frames"
+    lean = LanePipeline(backend="onnxruntime-cpu", heads_every=0)
+    assert lean.heads_backend is None and lean.describe() == "lanenet 512x256 on onnxruntime-cpu"
+    # a model given by path or name other than the lean default, or heads_every 0: one model every frame
+    for model in (DEFAULT_HEADS_MODEL, "default_heads"):
+        assert LanePipeline(model, backend="onnxruntime-cpu").heads_every == 0
+    assert LanePipeline("default", backend="onnxruntime-cpu").heads_every == 3
+    with pytest.raises(ValueError, match="heads_every must be >= 0"):
+        LanePipeline(backend="onnxruntime-cpu", heads_every=-1)

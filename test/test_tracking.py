@@ -131,6 +131,18 @@ def test_marking_type_and_colour_are_voted_over_frames() -> None:
     assert (out.lanes[0].marking_type, out.lanes[0].color) == (MarkingType.DASHED, MarkingColor.YELLOW)
 
 
+def test_a_frame_whose_types_a_head_read_votes_more() -> None:
+    # two frames read from the paint say dashed, one read by the heads (every third frame) says solid
+    tracker = LaneTracker(min_hits=1)
+    for kind, votes in [(MarkingType.SOLID, 3), (MarkingType.DASHED, 1), (MarkingType.DASHED, 1)]:
+        det = lane(500)
+        det.marking_type = kind
+        out = tracker.update(frame(det), type_votes=votes)
+    assert out.lanes[0].marking_type == MarkingType.SOLID
+    det.marking_type = MarkingType.DASHED  # a third one ties (3 votes each): the latest wins, as with one vote each
+    assert tracker.update(frame(det)).lanes[0].marking_type == MarkingType.DASHED
+
+
 def test_time_jumps_reset_the_tracks() -> None:
     tracker = LaneTracker(min_hits=1, max_gap_s=0.5)
     first = tracker.update(frame(lane(400)), stamp=10.0).lanes[0].track_id
@@ -178,5 +190,10 @@ def test_the_nodes_tracker_parameters_reach_the_pipelines_tracker() -> None:
     flat, _ = open_pipeline(NodeParams.from_values({"backend": "onnxruntime-cpu", "tracker.ground": False,
                                                     "tracker.hood": False}))
     assert flat.tracker is not None and flat.ego_filter is None and flat.hood_memory is None
+    from lanenet_ros.pipeline import HEADS_EVERY
+
+    assert default.heads_every == HEADS_EVERY == NodeParams().heads_every  # the node's default is the pipeline's
+    lean, _ = open_pipeline(NodeParams.from_values({"backend": "onnxruntime-cpu", "heads_every": 0}))
+    assert lean.heads_every == 0 and lean.heads_backend is None
     with pytest.raises(ParamError, match=r"tracker\.smoothing. is 0.0, outside its range"):
         NodeParams.from_values({"tracker.smoothing": 0.0})

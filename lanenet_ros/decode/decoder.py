@@ -208,10 +208,14 @@ class LaneDecoder:
             return edge, hood.crossing_rows(lanes, edge)
         if share == 0:
             return None
-        found = self._hood_in_frame(image_bgr, lanes, geo, ex)
+        learned = memory is not None and ex.bonnet is None and memory.learned \
+            and memory.held(geo.src_width, geo.src_height) is not None
+        # a frame without the network's bonnet, after frames in which the network saw the held one: that edge
+        # stands in, not the search's (``heads_every``)
+        found = None if learned else self._hood_in_frame(image_bgr, lanes, geo, ex)
         if found is not None and found[2]:
             if memory is not None:
-                memory.found(found[0], geo.src_height)
+                memory.found(found[0], geo.src_height, learned=ex.bonnet is not None)
             return found[:2]
         if memory is None:
             return None

@@ -274,13 +274,15 @@ class HoodMemory:
     holds for the frames in which it is not found (the search gives up on reflections, a dash gap above it, a
     network's bonnet output on a dark night).
 
-    An edge is held once edges found one after another (:meth:`found`: the network's, or the search's confirmed by
-    the lanes; one that the lanes did not confirm, with no paint seen above it, counts half) add up to ``agree``
+    An edge is held once edges found one after another (:meth:`found`: the search's confirmed by the lanes count
+    one, one that the lanes did not confirm, with no paint seen above it, half, a network's two) add up to ``agree``
     while lying within ``tolerance`` of the image height of each other: the road moves through the image, a
     shadow or a joint across it with it, the bonnet does not. Each later sure edge that agrees refines it. A frame
     in which the lanes show paint just below the held edge (:meth:`contradicted`: the road goes on there) does
     not use it, and ``release`` such frames in a row, or as many sure edges found elsewhere, drop it; edges found
-    elsewhere that add up to ``agree`` hold that edge instead (a camera moved on its mount).
+    elsewhere that add up to ``agree`` hold that edge instead (a camera moved on its mount). Once a network's
+    bonnet output (``hood_logits``) gave the held edge or agreed with it (``learned``), the decoder holds it
+    through the frames without that output (a model whose heads run every few frames) instead of searching.
     """
 
     def __init__(self, agree: int = 3, tolerance: float = 0.015, release: int = 5) -> None:
@@ -295,21 +297,23 @@ class HoodMemory:
         self.edge: HoodEdge | None = None
         self._size: tuple[int, int] | None = None  # the image size of the edges remembered
         self._count = 0  # edges averaged into ``edge``
-        self._recent: list[tuple[HoodEdge, float]] = []  # edges found in a row that do not agree with ``edge``,
-        # with their votes
+        self._recent: list[tuple[HoodEdge, float, bool]] = []  # edges found in a row that do not agree with
+        # ``edge``, with their votes and whether a network gave them
         self._against = 0  # frames in a row that went against ``edge``
+        self.learned = False  # a network's bonnet output gave ``edge`` or agreed with it
 
     def held(self, width: int, height: int) -> HoodEdge | None:
         """The edge held for images of this size, or None."""
         return self.edge if self._size == (width, height) else None
 
-    def found(self, edge: HoodEdge, height: int, sure: bool = True) -> None:
+    def found(self, edge: HoodEdge, height: int, sure: bool = True, learned: bool = False) -> None:
         """An edge found in this frame (images ``edge.width`` x ``height``); ``sure``: the network's or one the
-        lanes confirmed."""
+        lanes confirmed; ``learned``: the network's."""
         if self._size != (edge.width, height):
             self.reset()
             self._size = (edge.width, height)
         if self.edge is not None and self._agrees(edge, self.edge, height):
+            self.learned |= learned
             if sure:
                 self._count += 1
                 weight = 1.0 / min(self._count, 20)  # a running mean of the last twenty or so
@@ -317,14 +321,15 @@ class HoodMemory:
                                            for a, b in zip(self.edge.coeffs, edge.coeffs, strict=True)), edge.width)
             self._recent, self._against = [], 0
             return
-        if self._recent and not all(self._agrees(edge, e, height) for e, _ in self._recent):
+        if self._recent and not all(self._agrees(edge, e, height) for e, _, _ in self._recent):
             self._recent = []
-        self._recent.append((edge, 1.0 if sure else 0.5))
+        self._recent.append((edge, 2.0 if learned else 1.0 if sure else 0.5, learned))
         if self.edge is not None and sure:
             self._went_against()
-        if sum(vote for _, vote in self._recent) >= self.agree:
-            self.edge = HoodEdge(tuple(np.average([e.coeffs for e, _ in self._recent], axis=0,  # type: ignore[arg-type]
-                                                  weights=[v for _, v in self._recent])), edge.width)
+        if sum(vote for _, vote, _ in self._recent) >= self.agree:
+            self.edge = HoodEdge(tuple(np.average([e.coeffs for e, _, _ in self._recent],  # type: ignore[arg-type]
+                                                  axis=0, weights=[v for _, v, _ in self._recent])), edge.width)
+            self.learned = any(by_network for _, _, by_network in self._recent)
             self._count, self._recent, self._against = len(self._recent), [], 0
 
     def used(self) -> None:
@@ -338,7 +343,7 @@ class HoodMemory:
     def _went_against(self) -> None:
         self._against += 1
         if self._against >= self.release:
-            self.edge, self._count, self._against = None, 0, 0
+            self.edge, self._count, self._against, self.learned = None, 0, 0, False
 
     def _agrees(self, a: HoodEdge, b: HoodEdge, height: int) -> bool:
         xs = a.width * np.array([0.2, 0.5, 0.8])

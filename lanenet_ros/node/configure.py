@@ -39,6 +39,7 @@ def open_pipeline(params: NodeParams) -> tuple[LanePipeline, bool]:
         options["intra_op_threads"] = params.threads
     pipeline = LanePipeline(params.model or None, params.backend, decode_params=params.decode,
                             roi_top=None if params.roi_top < 0 else params.roi_top, camera=camera,
+                            heads_every=params.heads_every,
                             tracking=params.tracking and {"alpha": params.tracker_smoothing,
                                                           "max_misses": params.tracker_max_misses,
                                                           "coast": params.tracker_coast,

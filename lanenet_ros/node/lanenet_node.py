@@ -147,9 +147,7 @@ class LaneNetNode(LifecycleNode):
                       (("lanes", LaneArray), ("mask", Image), ("overlay", Image), ("markers", MarkerArray))}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(self.params.diagnostics_period, self._publish_diagnostics)
-        info = self.pipeline.info
-        self.get_logger().info(f"model {self._model_name()}: {info.architecture} "
-                               f"{info.input_width}x{info.input_height} on {self.pipeline.backend_name}")
+        self.get_logger().info(f"model {self._model_name()}: {self.pipeline.describe()}")
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -54,6 +54,9 @@ class NodeParams:
                         "(.engine/.plan with its .json), or a packaged model by name: default (the lane network) "
                         "or default_heads (the same with bonnet and marking-type heads); empty = default_heads "
                         "on a GPU backend, default on the CPU")
+    heads_every: int = _p(3, "With the packaged default model on the CPU: run default_heads (bonnet and marking "
+                             "type) every this many frames instead, its marking types weighed as many frames; 0 = "
+                             "never (other models and backends: ignored)", low=0, high=30)
     backend: str = _p("auto", "Inference backend; auto takes the first that works (TensorRT engine, ONNX "
                               "Runtime TensorRT, CUDA, CPU) and reports which one runs", choices=BACKENDS)
     precision: str = _p("fp16", "Reduced precision allowed on GPU backends (ignored on the CPU)",

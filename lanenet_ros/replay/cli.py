@@ -78,8 +78,7 @@ def replay_offline(args: argparse.Namespace, images: Iterator[BagImage], total: 
 
     pipeline = LanePipeline(model_path=args.model, backend=args.backend,
                             decode_params=parse_pairs(getattr(args, "decode", [])))
-    print(f"model: {pipeline.info.architecture} {pipeline.info.input_width}x{pipeline.info.input_height}, "
-          f"backend: {pipeline.backend_name}")
+    print(f"model: {pipeline.describe()}")
     intrinsics = camera_intrinsics(args)
     for item in tqdm(images, total=total, desc="replay", unit="frame"):
         if pipeline.calibrator is None and (intrinsics or args.horizontal_fov):

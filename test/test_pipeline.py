@@ -157,8 +157,8 @@ def test_ground_lanes_are_fitted_to_the_lanes_as_tracked(line_model: Path) -> No
                             tracking={"ground": ground_tracking})
         tracked: list = []
 
-        def record(frame, stamp, track=pipe.tracker.update, tracked=tracked):
-            tracked.append(track(frame, stamp))
+        def record(frame, stamp, track=pipe.tracker.update, tracked=tracked, **options):
+            tracked.append(track(frame, stamp, **options))
             return tracked[-1]
 
         pipe.tracker.update = record

@@ -360,7 +360,9 @@ class LaneNetNode(LifecycleNode):
         period = self.stats.roll()
         level, message = self._health(period)
         totals = self.stats.totals
+        every = self.pipeline.heads_every if self.pipeline else 0
         values = {"backend": self.pipeline.backend_name if self.pipeline else "", "model": self._model_name(),
+                  **({"default_heads every (frames)": every} if every else {}),
                   "active": self._mailbox is not None,
                   "input topic": self._subs[0].topic_name if self._subs else "",
                   "input rate (Hz)": f"{period.input_rate:.2f}",

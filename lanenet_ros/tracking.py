@@ -50,7 +50,7 @@ class LaneTracker:
     def __init__(self, min_hits: int = 2, max_misses: int = 3, alpha: float = 0.5,
                  match_fraction: float = 0.03, coast: bool = True, point_step_px: float = 10.0,
                  ego_center: float = 0.5, max_gap_s: float = 1.0, max_lanes: int = 0,
-                 max_per_side: int = 0) -> None:
+                 max_per_side: int = 0, coast_after: int = 5) -> None:
         """Configure the tracker.
 
         Args:
@@ -59,6 +59,9 @@ class LaneTracker:
             alpha: weight of the new detection in the exponential smoothing (1 = no smoothing).
             match_fraction: largest mean lateral distance for a match, as a fraction of the image width.
             coast: report confirmed tracks that missed a frame (confidence halved per miss).
+            coast_after: matched frames a track needs before it coasts: a lane seen for a few frames only (often
+                one along a barrier's base, a road edge or a shadow) is not carried on through the frames that
+                miss it.
             point_step_px: camera rows between re-sampled lane points.
             ego_center: vehicle centre as a fraction of the width, for re-assigning positions.
             max_gap_s: when stamps are given, a jump back in time or a gap longer than this resets the tracks.
@@ -70,13 +73,13 @@ class LaneTracker:
         Raises:
             ValueError: a parameter is out of range (named in the message).
         """
-        if min_hits < 1 or max_misses < 0 or max_lanes < 0 or max_per_side < 0:
-            raise ValueError(f"min_hits must be >= 1, max_misses, max_lanes and max_per_side >= 0; got {min_hits}, "
-                             f"{max_misses}, {max_lanes} and {max_per_side}")
+        if min_hits < 1 or coast_after < 1 or max_misses < 0 or max_lanes < 0 or max_per_side < 0:
+            raise ValueError(f"min_hits and coast_after must be >= 1, max_misses, max_lanes and max_per_side >= 0; "
+                             f"got {min_hits}, {coast_after}, {max_misses}, {max_lanes} and {max_per_side}")
         if not 0 < alpha <= 1 or match_fraction <= 0:
             raise ValueError(f"alpha must be in (0, 1] and match_fraction > 0, got {alpha} and {match_fraction}")
         self.min_hits, self.max_misses = min_hits, max_misses
-        self.alpha, self.match_fraction, self.coast = alpha, match_fraction, coast
+        self.alpha, self.match_fraction, self.coast, self.coast_after = alpha, match_fraction, coast, coast_after
         self.point_step_px, self.ego_center = point_step_px, ego_center
         self.max_gap_s = max_gap_s
         self.max_lanes, self.max_per_side = max_lanes, max_per_side
@@ -166,7 +169,7 @@ class LaneTracker:
     def _report(self, track: _Track) -> DetectedLane | None:
         """The lane to publish for a track this frame, or None."""
         confirmed = track.hits >= self.min_hits
-        if track.misses and not (confirmed and self.coast):
+        if track.misses and not (confirmed and self.coast and track.hits >= self.coast_after):
             return None
         return track.lane.replace(track_id=track.track_id if confirmed else 0,
                                    confidence=track.lane.confidence * 0.5**track.misses)

@@ -54,7 +54,7 @@ def test_smoothing_reduces_jitter() -> None:
 
 
 def test_coasting_then_removal_after_max_misses() -> None:
-    tracker = LaneTracker(min_hits=1, max_misses=3)
+    tracker = LaneTracker(min_hits=1, max_misses=3, coast_after=1)
     tid = tracker.update(frame(lane(400), lane(900))).lanes[0].track_id
     coasted = tracker.update(frame(lane(900)))  # the 400 lane is missed once
     assert coasted.lanes[0].track_id == tid and len(coasted.lanes) == 2
@@ -68,8 +68,21 @@ def test_coasting_then_removal_after_max_misses() -> None:
     assert reborn.lanes[0].track_id not in (0, tid)
 
 
+def test_only_a_lane_seen_for_a_while_coasts() -> None:
+    tracker = LaneTracker(min_hits=2, max_misses=3, coast_after=5)  # the defaults but max_misses
+    for _ in range(4):  # a lane seen in four frames (a line along a barrier's base, say), then missed
+        out = tracker.update(frame(lane(400), lane(900)))
+    assert out.lanes[0].track_id > 0  # confirmed
+    assert len(tracker.update(frame(lane(900))).lanes) == 1  # not carried on
+    for _ in range(5):  # seen in five frames: it coasts through a frame that misses it
+        tracker.update(frame(lane(400), lane(900)))
+    assert len(tracker.update(frame(lane(900))).lanes) == 2
+    with pytest.raises(ValueError, match="coast_after"):
+        LaneTracker(coast_after=0)
+
+
 def test_a_lane_seen_again_a_little_away_is_not_doubled_by_its_coasting_track() -> None:
-    tracker = LaneTracker(min_hits=1, max_misses=3)
+    tracker = LaneTracker(min_hits=1, max_misses=3, coast_after=1)
     tracker.update(frame(lane(400), lane(900)))
     tracker.update(frame(lane(400), lane(900)))
     moved = tracker.update(frame(lane(400 + 0.03 * W + 20), lane(900)))  # beyond the gate: a new track
@@ -81,16 +94,16 @@ def test_a_lane_seen_again_a_little_away_is_not_doubled_by_its_coasting_track() 
 def test_coasting_tracks_keep_to_the_decoders_lane_limits() -> None:
     # the decoder kept the nearest lane each side (max_per_side=1); the ego-left lane is missed for a frame and
     # the next one out is seen: the coasting ego-left lane stands in, the farther one is not added beside it
-    tracker = LaneTracker(min_hits=1, max_misses=3, max_per_side=1)
+    tracker = LaneTracker(min_hits=1, max_misses=3, max_per_side=1, coast_after=1)
     tracker.update(frame(lane(400), lane(900)))
     out = tracker.update(frame(lane(150), lane(900)))
     assert bottoms(out) == pytest.approx([400, 900]) and out.lanes[0].confidence == pytest.approx(0.45)
     assert (out.ego_left_index, out.ego_right_index) == (0, 1)
-    unlimited = LaneTracker(min_hits=1, max_misses=3)
+    unlimited = LaneTracker(min_hits=1, max_misses=3, coast_after=1)
     unlimited.update(frame(lane(400), lane(900)))
     assert len(unlimited.update(frame(lane(150), lane(900))).lanes) == 3
     # max_lanes: the most confident, coasting ones counted at their lowered confidence
-    capped = LaneTracker(min_hits=1, max_misses=3, max_lanes=2)
+    capped = LaneTracker(min_hits=1, max_misses=3, max_lanes=2, coast_after=1)
     capped.update(frame(lane(400), lane(900)))
     assert bottoms(capped.update(frame(lane(150), lane(900)))) == pytest.approx([150, 900])
 
@@ -178,12 +191,14 @@ def test_the_nodes_tracker_parameters_reach_the_pipelines_tracker() -> None:
     from lanenet_ros.node.params import NodeParams, ParamError
 
     pipeline, _ = open_pipeline(NodeParams.from_values({"backend": "onnxruntime-cpu", "tracker.smoothing": 0.8,
-                                                        "tracker.max_misses": 1, "tracker.coast": False}))
+                                                        "tracker.max_misses": 1, "tracker.coast": False,
+                                                        "tracker.coast_after": 2}))
     tracker = pipeline.tracker
-    assert (tracker.alpha, tracker.max_misses, tracker.coast) == (0.8, 1, False)
+    assert (tracker.alpha, tracker.max_misses, tracker.coast, tracker.coast_after) == (0.8, 1, False, 2)
     assert tracker.max_per_side == pipeline.decoder.params.max_per_side  # still the decoder's limits
     default, _ = open_pipeline(NodeParams.from_values({"backend": "onnxruntime-cpu"}))
-    assert (default.tracker.alpha, default.tracker.max_misses, default.tracker.coast) == (0.5, 3, True)
+    assert (default.tracker.alpha, default.tracker.max_misses, default.tracker.coast,
+            default.tracker.coast_after) == (0.5, 3, True, 5)
     off, _ = open_pipeline(NodeParams.from_values({"backend": "onnxruntime-cpu", "tracking": False}))
     assert off.tracker is None and off.ego_filter is None and off.hood_memory is None
     assert default.ego_filter is not None and default.hood_memory is not None

@@ -43,6 +43,7 @@ def open_pipeline(params: NodeParams) -> tuple[LanePipeline, bool]:
                             tracking=params.tracking and {"alpha": params.tracker_smoothing,
                                                           "max_misses": params.tracker_max_misses,
                                                           "coast": params.tracker_coast,
+                                                          "coast_after": params.tracker_coast_after,
                                                           "ground": params.tracker_ground,
                                                           "hood": params.tracker_hood},
                             **options)

@@ -83,6 +83,9 @@ class NodeParams:
     tracker_coast: bool = _p(True, "Keep publishing a confirmed lane through frames that miss it (its "
                                     "confidence halved per miss); false publishes only lanes seen in the frame",
                               name="tracker.coast")
+    tracker_coast_after: int = _p(5, "Frames a lane must have been seen before it coasts (a lane seen only briefly, "
+                                     "often along a barrier's base or a road edge, is not carried on)",
+                                  name="tracker.coast_after", low=1, high=100)
     tracker_ground: bool = _p(True, "Also track the ego lane's two lines in the ground plane (a Kalman filter "
                                     "over c0..c3): a line that a car ahead or a truck's edge pulls off its paint "
                                     "keeps its shape from the frames before; false fits each frame alone",

@@ -30,9 +30,9 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 # the same lane network with the bonnet and marking-type heads beside it (docs/default_model.md)
 DEFAULT_HEADS_MODEL = DEFAULT_MODEL.with_name("default_heads.onnx")
 STAGES = ("preprocess", "infer", "decode", "track", "ground")  # in the order they run
-PACKAGED_NAMES = ("default", "default_heads")
+PACKAGED_NAMES = ("default", "default_heads")  # a model given by name: the packaged file of that name
 HEADS_EVERY = 3  # on the CPU the packaged model's heads run every third frame (docs/training.md, "The heads every
-# third frame on the CPU")  # a model given by name: the packaged file of that name
+# third frame on the CPU")
 
 
 def packaged_model(name: str | Path) -> Path | None:

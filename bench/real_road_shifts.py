@@ -9,7 +9,7 @@ run it.
                                                [--kinds NAME,NAME] [--json OUT.json]
                                                [--variant NAME=VALUE,NAME=VALUE ...] [--dataset DIR]
                                                [--first-frame N] [--drives N [--no-hood-memory]
-                                               [--heads-every N]]
+                                               [--heads-every N] [--drive-seed S]]
 
 ``--variant`` adds a decoder variant (settings over the model's own and ``--decode``), decoded from the same
 network outputs, so variants are compared on the same frames for the price of one inference. ``--dataset``
@@ -216,13 +216,13 @@ def run(decode: Variants, kinds: list[str], frames: int, first: int = 0) -> dict
 
 
 def run_drives(decode: Variants, kinds: list[str], drives: int, frames: int,
-               hood_memory: bool = True) -> dict[str, dict[str, dict]]:
+               hood_memory: bool = True, seed: int = DRIVE_SEED) -> dict[str, dict[str, dict]]:
     """As :func:`run`, on ``drives`` continuous drives of ``frames`` frames per kind, and every variant also as
     tracked (``"<variant>, tracked"``: through a :class:`LaneTracker` per drive and, with ``hood_memory``, decoded
-    with a :class:`HoodMemory` per drive, as the node runs it)."""
+    with a :class:`HoodMemory` per drive, as the node runs it); kind k's drive d has seed ``seed + 1000 k + d``."""
     def sequences(k: int, config: SynthConfig):
         for d in range(drives):
-            yield iter_drive(config, DRIVE_SEED + 1000 * k + d, frames), frames
+            yield iter_drive(config, seed + 1000 * k + d, frames), frames
 
     return _score(decode, kinds, sequences, tracked=True, hood_memory=hood_memory)
 
@@ -277,6 +277,9 @@ def main() -> int:
     parser.add_argument("--heads-every", type=int, default=HEADS_EVERY, metavar="N",
                         help="with --drives and the packaged default model: the tracked rows run default_heads every "
                              "N frames, as the node on the CPU does (default %(default)s; 0: never)")
+    parser.add_argument("--drive-seed", type=int, default=DRIVE_SEED, metavar="S",
+                        help="with --drives: first seed of the drives (default %(default)s; another, e.g. 80500, gives "
+                             "drives a change was not tuned on)")
     parser.add_argument("--no-hood-memory", action="store_true",
                         help="with --drives: track without the bonnet memory (the node's tracker.hood false)")
     parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
@@ -306,7 +309,8 @@ def main() -> int:
     if args.frames <= 0:
         results = {v: {} for v in variants}
     elif args.drives > 0:
-        results = run_drives(decode, kinds, args.drives, args.frames, hood_memory=not args.no_hood_memory)
+        results = run_drives(decode, kinds, args.drives, args.frames, hood_memory=not args.no_hood_memory,
+                             seed=args.drive_seed)
     else:
         results = run(decode, kinds, args.frames, args.first_frame)
     for v, by_kind in results.items():

@@ -47,7 +47,7 @@ class _Track:
 class LaneTracker:
     """Gives lanes stable ``track_id`` values across frames and smooths their polynomials."""
 
-    def __init__(self, min_hits: int = 2, max_misses: int = 3, alpha: float = 0.5,
+    def __init__(self, min_hits: int = 2, max_misses: int = 3, alpha: float = 0.7,
                  match_fraction: float = 0.03, coast: bool = True, point_step_px: float = 10.0,
                  ego_center: float = 0.5, max_gap_s: float = 1.0, max_lanes: int = 0,
                  max_per_side: int = 0, coast_after: int = 5) -> None:

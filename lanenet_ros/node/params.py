@@ -75,7 +75,7 @@ class NodeParams:
     roi_top: float = _p(-1.0, "Fraction of image rows cut from the top (sky) before inference; -1 = the "
                               "model's own value", low=-1.0, high=0.9)
     tracking: bool = _p(True, "Stable track ids and smoothing across frames (false: each frame alone)")
-    tracker_smoothing: float = _p(0.5, "Weight of the newest frame in each lane's smoothed shape (1 = "
+    tracker_smoothing: float = _p(0.7, "Weight of the newest frame in each lane's smoothed shape (1 = "
                                         "no smoothing; lower is steadier and lags more)",
                                    name="tracker.smoothing", low=0.05, high=1.0)
     tracker_max_misses: int = _p(3, "Frames a lane may go undetected before its track ends",

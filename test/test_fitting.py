@@ -110,16 +110,22 @@ def test_paint_reads_hue_saturation_and_value_as_opencv_does() -> None:
     np.testing.assert_array_equal(hsv_of(image), cv2.cvtColor(image, cv2.COLOR_BGR2HSV))
 
 
-def _paint_lines(image: np.ndarray, lines) -> list:
-    """Paint 0.12 m wide lines on ``image`` (a road seen from 1.5 m, horizon at row 299), each (x at the bottom
-    row, BGR colour, dashed) running to (640, 299); returns their curves for ``read_markings``."""
+def _paint_lines(image: np.ndarray, lines, width_m: float = 0.12) -> list:
+    """Paint ``width_m`` wide lines on ``image`` (a road seen from 1.5 m with a focal length of 1000 px, horizon
+    at row 299), each (x at the bottom row, BGR colour, dashed) running to (640, 299), dashed True (every other
+    50 rows), False (solid) or (paint, gap) in metres along the road; returns their curves for
+    ``read_markings``."""
     ys = np.arange(330, 720)
     curves = []
     for x0, colour, dashed in lines:
         coeffs = np.array([640 - (x0 - 640) * 299 / 420, (x0 - 640) / 420])  # through (x0, 719) and (640, 299)
         for y, x in zip(ys, P.polyval(ys, coeffs), strict=True):
-            if not dashed or (719 - y) % 100 < 50:
-                half = max(1, int(0.06 * (y - 299) / 1.5))
+            if isinstance(dashed, tuple):
+                on = (1000 * 1.5 / (y - 299)) % sum(dashed) < dashed[0]  # the distance ahead of the camera
+            else:
+                on = not dashed or (719 - y) % 100 < 50
+            if on:
+                half = max(1, int(width_m / 2 * (y - 299) / 1.5))
                 image[y, int(x) - half:int(x) + half + 1] = colour
         curves.append((coeffs, 330.0, 719.0))
     return curves
@@ -133,6 +139,20 @@ def test_read_markings_on_a_painted_road() -> None:
     bare = np.full_like(image, 80)
     assert paint.read_markings(bare, curves, [4.0, 4.0], horizon=299.0) == [
         (MarkingType.UNKNOWN, MarkingColor.UNKNOWN)] * 2
+
+
+def test_raised_dots_are_told_from_dashes() -> None:
+    """Botts' dots (0.11 m every 1.25 m) are a row or two long in the image, dashes tens of rows: the nearer half
+    of a dotted line shows several runs of paint, each shorter than it is wide."""
+    image = np.full((720, 1280, 3), 80, np.uint8)
+    curves = _paint_lines(image, [(300.0, (230, 230, 230), (0.11, 1.14)), (900.0, (230, 230, 230), (3.0, 9.0))],
+                          width_m=0.11)
+    assert [kind for kind, _ in paint.read_markings(image, curves, [4.0, 4.0], horizon=299.0)] == [
+        MarkingType.BOTTS_DOTS, MarkingType.DASHED]
+    # a wide dotted line at an exit (1 m of paint every 4 m, 0.25 m wide) is a dashed line
+    image = np.full((720, 1280, 3), 80, np.uint8)
+    curves = _paint_lines(image, [(900.0, (230, 230, 230), (1.0, 3.0))], width_m=0.25)
+    assert paint.read_markings(image, curves, [4.0], horizon=299.0) == [(MarkingType.DASHED, MarkingColor.WHITE)]
 
 
 def test_paint_is_brighter_than_the_road_on_both_sides_or_clearly_yellow() -> None:

@@ -231,3 +231,28 @@ def test_a_marking_output_at_a_whole_fraction_of_the_size_is_read_at_its_cells()
         small[len(LEARNED_TYPES) + LEARNED_COLORS.index(COLORS[k]), rows // 4, cols // 4] = 6.0
     outputs["marking_logits"] = small
     assert _markings(decoder.decode(outputs, _geometry())) == list(zip(TYPES, COLORS, strict=True))
+
+
+def test_raised_dots_in_the_image_win_over_the_outputs_dashes():
+    """The packaged heads read Botts' dots as dashes (their training had few); where the paint along a lane the
+    network calls dashed shows raised dots, the lane is dots. Other learned types stand."""
+    from lanenet_ros.decode import paint
+
+    decoder = LaneDecoder(_INFO, DecodeParams(min_lane_pixels=10))
+    grey = np.full((720, 1280, 3), 90, np.uint8)
+    lanes = decoder.decode(_lanenet_outputs(), _geometry(), grey).lanes
+    curves = [(lane.image_coeffs, lane.y_min, lane.y_max) for lane in lanes]
+    horizon = paint.horizon_row(curves, 0.45 * 720)
+    height = decoder.params.camera_height_m
+    dotted = grey.copy()
+    for lane in lanes:  # 0.11 m dots every 1.25 m along both lanes (these lanes meet far above the image, a
+        # steep view of a few metres of road: a long focal length, 10000 px, puts enough dots in their nearer half)
+        for y in range(int(lane.y_min), int(lane.y_max) + 1):
+            ppm = (y - horizon) / height  # road pixels per metre across, at this row
+            if ppm > 0 and (10000 / ppm) % 1.25 < 0.11:
+                x, half = lane.x_at(float(y)), max(1, round(0.055 * ppm))
+                dotted[y, int(x) - half:int(x) + half + 1] = 230
+    assert [kind for kind, _ in paint.read_markings(dotted, curves, [4.0, 4.0], horizon, height)] == \
+        [MarkingType.BOTTS_DOTS] * 2  # what the paint shows on both
+    assert [kind for kind, _ in _markings(decoder.decode(_lanenet_outputs(), _geometry(), dotted))] == \
+        [MarkingType.DOUBLE_SOLID, MarkingType.BOTTS_DOTS]  # the output said double solid and dashed

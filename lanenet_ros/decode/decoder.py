@@ -365,9 +365,9 @@ class LaneDecoder:
                   learned: np.ndarray | None = None) -> list[tuple[MarkingType, MarkingColor]]:
         """Type and colour per fit: class name first, then the network's ``marking_logits`` (``learned``: the argmax
         of its type softmax and of its colour softmax, each averaged along the fit, :meth:`_learned_markings`) for
-        the type, and for the colour where the camera image is not at hand (the
-        paint in the image tells the colour better: bench/real_road_shifts.py), then the paint in the image,
-        then the mask's gaps."""
+        the type (but raised dots that the paint shows for the network's dashes), and for the colour where the
+        camera image is not at hand (the paint in the image tells the colour better: bench/real_road_shifts.py),
+        then the paint in the image, then the mask's gaps."""
         out = [(MarkingType.UNKNOWN, MarkingColor.UNKNOWN)] * len(fits)
         usable = _camera_image(image_bgr, geo)
         read = [i for i, f in enumerate(fits) if self._class_marking.get(f.class_id) is None]  # not class-named
@@ -388,7 +388,10 @@ class LaneDecoder:
             if named is not None:
                 out[i] = (named.marking_type, named.color)
             elif i in from_net:  # the network's type; its colour only without the image's paint
-                out[i] = (from_net[i][0], out[i][1] if usable else from_net[i][1])
+                kind = from_net[i][0]
+                if kind == MarkingType.DASHED and out[i][0] == MarkingType.BOTTS_DOTS:
+                    kind = MarkingType.BOTTS_DOTS  # the packaged heads read raised dots as dashes; the paint does not
+                out[i] = (kind, out[i][1] if usable else from_net[i][1])
             elif not usable:  # without the image, the mask's own gaps and double runs
                 out[i] = (self._mask_marking_type(px, seg, f), MarkingColor.UNKNOWN)
         return out

@@ -25,13 +25,16 @@ _BAND_SAMPLES = 25  # samples across the band (odd: one on the curve)
 _MAX_ROWS = 120  # rows sampled per lane at most
 _MIN_PPM = 25.0  # road pixels per metre below which paint is not read
 _MIN_GAP = 2  # rows a gap in a marking must span to count
+_DOT_RUNS = 3  # runs of paint in a lane's nearer half that raised dots show at least
+_DOT_LENGTH = 0.8  # a dot's run along the lane (camera rows) is shorter than this share of its width (pixels)
+_DOT_COVER = 0.3  # share of the nearer half's rows with paint that raised dots show at most
 _MIN_COLOR_SHARE = 0.25  # share of a lane's paint pixels the winning colour must hold
 _YELLOW_HUE = (12, 40)  # OpenCV hue range of yellow paint (24-80 degrees)
 _YELLOW_SAT = 70  # least saturation of yellow paint
 _YELLOW_OVER_ROAD = 40.0  # saturation above the road's that makes a yellow sample paint without being brighter
 _UNKNOWN = (MarkingType.UNKNOWN, MarkingColor.UNKNOWN)
 # the kernels' codes: MarkingType and MarkingColor values
-_SOLID, _DASHED = int(MarkingType.SOLID), int(MarkingType.DASHED)
+_SOLID, _DASHED, _DOTS = int(MarkingType.SOLID), int(MarkingType.DASHED), int(MarkingType.BOTTS_DOTS)
 _DOUBLE_CODES = np.array([[MarkingType.DOUBLE_DASHED, MarkingType.DASHED_SOLID],  # by (left solid, right solid)
                           [MarkingType.SOLID_DASHED, MarkingType.DOUBLE_SOLID]], np.int64)
 _YELLOW, _WHITE, _NO_COLOR = int(MarkingColor.YELLOW), int(MarkingColor.WHITE), int(MarkingColor.UNKNOWN)
@@ -203,7 +206,7 @@ def read_markings(image_bgr: np.ndarray, curves: Sequence[tuple[np.ndarray, floa
     if len(map_x) == 0:
         return [_UNKNOWN] * len(curves)
     strip = cv2.remap(image_bgr[:, :, :3], map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-    kinds, colors = _judge(strip, map_x, w, starts, doubles, float(double_fraction))
+    kinds, colors = _judge(strip, map_x, map_y, w, starts, doubles, float(double_fraction))
     return [(MarkingType(k), MarkingColor(c)) for k, c in zip(kinds.tolist(), colors.tolist(), strict=True)]
 
 
@@ -258,10 +261,11 @@ def _band_maps(coeffs, ends, min_half_widths, horizon, camera_height_m, row_step
 
 
 @kernel
-def _judge(strip, map_x, width, starts, doubles, double_fraction):  # pragma: no cover
+def _judge(strip, map_x, map_y, width, starts, doubles, double_fraction):  # pragma: no cover
     """Type and colour (``MarkingType`` and ``MarkingColor`` values) of each lane from its rows
     ``starts[k]:starts[k + 1]`` of the sampled band (rows far to near); a lane without ``doubles[k]`` is never
-    double, one with too little paint stays unknown."""
+    double, one with too little paint stays unknown, a dashed one whose nearer half looks like raised dots
+    (:func:`_looks_dotted`) is Botts' dots."""
     paint, inside = _paint_mask(strip, map_x, width)
     lanes = len(starts) - 1
     kinds = np.zeros(lanes, np.int64)
@@ -278,8 +282,47 @@ def _judge(strip, map_x, width, starts, doubles, double_fraction):  # pragma: no
         visible = np.flatnonzero(inside[a:b])
         if kind == _SOLID and visible[-1] - rows[-1] >= max(4, 0.3 * (visible[-1] - visible[0] + 1)):
             kind = _DASHED
+        if kind == _DASHED and _looks_dotted(paint[a:b], map_x[a:b], map_y[a:b]):
+            kind = _DOTS
         kinds[k], colors[k] = kind, _color_code(yellow, white, total)
     return kinds, colors
+
+
+@kernel
+def _looks_dotted(paint, map_x, map_y):  # pragma: no cover
+    """Whether a lane's paint (rows far to near, band samples) looks like raised dots: in its nearer half, at
+    least ``_DOT_RUNS`` separate runs of paint along the lane, each shorter (camera rows) than ``_DOT_LENGTH``
+    of its width across (pixels), on at most ``_DOT_COVER`` of the rows. A dot is as long as it is wide on the
+    road and the camera sees the road foreshortened, so its run is a row or two where a dash's runs tens;
+    dashes are also metres apart, so a nearer half seldom shows three of them."""
+    n = len(paint)
+    half = n // 2
+    if n - half < 4:
+        return False
+    step = (map_y[n - 1, 0] - map_y[half, 0]) / (n - 1 - half)  # camera rows between samples
+    runs = covered = 0
+    r = half
+    while r < n:
+        count = 0
+        for c in range(_BAND_SAMPLES):
+            count += paint[r, c]
+        if count == 0:
+            r += 1
+            continue
+        first, width_px = r, 0.0
+        while r < n:
+            count = 0
+            for c in range(_BAND_SAMPLES):
+                count += paint[r, c]
+            if count == 0:
+                break
+            width_px = max(width_px, count * (map_x[r, _BAND_SAMPLES - 1] - map_x[r, 0]) / (_BAND_SAMPLES - 1))
+            r += 1
+        if (r - first) * step >= _DOT_LENGTH * width_px:
+            return False  # a run as long as a dash's
+        runs += 1
+        covered += r - first
+    return runs >= _DOT_RUNS and covered <= _DOT_COVER * (n - half)
 
 
 @kernel
@@ -403,7 +446,7 @@ _HUE_DIV = np.array([0] + [round((180 << _HSV_SHIFT) / (6.0 * i)) for i in range
 def _warm() -> None:
     maps = _band_maps(np.ones((2, 4)), np.array([[300.0, 700.0], [300.0, 310.0]]), np.ones(2), 250.0, 1.5, 2, 1280,
                       _UNIT)
-    _judge(np.zeros((len(maps[0]), _BAND_SAMPLES + 4, 3), np.uint8), maps[0], 1280, maps[2], maps[3], 0.4)
+    _judge(np.zeros((len(maps[0]), _BAND_SAMPLES + 4, 3), np.uint8), maps[0], maps[1], 1280, maps[2], maps[3], 0.4)
     marking_type(np.arange(6), np.full(6, 2), side_rows=lambda: (np.arange(6), np.arange(0, 6, 3)))
     is_paint(np.zeros(1, np.float32), np.zeros(1, np.float32))  # the array form of _paint_level
 

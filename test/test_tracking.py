@@ -53,7 +53,6 @@ def test_smoothing_reduces_jitter() -> None:
     assert [bottoms(no_smooth.update(frame(lane(x))))[0] for x in raw] == pytest.approx(raw)
 
 
-
 def test_the_default_smoothing_follows_a_lane_that_moves_steadily() -> None:
     """A lane drifting 12 px a frame (a bend, a lane change): the default smoothing trails it by under half a
     frame's drift once settled (0.5, the default until 7 December, trailed by a whole frame's)."""
@@ -63,6 +62,7 @@ def test_the_default_smoothing_follows_a_lane_that_moves_steadily() -> None:
         out = tracker.update(frame(lane(400.0 + drift * k)))
     lag = 400.0 + drift * 14 - bottoms(out)[0]
     assert 0 < lag < 0.5 * drift
+
 
 def test_coasting_then_removal_after_max_misses() -> None:
     tracker = LaneTracker(min_hits=1, max_misses=3, coast_after=1)

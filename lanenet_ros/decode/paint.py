@@ -300,23 +300,17 @@ def _looks_dotted(paint, map_x, map_y):  # pragma: no cover
     if n - half < 4:
         return False
     step = (map_y[n - 1, 0] - map_y[half, 0]) / (n - 1 - half)  # camera rows between samples
+    counts = paint[half:].sum(axis=1)  # paint samples across each row of the nearer half
     runs = covered = 0
-    r = half
-    while r < n:
-        count = 0
-        for c in range(_BAND_SAMPLES):
-            count += paint[r, c]
-        if count == 0:
+    r = 0
+    while r < n - half:
+        if counts[r] == 0:
             r += 1
             continue
         first, width_px = r, 0.0
-        while r < n:
-            count = 0
-            for c in range(_BAND_SAMPLES):
-                count += paint[r, c]
-            if count == 0:
-                break
-            width_px = max(width_px, count * (map_x[r, _BAND_SAMPLES - 1] - map_x[r, 0]) / (_BAND_SAMPLES - 1))
+        while r < n - half and counts[r] > 0:
+            spacing = (map_x[half + r, _BAND_SAMPLES - 1] - map_x[half + r, 0]) / (_BAND_SAMPLES - 1)
+            width_px = max(width_px, counts[r] * spacing)
             r += 1
         if (r - first) * step >= _DOT_LENGTH * width_px:
             return False  # a run as long as a dash's

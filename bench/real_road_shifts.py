@@ -9,7 +9,7 @@ run it.
                                                [--kinds NAME,NAME] [--json OUT.json]
                                                [--variant NAME=VALUE,NAME=VALUE ...] [--dataset DIR]
                                                [--first-frame N] [--drives N [--no-hood-memory]
-                                               [--heads-every N] [--drive-seed S]]
+                                               [--heads-every N] [--drive-seed S] [--tracker NAME=VALUE ...]]
 
 ``--variant`` adds a decoder variant (settings over the model's own and ``--decode``), decoded from the same
 network outputs, so variants are compared on the same frames for the price of one inference. ``--dataset``
@@ -22,7 +22,8 @@ by frame, and as the node publishes it with ``tracking`` on (its default: lanes 
 type and colour the most frequent of a track's recent frames, and the bonnet found in earlier frames held
 through the frames in which it is not found: ``tracker.hood``, which ``--no-hood-memory`` turns off; with the
 packaged default model the heads' model every third frame, the node's ``heads_every`` on the CPU, which
-``--heads-every`` changes).
+``--heads-every`` changes; ``--tracker alpha=0.5`` sets a :class:`LaneTracker` argument, here the node's
+``tracker.smoothing``).
 
 Per kind, independent frames (seeds from 60000, one set per kind) at 1280x720, scored on the ego pair only:
 TuSimple accuracy / FP / FN of the two ego lines (the frame's ego-left and ego-right lanes against the labelled
@@ -32,7 +33,10 @@ painted (under half of its rows within 20 px of any painted line, every line cou
 and "colour" the share of found ego lines whose marking type and colour are right; "bonnet" the share of frames
 with the ego vehicle's bonnet in which the decoder's bonnet edge (from the model's ``hood_logits``, else the
 image search) lies within 2 % of the image height of the true edge at the centre column, "false bonnet" the
-share of frames without one in which it reports one ("-": no such frames).
+share of frames without one in which it reports one ("-": no such frames). "error" is the mean distance in
+pixels of the found ego lines from their painted lines at TuSimple's rows (rows within 60 px: a line on the
+wrong paint is left to the other measures), "jitter", for tracked rows, the mean change of that distance from
+one frame to the next along a track: what a controller downstream feels of the lane shaking.
 """
 from __future__ import annotations
 
@@ -128,6 +132,11 @@ class Tally:
     bonnet_frames: int = 0
     bonnet_right: int = 0
     bonnet_false: int = 0
+    error_sum: float = 0.0
+    error_rows: int = 0
+    jitter_sum: float = 0.0
+    jitter_rows: int = 0
+    last_errors: dict = dataclasses.field(default_factory=dict)  # (position, track id) -> the last frame's errors
 
     def add(self, frame, out, rows: np.ndarray) -> None:
         """Score one frame (``frame``: the generator's, ``out``: the pipeline's LaneFrame)."""
@@ -141,6 +150,23 @@ class Tally:
         ego_pred = {p: preds[i] for p, i in ego_idx.items() if i >= 0}
         self.tusimple.add([x.tolist() for x in ego_pred.values()], [x.tolist() for x in gt_xs.values()], rows)
         right = {}
+        if frame.index == 0:  # a drive's first frame: its trackers are new, their ids too
+            self.last_errors = {}
+        errors = {}
+        for p, gt in gt_xs.items():
+            if p in ego_pred:
+                err = np.abs(ego_pred[p] - gt)
+                err[(ego_pred[p] < 0) | (gt < 0) | (err >= 60)] = np.nan
+                self.error_sum += np.nansum(err)
+                self.error_rows += np.count_nonzero(~np.isnan(err))
+                key = (p, out.lanes[ego_idx[p]].track_id)
+                if key[1] > 0:
+                    errors[key] = err
+                    if key in self.last_errors:
+                        change = np.abs(err - self.last_errors[key])
+                        self.jitter_sum += np.nansum(change)
+                        self.jitter_rows += np.count_nonzero(~np.isnan(change))
+        self.last_errors = errors
         for p, gt in gt_xs.items():
             acc = tusimple_line_accuracy(ego_pred[p], gt, _threshold(gt, rows)) if p in ego_pred else 0.0
             ok = acc >= TUSIMPLE_POINT_THRESH
@@ -171,7 +197,9 @@ class Tally:
                 "type": self.type_right / max(self.found, 1), "color": self.color_right / max(self.found, 1),
                 "bonnet": self.bonnet_right / self.bonnet_frames if self.bonnet_frames else None,
                 "false_bonnet": self.bonnet_false / (self.frames - self.bonnet_frames)
-                if self.frames > self.bonnet_frames else None}
+                if self.frames > self.bonnet_frames else None,
+                "error_px": self.error_sum / max(self.error_rows, 1),
+                "jitter_px": self.jitter_sum / self.jitter_rows if self.jitter_rows else None}
 
 
 class Variants:
@@ -215,20 +243,21 @@ def run(decode: Variants, kinds: list[str], frames: int, first: int = 0) -> dict
     return _score(decode, kinds, sequences, tracked=False)
 
 
-def run_drives(decode: Variants, kinds: list[str], drives: int, frames: int,
-               hood_memory: bool = True, seed: int = DRIVE_SEED) -> dict[str, dict[str, dict]]:
+def run_drives(decode: Variants, kinds: list[str], drives: int, frames: int, hood_memory: bool = True,
+               seed: int = DRIVE_SEED, tracker: dict | None = None) -> dict[str, dict[str, dict]]:
     """As :func:`run`, on ``drives`` continuous drives of ``frames`` frames per kind, and every variant also as
     tracked (``"<variant>, tracked"``: through a :class:`LaneTracker` per drive and, with ``hood_memory``, decoded
-    with a :class:`HoodMemory` per drive, as the node runs it); kind k's drive d has seed ``seed + 1000 k + d``."""
+    with a :class:`HoodMemory` per drive, as the node runs it, ``tracker`` its arguments over the node's defaults);
+    kind k's drive d has seed ``seed + 1000 k + d``."""
     def sequences(k: int, config: SynthConfig):
         for d in range(drives):
             yield iter_drive(config, seed + 1000 * k + d, frames), frames
 
-    return _score(decode, kinds, sequences, tracked=True, hood_memory=hood_memory)
+    return _score(decode, kinds, sequences, tracked=True, hood_memory=hood_memory, tracker=tracker or {})
 
 
-def _score(decode: Variants, kinds: list[str], sequences, tracked: bool,
-           hood_memory: bool = False) -> dict[str, dict[str, dict]]:
+def _score(decode: Variants, kinds: list[str], sequences, tracked: bool, hood_memory: bool = False,
+           tracker: dict | None = None) -> dict[str, dict[str, dict]]:
     """The measures per variant (and per variant tracked, with ``tracked``) and kind, over the frames
     ``sequences(kind index, config)`` gives as (frames, count) pairs; each sequence gets fresh trackers (and
     bonnet memories, with ``hood_memory``)."""
@@ -239,7 +268,8 @@ def _score(decode: Variants, kinds: list[str], sequences, tracked: bool,
         k = list(SCENES).index(name)  # a kind's frames do not depend on which kinds are run
         config = dataclasses.replace(SynthConfig(), **SCENES[name])
         for frames, count in sequences(k, config):
-            trackers = {v: LaneTracker.for_decoder(dec.params) for v, dec in decode.decoders.items() if tracked}
+            trackers = {v: LaneTracker.for_decoder(dec.params, **(tracker or {}))
+                        for v, dec in decode.decoders.items() if tracked}
             node = {v: HoodMemory() if hood_memory else None for v in trackers}
             every = decode.pipe.heads_every
             for i, frame in enumerate(tqdm(frames, total=count, desc=name[:28], unit="frame", leave=False)):
@@ -280,6 +310,9 @@ def main() -> int:
     parser.add_argument("--drive-seed", type=int, default=DRIVE_SEED, metavar="S",
                         help="with --drives: first seed of the drives (default %(default)s; another, e.g. 80500, gives "
                              "drives a change was not tuned on)")
+    parser.add_argument("--tracker", action="append", default=[], metavar="NAME=VALUE",
+                        help="with --drives: a LaneTracker argument for the tracked rows, e.g. alpha=0.5 (the node's "
+                             "tracker.smoothing) or coast_after=8 (repeatable)")
     parser.add_argument("--no-hood-memory", action="store_true",
                         help="with --drives: track without the bonnet memory (the node's tracker.hood false)")
     parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
@@ -293,8 +326,13 @@ def main() -> int:
     try:
         overrides = parse_pairs(args.decode)
         variants = {"as given": {}} | {v: parse_pairs([p for p in v.split(",") if p]) for v in args.variant}
+        tracker = {name: float(value) if "." in value else int(value)
+                   for name, value in (pair.split("=", 1) for pair in args.tracker)}
+        LaneTracker(**tracker)
     except SettingError as exc:
         parser.error(str(exc))
+    except (ValueError, TypeError) as exc:
+        parser.error(f"--tracker {' '.join(args.tracker)}: {exc}")
     wanted = [w.strip() for w in args.kinds.split(",") if w.strip()]
     kinds = [k for k in SCENES if not wanted or any(k.startswith(w) for w in wanted)]
     if not kinds:
@@ -310,7 +348,7 @@ def main() -> int:
         results = {v: {} for v in variants}
     elif args.drives > 0:
         results = run_drives(decode, kinds, args.drives, args.frames, hood_memory=not args.no_hood_memory,
-                             seed=args.drive_seed)
+                             seed=args.drive_seed, tracker=tracker)
     else:
         results = run(decode, kinds, args.frames, args.first_frame)
     for v, by_kind in results.items():
@@ -322,11 +360,12 @@ def main() -> int:
         if not by_kind:
             continue
         print(f"{'scene (ego pair)':48s} frames  accuracy     FP     FN  both ego  phantom   type  colour  "
-              "bonnet  false bonnet")
+              "bonnet  false bonnet  error px  jitter px")
         for name, r in by_kind.items():
             print(f"{name:48s} {r['frames']:6d} {r['accuracy']:9.3f} {r['fp']:6.3f} {r['fn']:6.3f} "
                   f"{r['both_ego']:9.2f} {r['phantom']:8.2f} {r['type']:6.2f} {r['color']:7.2f} "
-                  f"{_share(r['bonnet']):>7s} {_share(r['false_bonnet']):>13s}")
+                  f"{_share(r['bonnet']):>7s} {_share(r['false_bonnet']):>13s} {r['error_px']:9.2f} "
+                  f"{_share(r['jitter_px']):>10s}")
     if args.json:
         Path(args.json).write_text(json.dumps({"decode": args.decode, "dataset": args.dataset, "held_out": held,
                                                "results": results}, indent=1) + "\n")

@@ -11,9 +11,10 @@ estimate of how the camera is mounted, for a :class:`~lanenet_ros.ground.GroundP
 - the camera height from the ego lane's width: a monocular camera sees the ratio lane width / height, not
   either alone, so the height is ``lane_width_m / ratio`` with a lane-width prior the user can set (3.6 m by
   default), or, when the height is given, the lane width is ``height * ratio``. Widths outside 2.5-5 m are not
-  taken as lanes, nor, while the height is estimated, an ego lane the camera sits more than ``_OFF_CENTRE`` of
-  its width off-centre in (most often two lanes: a car ahead hides one ego line and the next one out is named
-  in its place);
+  taken as lanes. An ego lane the camera sits ``_OFF_CENTRE`` to ``_TWO_LANES`` of its width off-centre in is
+  most often two lanes (a car ahead hides one ego line and the next one out is named in its place) and is read
+  as the half the camera is in, counted once lanes seen whole confirm it (``MountingEstimator._one_lane``);
+  further off-centre, while the height is estimated, a frame gives no width;
 - roll is taken as zero: one family of parallel lines fixes only their vanishing point, not the horizon's tilt.
 
 The estimate is the median of the last ``window`` measurements. It is ``collecting`` until ``min_frames``
@@ -41,6 +42,10 @@ _MAX_PITCH, _MAX_YAW = math.radians(30.0), math.radians(20.0)
 _DRIFT, _SETTLE, _YAW_GATE = 0.05, 1.0, math.radians(0.6)  # lane widths/s, s, rad: see _steady
 _JUMP = 0.1  # lane widths between two frames that no steady move makes (0.36 m in 0.1 s on a 3.6 m lane)
 _OFF_CENTRE = 0.2  # lane widths from the ego lane's centre beyond which a frame's lane width is not used: see update
+_TWO_LANES = 0.3  # up to here off-centre, the ego "lane" is read as two lanes, the camera near one's centre: update
+_CONFIRM = 5  # one-lane widths that must agree with the median before lanes read as two lanes' halves count
+_AGREE = 0.15  # relative: a one-lane width within this of the median agrees with it
+_GIVE_HEIGHT = "then give its height, calibration.mode pitch_yaw with ground.camera_height"
 _SETTLED_SPREAD_DEG, _SETTLED_WIDTH_SE = 0.05, 0.005  # pitch/yaw standard error, width's relative: converged
 _REGATE = 300  # yaws outside the gate in a row (30 s of straight road at 10 Hz) that restart the estimate
 _HEIGHT_STEP = 0.0005  # most the height in use moves per measurement once converged (relative)
@@ -109,6 +114,7 @@ class Measurement:
     yaw_rad: float
     width_ratio: float
     offset: float = math.nan
+    halved: bool = False  # the ego lines were two lanes apart: the width and offset are of the half with the camera
 
 
 @dataclass(frozen=True)
@@ -198,15 +204,12 @@ class MountingEstimator:
         if self.frozen:
             return False
         m = self.measure(frame)
-        if m is None or not self._steady(m, self._seen * 0.1 if stamp is None else float(stamp)):
+        if m is None:
             return False
-        if not self._within_gate(m):
+        m = self._one_lane(m)
+        if not self._steady(m, self._seen * 0.1 if stamp is None else float(stamp)) or not self._within_gate(m):
             return False
-        # while the height is estimated, an ego lane that the camera sits a quarter of its width off-centre in is
-        # most often two lanes: a car ahead hides the ego line on one side and the decoder names the next one out
-        # (the lane looks twice as wide and the height would come out half); a car keeping its lane, its camera
-        # near its centre line, stays well within 0.2 of the centre. With the height given, the width check
-        # alone tells two lanes from one.
+        # what _one_lane leaves further off-centre is not read as a lane (a lane change, a camera far off-centre)
         off_centre = self.height_m is None and abs(m.offset) > _OFF_CENTRE
         if not math.isnan(m.width_ratio) and (off_centre or not self._plausible_width(m.width_ratio)):
             self._off_centre += off_centre
@@ -273,6 +276,23 @@ class MountingEstimator:
         return (float(normal[0]), float(normal[1]), float(normal @ centre), float(pts[:, 1].min()),
                 float(np.ptp(rel @ vt[0])), float(bow))
 
+    def _one_lane(self, m: Measurement) -> Measurement:
+        """The measurement of one lane. An ego lane that the camera sits a quarter of its width off-centre in
+        (``_OFF_CENTRE`` to ``_TWO_LANES``) is most often two lanes: a car ahead hides the ego line on one side and
+        the decoder names the next one out (taken whole, the lane looks twice as wide and the height would come
+        out half); a car keeping its lane, its camera near its centre line, stays well within 0.2 of the centre.
+        Such a frame is read as the half the camera is in. With the height given, the width check decides
+        (a camera mounted off-centre keeps a whole lane of plausible width); without it, :meth:`_median` counts
+        the halves only once lanes seen whole agree with them."""
+        if not _OFF_CENTRE < abs(m.offset) <= _TWO_LANES:
+            return m
+        half = replace(m, width_ratio=m.width_ratio / 2.0, offset=2.0 * m.offset - math.copysign(0.5, m.offset),
+                       halved=True)
+        if self.height_m is not None and self._plausible_width(m.width_ratio) \
+                and not self._plausible_width(half.width_ratio):
+            return m
+        return half
+
     def _steady(self, m: Measurement, t: float) -> bool:
         """Whether the car keeps its lane: the yaw measured is the mounting's plus the car's heading to the
         lanes, which is far from zero while changing lanes. Unsteady: the ego lane unknown, the offset in it
@@ -335,8 +355,21 @@ class MountingEstimator:
         target = Mounting(height, float(np.median(pitch)), float(np.median(yaw)))
         settled = (len(pitch) >= self.min_frames and len(ratio) >= self.min_frames // 2
                    and self._spread() < _SETTLED_SPREAD_DEG
-                   and (self.height_m or _relative_se(ratio) < _SETTLED_WIDTH_SE))
+                   and (self.height_m or (_relative_se(ratio) < _SETTLED_WIDTH_SE and self._confirmed(ratio))))
         return target, bool(settled)
+
+    def _confirmed(self, ratio: np.ndarray) -> bool:
+        """Whether the widths ``ratio`` (those of the history) stand on lanes seen whole: none is a half of two
+        lanes (:meth:`_one_lane`), or ``_CONFIRM`` whole ones agree with their median."""
+        halves, agreeing = self._halves(ratio)
+        return halves == 0 or agreeing >= _CONFIRM
+
+    def _halves(self, ratio: np.ndarray) -> tuple[int, int]:
+        """(widths of the history read as two lanes' halves, whole ones within ``_AGREE`` of the median)."""
+        whole = np.array([m.width_ratio for m in self._history if not m.halved and math.isfinite(m.width_ratio)])
+        if not len(ratio):
+            return 0, 0
+        return len(ratio) - len(whole), int(np.count_nonzero(np.abs(whole / np.median(ratio) - 1.0) <= _AGREE))
 
     def _spread(self) -> float:
         """Standard error of the pitch and yaw medians, in degrees (the larger)."""
@@ -380,12 +413,17 @@ class MountingEstimator:
             return f"frames of straight road with both ego lines steady: {straight} of {self.min_frames}"
         widths = len(ratio)
         if self.height_m is None and widths < self.min_frames // 2:
-            why = (f"; {self._off_centre} frames had the camera over {_OFF_CENTRE:g} lane widths off the ego lane's "
-                   "centre (a car ahead hiding an ego line, or a camera mounted off-centre: then give its height, "
-                   "calibration.mode pitch_yaw with ground.camera_height)" if self._off_centre else "")
+            why = (f"; {self._off_centre} frames had the camera over {_TWO_LANES:g} lane widths off the ego lane's "
+                   f"centre (changing lanes, or a camera mounted off-centre: {_GIVE_HEIGHT})" if self._off_centre
+                   else "")
             return f"lane widths measured: {widths} of {self.min_frames // 2}{why}"
         if not spread < _SETTLED_SPREAD_DEG:
             return f"pitch and yaw to agree: spread {spread:.3f} deg (under {_SETTLED_SPREAD_DEG:g} needed)"
+        halves, agreeing = self._halves(ratio)
+        if self.height_m is None and halves and agreeing < _CONFIRM:
+            return (f"lane widths of a lane seen whole to confirm those read as two lanes: {agreeing} of {_CONFIRM}; "
+                    f"{halves} frames had the ego lines two lanes apart (a car ahead hiding an ego line, or a camera "
+                    f"mounted a quarter lane off-centre: {_GIVE_HEIGHT})")
         return (f"lane widths to agree: {100 * _relative_se(ratio):.2f} % "
                 f"(under {100 * _SETTLED_WIDTH_SE:g} % needed)")
 

@@ -141,7 +141,9 @@ def errors(est: MountingEstimator, frame: LaneFrame, truth: Truth,
            "yaw": abs(math.degrees(m.yaw_rad - truth.yaw)),
            "height": abs(m.height_m / truth.camera.height_m - 1.0),
            "width": abs((st.lane_width_m or math.nan) - truth.lane_width)}
-    add_ground_lanes(frame, est.projector(), ego_filter=ego_filter)  # the fields the node publishes with it
+    frame = frame.replace(lanes=[lane.replace() for lane in frame.lanes])  # the drive's frames are scored again
+    add_ground_lanes(frame, est.projector(), ego_filter=ego_filter,  # the fields the node publishes with it
+                     lane_width_m=st.lane_width_m)
     wants = true_fits(truth)
     c0, c1 = [], []
     for lane in frame.lanes:

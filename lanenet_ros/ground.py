@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from lanenet_ros.decode.fitting import _robust_polyfit, poly_samples
+from lanenet_ros.decode.fitting import _robust_polyfit, poly_samples, set_positions
 from lanenet_ros.ground_tracking import EgoLaneFilter
 from lanenet_ros.jit import kernel, warms_up
 from lanenet_ros.lanes import LaneFrame
@@ -20,6 +20,8 @@ _UNDISTORT_ITERATIONS = 20
 # the ego lines' own headings at the car (c1) within this of each other: they are taken as parallel there and
 # fitted with one heading (rad; a line that leaves the ego lane at a wider angle, at an exit, is fitted alone)
 EGO_HEADING_TOLERANCE = 0.05
+# lane widths from the car (at the car) beyond which a line named ego is the next line out (name_ego_lines)
+EGO_REACH = 1.25
 
 
 class GroundProjector:
@@ -247,7 +249,7 @@ def _warm() -> None:
 
 def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: float = 80.0,
                      step_m: float = 1.0, ego_filter: EgoLaneFilter | None = None,
-                     stamp: float | None = None) -> LaneFrame:
+                     stamp: float | None = None, lane_width_m: float | None = None) -> LaneFrame:
     """Fill ``ground_coeffs``, ``ground_x_range`` and ``ground_points`` of every lane of ``frame`` in place.
 
     Lanes whose image points give fewer than three ground points within ``max_range_m`` keep None. The two ego
@@ -262,6 +264,8 @@ def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: 
         ego_filter: tracks the two ego lines over frames (frames in order): their fields are then the
             filter's (:class:`~lanenet_ros.ground_tracking.EgoLaneFilter`).
         stamp: the frame's time in seconds, for ``ego_filter``.
+        lane_width_m: the road's lane width where it is known (the self-calibration's): an ego line further than
+            ``EGO_REACH`` of it from the car is the next line out, named so (:func:`name_ego_lines`).
 
     Returns:
         ``frame``.
@@ -277,10 +281,14 @@ def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: 
     ground = np.ascontiguousarray(ground[keep], np.float64)
     ends = np.searchsorted(lane_of[keep], np.arange(len(frame.lanes) + 1))
     ok, coeffs, ranges = _fit_ground_lanes(ground, ends)
+    renamed = {} if lane_width_m is None else name_ego_lines(frame, np.where(ok, coeffs[:, 0], np.nan),
+                                                             lane_width_m)
     pair = [frame.ego_left_index, frame.ego_right_index]
-    shared = min(pair) >= 0 and ok[pair].all() and abs(coeffs[pair[0], 1] - coeffs[pair[1], 1]) <= EGO_HEADING_TOLERANCE
+    # the heading is shared with the line renamed out of the pair, too: it is parallel at the car all the same
+    both = [i if i >= 0 else renamed.get(side, -1) for side, i in enumerate(pair)]
+    shared = min(both) >= 0 and ok[both].all() and abs(coeffs[both[0], 1] - coeffs[both[1], 1]) <= EGO_HEADING_TOLERANCE
     if shared:
-        coeffs[pair] = fit_ego_pair(*(ground[ends[i]:ends[i + 1]] for i in pair))
+        coeffs[both] = fit_ego_pair(*(ground[ends[i]:ends[i + 1]] for i in both))
     if ego_filter is not None:
         seen = {side: i for side, i in enumerate(pair) if i >= 0 and ok[i]}
         tracked = ego_filter.update({side: (ground[ends[i]:ends[i + 1]], coeffs[i], tuple(ranges[i]))
@@ -294,6 +302,30 @@ def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: 
         lane.ground_coeffs, lane.ground_x_range = c, (x0, x1)
         lane.ground_points = sample_ground(c, x0, x1, step_m)
     return frame
+
+
+def name_ego_lines(frame: LaneFrame, offsets: np.ndarray, lane_width_m: float) -> dict[int, int]:
+    """Rename an ego line that lies further than ``EGO_REACH`` lane widths from the car (``offsets``: each lane's
+    ``c0``, metres left, NaN unknown) as the next line out, its side's ego line missing (in place). The car is
+    within its lane, so its lines are at most a lane width away (at the moment it crosses one); a line further
+    out is the next one, named ego by the image decoder when a car ahead hides the ego line (the self-calibration
+    reads such a lane as two: calibrate.MountingEstimator._one_lane).
+
+    Returns:
+        side (0 left, 1 right) -> the index of the line renamed on that side.
+    """
+    reach = EGO_REACH * lane_width_m
+    left, right = frame.ego_left_index, frame.ego_right_index
+    left_far = left >= 0 and abs(offsets[left]) > reach
+    right_far = right >= 0 and abs(offsets[right]) > reach
+    if left_far or right_far:
+        n_left = next((k for k, lane in enumerate(frame.lanes) if lane.position.name.endswith("RIGHT")),
+                      len(frame.lanes))
+        set_positions(frame.lanes, n_left, left_far or (left < 0 < n_left),
+                      right_far or (right < 0 and n_left < len(frame.lanes)))
+        frame.ego_left_index = -1 if left_far else left
+        frame.ego_right_index = -1 if right_far else right
+    return {side: i for side, (i, far) in enumerate(((left, left_far), (right, right_far))) if far}
 
 
 def fit_ego_pair(left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -249,8 +249,9 @@ class LanePipeline:
             self.ego_filter.reset()
         self._ground_source = calibration
         if projector is not None:
+            width = None if self.calibrator is None else self.calibrator.status.lane_width_m
             add_ground_lanes(frame, projector, ego_filter=self.ego_filter,
-                             stamp=None if stamp is None else _seconds(stamp))
+                             stamp=None if stamp is None else _seconds(stamp), lane_width_m=width)
         clock.append(time.perf_counter())
         first = inferred.timings
         frame.timings = {"preprocess": first["preprocess"], "infer": first["infer"],

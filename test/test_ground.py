@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lanenet_ros.ground import GroundProjector, add_ground_lanes, fit_ground_lane
-from lanenet_ros.lanes import DetectedLane, LaneFrame
+from lanenet_ros.lanes import DetectedLane, LaneFrame, Position
 
 CAM = {"fx": 1000.0, "fy": 1000.0, "cx": 640.0, "cy": 360.0, "height_m": 1.5, "pitch_rad": 0.05}
 
@@ -143,3 +143,36 @@ def test_the_ego_lines_share_their_heading_at_the_car() -> None:
     lanes = frame(left, leaving).lanes
     np.testing.assert_allclose(lanes[1].ground_coeffs, fit_ground_lane(leaving)[0], atol=1e-5)
     np.testing.assert_allclose(lanes[0].ground_coeffs, fit_ground_lane(left)[0], atol=1e-5)
+
+
+def test_an_ego_line_a_lane_too_far_out_is_named_the_next_line() -> None:
+    """A car ahead hides the ego-left line and the decoder names the next line out ego-left: with the lane width
+    known (the self-calibration's), the ground says it is the second-left line and the ego-left one missing."""
+    proj = GroundProjector.from_camera(**CAM)
+    xs = np.linspace(6.0, 60.0, 40)
+    def frame(*offsets: float) -> LaneFrame:
+        lanes = [_image_lane(proj, np.stack([xs, np.full_like(xs, y)], 1)) for y in offsets]
+        for lane, pos in zip(lanes, (Position.EGO_LEFT, Position.EGO_RIGHT, Position.SECOND_RIGHT), strict=True):
+            lane.position = pos
+        return LaneFrame(1280, 720, np.zeros((1, 1), np.uint8), lanes, ego_left_index=0, ego_right_index=1)
+
+    hidden = add_ground_lanes(frame(5.0, -1.7, -5.0), proj, lane_width_m=3.3)
+    assert (hidden.ego_left_index, hidden.ego_right_index) == (-1, 1)
+    assert [lane.position for lane in hidden.lanes] == [Position.SECOND_LEFT, Position.EGO_RIGHT,
+                                                        Position.SECOND_RIGHT]
+    assert hidden.lanes[1].ground_coeffs[0] == pytest.approx(-1.7, abs=1e-3)
+    # the ego-right line still shares its heading with the line renamed out of the pair (parallel at the car)
+    assert hidden.lanes[1].ground_coeffs[1] == pytest.approx(hidden.lanes[0].ground_coeffs[1], abs=1e-12)
+    again = add_ground_lanes(hidden, proj, lane_width_m=3.3)  # the names hold when fitted again
+    assert [lane.position for lane in again.lanes] == [Position.SECOND_LEFT, Position.EGO_RIGHT,
+                                                       Position.SECOND_RIGHT]
+    # on the right side too; a car crossing a line (its lines 0 and 1 lane away) keeps its names, and so does a
+    # frame whose lane width is not known
+    right = add_ground_lanes(frame(1.6, -5.0, -8.3), proj, lane_width_m=3.3)
+    assert (right.ego_left_index, right.ego_right_index) == (0, -1)
+    assert [lane.position for lane in right.lanes] == [Position.EGO_LEFT, Position.SECOND_RIGHT,
+                                                       Position.THIRD_RIGHT]
+    crossing = add_ground_lanes(frame(3.4, 0.1, -3.2), proj, lane_width_m=3.3)
+    assert (crossing.ego_left_index, crossing.ego_right_index) == (0, 1)
+    unknown = add_ground_lanes(frame(5.0, -1.7, -5.0), proj)
+    assert (unknown.ego_left_index, unknown.ego_right_index) == (0, 1)

@@ -309,13 +309,21 @@ def order_lanes(lanes: Sequence[DetectedLane], width: int, height: int,
     ordered = [lanes[i] for i in order]
     xs_sorted = xs[order]
     n_left = int(np.sum(xs_sorted < ego_center * width))
-    for k, lane in enumerate(ordered):
-        outward = n_left - 1 - k if k < n_left else k - n_left
-        table = _LEFT if k < n_left else _RIGHT
-        lane.position = table[outward] if outward < len(table) else Position.UNKNOWN
+    set_positions(ordered, n_left)
     ego_left = n_left - 1 if n_left > 0 else -1
     ego_right = n_left if n_left < len(ordered) else -1
     return ordered, ego_left, ego_right
+
+
+def set_positions(ordered: Sequence[DetectedLane], n_left: int, left_missing: bool = False,
+                  right_missing: bool = False) -> None:
+    """Set the positions of lanes ordered left to right, the first ``n_left`` left of the ego vehicle (in
+    place); with ``left_missing`` (``right_missing``) the nearest on that side is its SECOND, not its EGO line."""
+    for k, lane in enumerate(ordered):
+        left = k < n_left
+        outward = (n_left - 1 - k + left_missing) if left else (k - n_left + right_missing)
+        table = _LEFT if left else _RIGHT
+        lane.position = table[outward] if outward < len(table) else Position.UNKNOWN
 
 
 def limit_lanes(lanes: Sequence[DetectedLane], width: int, height: int, ego_center: float = 0.5,

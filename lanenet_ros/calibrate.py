@@ -337,7 +337,7 @@ class MountingEstimator:
         height = self.height_m or (self._mounting.height_m if self._mounting else None)
         if height is not None:
             return lo <= ratio * height <= hi
-        known = [m.width_ratio for m in self._history if not math.isnan(m.width_ratio)]
+        known = self._ratios()
         if len(known) < 10:
             return True
         return lo <= self.lane_width_m * ratio / float(np.median(known)) <= hi
@@ -347,8 +347,7 @@ class MountingEstimator:
         """(the median mounting, whether it is settled), or (None, False) without enough measurements."""
         pitch = np.array([m.pitch_rad for m in self._history])
         yaw = np.array([m.yaw_rad for m in self._history])
-        ratio = np.array([m.width_ratio for m in self._history])
-        ratio = ratio[np.isfinite(ratio)]
+        ratio = self._ratios()
         if len(ratio) == 0 and self.height_m is None:
             return None, False
         height = self.height_m or self.lane_width_m / float(np.median(ratio))
@@ -385,14 +384,26 @@ class MountingEstimator:
                         now.pitch_rad + float(np.clip(target.pitch_rad - now.pitch_rad, -step, step)),
                         now.yaw_rad + float(np.clip(target.yaw_rad - now.yaw_rad, -step, step)))
 
+    def _ratios(self) -> np.ndarray:
+        """The width ratios of the history that were measured."""
+        ratio = np.array([m.width_ratio for m in self._history])
+        return ratio[np.isfinite(ratio)]
+
+    def _width_m(self, ratio: np.ndarray) -> float | None:
+        """The lane width in metres (the mounting's height times the median of ``ratio``), None without both."""
+        return self._mounting.height_m * float(np.median(ratio)) if self._mounting is not None and len(ratio) \
+            else None
+
+    @property
+    def lane_width_measured_m(self) -> float | None:
+        """The lane width the estimate measures (``status.lane_width_m``), without the rest of :attr:`status`."""
+        return self._width_m(self._ratios())
+
     @property
     def status(self) -> CalibrationStatus:
         """The current state, mounting, lane width and confidence."""
-        ratio = np.array([m.width_ratio for m in self._history])
-        ratio = ratio[np.isfinite(ratio)]
-        width = None
-        if self._mounting is not None and len(ratio):
-            width = self._mounting.height_m * float(np.median(ratio))
+        ratio = self._ratios()
+        width = self._width_m(ratio)
         spread = self._spread()
         confidence = 0.0
         if len(self._history) >= 2:

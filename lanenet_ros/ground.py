@@ -319,8 +319,7 @@ def name_ego_lines(frame: LaneFrame, offsets: np.ndarray, lane_width_m: float) -
     left_far = left >= 0 and abs(offsets[left]) > reach
     right_far = right >= 0 and abs(offsets[right]) > reach
     if left_far or right_far:
-        n_left = next((k for k, lane in enumerate(frame.lanes) if lane.position.name.endswith("RIGHT")),
-                      len(frame.lanes))
+        n_left = right if right >= 0 else left + 1  # lanes left of the car
         set_positions(frame.lanes, n_left, left_far or (left < 0 < n_left),
                       right_far or (right < 0 and n_left < len(frame.lanes)))
         frame.ego_left_index = -1 if left_far else left

@@ -249,7 +249,7 @@ class LanePipeline:
             self.ego_filter.reset()
         self._ground_source = calibration
         if projector is not None:
-            width = None if self.calibrator is None else self.calibrator.status.lane_width_m
+            width = None if self.calibrator is None else self.calibrator.lane_width_measured_m
             add_ground_lanes(frame, projector, ego_filter=self.ego_filter,
                              stamp=None if stamp is None else _seconds(stamp), lane_width_m=width)
         clock.append(time.perf_counter())

@@ -4,7 +4,8 @@ Each frame's ground points of the ego-left and ego-right line are measurements o
 ``y(x) = c0 + c1 x + c2 x^2 + c3 x^3`` (metres, x forward, y left). The filter predicts each line from the last
 frames (a random walk: the lane changes slowly in the vehicle frame), keeps the points that lie near that
 prediction, and updates the line with them; the two lines share their heading ``c1`` softly where their own fits
-agree (as :func:`lanenet_ros.ground.fit_ego_pair` does in one frame).
+agree (as :func:`lanenet_ros.ground.fit_ego_pair` does in one frame), and so does a line seen alone with the line
+one lane out that stands in for the hidden one (:func:`lanenet_ros.ground.name_ego_lines`).
 
 What it is for: a detection that is pulled off the paint for a few frames, which a fit of each frame alone
 follows at once. A car closing in ahead hides the far part of both lines and the network draws them on up its
@@ -89,7 +90,8 @@ class EgoLaneFilter:
         self._range: list[tuple[float, float]] = [(0.0, 0.0), (0.0, 0.0)]
 
     def update(self, lines: dict[int, tuple[np.ndarray, np.ndarray, tuple[float, float]]], share_heading: bool,
-               stamp: float | None = None) -> dict[int, tuple[np.ndarray, tuple[float, float]]]:
+               stamp: float | None = None, partner: tuple[np.ndarray, np.ndarray] | None = None,
+               ) -> dict[int, tuple[np.ndarray, tuple[float, float]]]:
         """Take one frame's ego lines and return them as tracked.
 
         Args:
@@ -97,6 +99,9 @@ class EgoLaneFilter:
                 ``[c0, c1, c2, c3]``; its x range). Sides not seen this frame are left out.
             share_heading: the two lines' own fits agree on their heading (tie them).
             stamp: the frame's time in seconds; None: 0.1 s after the last.
+            partner: with one side in ``lines``, the line one lane out on the other side (a car ahead hides that
+                side's ego line) as (ground points, its frame fit): with ``share_heading``, the side seen shares
+                its heading with it, as it would with the hidden line (it is parallel at the car). Not tracked.
 
         Returns:
             side -> (coefficients ``[c0, c1, c2, c3]``, x range) for each side in ``lines``.
@@ -133,7 +138,7 @@ class EgoLaneFilter:
             if s not in lines and self._x[s] is not None and self._held[s] > self.max_coast_s + 1e-9:
                 self._x[s] = self._p[s] = None
         if used:
-            self._correct(used, share_heading and len(used) == 2)
+            self._correct(used, share_heading and (len(used) == 2 or partner is not None), partner)
             for s in used:
                 out[s] = self._x[s][:4] / _POWERS[:4], self._range[s]
         return out
@@ -176,20 +181,25 @@ class EgoLaneFilter:
                 matched[s] = (s, m[1])
         self._x, self._p, self._held = x, p, [0.0, 0.0]
 
-    def _correct(self, used: dict[int, np.ndarray], share_heading: bool) -> None:
-        """The Kalman update (information form) of the sides in ``used`` with their kept points."""
+    def _correct(self, used: dict[int, np.ndarray], share_heading: bool,
+                 partner: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """The Kalman update (information form) of the sides in ``used`` with their kept points; with one side
+        and a ``partner`` (points, frame fit), that line is a second block, started from its fit as a new line
+        is, whose heading the tie shares and whose state is then dropped."""
         sides = sorted(used)
-        n = _N * len(sides)
+        blocks = [(self._x[s], self._p[s], used[s]) for s in sides]
+        if share_heading and len(sides) == 1 and partner is not None:
+            blocks.append((np.append(partner[1], 0.0) * _POWERS, np.diag(self._init), partner[0]))
+        n = _N * len(blocks)
         info, vec = np.zeros((n, n)), np.zeros(n)
-        for j, s in enumerate(sides):
+        for j, (x, p, pts) in enumerate(blocks):
             block = slice(_N * j, _N * j + _N)
-            prior = np.linalg.inv(self._p[s])
-            pts = used[s]
+            prior = np.linalg.inv(p)
             basis = _basis(pts[:, 0])
             weight = 1.0 / (self.point_sigma_m**2 * max(1.0, len(pts) / self.points_worth))
             info[block, block] = prior + weight * basis.T @ basis
-            vec[block] = prior @ self._x[s] + weight * basis.T @ pts[:, 1]
-        if share_heading:
+            vec[block] = prior @ x + weight * basis.T @ pts[:, 1]
+        if share_heading and len(blocks) == 2:
             tie = np.zeros(n)
             tie[1], tie[_N + 1] = 1.0 / _SCALE, -1.0 / _SCALE
             info += np.outer(tie, tie) / self.heading_sigma**2

@@ -98,6 +98,24 @@ def test_a_lane_change_follows_the_lines_as_the_decoder_renames_them() -> None:
     assert offset == pytest.approx(WIDTH)  # the whole lane change was driven
 
 
+def test_a_lone_ego_line_shares_its_heading_with_the_line_renamed_out_of_the_pair() -> None:
+    """A car ahead hides the ego-left line; the decoder names the next line out (5.4 m) ego-left and the ground
+    names it the second-left line (the lane width known). The ego-right line, tracked alone, is skewed (0.016 rad):
+    it still shares its heading with that parallel line (0 rad), in the tracked output as in each frame's fit."""
+    def frame(f: EgoLaneFilter) -> LaneFrame:
+        lanes = [_lane(np.stack([XS, y], 1)) for y in (np.full_like(XS, 5.4), -1.8 + 0.016 * XS)]
+        return add_ground_lanes(LaneFrame(1280, 720, np.zeros((1, 1), np.uint8), lanes, ego_left_index=0,
+                                          ego_right_index=1), PROJ, ego_filter=f, lane_width_m=WIDTH)
+    f = EgoLaneFilter()
+    for _ in range(20):
+        out = frame(f)
+    assert (out.ego_left_index, out.ego_right_index) == (-1, 1)
+    shared = out.lanes[0].ground_coeffs[1]  # the frame's fit of the pair (the renamed line is not tracked)
+    assert shared == pytest.approx(0.008, abs=0.002)
+    assert out.lanes[1].ground_coeffs[1] == pytest.approx(shared, abs=0.001)
+    assert out.lanes[1].ground_coeffs[0] == pytest.approx(-1.8, abs=0.15)
+
+
 def test_a_side_unseen_is_kept_for_a_while_and_a_gap_in_time_starts_afresh() -> None:
     f = EgoLaneFilter()
     for k in range(10):

@@ -331,6 +331,24 @@ def test_lanes_end_at_the_hood_the_network_carries_them_across() -> None:
     assert all(lane.y_max > 715 for lane in plain.lanes) and plain.class_mask[700:].any()
 
 
+def test_the_bonnet_is_described_with_the_setting_that_fixes_it() -> None:
+    """/diagnostics and lanenet-replay say where the bonnet is and which decode.hood holds it there: given back,
+    that value puts the edge on the same row."""
+    from lanenet_ros.decode import hood
+
+    image, mask = scene(FOUR)
+    found = LaneDecoder(LANENET).decode(lanenet_outputs(mask), GEO, with_hood(image))
+    text = hood.describe(found.hood_row, H, -1.0)
+    assert text.startswith(f"row {found.hood_row:.0f} of {H} at the centre: the bottom ")
+    share = float(text.split("decode.hood ")[1].split()[0])
+    given = LaneDecoder(LANENET, DecodeParams(hood=share)).decode(lanenet_outputs(mask), GEO, image)
+    assert abs(given.hood_row - found.hood_row) < 1.0
+    assert hood.describe(given.hood_row, H, share) == f"row {given.hood_row:.0f} of {H} at the centre, given " \
+        f"(decode.hood {share:g})"
+    assert hood.describe(-1.0, H, -1.0) == "none found"
+    assert hood.describe(-1.0, H, 0.0) == "none looked for (decode.hood 0)"
+
+
 @pytest.mark.parametrize("size", [(1920, 1080), (1242, 375), (1024, 576), (640, 360)])
 def test_the_hood_is_found_at_other_camera_sizes(size: tuple[int, int]) -> None:
     from lanenet_ros.decode import hood

@@ -200,6 +200,7 @@ def test_diagnostics_report_backend_rates_and_latency(ros, model):
     assert values["backend"] == "onnxruntime-cpu" and float(values["input rate (Hz)"]) > 0
     assert float(values["latency infer (ms)"]) > 0 and values["frames replaced in the mailbox"].isdigit()
     assert values["frames lost before the node"].isdigit()  # Fast DDS reports the message-lost event
+    assert values["bonnet"] == "none found"  # where the lanes are cut: the stripes have no bonnet
 
 
 def test_two_cameras_in_two_namespaces_stay_apart(ros, model):

@@ -66,7 +66,9 @@ def test_offline_replay_scores_against_labels_and_writes_its_outputs(road_bag, t
         assert (out / name).stat().st_size > 1000, name
     video = cv2.VideoCapture(str(out / "overlay.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
-    assert "TuSimple: accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "TuSimple: accuracy" in printed
+    assert summary["bonnet"]["text"] == "none found" and "bonnet: none found" in printed  # a camera without one
 
 
 def test_wrong_labels_score_badly(road_bag, tmp_path):
@@ -112,6 +114,13 @@ def test_offline_replay_takes_decoder_settings(road_bag, tmp_path, capsys):
     assert replay.main([str(bag), "--model", str(model), "--backend", "onnxruntime-cpu", "--out", str(out),
                         "--decode", "max_lanes=0"]) != 0
     assert "max_lanes" in capsys.readouterr().err
+    # a bonnet given by hand: the report says where the lanes were cut, in every frame
+    assert replay.main([str(bag), "--model", str(model), "--backend", "onnxruntime-cpu", "--out", str(out),
+                        "--decode", "hood=0.1"]) == 0
+    bonnet = json.loads((out / "report.json").read_text())["summary"]["bonnet"]
+    assert bonnet["share_of_frames"] == 1.0 and bonnet["row_median"] == pytest.approx(0.9 * H - 0.5)
+    assert "bonnet: found in 100.0 % of frames, row 648 of 720 at the centre, given (decode.hood 0.1)" in \
+        capsys.readouterr().out
 
 
 def test_ego_width_extends_lanes_straight_to_the_bottom_row():

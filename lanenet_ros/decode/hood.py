@@ -350,6 +350,25 @@ class HoodMemory:
         return bool(np.abs(a.row_at(xs) - b.row_at(xs)).max() <= self.tolerance * height)
 
 
+def share_of_rows(row: float, height: int) -> float:
+    """The ``decode.hood`` value (share of the rows at the bottom) whose fixed edge lies at camera ``row``."""
+    return 1.0 - (row + 0.5) / height
+
+
+def describe(row: float, height: int, setting: float) -> str:
+    """Where the bonnet's edge is, in words (/diagnostics, ``lanenet-replay``): ``row`` its camera row at the
+    centre column (``LaneFrame.hood_row``, negative: none), ``setting`` the decoder's ``hood``."""
+    if setting == 0:
+        return "none looked for (decode.hood 0)"
+    if row < 0:
+        return "none found"
+    where = f"row {row:.0f} of {height} at the centre"
+    if setting > 0:
+        return f"{where}, given (decode.hood {setting:g})"
+    share = share_of_rows(row, height)
+    return f"{where}: the bottom {100 * share:.1f} % (decode.hood {share:.3f} fixes it there)"
+
+
 def cut_lanes(lanes: Sequence[DetectedLane], crossings: Sequence[float | None], point_step_px: float,
               min_rows: float) -> list[DetectedLane]:
     """The lanes ended where they cross the edge (``crossings``: :func:`crossing_rows`); those left with fewer

@@ -46,6 +46,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
 from lanenet_ros.calibrate import Intrinsics
+from lanenet_ros.decode import hood
 from lanenet_ros.image_codec import ImageError, clip
 from lanenet_ros.msg import LaneArray
 from lanenet_ros.node.configure import (
@@ -123,6 +124,7 @@ class LaneNetNode(LifecycleNode):
         self._ground_lock = threading.Lock()
         self._ground_pending: Any = None  # (camera, calibrator) set by the camera_info callback, taken by the worker
         self._lost_reported = True  # False when the middleware has no message-lost event
+        self._hood: tuple[float, int] | None = None  # the last frame's bonnet edge row at the centre, image height
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """The single gate for every value: at declaration and on every later set."""
@@ -143,6 +145,7 @@ class LaneNetNode(LifecycleNode):
             return FAILURE
         self.stats, self._markers = NodeStats(), MarkerBuilder()
         self._intrinsics = None  # the next camera_info sets up the new pipeline's ground plane
+        self._hood = None
         self._pubs = {name: self.create_lifecycle_publisher(kind, name, OUTPUT_QOS) for name, kind in
                       (("lanes", LaneArray), ("mask", Image), ("overlay", Image), ("markers", MarkerArray))}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -312,6 +315,7 @@ class LaneNetNode(LifecycleNode):
         stamp = begun.header.stamp
         frame = self.pipeline.finish(begun.inferred, begun.image, stamp=stamp.sec + stamp.nanosec * 1e-9)
         finished = time.perf_counter()
+        self._hood = frame.hood_row, frame.height
         self._publish(frame, begun.image, begun.header)
         done = time.perf_counter()
         self.stats.frame_done({**frame.timings, "wait": begun.start - begun.received,
@@ -373,6 +377,8 @@ class LaneNetNode(LifecycleNode):
                   "frames replaced in the mailbox": totals["replaced"], "bad frames": totals["bad"],
                   "failed frames": totals["failed"], "processed frames": totals["processed"],
                   **{f"latency {stage} (ms)": f"{ms:.2f}" for stage, ms in sorted(period.stage_ms.items())},
+                  **({"bonnet": hood.describe(*self._hood, self.pipeline.decoder.params.hood)}
+                     if self._hood and self.pipeline else {}),
                   **self._calibration_values()}
         self._diag_pub.publish(diagnostics_msg(
             self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: lane detection",

@@ -6,7 +6,8 @@ lanenet node, and its LaneArray outputs are collected to measure true end-to-end
 Either way: ``report.json``, plots, an overlay video and a printed summary in ``--out``. Offline, with
 intrinsics (``--camera-info``, a CameraInfo topic in the bag, or ``--horizontal-fov``) the camera's height,
 pitch and yaw are estimated from the lanes as the node does (docs/node.md, "Self-calibration"), printed, and
-written to ``calibration.yaml``, a parameter file for the node.
+written to ``calibration.yaml``, a parameter file for the node. Offline, the summary also says where the ego
+vehicle's bonnet was found (its edge's median row, and the ``decode.hood`` that would fix it there).
 """
 from __future__ import annotations
 
@@ -79,6 +80,7 @@ def replay_offline(args: argparse.Namespace, images: Iterator[BagImage], total: 
     pipeline = LanePipeline(model_path=args.model, backend=args.backend,
                             decode_params=parse_pairs(getattr(args, "decode", [])))
     print(f"model: {pipeline.describe()}")
+    log.hood_setting = pipeline.decoder.params.hood
     intrinsics = camera_intrinsics(args)
     for item in tqdm(images, total=total, desc="replay", unit="frame"):
         if pipeline.calibrator is None and (intrinsics or args.horizontal_fov):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lanenet_ros.decode import hood
 from lanenet_ros.decode.fitting import bottom_x
 from lanenet_ros.fileio import atomic_write_text
 from lanenet_ros.lanes import LaneFrame
@@ -29,6 +30,7 @@ class FrameRecord:
     accuracy: float | None = None
     fp: float | None = None
     fn: float | None = None
+    hood_row: float | None = None  # the bonnet's edge row at the centre column, -1 none found; None: not known
 
 
 def ego_width(frame: LaneFrame) -> float | None:
@@ -56,6 +58,8 @@ class ReplayLog:
         self.by_file = {str(row["raw_file"]): row for row in labels or [] if "raw_file" in row}
         self.tusimple = TuSimpleAccumulator() if labels else None
         self.calibration: dict | None = None  # self-calibration's result (replay.camera.calibration_summary)
+        self.hood_setting: float | None = None  # the decoder's ``hood`` where the frames' bonnet rows are known
+        self.image_height = 0
 
     def label_for(self, stamp_ns: int, index: int) -> dict | None:
         """The label of a frame: by timestamp, else by position in the bag (``raw_file`` = frame index)."""
@@ -66,7 +70,9 @@ class ReplayLog:
         record = FrameRecord(
             index=index, stamp_ns=stamp_ns, lanes=len(frame.lanes), ego_left=frame.ego_left_index >= 0,
             ego_right=frame.ego_right_index >= 0, ego_width_px=ego_width(frame), latency_ms=latency_ms,
-            stages_ms={k: v * 1000.0 for k, v in frame.timings.items()})
+            stages_ms={k: v * 1000.0 for k, v in frame.timings.items()},
+            hood_row=None if self.hood_setting is None else frame.hood_row)
+        self.image_height = frame.height
         label = self.label_for(stamp_ns, index) if self.tusimple is not None else None
         if label is not None:
             h_samples = label["h_samples"]
@@ -97,6 +103,14 @@ class ReplayLog:
             out["tusimple"] = self.tusimple.result()
         if self.calibration is not None:
             out["calibration"] = self.calibration
+        rows = [r.hood_row for r in recs if r.hood_row is not None]
+        if rows and self.hood_setting is not None:
+            found = [row for row in rows if row >= 0]
+            median = float(np.median(found)) if found else -1.0
+            out["bonnet"] = {"frames_found": len(found), "share_of_frames": len(found) / len(rows),
+                             "row_median": median if found else None, "image_height": self.image_height,
+                             "decode_hood": self.hood_setting,
+                             "text": hood.describe(median, self.image_height, self.hood_setting)}
         return out
 
     def write(self, out_dir: Path, published: int | None = None, notes: dict | None = None) -> dict:
@@ -151,6 +165,10 @@ def format_summary(summary: dict) -> str:
     if "tusimple" in summary:
         m = summary["tusimple"]
         lines.append(f"TuSimple: accuracy {m['accuracy']:.4f}, FP {m['fp']:.4f}, FN {m['fn']:.4f}")
+    if "bonnet" in summary:
+        b = summary["bonnet"]
+        seen = f"found in {100 * b['share_of_frames']:.1f} % of frames, " if b["frames_found"] else ""
+        lines.append(f"bonnet: {seen}{b['text']}")
     return "\n".join(lines)
 
 

@@ -17,7 +17,10 @@ the drive's true ego lane width as the prior (``prior=truth``), with the default
 height given (lane width measured). ``bend`` and ``lane-change`` drives start from the converged estimate of
 a straight drive with the same camera and report how far the estimate moves.
 
-Run: ``.venv/bin/python bench/calibration.py`` (truth: 8 drives of 20 s, about 3 minutes) and ``--model`` (adds
+The truth part ends with cameras mounted with a roll (``bench_roll``): the estimate with the roll taken as zero
+and with ``estimate_roll``, and what estimating it costs an upright camera.
+
+Run: ``.venv/bin/python bench/calibration.py`` (truth: 8 drives of 20 s, about 4 minutes) and ``--model`` (adds
 4 rendered drives of 12 s + 8 s, 10-25 minutes on two shared cores). ``--drives N --frames N`` change the amount,
 ``--model-file M.onnx`` the model.
 """
@@ -53,11 +56,12 @@ class Truth:
     yaw: float  # mounting yaw drawn by the bench
     lane_width: float  # ego lane
     ego_ground: dict  # Position -> (N, 2) ground points of the ego lines
+    outer_ground: dict | None = None  # Position -> ground points of the second lines (truth drives only)
 
 
 def geometry_drive(config: SynthConfig, seed: int, n_frames: int, mount_yaw: float, *,
                    lane_changes: float | None = None,
-                   braking: bool = False, noise_px: float = 0.5):
+                   braking: bool = False, noise_px: float = 0.5, mount_roll: float = 0.0):
     """Yield (LaneFrame of exact image lanes, Truth) for a drive, without rendering.
 
     Args:
@@ -69,6 +73,7 @@ def geometry_drive(config: SynthConfig, seed: int, n_frames: int, mount_yaw: flo
             road with more than one lane); > 0: also start one every this many seconds.
         braking: pitch the camera 1.5 deg down for 2 s every 8 s (a car nosing down under braking).
         noise_px: Gaussian noise added to the image points.
+        mount_roll: camera mounting roll (rad, clockwise seen from behind).
     """
     rng = np.random.default_rng([int(seed), 0xD71E])
     noise = np.random.default_rng([int(seed), 7])
@@ -82,13 +87,13 @@ def geometry_drive(config: SynthConfig, seed: int, n_frames: int, mount_yaw: flo
         cam = ego.camera
         pitch = cam.pitch_rad + (math.radians(1.5) if braking and (k / FPS) % 8.0 > 6.0 else 0.0)
         proj = GroundProjector.from_camera(cam.fx, cam.fy, cam.cx, cam.cy, cam.height_m, pitch, k1=cam.k1,
-                                           k2=cam.k2, yaw_rad=mount_yaw)
+                                           k2=cam.k2, yaw_rad=mount_yaw, roll_rad=mount_roll)
         pose = Pose.on_road(road, ego.s, ego.d, ego.rel_yaw)
         window = RoadWindow(road, pose, ego.s - 6.0, ego.s + 450.0)
         bottom = float(cam.height)
         gt = lane_ground_truth(road.boundaries, window, ego.s, ego.d, cam, 80.0,
                                lambda uv, d: np.zeros(len(uv), bool), lambda u, b=bottom: np.full(np.shape(u), b))
-        lanes, ego_ground = [], {}
+        lanes, ego_ground, outer_ground = [], {}, {}
         for lane in gt:
             uv = proj.ground_to_image(lane.ground)
             ok = (np.all(np.isfinite(uv), axis=1) & (uv[:, 0] >= 0) & (uv[:, 0] < cam.width)
@@ -99,8 +104,10 @@ def geometry_drive(config: SynthConfig, seed: int, n_frames: int, mount_yaw: flo
             lanes.append(DetectedLane(np.zeros(2), 0.0, 0.0, pts, position=lane.position))
             if lane.position in (Position.EGO_LEFT, Position.EGO_RIGHT):
                 ego_ground[lane.position] = lane.ground
+            elif lane.position in (Position.SECOND_LEFT, Position.SECOND_RIGHT):
+                outer_ground[lane.position] = lane.ground
         frame = _frame(lanes, cam.width, cam.height)
-        yield frame, Truth(cam, ego.base_pitch, mount_yaw, ego_width(ego_ground), ego_ground)
+        yield frame, Truth(cam, ego.base_pitch, mount_yaw, ego_width(ego_ground), ego_ground, outer_ground)
         if lane_changes and k and k % int(lane_changes * FPS) == 0 and n_lanes > 1:
             ego.lane = ego.lane + 1 if ego.lane + 1 < n_lanes else ego.lane - 1
             ego.target_d = world.lane_centre(ego.lane)
@@ -251,6 +258,49 @@ def bench_truth(drives: int, n_frames: int) -> None:
                       f"yaw {rr['worst']['yaw']:.2f} deg, height {100 * rr['worst']['height']:.1f}%")
     summary(totals)
     print_fits("exact lanes of the bend drives", fits)
+
+
+def bench_roll(drives: int, n_frames: int) -> None:
+    """Cameras mounted askew (roll 1.5-3 deg, either way) and upright, the estimate without and with
+    ``estimate_roll`` (the drives' lanes differ in width by up to 0.24 m, which biases the roll measured)."""
+    straight = SynthConfig(camera_height_m=(1.15, 3.0), straight_prob=1.0)
+    print(f"\n== a rolled camera (exact lanes), {drives} straight drives x {n_frames} frames: roll error (deg), "
+          "share of frames after convergence with the ego lines' c0 / the second lines' c0 within 0.15 m ==")
+    rows: dict[str, list] = {}
+    for d in range(drives):
+        seed = 1000 + d
+        yaw = draw_yaw(seed)
+        roll = math.radians(np.random.default_rng([seed, 12]).uniform(1.5, 3.0)) * (1 if d % 2 else -1)
+        t0 = first_truth(straight, seed, n_frames, yaw)
+        cells = []
+        for mount, estimate in ((roll, False), (roll, True), (0.0, False), (0.0, True)):
+            est = make_estimator(t0, "truth")
+            est.estimate_roll = estimate
+            ego, outer = [], []
+            for frame, truth in geometry_drive(straight, seed, n_frames, yaw, mount_roll=mount):
+                est.update(frame)
+                if est.status.state != "converged":
+                    continue
+                frame = add_ground_lanes(frame.replace(lanes=[lane.replace() for lane in frame.lanes]),
+                                         est.projector())
+                for lane in frame.lanes:
+                    want = {**truth.ego_ground, **truth.outer_ground}.get(lane.position)
+                    if want is not None and lane.ground_coeffs is not None:
+                        err = abs(lane.ground_coeffs[0] - fit_ground_lane(want[want[:, 0] <= 80.0])[0][0])
+                        (ego if lane.position in (Position.EGO_LEFT, Position.EGO_RIGHT) else outer).append(err)
+            m = est.status.mounting
+            error = math.nan if m is None else abs(math.degrees(m.roll_rad - mount))
+            result = (error, np.mean(np.array(ego) <= 0.15) if ego else math.nan,
+                      np.mean(np.array(outer) <= 0.15) if outer else math.nan)
+            name = f"{'rolled' if mount else 'upright'}, roll {'estimated' if estimate else 'taken as 0'}"
+            rows.setdefault(name, []).append(result)
+            cells.append(f"{error:4.2f} {100 * result[1]:5.1f}% {100 * result[2]:5.1f}%")
+        print(f"drive {seed}: roll {math.degrees(roll):+.2f} deg, height {t0.camera.height_m:.2f} m   "
+              + "   ".join(cells))
+    for name, results in rows.items():
+        r = np.array(results, float)
+        print(f"{name:32s} roll error mean {np.nanmean(r[:, 0]):.2f} deg (max {np.nanmax(r[:, 0]):.2f})  c0 ego "
+              f"{100 * np.nanmean(r[:, 1]):5.1f}%  c0 second lines {100 * np.nanmean(r[:, 2]):5.1f}%")
 
 
 def print_fits(what: str, fits: list[dict]) -> None:
@@ -432,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.skip_truth:
         bench_truth(args.drives, args.frames)
+        bench_roll(args.drives, args.frames)
     if args.model:
         bench_model(args.model_drives, args.model_frames, args.model_file)
     return 0

@@ -15,7 +15,15 @@ estimate of how the camera is mounted, for a :class:`~lanenet_ros.ground.GroundP
   most often two lanes (a car ahead hides one ego line and the next one out is named in its place) and is read
   as the half the camera is in, counted once lanes seen whole confirm it (``MountingEstimator._one_lane``);
   further off-centre, while the height is estimated, a frame gives no width;
-- roll is taken as zero: one family of parallel lines fixes only their vanishing point, not the horizon's tilt.
+- roll from the widths of the lanes beside the ego lane: one family of parallel lines fixes only their vanishing
+  point, not the horizon's tilt, but lanes of one width do. A camera turned about its optical axis sees the road
+  nearer on one side and farther on the other, so read without the roll the lanes on one side come out narrower
+  and on the other wider (2 deg at 1.5 m: 3.1 m and 4.3 m for two 3.6 m lanes). A frame with three or more
+  straight lines in a row of lane-like widths gives the roll that makes those widths most alike; until
+  ``min_frames // 2`` frames have, the roll is the seed's or zero, and then the median of them is taken at once,
+  the pitch, yaw and widths read again with it. Only with ``estimate_roll``: lanes that differ in width bias it
+  (about 1 deg for lanes 0.2 m apart in width), so it is for a camera mounted visibly askew on roads of
+  one lane width;
 
 The estimate is the median of the last ``window`` measurements. It is ``collecting`` until ``min_frames``
 measurements agree closely enough, then ``converged``; from then on (or from a seed) the value in use moves
@@ -51,6 +59,9 @@ _REGATE = 300  # yaws outside the gate in a row (30 s of straight road at 10 Hz)
 _HEIGHT_STEP = 0.0005  # most the height in use moves per measurement once converged (relative)
 _ROWS_USED = (0.3, 0.8)  # of a lane's row span above its lowest point, used for the vanishing point
 _MEDIAN_SE = 1.2533 * 1.4826  # standard error of a median, in units of MAD / sqrt(n), for normal noise
+_MAX_ROLL = math.radians(6.0)  # the rolls a frame's lane widths are tried at (a camera mounted more askew is
+_ROLL_STEP = math.radians(0.5)  # not measured)
+_LANE_LIKE = (0.6, 1.6)  # a lane beside the ego lane counts for the roll when this share of its width
 
 
 RADIAL_FIRST = ("plumb_bob", "rational_polynomial")
@@ -97,11 +108,13 @@ class Intrinsics:
 
 @dataclass(frozen=True)
 class Mounting:
-    """How the camera sits: height above the road (m), pitch down and yaw left of the car's axis (rad)."""
+    """How the camera sits: height above the road (m), pitch down and yaw left of the car's axis, and roll about
+    its optical axis (rad, clockwise seen from behind: :meth:`GroundProjector.from_camera`)."""
 
     height_m: float
     pitch_rad: float
     yaw_rad: float = 0.0
+    roll_rad: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,9 @@ class Measurement:
     width_ratio: float
     offset: float = math.nan
     halved: bool = False  # the ego lines were two lanes apart: the width and offset are of the half with the camera
+    roll_rad: float = math.nan  # the roll that makes the frame's lane widths most alike; NaN: not measured
+    vp: tuple[float, float] | None = None  # the vanishing point (normalised) the pitch and yaw were read from
+    ego: tuple | None = None  # the ego lines (normalised n . p = d) the width and offset were read from
 
 
 @dataclass(frozen=True)
@@ -156,7 +172,10 @@ class MountingEstimator:
         min_frames: measurements needed before the estimate can converge.
         straight_tol_px: a line whose points lie farther than this from a straight line (undistorted image,
             pixels) is curved and not used.
-        max_step_deg: most the pitch or yaw in use moves per measurement once converged.
+        max_step_deg: most the pitch, yaw or roll in use moves per measurement once converged.
+        estimate_roll: measure the roll from the lanes' widths (else it stays the seed's, or zero). Off by
+            default: lanes of a road that differ in width by a few tenths of a metre bias it by about a degree
+            (docs/node.md, "Self-calibration").
 
     Raises:
         ValueError: a setting out of range.
@@ -164,7 +183,7 @@ class MountingEstimator:
 
     def __init__(self, intrinsics: Intrinsics, *, lane_width_m: float = 3.6, height_m: float | None = None,
                  seed: Mounting | None = None, window: int = 300, min_frames: int = 30,
-                 straight_tol_px: float = 2.0, max_step_deg: float = 0.005) -> None:
+                 straight_tol_px: float = 2.0, max_step_deg: float = 0.005, estimate_roll: bool = False) -> None:
         lo, hi = LANE_WIDTH_RANGE_M
         if not lo <= lane_width_m <= hi:
             raise ValueError(f"lane width prior must be within {lo}-{hi} m, got {lane_width_m}")
@@ -176,7 +195,9 @@ class MountingEstimator:
         self.lane_width_m, self.height_m = lane_width_m, height_m
         self.min_frames, self.straight_tol_px = min_frames, straight_tol_px
         self.max_step = math.radians(max_step_deg)
+        self.estimate_roll = estimate_roll
         self.frozen = False
+        self._roll_known = False  # the roll has been taken from measurements once (later it moves step by step)
         self._history: deque[Measurement] = deque(maxlen=window)
         self._seen = self._used = 0
         self._off_centre = 0  # frames whose lane width was not taken: the camera far off the ego lane's centre
@@ -226,6 +247,16 @@ class MountingEstimator:
             if self._state == "seeded" and settled:
                 self._state = "converged"
             self._mounting = self._step_towards(self._mounting, target)
+        rolls = self._rolls()
+        if self._mounting is not None and not self._roll_known and len(rolls) >= self.min_frames // 2:
+            # at once (see the module docstring), the pitch and yaw read again from the same vanishing points
+            roll = float(np.median(rolls))
+            for k, m in enumerate(self._history):
+                self._history[k] = _read_again(m, roll)
+            target, _ = self._median()
+            self._mounting = replace(self._mounting, pitch_rad=target.pitch_rad, yaw_rad=target.yaw_rad,
+                                     roll_rad=roll)
+            self._roll_known = True
         return True
 
     def measure(self, frame: LaneFrame) -> Measurement | None:
@@ -242,21 +273,18 @@ class MountingEstimator:
         vp = _vanishing_point([ln[:5] for ln in lines.values()])
         if vp is None:
             return None
-        xv, yv = vp
-        pitch = math.atan(-yv)
-        yaw = math.atan(xv * math.cos(pitch))
+        roll = self._mounting.roll_rad if self._mounting is not None else 0.0
+        pitch, yaw = _pitch_yaw(vp, roll)
         if abs(pitch) > _MAX_PITCH or abs(yaw) > _MAX_YAW:
             return None
-        left, right = lines.get(frame.ego_left_index), lines.get(frame.ego_right_index)
-        if left is not None and right is not None:
-            unit = GroundProjector.from_camera(1.0, 1.0, 0.0, 0.0, 1.0, pitch, yaw_rad=yaw)
-            probe = yv + 0.2  # any row below the vanishing point: the lines are parallel on the ground
-            y = unit.image_to_ground(np.array([[(ln[2] - ln[1] * probe) / ln[0], probe]
-                                               for ln in (left, right)]))[:, 1]
-            if np.all(np.isfinite(y)) and y[0] > y[1]:
-                ratio, offset = float(y[0] - y[1]), float(-(y[0] + y[1]) / 2.0 / (y[0] - y[1]))
-                return Measurement(pitch, yaw, ratio, offset)
-        return Measurement(pitch, yaw, math.nan)
+        ego = frame.ego_left_index, frame.ego_right_index
+        if all(i in lines for i in ego):
+            ego_lines = tuple(lines[i] for i in ego)
+            lane = _ego_lane(ego_lines, vp, roll)
+            if lane is not None:
+                measured = _roll(lines, ego, vp) if self.estimate_roll else math.nan
+                return Measurement(pitch, yaw, *lane, roll_rad=measured, vp=vp, ego=ego_lines)
+        return Measurement(pitch, yaw, math.nan, vp=vp)
 
     def _straight_line(self, pts: np.ndarray) -> tuple[float, ...] | None:
         """(nx, ny, d, top, weight, bow): the line n . p = d (unit normal) through normalised points, its
@@ -351,7 +379,10 @@ class MountingEstimator:
         if len(ratio) == 0 and self.height_m is None:
             return None, False
         height = self.height_m or self.lane_width_m / float(np.median(ratio))
-        target = Mounting(height, float(np.median(pitch)), float(np.median(yaw)))
+        rolls = self._rolls()
+        roll = float(np.median(rolls)) if len(rolls) >= self.min_frames // 2 else \
+            self._mounting.roll_rad if self._mounting is not None else 0.0
+        target = Mounting(height, float(np.median(pitch)), float(np.median(yaw)), roll)
         settled = (len(pitch) >= self.min_frames and len(ratio) >= self.min_frames // 2
                    and self._spread() < _SETTLED_SPREAD_DEG
                    and (self.height_m or (_relative_se(ratio) < _SETTLED_WIDTH_SE and self._confirmed(ratio))))
@@ -382,7 +413,13 @@ class MountingEstimator:
         step, rel = self.max_step, _HEIGHT_STEP
         return Mounting(now.height_m * (1.0 + float(np.clip(target.height_m / now.height_m - 1.0, -rel, rel))),
                         now.pitch_rad + float(np.clip(target.pitch_rad - now.pitch_rad, -step, step)),
-                        now.yaw_rad + float(np.clip(target.yaw_rad - now.yaw_rad, -step, step)))
+                        now.yaw_rad + float(np.clip(target.yaw_rad - now.yaw_rad, -step, step)),
+                        now.roll_rad + float(np.clip(target.roll_rad - now.roll_rad, -step, step)))
+
+    def _rolls(self) -> np.ndarray:
+        """The rolls of the history that were measured."""
+        roll = np.array([m.roll_rad for m in self._history])
+        return roll[np.isfinite(roll)]
 
     def _ratios(self) -> np.ndarray:
         """The width ratios of the history that were measured."""
@@ -446,7 +483,7 @@ class MountingEstimator:
         if m != self._projected:
             c = self.intrinsics
             self._projector = GroundProjector.from_camera(c.fx, c.fy, c.cx, c.cy, m.height_m, m.pitch_rad,
-                                                          k1=c.k1, k2=c.k2, yaw_rad=m.yaw_rad)
+                                                          k1=c.k1, k2=c.k2, yaw_rad=m.yaw_rad, roll_rad=m.roll_rad)
             self._projected = m
         return self._projector
 
@@ -461,6 +498,86 @@ def _middle_part(points: np.ndarray) -> np.ndarray:
     bottom, span = pts[:, 1].max(), np.ptp(pts[:, 1])
     low, high = _ROWS_USED
     return pts[(pts[:, 1] <= bottom - low * span) & (pts[:, 1] >= bottom - high * span)]
+
+
+def _pitch_yaw(vp: tuple[float, float], roll: float) -> tuple[float, float]:
+    """The pitch and yaw (rad) of a camera with this roll whose image shows the road's vanishing point at ``vp``
+    (normalised coordinates): the point turned back by the roll, as an upright camera would see it."""
+    c, s = math.cos(roll), math.sin(roll)
+    x, y = c * vp[0] - s * vp[1], s * vp[0] + c * vp[1]
+    pitch = math.atan(-y)
+    return pitch, math.atan(x * math.cos(pitch))
+
+
+def _offsets(lines: Sequence[tuple[float, ...]], vp: tuple[float, float], roll: float) -> np.ndarray:
+    """How far left of the camera each line through the vanishing point ``vp`` lies on the ground, in camera
+    heights, for a camera with this roll (NaN where the line's probe point is not below the horizon)."""
+    pitch, yaw = _pitch_yaw(vp, roll)
+    if abs(pitch) >= math.pi / 2 - 1e-6 or abs(yaw) > math.pi / 4:
+        return np.full(len(lines), np.nan)
+    unit = GroundProjector.from_camera(1.0, 1.0, 0.0, 0.0, 1.0, pitch, yaw_rad=yaw, roll_rad=roll)
+    probe = vp[1] + 0.2  # a row below the vanishing point: the lines are parallel on the ground
+    return unit.image_to_ground(np.array([[(ln[2] - ln[1] * probe) / ln[0], probe] for ln in lines]))[:, 1]
+
+
+def _ego_lane(ego: Sequence[tuple[float, ...]], vp: tuple[float, float], roll: float) -> tuple[float, float] | None:
+    """(the ego lane's width in camera heights, the camera's offset left of its centre in lane widths) from its
+    two lines, or None where they are not left and right of each other below the horizon."""
+    y = _offsets(ego, vp, roll)
+    if not (np.all(np.isfinite(y)) and y[0] > y[1]):
+        return None
+    return float(y[0] - y[1]), float(-(y[0] + y[1]) / 2.0 / (y[0] - y[1]))
+
+
+def _read_again(m: Measurement, roll: float) -> Measurement:
+    """A measurement read again from its vanishing point and ego lines with another roll (its width and offset
+    halved again where they were: ``MountingEstimator._one_lane``; a width left out stays out)."""
+    if m.vp is None:
+        return m
+    pitch, yaw = _pitch_yaw(m.vp, roll)
+    m = replace(m, pitch_rad=pitch, yaw_rad=yaw)
+    lane = None if m.ego is None or not math.isfinite(m.width_ratio) else _ego_lane(m.ego, m.vp, roll)
+    if lane is None:
+        return m
+    ratio, offset = lane
+    if m.halved:
+        ratio, offset = ratio / 2.0, 2.0 * offset - math.copysign(0.5, offset)
+    return replace(m, width_ratio=ratio, offset=offset)
+
+
+def _roll(lines: dict[int, tuple[float, ...]], ego: tuple[int, int], vp: tuple[float, float]) -> float:
+    """The roll (rad) that makes the widths of the lanes in a row with the ego lane (``ego``: its two lines'
+    indices; each lane ``_LANE_LIKE`` of the ego lane's width without roll) most alike, or NaN without a lane
+    beside the ego lane, or where the best roll is beyond +-``_MAX_ROLL``."""
+    keys = list(lines)
+    base = _offsets([lines[k] for k in keys], vp, 0.0)
+    if not np.all(np.isfinite(base)):
+        return math.nan
+    order = [keys[i] for i in np.argsort(-base)]  # left to right
+    at = {k: y for k, y in zip(keys, base, strict=True)}
+    i, j = order.index(ego[0]), order.index(ego[1])
+    if j != i + 1:
+        return math.nan
+    lo, hi = (f * (at[ego[0]] - at[ego[1]]) for f in _LANE_LIKE)
+    while i > 0 and lo <= at[order[i - 1]] - at[order[i]] <= hi:
+        i -= 1
+    while j < len(order) - 1 and lo <= at[order[j]] - at[order[j + 1]] <= hi:
+        j += 1
+    run = [lines[k] for k in order[i:j + 1]]
+    if len(run) < 3:
+        return math.nan
+    rolls = np.arange(-_MAX_ROLL, _MAX_ROLL + 1e-9, _ROLL_STEP)
+    costs = []
+    for r in rolls:
+        widths = -np.diff(_offsets(run, vp, float(r)))
+        ok = np.all(np.isfinite(widths)) and widths.min() > 0
+        costs.append(float(np.var(widths) / np.mean(widths) ** 2) if ok else math.inf)
+    k = int(np.argmin(costs))
+    if k in (0, len(rolls) - 1) or not math.isfinite(costs[k - 1] + costs[k + 1]):
+        return math.nan
+    curve = costs[k - 1] - 2.0 * costs[k] + costs[k + 1]
+    shift = 0.5 * (costs[k - 1] - costs[k + 1]) / curve if curve > 0 else 0.0
+    return float(rolls[k] + shift * _ROLL_STEP)
 
 
 def _vanishing_point(lines: list[tuple[float, float, float, float, float]]) -> tuple[float, float] | None:

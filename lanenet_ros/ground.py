@@ -37,7 +37,7 @@ class GroundProjector:
     @classmethod
     def from_camera(cls, fx: float, fy: float, cx: float, cy: float, height_m: float, pitch_rad: float,
                     k1: float = 0.0, k2: float = 0.0, x_offset_m: float = 0.0,
-                    y_offset_m: float = 0.0, yaw_rad: float = 0.0) -> GroundProjector:
+                    y_offset_m: float = 0.0, yaw_rad: float = 0.0, roll_rad: float = 0.0) -> GroundProjector:
         """A pinhole camera above flat ground.
 
         Args:
@@ -52,12 +52,14 @@ class GroundProjector:
             x_offset_m: camera position ahead of the vehicle frame origin.
             y_offset_m: camera position left of the vehicle frame origin.
             yaw_rad: the optical axis turned left of the vehicle's x axis (positive left), within +-pi/4.
+            roll_rad: the camera turned about its optical axis, clockwise as seen from behind it (its right side
+                down: the road's horizon tilts up to the right in the image), within +-pi/4.
 
         Returns:
             The projector.
 
         Raises:
-            ValueError: a focal length or the height is not positive, or the pitch or yaw is out of range.
+            ValueError: a focal length or the height is not positive, or the pitch, yaw or roll is out of range.
         """
         if fx <= 0 or fy <= 0:
             raise ValueError(f"focal lengths must be > 0 (camera_info K), got fx={fx} fy={fy}")
@@ -67,6 +69,8 @@ class GroundProjector:
             raise ValueError(f"pitch_rad must be within (-pi/2, pi/2), got {pitch_rad}")
         if not -np.pi / 4 <= yaw_rad <= np.pi / 4:
             raise ValueError(f"yaw_rad must be within [-pi/4, pi/4], got {yaw_rad}")
+        if not -np.pi / 4 <= roll_rad <= np.pi / 4:
+            raise ValueError(f"roll_rad must be within [-pi/4, pi/4], got {roll_rad}")
         self = cls()
         self._cam = {k: float(v) for k, v in {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "h": height_m, "k1": k1,
                                               "k2": k2, "x0": x_offset_m, "y0": y_offset_m}.items()}
@@ -74,7 +78,9 @@ class GroundProjector:
         # columns: camera right, down, forward axes expressed in the vehicle frame (pitch), then turned by yaw
         pitched = np.array([[0.0, -s, c], [-1.0, 0.0, 0.0], [0.0, -c, -s]])
         sy, cy_ = np.sin(yaw_rad), np.cos(yaw_rad)
-        self._rot = np.array([[cy_, -sy, 0.0], [sy, cy_, 0.0], [0.0, 0.0, 1.0]]) @ pitched
+        sr, cr = np.sin(roll_rad), np.cos(roll_rad)
+        rolled = np.array([[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]])  # the camera's axes about its optical one
+        self._rot = np.array([[cy_, -sy, 0.0], [sy, cy_, 0.0], [0.0, 0.0, 1.0]]) @ pitched @ rolled
         return self
 
     @classmethod

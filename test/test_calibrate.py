@@ -17,7 +17,7 @@ WIDTH = 3.5
 
 def camera(m: Mounting = TRUE) -> GroundProjector:
     return GroundProjector.from_camera(INTR.fx, INTR.fy, INTR.cx, INTR.cy, m.height_m, m.pitch_rad, k1=INTR.k1,
-                                       k2=INTR.k2, yaw_rad=m.yaw_rad)
+                                       k2=INTR.k2, yaw_rad=m.yaw_rad, roll_rad=m.roll_rad)
 
 
 def lane_frame(offset: float = 0.2, curvature: float = 0.0, heading: float = 0.0, m: Mounting = TRUE,
@@ -58,6 +58,34 @@ def test_a_given_height_is_kept_and_the_lane_width_measured():
     st = est.status
     assert st.mounting.height_m == TRUE.height_m
     assert st.lane_width_m == pytest.approx(3.0, abs=0.05)
+
+
+def test_a_rolled_camera_is_measured_from_the_widths_of_the_lanes_beside_the_ego_lane():
+    """A camera turned 2.5 deg about its optical axis: read upright, the lane left of the ego lane comes out
+    narrower and the one right of it wider (0.3 m); the roll that makes them alike is the camera's, and with it
+    the outer lines land where they are on the road."""
+    rolled = Mounting(TRUE.height_m, TRUE.pitch_rad, TRUE.yaw_rad, math.radians(2.5))
+    upright = MountingEstimator(INTR, lane_width_m=WIDTH)  # the default: no roll measured
+    est = MountingEstimator(INTR, lane_width_m=WIDTH, estimate_roll=True)
+    for e in (upright, est):
+        drive(e, 60, m=rolled)
+    assert upright.status.mounting.roll_rad == 0.0
+    m = est.status.mounting
+    assert est.status.state == "converged" and m.roll_rad == pytest.approx(rolled.roll_rad, abs=math.radians(0.1))
+    assert m.pitch_rad == pytest.approx(rolled.pitch_rad, abs=math.radians(0.05))
+    assert m.yaw_rad == pytest.approx(rolled.yaw_rad, abs=math.radians(0.05))
+    assert m.height_m == pytest.approx(rolled.height_m, rel=0.01)
+    frame = lane_frame(offset=0.0, m=rolled, noise=0.0)
+    for e, tolerance in ((est, 0.05), (upright, None)):
+        outer = [float(np.nanmedian(e.projector().image_to_ground(frame.lanes[i].points)[:, 1])) for i in (0, 3)]
+        if tolerance is None:  # upright: the left lane narrower, the right one wider
+            assert outer[0] < 1.5 * WIDTH - 0.2 and outer[1] < -1.5 * WIDTH - 0.2
+        else:
+            assert outer == pytest.approx([1.5 * WIDTH, -1.5 * WIDTH], abs=tolerance)
+    # an upright camera measures no roll to speak of
+    straight = MountingEstimator(INTR, lane_width_m=WIDTH, estimate_roll=True)
+    drive(straight, 60)
+    assert abs(straight.status.mounting.roll_rad) < math.radians(0.1)
 
 
 def test_ground_lanes_from_the_estimate_match_the_road():
@@ -231,5 +259,11 @@ def test_node_parameters_choose_whether_and_what_to_estimate():
     assert seeded.status.state == "frozen" and seeded.status.mounting == Mounting(1.5, 0.05, 0.01)
     with pytest.raises(ParamError, match=r"calibration\.seed"):
         NodeParams.from_values({"calibration.seed": [1.5, 0.05]})
+    # a seed with the roll; the roll estimated only when asked for
+    rolled = make(**{"calibration.seed": [1.5, 0.05, 0.01, 0.03], "calibration.roll": True})
+    assert rolled.status.mounting == Mounting(1.5, 0.05, 0.01, 0.03) and rolled.estimate_roll
+    assert not make().estimate_roll
+    with pytest.raises(ParamError, match=r"yaw and roll within"):
+        NodeParams.from_values({"calibration.seed": [1.5, 0.05, 0.01, 0.5]})
     with pytest.raises(ParamError, match=r"calibration\.lane_width"):
         NodeParams.from_values({"calibration.lane_width": 6.0})

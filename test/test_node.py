@@ -318,13 +318,18 @@ def test_a_collecting_self_calibration_says_in_diagnostics_what_it_waits_for(ros
 
 
 def test_without_camera_info_the_field_of_view_fallback_gives_intrinsics(ros, model):
-    node = ros.lanenet(model=model, tracking=False, **{"calibration.seed": [1.5, 0.1, 0.0],
+    node = ros.lanenet(model=model, tracking=False, **{"calibration.seed": [1.5, 0.1, 0.0, 0.02],
                                                         "calibration.horizontal_fov": 90.0})
     lanes = ros.collect(LaneArray, "lanes")
+    diagnostics = ros.collect(DiagnosticArray, "/diagnostics")
     grounded = lambda: [m for m in lanes if m.ground_frame_id and len(m.lanes) == 2]  # noqa: E731
     ros.feed(ros.publisher(Image, "image"), frames(stripes_image()), grounded)
     assert grounded()[0].calibration == LaneArray.CALIBRATION_ESTIMATED
     assert node.pipeline.calibrator.intrinsics.fx == pytest.approx(160.0)  # 320 px wide, 90 deg
+    rolls = lambda: [v.value for a in diagnostics for s in a.status for v in s.values  # noqa: E731
+                     if v.key == "camera roll (deg)"]
+    ros.feed(ros.publisher(Image, "image"), frames(stripes_image()), rolls)
+    assert rolls()[-1] == "1.146"  # the seed's fourth number
 
 
 def test_a_given_mounting_wins_over_a_seed_and_is_reported_as_given(ros, model):

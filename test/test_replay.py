@@ -205,6 +205,23 @@ def test_a_calibration_that_did_not_converge_says_what_it_waited_for() -> None:
     assert calibration_summary(est.status)["waiting_for"] == est.status.waiting_for
 
 
+def test_a_roll_goes_into_the_printed_line_and_the_seed(tmp_path) -> None:
+    import yaml
+
+    from lanenet_ros.calibrate import Intrinsics, Mounting, MountingEstimator
+    from lanenet_ros.node.params import NodeParams
+    from lanenet_ros.replay.camera import format_calibration, write_calibration_params
+
+    est = MountingEstimator(Intrinsics(500, 500, 320, 180), seed=Mounting(1.4, 0.05, 0.01, 0.04))
+    assert ", yaw 0.573 deg, roll 2.292 deg" in format_calibration(est.status)
+    write_calibration_params(tmp_path / "calibration.yaml", est.status, 3.6)
+    params = yaml.safe_load((tmp_path / "calibration.yaml").read_text())["/**"]["ros__parameters"]
+    assert params["calibration"]["seed"] == pytest.approx([1.4, 0.05, 0.01, 0.04])
+    assert NodeParams.from_values({"calibration.seed": params["calibration"]["seed"]}).calibration_seed
+    upright = MountingEstimator(Intrinsics(500, 500, 320, 180), seed=Mounting(1.4, 0.05, 0.01))
+    assert "roll" not in format_calibration(upright.status)
+
+
 def test_replay_refuses_a_camera_info_file_without_a_matrix(straight_bag, tmp_path, capsys):
     bag, model, _ = straight_bag
     bad = tmp_path / "camera.yaml"

@@ -89,6 +89,6 @@ def calibrator_for(intrinsics: Intrinsics, params: NodeParams) -> MountingEstima
     known = height if mode == "pitch_yaw" and height > 0 else None
     seed = Mounting(*params.calibration_seed) if params.calibration_seed else None
     estimator = MountingEstimator(intrinsics, lane_width_m=params.calibration_lane_width, height_m=known,
-                                  seed=seed)
+                                  seed=seed, estimate_roll=params.calibration_roll)
     estimator.frozen = params.calibration_freeze
     return estimator

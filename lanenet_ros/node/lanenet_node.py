@@ -398,6 +398,8 @@ class LaneNetNode(LifecycleNode):
             values.update({"camera height (m)": f"{m.height_m:.3f}",
                            "camera pitch (deg)": f"{math.degrees(m.pitch_rad):.3f}",
                            "camera yaw (deg)": f"{math.degrees(m.yaw_rad):.3f}"})
+            if calibrator.estimate_roll or m.roll_rad:
+                values["camera roll (deg)"] = f"{math.degrees(m.roll_rad):.3f}"
         if st.lane_width_m is not None:
             values["lane width (m)"] = f"{st.lane_width_m:.2f}"
         if st.waiting_for:

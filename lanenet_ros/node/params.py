@@ -113,9 +113,14 @@ class NodeParams:
     calibration_lane_width: float = _p(3.6, "Lane width in metres assumed by self-calibration; it sets the scale "
                                             "of an estimated camera height", name="calibration.lane_width",
                                        low=2.5, high=5.0)
-    calibration_seed: tuple = _p((), "Start self-calibration from [height m, pitch rad, yaw rad], used at once "
-                                     "and adapted slowly; empty = start from nothing",
+    calibration_seed: tuple = _p((), "Start self-calibration from [height m, pitch rad, yaw rad] or [height m, "
+                                     "pitch rad, yaw rad, roll rad], used at once and adapted slowly; empty = "
+                                     "start from nothing",
                                  name="calibration.seed", kind="float_array")
+    calibration_roll: bool = _p(False, "Self-calibration also estimates the camera's roll, from the widths of the "
+                                       "lanes beside the ego lane (roads whose lanes are one width; lanes 0.2 m "
+                                       "apart in width bias it by about 1 deg); false keeps the seed's roll, or 0",
+                                name="calibration.roll")
     calibration_freeze: bool = _p(False, "Keep the current self-calibration estimate; new frames do not change it",
                                   name="calibration.freeze", live=True)
     calibration_horizontal_fov: float = _p(0.0, "Without camera_info: self-calibrate with intrinsics from this "
@@ -331,13 +336,13 @@ def _check_model(_: str, value: str) -> None:
 def _check_seed(_: str, value: tuple) -> None:
     if len(value) == 0:
         return
-    if len(value) != 3 or not all(math.isfinite(v) for v in value):
-        raise ParamError(f"parameter 'calibration.seed' needs 3 numbers [height m, pitch rad, yaw rad] or none, "
-                         f"got {len(value)} values")
-    height, pitch, yaw = value
-    if not (0.0 < height <= 20.0 and abs(pitch) < 0.8 and abs(yaw) < 0.35):
+    if len(value) not in (3, 4) or not all(math.isfinite(v) for v in value):
+        raise ParamError(f"parameter 'calibration.seed' needs 3 numbers [height m, pitch rad, yaw rad], 4 with the "
+                         f"roll in rad, or none, got {len(value)} values")
+    height, pitch, yaw, roll = (*value, 0.0)[:4]
+    if not (0.0 < height <= 20.0 and abs(pitch) < 0.8 and abs(yaw) < 0.35 and abs(roll) < 0.35):
         raise ParamError(f"parameter 'calibration.seed' is {list(value)}: the height must be within (0, 20] m, the "
-                         "pitch within +-0.8 rad and the yaw within +-0.35 rad")
+                         "pitch within +-0.8 rad and the yaw and roll within +-0.35 rad")
 
 
 _RULES = {"roi_top": _check_roi_top, "ground.homography": _check_homography, "model": _check_model,

@@ -78,6 +78,7 @@ def calibration_summary(status: CalibrationStatus) -> dict[str, Any]:
             "camera_height_m": None if m is None else round(m.height_m, 4),
             "camera_pitch_deg": None if m is None else round(math.degrees(m.pitch_rad), 4),
             "camera_yaw_deg": None if m is None else round(math.degrees(m.yaw_rad), 4),
+            "camera_roll_deg": None if m is None else round(math.degrees(m.roll_rad), 4),
             "lane_width_m": None if status.lane_width_m is None else round(status.lane_width_m, 3),
             "waiting_for": status.waiting_for}
 
@@ -90,9 +91,10 @@ def format_calibration(status: CalibrationStatus) -> str:
         return (f"self-calibration: not converged ({used}); waiting for {status.waiting_for or 'measurements'} "
                 "(docs/node.md, Self-calibration)")
     width = "" if status.lane_width_m is None else f", mean lane width {status.lane_width_m:.2f} m"
+    roll = f", roll {math.degrees(m.roll_rad):.3f} deg" if m.roll_rad else ""
     return (f"self-calibration ({status.state}, confidence {status.confidence:.2f}, {used}): camera height "
             f"{m.height_m:.3f} m, pitch {math.degrees(m.pitch_rad):.3f} deg, yaw {math.degrees(m.yaw_rad):.3f} deg"
-            f"{width}")
+            f"{roll}{width}")
 
 
 def write_calibration_params(path: Path, status: CalibrationStatus, lane_width_prior: float) -> None:
@@ -104,10 +106,12 @@ def write_calibration_params(path: Path, status: CalibrationStatus, lane_width_p
         "# Camera mounting estimated by lanenet-replay's self-calibration (docs/node.md, Self-calibration).",
         f"# state {status.state}, confidence {status.confidence:.2f}, {status.frames_used} frames measured;",
         f"# height {m.height_m:.3f} m (scale from a lane width of {lane_width_prior} m), pitch "
-        f"{math.degrees(m.pitch_rad):.3f} deg, yaw {math.degrees(m.yaw_rad):.3f} deg.",
+        f"{math.degrees(m.pitch_rad):.3f} deg, yaw {math.degrees(m.yaw_rad):.3f} deg"
+        + (f", roll {math.degrees(m.roll_rad):.3f} deg." if m.roll_rad else "."),
         "# calibration.seed starts the node from these values and keeps adapting them slowly; set",
         "# calibration.freeze to true to keep them as they are.",
         "/**:", "  ros__parameters:", "    calibration:",
         f"      lane_width: {float(lane_width_prior)!r}",
-        f"      seed: [{m.height_m:.4f}, {m.pitch_rad:.6f}, {m.yaw_rad:.6f}]", ""])
+        f"      seed: [{m.height_m:.4f}, {m.pitch_rad:.6f}, {m.yaw_rad:.6f}"
+        + (f", {m.roll_rad:.6f}]" if m.roll_rad else "]"), ""])
     atomic_write_text(path, text)

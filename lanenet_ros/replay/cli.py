@@ -87,7 +87,7 @@ def replay_offline(args: argparse.Namespace, images: Iterator[BagImage], total: 
             h, w = item.image.shape[:2]
             pipeline.set_calibrator(MountingEstimator(
                 intrinsics or Intrinsics.from_fov(w, h, args.horizontal_fov), lane_width_m=args.lane_width,
-                height_m=args.camera_height))
+                height_m=args.camera_height, estimate_roll=args.roll))
         start = time.perf_counter()
         frame = pipeline.process(item.image, stamp=item.stamp_ns)
         log.add(item.index, item.stamp_ns, frame, (time.perf_counter() - start) * 1000.0)
@@ -141,6 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-height", type=float, default=None,
                         help="offline: known camera height in metres: estimate only pitch and yaw, and measure "
                              "the lane width")
+    parser.add_argument("--roll", action="store_true",
+                        help="offline: also estimate the camera's roll from the widths of the lanes beside the ego "
+                             "lane (roads whose lanes are one width; the node's calibration.roll)")
     parser.add_argument("--decode", action="append", default=[], metavar="NAME=VALUE",
                         help="offline: decoder setting (DecodeParams, docs/node.md), e.g. --decode max_lanes=4; "
                              "live: set the node's decode.* parameters instead")

@@ -357,7 +357,7 @@ class MountingEstimator:
         self._gated += 1
         if self._gated >= _REGATE:
             self._history.clear()
-            self._mounting, self._state, self._gated = None, "collecting", 0
+            self._mounting, self._state, self._gated, self._roll_known = None, "collecting", 0, False
         return False
 
     def _plausible_width(self, ratio: float) -> bool:

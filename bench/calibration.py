@@ -22,7 +22,9 @@ and with ``estimate_roll``, and what estimating it costs an upright camera.
 
 Run: ``.venv/bin/python bench/calibration.py`` (truth: 8 drives of 20 s, about 4 minutes) and ``--model`` (adds
 4 rendered drives of 12 s + 8 s, 10-25 minutes on two shared cores). ``--drives N --frames N`` change the amount,
-``--model-file M.onnx`` the model.
+``--model-file M.onnx`` the model; ``--model-roll DEG`` adds the rendered straight drives seen by a camera rolled
+DEG degrees and upright, the roll taken as 0 and estimated (``--skip-truth --model-roll 2.5 --model-drives 6``
+alone: about 7 minutes).
 """
 from __future__ import annotations
 
@@ -32,10 +34,11 @@ import sys
 import time
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from lanenet_ros.calibrate import Intrinsics, MountingEstimator
-from lanenet_ros.ground import GroundProjector, _degree, add_ground_lanes, fit_ground_lane
+from lanenet_ros.ground import GroundProjector, _degree, add_ground_lanes, fit_ground_lane, undistort_normalised
 from lanenet_ros.ground_tracking import EgoLaneFilter
 from lanenet_ros.lanes import DetectedLane, LaneFrame, Position
 from lanenet_train.synth import SynthConfig
@@ -206,13 +209,13 @@ def first_truth(config: SynthConfig, seed: int, n_frames: int, mount_yaw: float)
     return next(t for _, t in geometry_drive(config, seed, n_frames, mount_yaw) if not math.isnan(t.lane_width))
 
 
-def make_estimator(truth: Truth, prior: str) -> MountingEstimator:
+def make_estimator(truth: Truth, prior: str, estimate_roll: bool = False) -> MountingEstimator:
     cam = truth.camera
     intr = Intrinsics(cam.fx, cam.fy, cam.cx, cam.cy, cam.k1, cam.k2)
     if prior == "height":
-        return MountingEstimator(intr, height_m=cam.height_m)
+        return MountingEstimator(intr, height_m=cam.height_m, estimate_roll=estimate_roll)
     width = truth.lane_width if prior == "truth" else 3.6
-    return MountingEstimator(intr, lane_width_m=float(np.clip(width, 2.5, 5.0)))
+    return MountingEstimator(intr, lane_width_m=float(np.clip(width, 2.5, 5.0)), estimate_roll=estimate_roll)
 
 
 def fmt(result: dict) -> str:
@@ -260,6 +263,35 @@ def bench_truth(drives: int, n_frames: int) -> None:
     print_fits("exact lanes of the bend drives", fits)
 
 
+def roll_result(est: MountingEstimator, frames, mount_roll: float) -> tuple[float, float, float]:
+    """Feed a drive to the estimator: (its roll's error in degrees at the end, the share of frames after
+    convergence with the ego lines' c0 within 0.15 m, the same for the second lines), each frame's lanes as
+    detected (not tracked)."""
+    ego, outer = [], []
+    for frame, truth in frames:
+        est.update(frame)
+        if est.status.state != "converged":
+            continue
+        frame = add_ground_lanes(frame.replace(lanes=[lane.replace() for lane in frame.lanes]), est.projector())
+        wants = {**truth.ego_ground, **(truth.outer_ground or {})}
+        for lane in frame.lanes:
+            want = wants.get(lane.position)
+            if want is not None and lane.ground_coeffs is not None:
+                err = abs(lane.ground_coeffs[0] - fit_ground_lane(want[want[:, 0] <= 80.0])[0][0])
+                (ego if lane.position in (Position.EGO_LEFT, Position.EGO_RIGHT) else outer).append(err)
+    m = est.status.mounting
+    return (math.nan if m is None else abs(math.degrees(m.roll_rad - mount_roll)),
+            float(np.mean(np.array(ego) <= 0.15)) if ego else math.nan,
+            float(np.mean(np.array(outer) <= 0.15)) if outer else math.nan)
+
+
+def print_roll_rows(rows: dict[str, list]) -> None:
+    for name, results in rows.items():
+        r = np.array(results, float)
+        print(f"{name:32s} roll error mean {np.nanmean(r[:, 0]):.2f} deg (max {np.nanmax(r[:, 0]):.2f})  c0 ego "
+              f"{100 * np.nanmean(r[:, 1]):5.1f}%  c0 second lines {100 * np.nanmean(r[:, 2]):5.1f}%")
+
+
 def bench_roll(drives: int, n_frames: int) -> None:
     """Cameras mounted askew (roll 1.5-3 deg, either way) and upright, the estimate without and with
     ``estimate_roll`` (the drives' lanes differ in width by up to 0.24 m, which biases the roll measured)."""
@@ -274,33 +306,42 @@ def bench_roll(drives: int, n_frames: int) -> None:
         t0 = first_truth(straight, seed, n_frames, yaw)
         cells = []
         for mount, estimate in ((roll, False), (roll, True), (0.0, False), (0.0, True)):
-            est = make_estimator(t0, "truth")
-            est.estimate_roll = estimate
-            ego, outer = [], []
-            for frame, truth in geometry_drive(straight, seed, n_frames, yaw, mount_roll=mount):
-                est.update(frame)
-                if est.status.state != "converged":
-                    continue
-                frame = add_ground_lanes(frame.replace(lanes=[lane.replace() for lane in frame.lanes]),
-                                         est.projector())
-                for lane in frame.lanes:
-                    want = {**truth.ego_ground, **truth.outer_ground}.get(lane.position)
-                    if want is not None and lane.ground_coeffs is not None:
-                        err = abs(lane.ground_coeffs[0] - fit_ground_lane(want[want[:, 0] <= 80.0])[0][0])
-                        (ego if lane.position in (Position.EGO_LEFT, Position.EGO_RIGHT) else outer).append(err)
-            m = est.status.mounting
-            error = math.nan if m is None else abs(math.degrees(m.roll_rad - mount))
-            result = (error, np.mean(np.array(ego) <= 0.15) if ego else math.nan,
-                      np.mean(np.array(outer) <= 0.15) if outer else math.nan)
+            result = roll_result(make_estimator(t0, "truth", estimate),
+                                 geometry_drive(straight, seed, n_frames, yaw, mount_roll=mount), mount)
             name = f"{'rolled' if mount else 'upright'}, roll {'estimated' if estimate else 'taken as 0'}"
             rows.setdefault(name, []).append(result)
-            cells.append(f"{error:4.2f} {100 * result[1]:5.1f}% {100 * result[2]:5.1f}%")
+            cells.append(f"{result[0]:4.2f} {100 * result[1]:5.1f}% {100 * result[2]:5.1f}%")
         print(f"drive {seed}: roll {math.degrees(roll):+.2f} deg, height {t0.camera.height_m:.2f} m   "
               + "   ".join(cells))
-    for name, results in rows.items():
-        r = np.array(results, float)
-        print(f"{name:32s} roll error mean {np.nanmean(r[:, 0]):.2f} deg (max {np.nanmax(r[:, 0]):.2f})  c0 ego "
-              f"{100 * np.nanmean(r[:, 1]):5.1f}%  c0 second lines {100 * np.nanmean(r[:, 2]):5.1f}%")
+    print_roll_rows(rows)
+
+
+def bench_model_roll(drives: int, n_frames: int, roll_deg: float, model: str | None = None) -> None:
+    """The rendered straight drives as a camera turned ``roll_deg`` about its optical axis would see them (every
+    other drive the other way) and upright, through the model: the roll taken as 0 and estimated."""
+    from lanenet_ros.pipeline import LanePipeline
+
+    pipeline = LanePipeline(model, backend="onnxruntime-cpu", tracking=False)
+    config = SynthConfig(camera_height_m=(1.15, 3.0), straight_prob=1.0, night_prob=0.0, fog_prob=0.0)
+    print(f"\n== {model or 'default model'} detections, {drives} rendered drives x {n_frames} frames, the camera "
+          f"rolled {roll_deg:g} deg: roll error (deg), share of frames after convergence with the ego lines' c0 / "
+          "the second lines' c0 within 0.15 m (each frame's detections) ==")
+    rows: dict[str, list] = {}
+    for d in range(drives):
+        seed = 2000 + d
+        roll = math.radians(roll_deg) * (1 if d % 2 else -1)
+        cells = []
+        for mount in (roll, 0.0):
+            frames = list(model_drive(config, seed, n_frames, pipeline, roll=mount))
+            t0 = next(t for _, t in frames if not math.isnan(t.lane_width))
+            for estimate in (False, True):
+                result = roll_result(make_estimator(t0, "truth", estimate), frames, mount)
+                name = f"{'rolled' if mount else 'upright'}, roll {'estimated' if estimate else 'taken as 0'}"
+                rows.setdefault(name, []).append(result)
+                cells.append(f"{result[0]:4.2f} {100 * result[1]:5.1f}% {100 * result[2]:5.1f}%")
+        print(f"drive {seed}: roll {math.degrees(roll):+.2f} deg, height {t0.camera.height_m:.2f} m   "
+              + "   ".join(cells))
+    print_roll_rows(rows)
 
 
 def print_fits(what: str, fits: list[dict]) -> None:
@@ -322,25 +363,47 @@ def summary(totals: dict[str, list]) -> None:
         print(f"{name:24s} converged {conv}/{len(rs)}  {cells}")
 
 
-def model_drive(config: SynthConfig, seed: int, n_frames: int, pipeline):
+def model_drive(config: SynthConfig, seed: int, n_frames: int, pipeline, roll: float = 0.0):
     """Yield (detected LaneFrame, Truth) for a rendered lane-keeping drive through the default model.
 
     The loop of ``lanenet_train.synth.render.drive_segment``, with the generator's lane changes undone (as in
-    :func:`geometry_drive`), so that the estimator has steady driving to measure.
+    :func:`geometry_drive`), so that the estimator has steady driving to measure. ``roll``: each picture as the
+    camera turned so about its optical axis would see it (:func:`rolled_picture`).
     """
     from lanenet_train.synth.render import _render, start_drive
 
     world, ego, rng = start_drive(config, seed, n_frames, FPS)
+    maps = None
     for k in range(n_frames):
         f = _render(config, world, ego, np.random.default_rng([int(seed), 2, k]))
-        frame = pipeline.process(f.image)
+        image = f.image
+        if roll:
+            maps = maps or roll_maps(f.camera, roll)
+            image = cv2.remap(image, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        frame = pipeline.process(image)
         ego_ground = {lane.position: lane.ground for lane in f.lanes
                       if lane.position in (Position.EGO_LEFT, Position.EGO_RIGHT)}
+        outer = {lane.position: lane.ground for lane in f.lanes
+                 if lane.position in (Position.SECOND_LEFT, Position.SECOND_RIGHT)}
         # the detections carry the decoder's positions; the truth lines are matched to them by position
-        yield frame, Truth(f.camera, ego.base_pitch, 0.0, ego_width(ego_ground), ego_ground)
+        yield frame, Truth(f.camera, ego.base_pitch, 0.0, ego_width(ego_ground), ego_ground, outer)
         lane, target = ego.lane, ego.target_d
         world.step(ego, 1.0 / FPS, rng)
         ego.lane, ego.target_d = lane, target
+
+
+def roll_maps(camera, roll: float) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.remap`` maps that turn an upright camera's picture into what the same camera turned ``roll`` (rad,
+    clockwise seen from behind) about its optical axis sees: each pixel undistorted, turned, distorted again."""
+    c = camera
+    uu, vv = np.meshgrid(np.arange(c.width, dtype=np.float64), np.arange(c.height, dtype=np.float64))
+    xr, yr = undistort_normalised(((uu - c.cx) / c.fx).ravel(), ((vv - c.cy) / c.fy).ravel(), c.k1, c.k2)
+    cos, sin = math.cos(roll), math.sin(roll)
+    xu, yu = cos * xr - sin * yr, sin * xr + cos * yr
+    r2 = xu * xu + yu * yu
+    factor = 1.0 + c.k1 * r2 + c.k2 * r2 * r2
+    return ((c.fx * xu * factor + c.cx).reshape(c.height, c.width).astype(np.float32),
+            (c.fy * yu * factor + c.cy).reshape(c.height, c.width).astype(np.float32))
 
 
 def bench_model(drives: int, n_frames: int, model: str | None = None) -> None:
@@ -479,12 +542,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-frames", type=int, default=120,
                         help="frames per rendered straight drive (default 120; bends: two thirds of it)")
     parser.add_argument("--skip-truth", action="store_true", help="only the model drives")
+    parser.add_argument("--model-roll", type=float, default=0.0, metavar="DEG",
+                        help="rendered straight drives (--model-drives) seen by a camera rolled DEG degrees and "
+                             "upright, the roll taken as 0 and estimated (about a minute a drive; with "
+                             "--skip-truth and without --model, only these)")
     args = parser.parse_args(argv)
     if not args.skip_truth:
         bench_truth(args.drives, args.frames)
         bench_roll(args.drives, args.frames)
     if args.model:
         bench_model(args.model_drives, args.model_frames, args.model_file)
+    if args.model_roll:
+        bench_model_roll(args.model_drives, args.model_frames, args.model_roll, args.model_file)
     return 0
 
 

@@ -144,8 +144,15 @@ def assert_quiet(outputs: list, state: str) -> int:
 
 
 def lifecycle_state() -> str:
-    result = ros2("lifecycle", "get", "--spin-time", "3", NODE)
-    return result.stdout.split(" [")[0].strip()
+    """The node's state. A query, so asked again when no answer comes: a service reply lost on the way leaves the
+    CLI waiting for ever (seen once in a full run on a loaded machine); a node that hangs fails every try."""
+    for _ in range(3):
+        try:
+            result = ros2("lifecycle", "get", "--spin-time", "3", NODE, timeout=30.0)
+        except subprocess.TimeoutExpired:
+            continue
+        return result.stdout.split(" [")[0].strip()
+    raise AssertionError(f"ros2 lifecycle get {NODE}: no answer in 3 tries of 30 s")
 
 
 def assert_clean_end(code: int, proc: Process) -> None:

@@ -59,9 +59,8 @@ _REGATE = 300  # yaws outside the gate in a row (30 s of straight road at 10 Hz)
 _HEIGHT_STEP = 0.0005  # most the height in use moves per measurement once converged (relative)
 _ROWS_USED = (0.3, 0.8)  # of a lane's row span above its lowest point, used for the vanishing point
 _MEDIAN_SE = 1.2533 * 1.4826  # standard error of a median, in units of MAD / sqrt(n), for normal noise
-_MAX_ROLL = math.radians(6.0)  # the rolls a frame's lane widths are tried at (a camera mounted more askew is
-_ROLL_STEP = math.radians(0.5)  # not measured)
-_LANE_LIKE = (0.6, 1.6)  # a lane beside the ego lane counts for the roll when this share of its width
+_MAX_ROLL, _ROLL_STEP = math.radians(6.0), math.radians(0.5)  # the rolls a frame's lane widths are tried at
+_LANE_LIKE = (0.6, 1.6)  # a lane beside the ego lane counts for the roll when its width is this share of the ego's
 
 
 RADIAL_FIRST = ("plumb_bob", "rational_polynomial")

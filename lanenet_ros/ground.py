@@ -297,8 +297,9 @@ def add_ground_lanes(frame: LaneFrame, projector: GroundProjector, max_range_m: 
         coeffs[both] = fit_ego_pair(*(ground[ends[i]:ends[i + 1]] for i in both))
     if ego_filter is not None:
         seen = {side: i for side, i in enumerate(pair) if i >= 0 and ok[i]}
-        out = [both[side] for side in (0, 1) if side not in seen and both[side] >= 0]
-        partner = (ground[ends[out[0]]:ends[out[0] + 1]], coeffs[out[0]]) if out else None
+        # a side not seen whose line was renamed out of the pair: that line shares its heading (not tracked)
+        stand_in = [both[side] for side in (0, 1) if side not in seen and both[side] >= 0]
+        partner = (ground[ends[stand_in[0]]:ends[stand_in[0] + 1]], coeffs[stand_in[0]]) if stand_in else None
         tracked = ego_filter.update({side: (ground[ends[i]:ends[i + 1]], coeffs[i], tuple(ranges[i]))
                                      for side, i in seen.items()}, shared, stamp, partner)
         for side, (c, x_range) in tracked.items():

@@ -351,9 +351,9 @@ def _as_projector(camera: Camera) -> GroundProjector | None:
     if missing:
         raise ValueError(f"camera: {', '.join(missing)} missing; give fx, fy, cx, cy, height_m and pitch_rad "
                          "(or a GroundProjector)")
-    fx, fy, cx, cy, height_m, pitch_rad, k1, k2, yaw_rad = (fields.get(k) for k in _MOUNT)
+    fx, fy, cx, cy, height_m, pitch_rad, k1, k2, yaw_rad, roll_rad = (fields.get(k) for k in _MOUNT)
     return GroundProjector.from_camera(fx, fy, cx, cy, height_m, pitch_rad, k1=k1 or 0.0, k2=k2 or 0.0,
-                                       yaw_rad=yaw_rad or 0.0)
+                                       yaw_rad=yaw_rad or 0.0, roll_rad=roll_rad or 0.0)
 
 
-_MOUNT = ("fx", "fy", "cx", "cy", "height_m", "pitch_rad", "k1", "k2", "yaw_rad")
+_MOUNT = ("fx", "fy", "cx", "cy", "height_m", "pitch_rad", "k1", "k2", "yaw_rad", "roll_rad")

@@ -267,3 +267,24 @@ def test_node_parameters_choose_whether_and_what_to_estimate():
         NodeParams.from_values({"calibration.seed": [1.5, 0.05, 0.01, 0.5]})
     with pytest.raises(ParamError, match=r"calibration\.lane_width"):
         NodeParams.from_values({"calibration.lane_width": 6.0})
+
+
+def test_a_given_mounting_takes_yaw_and_roll_too():
+    """Given values (ground.camera_height and pitch, and yaw and roll where known) make the projection the node
+    uses, without self-calibration."""
+    from types import SimpleNamespace
+
+    from lanenet_ros.node.configure import ground_from_camera_info
+    from lanenet_ros.node.params import NodeParams
+    from lanenet_ros.pipeline import _as_projector
+
+    info = SimpleNamespace(k=[INTR.fx, 0, INTR.cx, 0, INTR.fy, INTR.cy, 0, 0, 1], d=[INTR.k1, INTR.k2, 0, 0, 0],
+                           distortion_model="plumb_bob")
+    given = Mounting(1.6, 0.05, 0.02, 0.03)
+    params = NodeParams.from_values({"ground.camera_height": given.height_m, "ground.camera_pitch": given.pitch_rad,
+                                     "ground.camera_yaw": given.yaw_rad, "ground.camera_roll": given.roll_rad})
+    projector = _as_projector(ground_from_camera_info(info, params))
+    road = np.array([[8.0, 1.75], [30.0, -1.75], [60.0, 5.25]])
+    np.testing.assert_allclose(projector.ground_to_image(road), camera(given).ground_to_image(road), atol=1e-9)
+    upright = _as_projector(ground_from_camera_info(info, NodeParams.from_values({"ground.camera_height": 1.6})))
+    assert np.abs(upright.ground_to_image(road) - camera(given).ground_to_image(road)).max() > 5.0

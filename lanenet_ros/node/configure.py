@@ -55,18 +55,19 @@ def ground_from_camera_info(info: Any, params: NodeParams) -> dict[str, float] |
 
     Args:
         info: a CameraInfo (``k``, ``d``, ``distortion_model``).
-        params: the node's parameters (``ground.camera_height``, ``ground.camera_pitch``).
+        params: the node's parameters (``ground.camera_height``, ``ground.camera_pitch``, ``_yaw``, ``_roll``).
 
     Returns:
-        ``fx, fy, cx, cy, height_m, pitch_rad, k1, k2`` for :meth:`LanePipeline.set_ground`, or None when
-        the ground plane is off (no camera height) or a homography is used instead.
+        ``fx, fy, cx, cy, height_m, pitch_rad, k1, k2, yaw_rad, roll_rad`` for :meth:`LanePipeline.set_ground`,
+        or None when the ground plane is off (no camera height) or a homography is used instead.
     """
     if (params.ground_homography or params.ground_camera_height <= 0
             or params.calibration_mode == "pitch_yaw"):
         return None
     c = intrinsics_from_camera_info(info)
     return {"fx": c.fx, "fy": c.fy, "cx": c.cx, "cy": c.cy, "height_m": params.ground_camera_height,
-            "pitch_rad": params.ground_camera_pitch, "k1": c.k1, "k2": c.k2}
+            "pitch_rad": params.ground_camera_pitch, "k1": c.k1, "k2": c.k2, "yaw_rad": params.ground_camera_yaw,
+            "roll_rad": params.ground_camera_roll}
 
 
 def intrinsics_from_camera_info(info: Any) -> Intrinsics:

@@ -101,6 +101,12 @@ class NodeParams:
                                      name="ground.camera_height", low=0.0, high=20.0)
     ground_camera_pitch: float = _p(0.0, "Camera pitch in radians, positive looking down at the road",
                                     name="ground.camera_pitch", low=-0.8, high=0.8)
+    ground_camera_yaw: float = _p(0.0, "Camera yaw in radians, the optical axis turned left of the vehicle's x "
+                                       "axis (with ground.camera_height)", name="ground.camera_yaw",
+                                  low=-0.35, high=0.35)
+    ground_camera_roll: float = _p(0.0, "Camera roll in radians about its optical axis, clockwise seen from "
+                                        "behind: the horizon tilts up to the right (with ground.camera_height)",
+                                   name="ground.camera_roll", low=-0.35, high=0.35)
     ground_homography: tuple = _p((), "Image-to-ground homography, 9 numbers row by row (pixels to metres in "
                                      "ground.frame_id); overrides camera height and pitch; empty = not used",
                                  name="ground.homography", kind="float_array")

@@ -285,6 +285,13 @@ def roll_result(est: MountingEstimator, frames, mount_roll: float) -> tuple[floa
             float(np.mean(np.array(outer) <= 0.15)) if outer else math.nan)
 
 
+def add_roll_row(rows: dict[str, list], mount: float, estimate: bool, result: tuple[float, float, float]) -> str:
+    """File a drive's :func:`roll_result` under its row (rolled or upright, roll estimated or not); its cell."""
+    name = f"{'rolled' if mount else 'upright'}, roll {'estimated' if estimate else 'taken as 0'}"
+    rows.setdefault(name, []).append(result)
+    return f"{result[0]:4.2f} {100 * result[1]:5.1f}% {100 * result[2]:5.1f}%"
+
+
 def print_roll_rows(rows: dict[str, list]) -> None:
     for name, results in rows.items():
         r = np.array(results, float)
@@ -306,11 +313,9 @@ def bench_roll(drives: int, n_frames: int) -> None:
         t0 = first_truth(straight, seed, n_frames, yaw)
         cells = []
         for mount, estimate in ((roll, False), (roll, True), (0.0, False), (0.0, True)):
-            result = roll_result(make_estimator(t0, "truth", estimate),
-                                 geometry_drive(straight, seed, n_frames, yaw, mount_roll=mount), mount)
-            name = f"{'rolled' if mount else 'upright'}, roll {'estimated' if estimate else 'taken as 0'}"
-            rows.setdefault(name, []).append(result)
-            cells.append(f"{result[0]:4.2f} {100 * result[1]:5.1f}% {100 * result[2]:5.1f}%")
+            cells.append(add_roll_row(rows, mount, estimate, roll_result(
+                make_estimator(t0, "truth", estimate), geometry_drive(straight, seed, n_frames, yaw, mount_roll=mount),
+                mount)))
         print(f"drive {seed}: roll {math.degrees(roll):+.2f} deg, height {t0.camera.height_m:.2f} m   "
               + "   ".join(cells))
     print_roll_rows(rows)
@@ -335,10 +340,8 @@ def bench_model_roll(drives: int, n_frames: int, roll_deg: float, model: str | N
             frames = list(model_drive(config, seed, n_frames, pipeline, roll=mount))
             t0 = next(t for _, t in frames if not math.isnan(t.lane_width))
             for estimate in (False, True):
-                result = roll_result(make_estimator(t0, "truth", estimate), frames, mount)
-                name = f"{'rolled' if mount else 'upright'}, roll {'estimated' if estimate else 'taken as 0'}"
-                rows.setdefault(name, []).append(result)
-                cells.append(f"{result[0]:4.2f} {100 * result[1]:5.1f}% {100 * result[2]:5.1f}%")
+                cells.append(add_roll_row(rows, mount, estimate,
+                                          roll_result(make_estimator(t0, "truth", estimate), frames, mount)))
         print(f"drive {seed}: roll {math.degrees(roll):+.2f} deg, height {t0.camera.height_m:.2f} m   "
               + "   ".join(cells))
     print_roll_rows(rows)

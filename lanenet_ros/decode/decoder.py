@@ -204,7 +204,7 @@ class LaneDecoder:
         show paint below it; with the row where each lane crosses it. None without a hood."""
         share = self.params.hood
         if share > 0:
-            edge = hood.HoodEdge.flat((1 - share) * geo.src_height - 0.5, geo.src_width)
+            edge = hood.HoodEdge.flat(hood.row_of_share(share, geo.src_height), geo.src_width)
             return edge, hood.crossing_rows(lanes, edge)
         if share == 0:
             return None

@@ -350,8 +350,13 @@ class HoodMemory:
         return bool(np.abs(a.row_at(xs) - b.row_at(xs)).max() <= self.tolerance * height)
 
 
+def row_of_share(share: float, height: int) -> float:
+    """The camera row of a fixed edge given as ``decode.hood``, a share of the rows at the bottom."""
+    return (1.0 - share) * height - 0.5
+
+
 def share_of_rows(row: float, height: int) -> float:
-    """The ``decode.hood`` value (share of the rows at the bottom) whose fixed edge lies at camera ``row``."""
+    """The ``decode.hood`` value whose fixed edge lies at camera ``row`` (:func:`row_of_share` turned round)."""
     return 1.0 - (row + 0.5) / height
 
 
